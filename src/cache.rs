@@ -1,0 +1,883 @@
+//! The token cache shared by a layer, every service it builds and all their clones.
+//!
+//! # How a request finds its token
+//!
+//! The current token lives behind a `std::sync::Mutex` that only the slow path takes. Each
+//! thread keeps its own copy of the `Authorization` header value in a thread-local slot,
+//! tagged with the cache's *epoch*: a number from a process-wide counter that the cache
+//! replaces whenever a copy must be re-validated (a new token, the refresh point reached, the
+//! token expired, invalidated or revoked). The hot path loads the epoch, finds the slot
+//! carrying it and clones the header value. The clone bumps a reference count that only this
+//! thread's copy uses, so two threads never write to the same memory, and nothing is locked
+//! or allocated. The hot path never reads the clock: a timer task replaces the epoch when the
+//! token reaches its refresh point and again when it expires. Without a live timer (no Tokio
+//! runtime, or the runtime that ran it shut down) the slot is not filled and every request
+//! checks the clock under the lock.
+//!
+//! # Single flight
+//!
+//! A login or refresh runs as a spawned task, registered in the state as the *flight*.
+//! Requests that need a token subscribe to the flight's `watch` channel; a request that is
+//! dropped only drops its receiver, so the fetch finishes for the others.
+
+use std::{
+    cell::RefCell,
+    fmt,
+    hash::{BuildHasher, RandomState},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use http::HeaderValue;
+use tokio::{runtime::Handle, sync::watch, time::Instant};
+
+use crate::{
+    TokenError,
+    error::TokenErrorKind,
+    provider::{BoxFuture, TokenProvider},
+    token::{RefreshPolicy, Token},
+};
+
+/// Default margin before expiry at which a token is refreshed.
+pub(crate) const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(30);
+/// Default upper bound of the random extra margin.
+pub(crate) const DEFAULT_JITTER: Duration = Duration::from_secs(10);
+/// Default bound on each provider call.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Number of caches whose header a thread keeps at once.
+const SLOTS: usize = 4;
+
+/// Process-wide source of unique numbers: cache ids, epochs, flight and timer ids.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A number in `[0, 1)`, random enough to spread refreshes across a fleet.
+fn random() -> f64 {
+    let bits = RandomState::new().hash_one(next_id());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+struct Slot {
+    cache: u64,
+    epoch: u64,
+    header: HeaderValue,
+}
+
+thread_local! {
+    static LOCAL: RefCell<[Option<Slot>; SLOTS]> =
+        const { RefCell::new([const { None }; SLOTS]) };
+}
+
+/// The token future handed to requests that must wait for a login or refresh.
+pub(crate) type TokenFuture = BoxFuture<'static, Result<Arc<Token>, TokenError>>;
+
+/// Where a flight announces its result: `None` until it finishes.
+type Outcome = watch::Receiver<Option<Result<Arc<Token>, TokenError>>>;
+
+/// What a request does next.
+pub(crate) enum Lookup {
+    /// Send with this header value now.
+    Ready(HeaderValue),
+    /// Wait for a login or refresh.
+    Wait(TokenFuture),
+}
+
+/// The cache's settings, changed through [`BearerAuthLayer`](crate::BearerAuthLayer).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Config {
+    pub(crate) policy: RefreshPolicy,
+    pub(crate) timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            policy: RefreshPolicy {
+                refresh_ahead: DEFAULT_REFRESH_AHEAD,
+                jitter: DEFAULT_JITTER,
+            },
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// A handle to the token cache behind a [`BearerAuthLayer`](crate::BearerAuthLayer).
+///
+/// The layer, every service it builds and all their clones share one cache; so do all clones
+/// of this handle. Get it with [`BearerAuthLayer::cache`](crate::BearerAuthLayer::cache) or
+/// [`BearerAuth::cache`](crate::BearerAuth::cache).
+///
+/// # Example
+///
+/// ```
+/// use tower_bearer_auth::{BearerAuthLayer, StaticToken};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_bearer_auth::TokenError> {
+/// let layer = BearerAuthLayer::new(StaticToken::new("abc"));
+/// let cache = layer.cache();
+/// assert!(cache.token().is_none()); // nothing fetched yet
+///
+/// let token = cache.get().await?; // logs in
+/// assert_eq!(token.expires_at(), None); // a static token never expires
+/// assert_eq!(token.access_token(), "abc"); // the secret, asked for explicitly
+///
+/// cache.invalidate(); // the next request logs in again
+/// assert!(cache.token().is_none());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct TokenCache {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    id: u64,
+    epoch: AtomicU64,
+    provider: Arc<dyn TokenProvider>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    config: Config,
+    /// The latest token. Kept after it expires or is invalidated, for its refresh token.
+    token: Option<Arc<Token>>,
+    /// Whether `token` may be sent (false after `invalidate`).
+    usable: bool,
+    /// The login or refresh under way.
+    flight: Option<Flight>,
+    /// The timer watching `token`'s refresh point and expiry.
+    timer: Option<u64>,
+    /// The last generation handed out.
+    generation: u64,
+}
+
+struct Flight {
+    id: u64,
+    rx: Outcome,
+}
+
+impl State {
+    /// The token to send at `now`, and whether it has reached its refresh point.
+    fn usable_token(&self, now: Instant) -> Option<(&Arc<Token>, bool)> {
+        let token = self.token.as_ref().filter(|_| self.usable)?;
+        if token.expires_at.is_some_and(|e| now >= e) {
+            return None;
+        }
+        let stale = token.refresh_at.is_some_and(|r| now >= r);
+        Some((token, stale))
+    }
+
+    /// Whether threads may keep a copy of `token`: only while a timer will tell them when to
+    /// stop.
+    fn may_copy(&self, token: &Token) -> bool {
+        token.expires_at.is_none() || self.timer.is_some()
+    }
+}
+
+impl TokenCache {
+    pub(crate) fn new(provider: Arc<dyn TokenProvider>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                id: next_id(),
+                epoch: AtomicU64::new(next_id()),
+                provider,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    pub(crate) fn configure(&self, f: impl FnOnce(&mut Config)) {
+        f(&mut self.shared.lock().config);
+    }
+
+    pub(crate) fn config(&self) -> Config {
+        self.shared.lock().config
+    }
+
+    /// The hot path: this thread's copy of the header, if it is still current.
+    #[inline]
+    pub(crate) fn cached_header(&self) -> Option<HeaderValue> {
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
+        LOCAL
+            .try_with(|slots| {
+                let slots = slots.try_borrow().ok()?;
+                slots
+                    .iter()
+                    .flatten()
+                    .find(|slot| slot.epoch == epoch)
+                    .map(|slot| slot.header.clone())
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// The slow path: checks the token under the lock, starts a login or refresh if needed.
+    pub(crate) fn lookup(&self) -> Lookup {
+        // Read the epoch before the clock: a copy tagged with it is valid only if the state
+        // read below is at least as new.
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
+        let now = Instant::now();
+        let mut state = self.shared.lock();
+        match state.usable_token(now) {
+            Some((token, stale)) => {
+                let token = token.clone();
+                let copy = state.may_copy(&token);
+                let task = stale
+                    .then(|| self.shared.start_flight(&mut state).1)
+                    .flatten();
+                drop(state);
+                if let Some(task) = task {
+                    task.spawn();
+                }
+                if copy {
+                    self.store_local(epoch, &token.header);
+                }
+                Lookup::Ready(token.header.clone())
+            }
+            None => {
+                let (rx, task) = self.shared.start_flight(&mut state);
+                drop(state);
+                if let Some(task) = task {
+                    task.spawn();
+                }
+                Lookup::Wait(Box::pin(wait(rx)))
+            }
+        }
+    }
+
+    fn store_local(&self, epoch: u64, header: &HeaderValue) {
+        // A copy of our own, so this thread's clones never touch another thread's count.
+        let Ok(mut header) = HeaderValue::from_bytes(header.as_bytes()) else {
+            return;
+        };
+        header.set_sensitive(true);
+        let slot = Slot {
+            cache: self.shared.id,
+            epoch,
+            header,
+        };
+        let _ = LOCAL.try_with(|slots| {
+            let Ok(mut slots) = slots.try_borrow_mut() else {
+                return;
+            };
+            // Most recent first; this cache's old slot, or else the oldest, makes room.
+            let end = slots
+                .iter()
+                .position(|s| s.as_ref().is_some_and(|s| s.cache == slot.cache))
+                .unwrap_or(SLOTS - 1);
+            slots[..=end].rotate_right(1);
+            slots[0] = Some(slot);
+        });
+    }
+
+    /// The current token, if there is one that may be sent now.
+    ///
+    /// This never fetches a token; see [`get`](TokenCache::get).
+    pub fn token(&self) -> Option<Token> {
+        let state = self.shared.lock();
+        state
+            .usable_token(Instant::now())
+            .map(|(token, _)| Token::clone(token))
+    }
+
+    /// When the current token expires: `None` if there is no usable token or it never expires.
+    pub fn expires_at(&self) -> Option<Instant> {
+        self.token().and_then(|t| t.expires_at())
+    }
+
+    /// The current token, logging in or refreshing first if there is none or it is due.
+    ///
+    /// # Errors
+    ///
+    /// Returns the [`TokenError`] of a failed login or refresh.
+    pub async fn get(&self) -> Result<Token, TokenError> {
+        let fut = {
+            let now = Instant::now();
+            let mut state = self.shared.lock();
+            if let Some((token, false)) = state.usable_token(now) {
+                return Ok(Token::clone(token));
+            }
+            let (rx, task) = self.shared.start_flight(&mut state);
+            drop(state);
+            if let Some(task) = task {
+                task.spawn();
+            }
+            wait(rx)
+        };
+        fut.await.map(|t| Token::clone(&t))
+    }
+
+    /// Refreshes the token now (or logs in if there is no refresh token), whatever its expiry.
+    ///
+    /// Joins a login or refresh already under way instead of starting another.
+    ///
+    /// # Errors
+    ///
+    /// Returns the [`TokenError`] of a failed login or refresh.
+    pub async fn refresh(&self) -> Result<Token, TokenError> {
+        let fut = {
+            let mut state = self.shared.lock();
+            let (rx, task) = self.shared.start_flight(&mut state);
+            drop(state);
+            if let Some(task) = task {
+                task.spawn();
+            }
+            wait(rx)
+        };
+        fut.await.map(|t| Token::clone(&t))
+    }
+
+    /// Stops sending the current token. The next request refreshes it (with its refresh
+    /// token, if any) or logs in.
+    pub fn invalidate(&self) {
+        let mut state = self.shared.lock();
+        state.usable = false;
+        self.shared.bump_epoch();
+    }
+
+    /// Revokes the current token at the server and empties the cache, for a clean logout.
+    ///
+    /// The cache forgets the token and its refresh token before the provider is asked to
+    /// revoke it, so no request sends it again; a login or refresh under way is discarded.
+    /// The next request logs in.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`TokenError`] of kind [`Revoke`](TokenErrorKind::Revoke) when the provider
+    /// fails to revoke the token, or [`Timeout`](TokenErrorKind::Timeout).
+    pub async fn revoke(&self) -> Result<(), TokenError> {
+        let (token, timeout) = {
+            let mut state = self.shared.lock();
+            state.usable = false;
+            state.flight = None;
+            self.shared.bump_epoch();
+            (state.token.take(), state.config.timeout)
+        };
+        let Some(token) = token else { return Ok(()) };
+        match tokio::time::timeout(timeout, self.shared.provider.revoke(token.access_token())).await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(TokenError::with_source(TokenErrorKind::Revoke, e)),
+            Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
+        }
+    }
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.lock();
+        f.debug_struct("TokenCache")
+            .field("config", &state.config)
+            .field("token", &state.token)
+            .field("usable", &state.usable)
+            .field("fetching", &state.flight.is_some())
+            .finish()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; if something ever does, the state is still
+        // consistent field by field, so carry on rather than poison every request.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn bump_epoch(&self) {
+        self.epoch.store(next_id(), Ordering::Release);
+    }
+
+    /// Joins the flight under way, or registers a new one and returns the task to spawn once
+    /// the lock is released.
+    fn start_flight(self: &Arc<Self>, state: &mut State) -> (Outcome, Option<FlightTask>) {
+        if let Some(flight) = &state.flight {
+            // A flight whose task vanished without reporting is replaced.
+            if flight.rx.has_changed().is_ok() {
+                return (flight.rx.clone(), None);
+            }
+        }
+        let id = next_id();
+        let (tx, rx) = watch::channel(None);
+        state.flight = Some(Flight { id, rx: rx.clone() });
+        let task = FlightTask {
+            shared: self.clone(),
+            id,
+            refresh_token: state.token.as_ref().and_then(|t| t.refresh_token.clone()),
+            config: state.config,
+            tx,
+            done: false,
+        };
+        (rx, Some(task))
+    }
+}
+
+/// Waits for a flight's result.
+async fn wait(mut rx: Outcome) -> Result<Arc<Token>, TokenError> {
+    match rx.wait_for(Option::is_some).await {
+        Ok(result) => result.clone().unwrap_or_else(|| Err(aborted())),
+        Err(_) => Err(aborted()),
+    }
+}
+
+fn aborted() -> TokenError {
+    TokenError::new(TokenErrorKind::Aborted)
+}
+
+/// One login or refresh, run detached from the requests waiting for it.
+///
+/// Dropped before it finished (its runtime shut down, or there was none), it reports
+/// [`TokenErrorKind::Aborted`] to the waiters and unregisters itself.
+struct FlightTask {
+    shared: Arc<Shared>,
+    id: u64,
+    refresh_token: Option<String>,
+    config: Config,
+    tx: watch::Sender<Option<Result<Arc<Token>, TokenError>>>,
+    done: bool,
+}
+
+impl FlightTask {
+    fn spawn(self) {
+        if let Ok(handle) = Handle::try_current() {
+            drop(handle.spawn(self.run()));
+        }
+        // Otherwise `self` drops here and reports `Aborted`.
+    }
+
+    async fn run(mut self) {
+        let refresh_token = self.refresh_token.take();
+        let result = fetch(&*self.shared.provider, refresh_token, &self.config).await;
+        self.finish(result);
+    }
+
+    fn finish(&mut self, result: Result<Token, TokenError>) {
+        self.done = true;
+        let mut state = self.shared.lock();
+        // A flight discarded by `revoke` still answers its waiters but stores nothing.
+        let current = state.flight.as_ref().is_some_and(|f| f.id == self.id);
+        let result = result.map(|mut token| {
+            state.generation += 1;
+            token.generation = state.generation;
+            Arc::new(token)
+        });
+        let mut timer = None;
+        if current {
+            state.flight = None;
+            if let Ok(token) = &result {
+                state.token = Some(token.clone());
+                state.usable = true;
+                timer = TimerTask::arm(&self.shared, &mut state, token);
+            }
+            self.shared.bump_epoch();
+        }
+        drop(state);
+        if let Some(timer) = timer {
+            timer.spawn();
+        }
+        self.tx.send_replace(Some(result));
+    }
+}
+
+impl Drop for FlightTask {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(Err(aborted()));
+        }
+    }
+}
+
+/// Refreshes with `refresh_token` if there is one, else (or if that fails) logs in.
+async fn fetch(
+    provider: &dyn TokenProvider,
+    refresh_token: Option<String>,
+    config: &Config,
+) -> Result<Token, TokenError> {
+    let timeout = config.timeout;
+    let mut refresh_failed = false;
+    if let Some(refresh_token) = refresh_token {
+        let issued = Instant::now();
+        if let Ok(Ok(response)) =
+            tokio::time::timeout(timeout, provider.refresh(&refresh_token)).await
+        {
+            // A response without a refresh token keeps the one just used.
+            let token = Token::from_response(
+                response,
+                issued,
+                &config.policy,
+                Some(refresh_token),
+                0,
+                random(),
+            );
+            if let Ok(token) = token {
+                return Ok(token);
+            }
+        }
+        // Refused, failed, timed out or unusable: log in instead.
+        refresh_failed = true;
+    }
+    let issued = Instant::now();
+    match tokio::time::timeout(timeout, provider.login()).await {
+        Ok(Ok(response)) => {
+            Token::from_response(response, issued, &config.policy, None, 0, random())
+        }
+        Ok(Err(e)) => {
+            let kind = if refresh_failed {
+                TokenErrorKind::Refresh
+            } else {
+                TokenErrorKind::Login
+            };
+            Err(TokenError::with_source(kind, e))
+        }
+        Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
+    }
+}
+
+/// Replaces the epoch at a token's refresh point and at its expiry, so threads stop using
+/// their copies. Dropped early (its runtime shut down), it marks the cache as unwatched.
+struct TimerTask {
+    shared: Weak<Shared>,
+    id: u64,
+    refresh_at: Instant,
+    expires_at: Instant,
+    done: bool,
+}
+
+impl TimerTask {
+    fn arm(shared: &Arc<Shared>, state: &mut State, token: &Token) -> Option<Self> {
+        let (refresh_at, expires_at) = (token.refresh_at?, token.expires_at?);
+        let id = next_id();
+        state.timer = Some(id);
+        Some(Self {
+            shared: Arc::downgrade(shared),
+            id,
+            refresh_at,
+            expires_at,
+            done: false,
+        })
+    }
+
+    fn spawn(self) {
+        if let Ok(handle) = Handle::try_current() {
+            drop(handle.spawn(self.run()));
+        }
+    }
+
+    async fn run(mut self) {
+        tokio::time::sleep_until(self.refresh_at).await;
+        if self.tick(false) {
+            tokio::time::sleep_until(self.expires_at).await;
+            self.tick(true);
+        }
+        self.done = true;
+    }
+
+    /// Replaces the epoch if this timer still watches the current token; `last` also retires
+    /// the timer. Returns whether it still does.
+    fn tick(&self, last: bool) -> bool {
+        let Some(shared) = self.shared.upgrade() else {
+            return false;
+        };
+        let mut state = shared.lock();
+        if state.timer != Some(self.id) {
+            return false;
+        }
+        if last {
+            state.timer = None;
+        }
+        shared.bump_epoch();
+        true
+    }
+}
+
+impl Drop for TimerTask {
+    fn drop(&mut self) {
+        if !self.done {
+            self.tick(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::{BoxError, TokenResponse, provider::provider_fn};
+
+    /// A provider that counts logins and refreshes and hands out numbered tokens.
+    #[derive(Default)]
+    struct Counting {
+        logins: AtomicUsize,
+        refreshes: AtomicUsize,
+        fail_refresh: bool,
+        fail_login: std::sync::atomic::AtomicBool,
+        lifetime: Option<Duration>,
+        delay: Duration,
+    }
+
+    impl TokenProvider for Counting {
+        fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.delay).await;
+                let n = self.logins.fetch_add(1, Ordering::SeqCst) + 1;
+                if self.fail_login.load(Ordering::SeqCst) {
+                    return Err("login refused".into());
+                }
+                let mut r =
+                    TokenResponse::new(format!("login-{n}")).with_refresh_token(format!("rt-{n}"));
+                if let Some(l) = self.lifetime {
+                    r = r.with_expires_in(l);
+                }
+                Ok(r)
+            })
+        }
+
+        fn refresh<'a>(&'a self, rt: &'a str) -> BoxFuture<'a, Result<TokenResponse, BoxError>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.delay).await;
+                let n = self.refreshes.fetch_add(1, Ordering::SeqCst) + 1;
+                if self.fail_refresh {
+                    return Err("invalid_grant".into());
+                }
+                let mut r = TokenResponse::new(format!("refresh-{n}-from-{rt}"));
+                if let Some(l) = self.lifetime {
+                    r = r.with_expires_in(l);
+                }
+                Ok(r)
+            })
+        }
+    }
+
+    fn cache(p: Counting) -> (TokenCache, Arc<Counting>) {
+        let p = Arc::new(p);
+        (TokenCache::new(p.clone()), p)
+    }
+
+    async fn header(cache: &TokenCache) -> Result<HeaderValue, TokenError> {
+        if let Some(h) = cache.cached_header() {
+            return Ok(h);
+        }
+        match cache.lookup() {
+            Lookup::Ready(h) => Ok(h),
+            Lookup::Wait(fut) => fut.await.map(|t| t.header.clone()),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn logs_in_once_and_reuses() {
+        let (cache, p) = cache(Counting::default());
+        for _ in 0..5 {
+            assert_eq!(header(&cache).await.unwrap(), "Bearer login-1");
+        }
+        assert_eq!(p.logins.load(Ordering::SeqCst), 1);
+        assert!(cache.cached_header().is_some(), "the hot path is served");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refreshes_ahead_in_the_background_and_keeps_refresh_token() {
+        let (cache, p) = cache(Counting {
+            lifetime: Some(Duration::from_secs(3600)),
+            ..Default::default()
+        });
+        assert_eq!(header(&cache).await.unwrap(), "Bearer login-1");
+        // 10 s before expiry: past the refresh point (30 s plus up to 10 s jitter).
+        tokio::time::advance(Duration::from_secs(3590)).await;
+        assert!(
+            cache.cached_header().is_none(),
+            "the timer replaced the epoch"
+        );
+        // The stale but valid token is sent at once while the refresh runs.
+        assert_eq!(header(&cache).await.unwrap(), "Bearer login-1");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(header(&cache).await.unwrap(), "Bearer refresh-1-from-rt-1");
+        assert_eq!(p.logins.load(Ordering::SeqCst), 1);
+        // The refresh response had no refresh token: the old one is kept.
+        assert!(cache.token().unwrap().has_refresh_token());
+        tokio::time::advance(Duration::from_secs(3590)).await;
+        tokio::task::yield_now().await;
+        assert!(
+            cache.cached_header().is_none(),
+            "the new token's timer replaced the epoch"
+        );
+        assert_eq!(header(&cache).await.unwrap(), "Bearer refresh-1-from-rt-1");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let h = header(&cache).await.unwrap();
+        assert_eq!(
+            h.to_str().unwrap(),
+            "Bearer refresh-2-from-rt-1",
+            "{:?}",
+            p.refreshes
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_token_makes_requests_wait() {
+        let (cache, p) = cache(Counting {
+            lifetime: Some(Duration::from_secs(60)),
+            delay: Duration::from_secs(1),
+            ..Default::default()
+        });
+        header(&cache).await.unwrap();
+        tokio::time::advance(Duration::from_secs(120)).await;
+        assert!(matches!(cache.lookup(), Lookup::Wait(_)));
+        assert_eq!(header(&cache).await.unwrap(), "Bearer refresh-1-from-rt-1");
+        assert_eq!(p.refreshes.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_refresh_falls_back_to_one_login() {
+        let (cache, p) = cache(Counting {
+            lifetime: Some(Duration::from_secs(60)),
+            fail_refresh: true,
+            ..Default::default()
+        });
+        header(&cache).await.unwrap();
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(header(&cache).await.unwrap(), "Bearer login-2");
+        assert_eq!(p.refreshes.load(Ordering::SeqCst), 1);
+        assert_eq!(p.logins.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_login_is_typed_and_not_cached() {
+        let (cache, p) = cache(Counting::default());
+        p.fail_login.store(true, Ordering::SeqCst);
+        let err = header(&cache).await.unwrap_err();
+        assert_eq!(err.kind(), TokenErrorKind::Login);
+        assert_eq!(
+            std::error::Error::source(&err).unwrap().to_string(),
+            "login refused"
+        );
+        p.fail_login.store(false, Ordering::SeqCst);
+        assert_eq!(header(&cache).await.unwrap(), "Bearer login-2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn provider_timeout() {
+        let (cache, _p) = cache(Counting {
+            delay: Duration::from_secs(60),
+            ..Default::default()
+        });
+        cache.configure(|c| c.timeout = Duration::from_secs(5));
+        let started = Instant::now();
+        let err = header(&cache).await.unwrap_err();
+        assert_eq!(err.kind(), TokenErrorKind::Timeout);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_callers_share_one_login() {
+        let (cache, p) = cache(Counting {
+            delay: Duration::from_millis(50),
+            ..Default::default()
+        });
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { header(&cache).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), "Bearer login-1");
+        }
+        assert_eq!(p.logins.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropped_waiter_does_not_cancel_the_login() {
+        let (cache, p) = cache(Counting {
+            delay: Duration::from_millis(50),
+            ..Default::default()
+        });
+        let Lookup::Wait(first) = cache.lookup() else {
+            panic!("expected a wait")
+        };
+        drop(first);
+        assert_eq!(header(&cache).await.unwrap(), "Bearer login-1");
+        assert_eq!(p.logins.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn token_without_expiry_is_kept_until_invalidated() {
+        let (cache, p) = cache(Counting::default());
+        header(&cache).await.unwrap();
+        tokio::time::advance(Duration::from_secs(10 * 365 * 86400)).await;
+        assert_eq!(header(&cache).await.unwrap(), "Bearer login-1");
+        cache.invalidate();
+        assert!(cache.cached_header().is_none());
+        // Invalidation keeps the refresh token.
+        assert_eq!(header(&cache).await.unwrap(), "Bearer refresh-1-from-rt-1");
+        assert_eq!(p.logins.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn revoke_forgets_everything() {
+        let (cache, p) = cache(Counting::default());
+        header(&cache).await.unwrap();
+        cache.revoke().await.unwrap();
+        assert!(cache.token().is_none());
+        assert_eq!(header(&cache).await.unwrap(), "Bearer login-2");
+        assert_eq!(p.refreshes.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn no_runtime_is_an_error_not_a_panic() {
+        let cache = TokenCache::new(Arc::new(provider_fn(|| async {
+            Ok::<_, BoxError>(TokenResponse::new("a"))
+        })));
+        let Lookup::Wait(fut) = cache.lookup() else {
+            panic!("expected a wait")
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt.block_on(fut).unwrap_err();
+        assert_eq!(err.kind(), TokenErrorKind::Aborted);
+        // The cache is not stuck: inside a runtime the next lookup logs in.
+        let h = rt.block_on(async { header(&cache).await }).unwrap();
+        assert_eq!(h, "Bearer a");
+    }
+
+    #[test]
+    fn random_is_in_range() {
+        for _ in 0..1000 {
+            let r = random();
+            assert!((0.0..1.0).contains(&r));
+        }
+    }
+
+    #[test]
+    fn timer_dropped_with_its_runtime_stops_local_copies() {
+        let cache = TokenCache::new(Arc::new(provider_fn(|| async {
+            Ok::<_, BoxError>(TokenResponse::new("a").with_expires_in(Duration::from_secs(3600)))
+        })));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            header(&cache).await.unwrap();
+            header(&cache).await.unwrap();
+        });
+        assert!(cache.cached_header().is_some());
+        drop(rt);
+        assert!(
+            cache.cached_header().is_none(),
+            "no timer watches the copy any more"
+        );
+        // The token is still served, from the clock check under the lock.
+        assert!(matches!(cache.lookup(), Lookup::Ready(_)));
+        assert!(cache.cached_header().is_none());
+    }
+}

@@ -1,0 +1,95 @@
+//! Bearer-token authentication for tower HTTP clients: log in once, refresh before expiry,
+//! never stampede the token endpoint.
+//!
+//! [`BearerAuthLayer`] wraps any tower HTTP service (a hyper-util client, a
+//! `tower::ServiceBuilder` stack, a tonic channel) and sets `Authorization: Bearer <token>` on
+//! every outgoing request, the header marked sensitive. Tokens come from a pluggable
+//! [`TokenProvider`]: it logs in and refreshes, and the layer's cache decides when.
+//!
+//! - Tokens are re-used until they near expiry, then refreshed in the background with the
+//!   refresh token while requests keep using the still-valid one; a refused refresh is
+//!   followed by a fresh login.
+//! - However many requests run at once, at most one login or refresh runs at a time; the
+//!   others wait for its result.
+//! - When the token is cached, a request takes no lock, allocates nothing and writes no memory
+//!   shared with other threads.
+//! - Failures are typed ([`TokenError`]), nothing broken is cached, and the next request tries
+//!   again. Tokens, refresh tokens and passwords never appear in `Debug`, `Display` or errors.
+//!
+//! # Example
+//!
+//! ```
+//! use http::{Request, Response, header::AUTHORIZATION};
+//! use std::{convert::Infallible, time::Duration};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_bearer_auth::{provider_fn, BearerAuthLayer, BoxError, TokenResponse};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! // Any tower HTTP client; this one checks what it is sent.
+//! let http_client = service_fn(|req: Request<String>| async move {
+//!     assert_eq!(req.headers()[AUTHORIZATION], "Bearer abc123");
+//!     Ok::<_, Infallible>(Response::new(String::new()))
+//! });
+//!
+//! // A provider that logs in somewhere and returns a token valid for an hour.
+//! let provider = provider_fn(|| async {
+//!     Ok::<_, BoxError>(TokenResponse::new("abc123").with_expires_in(Duration::from_secs(3600)))
+//! });
+//!
+//! let client = ServiceBuilder::new()
+//!     .layer(BearerAuthLayer::new(provider))
+//!     .service(http_client);
+//! let response = client.oneshot(Request::new(String::new())).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Stacking with other layers
+//!
+//! Layers listed first in a `ServiceBuilder` run first (outermost):
+//!
+//! - `TimeoutLayer` **outside** `BearerAuthLayer` bounds the whole request, token fetch
+//!   included; a request that times out while a login runs is dropped, and the login still
+//!   finishes for the requests after it. **Inside**, the timeout bounds only the call to the
+//!   server; the token fetch is bounded by [`BearerAuthLayer::timeout`].
+//! - `RetryLayer` **outside** retries the whole request, so a retry after a failed login
+//!   tries to log in again (the cache has kept nothing from the failure). **Inside**, retries
+//!   re-send the request with the same token and never see token errors.
+//! - A concurrency limit **inside** holds its permit while the token is fetched (see
+//!   [`BearerAuth`]'s `# Clone` section); **outside**, waiting requests count against it.
+//!
+//! # Feature flags
+//!
+//! The core (layer, cache, [`StaticToken`], [`provider_fn`]) has no optional parts.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub,
+    clippy::all
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod cache;
+pub mod error;
+pub mod future;
+mod layer;
+pub mod provider;
+mod service;
+mod token;
+
+#[doc(inline)]
+pub use crate::{
+    cache::TokenCache,
+    error::{TokenError, TokenErrorKind},
+    layer::BearerAuthLayer,
+    provider::{BoxFuture, FnProvider, StaticToken, TokenProvider, provider_fn},
+    service::BearerAuth,
+    token::{Token, TokenResponse},
+};
+
+/// Alias for a type-erased error type, as used by tower.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,544 @@
+//! What providers return ([`TokenResponse`]) and what the cache keeps and sends ([`Token`]).
+
+use std::{
+    fmt,
+    time::{Duration, SystemTime},
+};
+
+use http::HeaderValue;
+use serde::{Deserialize, Deserializer, de::Error as _};
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::error::{Reason, TokenError, TokenErrorKind};
+
+/// A token as a provider obtained it from the server: the access token, its lifetime and
+/// whatever else the server sent.
+///
+/// Providers build one with [`TokenResponse::new`] and the `with_…` setters, or deserialize it
+/// from a JSON token response (RFC 6749 §5.1): `access_token`, `token_type`, `refresh_token`,
+/// `scope`, `expires_in` (seconds, as a number or a numeric string) and `expires_at` (Unix
+/// seconds). Every other field is kept in [`extra`](TokenResponse::extra).
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_bearer_auth::TokenResponse;
+///
+/// let from_json: TokenResponse = serde_json::from_str(
+///     r#"{"access_token":"abc","expires_in":"3600","token_type":"bearer","role":"admin"}"#,
+/// )?;
+/// assert_eq!(from_json.expires_in(), Some(Duration::from_secs(3600)));
+/// assert_eq!(from_json.extra()["role"], "admin");
+///
+/// let built = TokenResponse::new("abc")
+///     .with_refresh_token("def")
+///     .with_expires_in(Duration::from_secs(1800));
+/// assert_eq!(built.access_token(), "abc");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct TokenResponse {
+    access_token: String,
+    token_type: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<Duration>,
+    expires_at: Option<SystemTime>,
+    scope: Option<String>,
+    extra: Map<String, Value>,
+}
+
+impl TokenResponse {
+    /// A response carrying `access_token` and nothing else: no refresh token, no expiry.
+    pub fn new(access_token: impl Into<String>) -> Self {
+        Self {
+            access_token: access_token.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the refresh token.
+    pub fn with_refresh_token(mut self, refresh_token: impl Into<String>) -> Self {
+        self.refresh_token = Some(refresh_token.into());
+        self
+    }
+
+    /// Sets the lifetime, counted from when the token request was sent.
+    pub fn with_expires_in(mut self, expires_in: Duration) -> Self {
+        self.expires_in = Some(expires_in);
+        self
+    }
+
+    /// Sets the absolute expiry time.
+    pub fn with_expires_at(mut self, expires_at: SystemTime) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// Sets the token type (`Bearer`, compared case-insensitively, is the only one sent).
+    pub fn with_token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.token_type = Some(token_type.into());
+        self
+    }
+
+    /// Sets the granted scope.
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Adds a vendor-specific field, kept for the caller to read.
+    pub fn with_extra(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.extra.insert(name.into(), value.into());
+        self
+    }
+
+    /// The access token. This is a secret: don't log it.
+    pub fn access_token(&self) -> &str {
+        &self.access_token
+    }
+
+    /// The refresh token, if the server sent one. This is a secret: don't log it.
+    pub fn refresh_token(&self) -> Option<&str> {
+        self.refresh_token.as_deref()
+    }
+
+    /// The lifetime, if the server sent `expires_in`.
+    pub fn expires_in(&self) -> Option<Duration> {
+        self.expires_in
+    }
+
+    /// The absolute expiry time, if the server sent `expires_at`.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    /// The token type, if the server sent one.
+    pub fn token_type(&self) -> Option<&str> {
+        self.token_type.as_deref()
+    }
+
+    /// The granted scope, if the server sent one.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// Every field of the server's response other than the standard ones above.
+    pub fn extra(&self) -> &Map<String, Value> {
+        &self.extra
+    }
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &Redacted)
+            .field("token_type", &self.token_type)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| Redacted),
+            )
+            .field("expires_in", &self.expires_in)
+            .field("expires_at", &self.expires_at)
+            .field("scope", &self.scope)
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenResponse {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            access_token: String,
+            #[serde(default)]
+            token_type: Option<String>,
+            #[serde(default)]
+            refresh_token: Option<String>,
+            #[serde(default)]
+            expires_in: Option<Value>,
+            #[serde(default)]
+            expires_at: Option<Value>,
+            #[serde(default)]
+            scope: Option<String>,
+            #[serde(flatten)]
+            extra: Map<String, Value>,
+        }
+
+        let raw = Raw::deserialize(deserializer)?;
+        let expires_in = raw
+            .expires_in
+            .as_ref()
+            .map(|v| {
+                seconds(v)
+                    .ok_or_else(|| D::Error::custom("`expires_in` is not a number of seconds"))
+            })
+            .transpose()?;
+        let expires_at = raw
+            .expires_at
+            .as_ref()
+            .map(|v| {
+                match seconds(v) {
+                    Some(None) => Ok(None),
+                    Some(Some(d)) => SystemTime::UNIX_EPOCH.checked_add(d).map(Some).ok_or(()),
+                    None => Err(()),
+                }
+                .map_err(|()| D::Error::custom("`expires_at` is not a Unix time in seconds"))
+            })
+            .transpose()?;
+        Ok(Self {
+            access_token: raw.access_token,
+            token_type: raw.token_type,
+            refresh_token: raw.refresh_token,
+            expires_in: expires_in.flatten(),
+            expires_at: expires_at.flatten(),
+            scope: raw.scope,
+            extra: raw.extra,
+        })
+    }
+}
+
+/// Reads a non-negative number of seconds from a JSON number or numeric string.
+/// `Some(None)` means `null`; `None` means the value is not a usable number.
+fn seconds(value: &Value) -> Option<Option<Duration>> {
+    let secs = match value {
+        Value::Null => return Some(None),
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(secs).ok().map(Some)
+}
+
+/// How the cache decides when a token must be refreshed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RefreshPolicy {
+    /// Refresh this long before expiry.
+    pub(crate) refresh_ahead: Duration,
+    /// Refresh up to this much earlier still, at random.
+    pub(crate) jitter: Duration,
+}
+
+impl RefreshPolicy {
+    /// When to refresh a token issued at `issued` that expires at `expires`. `random` is a
+    /// number in `[0, 1)`.
+    ///
+    /// The margin is `refresh_ahead`, but at most half the token's life, and the jitter at
+    /// most half the margin, so a short-lived token is refreshed at about half its life.
+    pub(crate) fn refresh_at(&self, issued: Instant, expires: Instant, random: f64) -> Instant {
+        let life = expires.saturating_duration_since(issued);
+        let margin = self.refresh_ahead.min(life / 2);
+        let jitter = self.jitter.min(margin / 2).mul_f64(random.clamp(0.0, 1.0));
+        expires
+            .checked_sub(margin + jitter)
+            .unwrap_or(issued)
+            .max(issued)
+    }
+}
+
+/// A token held by the cache and sent with requests.
+///
+/// Read it through [`TokenCache`](crate::TokenCache). Its `Debug` output hides the access
+/// and refresh tokens; [`access_token`](Token::access_token) reveals the access token when
+/// asked explicitly.
+#[derive(Clone)]
+pub struct Token {
+    pub(crate) header: HeaderValue,
+    access_token: String,
+    pub(crate) refresh_token: Option<String>,
+    token_type: Option<String>,
+    scope: Option<String>,
+    extra: Map<String, Value>,
+    pub(crate) expires_at: Option<Instant>,
+    pub(crate) refresh_at: Option<Instant>,
+    pub(crate) generation: u64,
+}
+
+impl Token {
+    /// Turns a provider's response into a token ready to send.
+    ///
+    /// `issued` is when the token request was sent: the server started the token's clock no
+    /// earlier, so lifetimes counted from it never overrun the real expiry. A response
+    /// without a refresh token keeps `previous_refresh_token`.
+    pub(crate) fn from_response(
+        response: TokenResponse,
+        issued: Instant,
+        policy: &RefreshPolicy,
+        previous_refresh_token: Option<String>,
+        generation: u64,
+        random: f64,
+    ) -> Result<Self, TokenError> {
+        let invalid = |why| TokenError::with_source(TokenErrorKind::InvalidResponse, Reason(why));
+        if response.access_token.is_empty() {
+            return Err(invalid("the access token is empty"));
+        }
+        match response.token_type.as_deref() {
+            None => {}
+            Some(t) if t.eq_ignore_ascii_case("bearer") => {}
+            Some(_) => return Err(invalid("the token type is not bearer")),
+        }
+
+        let mut expires_at = None;
+        if let Some(expires_in) = response.expires_in {
+            if expires_in.is_zero() {
+                return Err(invalid("the token has already expired"));
+            }
+            // An absurd lifetime that overflows the clock is treated as no expiry.
+            expires_at = issued.checked_add(expires_in);
+        }
+        if let Some(at) = response.expires_at {
+            let remaining = at
+                .duration_since(SystemTime::now())
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| invalid("the token has already expired"))?;
+            if let Some(at) = Instant::now().checked_add(remaining) {
+                expires_at = Some(expires_at.map_or(at, |e: Instant| e.min(at)));
+            }
+        }
+        let now = Instant::now();
+        if expires_at.is_some_and(|e| e <= now) {
+            return Err(invalid("the token has already expired"));
+        }
+
+        let mut header = HeaderValue::try_from(format!("Bearer {}", response.access_token))
+            .map_err(|_| {
+                TokenError::with_source(
+                    TokenErrorKind::InvalidToken,
+                    Reason("the access token holds characters not allowed in a header"),
+                )
+            })?;
+        header.set_sensitive(true);
+
+        Ok(Self {
+            header,
+            refresh_at: expires_at.map(|e| policy.refresh_at(now, e, random)),
+            expires_at,
+            access_token: response.access_token,
+            refresh_token: response.refresh_token.or(previous_refresh_token),
+            token_type: response.token_type,
+            scope: response.scope,
+            extra: response.extra,
+            generation,
+        })
+    }
+
+    /// The access token. This is a secret: don't log it.
+    pub fn access_token(&self) -> &str {
+        &self.access_token
+    }
+
+    /// Whether the cache holds a refresh token for this token.
+    pub fn has_refresh_token(&self) -> bool {
+        self.refresh_token.is_some()
+    }
+
+    /// When the token expires, or `None` if the server gave no expiry.
+    pub fn expires_at(&self) -> Option<Instant> {
+        self.expires_at
+    }
+
+    /// When the cache will start refreshing the token, or `None` if it never expires.
+    pub fn refresh_at(&self) -> Option<Instant> {
+        self.refresh_at
+    }
+
+    /// The token type the server sent, if any.
+    pub fn token_type(&self) -> Option<&str> {
+        self.token_type.as_deref()
+    }
+
+    /// The granted scope, if the server sent one.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// Every non-standard field of the token response (PortSIP's user role, say).
+    pub fn extra(&self) -> &Map<String, Value> {
+        &self.extra
+    }
+
+    /// A number that grows with every token the cache obtains.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The `Authorization` header value sent with requests, marked sensitive.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.header
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("access_token", &Redacted)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| Redacted),
+            )
+            .field("token_type", &self.token_type)
+            .field("scope", &self.scope)
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .field("expires_at", &self.expires_at)
+            .field("refresh_at", &self.refresh_at)
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+/// Printed in place of a secret.
+pub(crate) struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: RefreshPolicy = RefreshPolicy {
+        refresh_ahead: Duration::from_secs(30),
+        jitter: Duration::from_secs(10),
+    };
+
+    fn parse(json: &str) -> Result<TokenResponse, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn parses_expires_in_as_number_or_string() {
+        let a = parse(r#"{"access_token":"t","expires_in":3600}"#).unwrap();
+        let b = parse(r#"{"access_token":"t","expires_in":"1800"}"#).unwrap();
+        assert_eq!(a.expires_in(), Some(Duration::from_secs(3600)));
+        assert_eq!(b.expires_in(), Some(Duration::from_secs(1800)));
+    }
+
+    #[test]
+    fn parses_expires_at_and_missing_expiry() {
+        let a = parse(r#"{"access_token":"t","expires_at":2000000000}"#).unwrap();
+        assert_eq!(
+            a.expires_at(),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000))
+        );
+        let b = parse(r#"{"access_token":"t"}"#).unwrap();
+        assert_eq!(b.expires_in(), None);
+        assert_eq!(b.expires_at(), None);
+        let c = parse(r#"{"access_token":"t","expires_in":null}"#).unwrap();
+        assert_eq!(c.expires_in(), None);
+    }
+
+    #[test]
+    fn keeps_extra_fields() {
+        let r = parse(
+            r#"{"access_token":"t","refresh_token":"r","scope":"all","token_type":"Bearer","role":"admin","n":1}"#,
+        )
+        .unwrap();
+        assert_eq!(r.refresh_token(), Some("r"));
+        assert_eq!(r.scope(), Some("all"));
+        assert_eq!(r.extra().len(), 2);
+        assert_eq!(r.extra()["role"], "admin");
+    }
+
+    #[test]
+    fn rejects_unusable_numbers() {
+        for bad in [r#"-5"#, r#""soon""#, r#"true"#, r#"1e400"#] {
+            let json = format!(r#"{{"access_token":"t","expires_in":{bad}}}"#);
+            assert!(parse(&json).is_err(), "{bad}");
+        }
+        assert!(parse(r#"{"expires_in":5}"#).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn margin_is_capped_at_half_the_life() {
+        let now = Instant::now();
+        let long = POLICY.refresh_at(now, now + Duration::from_secs(3600), 0.0);
+        assert_eq!(long, now + Duration::from_secs(3570));
+        let short = POLICY.refresh_at(now, now + Duration::from_secs(10), 0.0);
+        assert_eq!(short, now + Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jitter_stays_within_bounds() {
+        let now = Instant::now();
+        let exp = now + Duration::from_secs(3600);
+        let earliest = POLICY.refresh_at(now, exp, 0.999_999);
+        assert!(earliest >= now + Duration::from_secs(3560));
+        assert!(earliest < now + Duration::from_secs(3570));
+        // A short token's jitter is at most half its margin.
+        let exp = now + Duration::from_secs(4);
+        let t = POLICY.refresh_at(now, exp, 0.999_999);
+        assert!(t >= now + Duration::from_secs(1) && t <= now + Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn builds_a_sensitive_bearer_header() {
+        let resp = TokenResponse::new("abc").with_token_type("bEaReR");
+        let token = Token::from_response(resp, Instant::now(), &POLICY, None, 1, 0.5).unwrap();
+        assert_eq!(token.header_value(), "Bearer abc");
+        assert!(token.header_value().is_sensitive());
+        assert_eq!(token.expires_at(), None);
+        assert_eq!(token.refresh_at(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rejects_what_cannot_be_sent() {
+        let cases = [
+            (TokenResponse::new(""), TokenErrorKind::InvalidResponse),
+            (
+                TokenResponse::new("a").with_token_type("mac"),
+                TokenErrorKind::InvalidResponse,
+            ),
+            (TokenResponse::new("a\r\nb"), TokenErrorKind::InvalidToken),
+            (
+                TokenResponse::new("a").with_expires_in(Duration::ZERO),
+                TokenErrorKind::InvalidResponse,
+            ),
+            (
+                TokenResponse::new("a").with_expires_at(SystemTime::now() - Duration::from_secs(5)),
+                TokenErrorKind::InvalidResponse,
+            ),
+        ];
+        for (resp, kind) in cases {
+            let err =
+                Token::from_response(resp, Instant::now(), &POLICY, None, 1, 0.5).unwrap_err();
+            assert_eq!(err.kind(), kind);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absurd_lifetime_does_not_overflow() {
+        let resp = TokenResponse::new("a").with_expires_in(Duration::MAX);
+        let token = Token::from_response(resp, Instant::now(), &POLICY, None, 1, 0.5).unwrap();
+        assert_eq!(token.expires_at(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keeps_previous_refresh_token_when_none_is_sent() {
+        let issued = Instant::now();
+        let t = Token::from_response(
+            TokenResponse::new("a"),
+            issued,
+            &POLICY,
+            Some("old".into()),
+            1,
+            0.0,
+        )
+        .unwrap();
+        assert_eq!(t.refresh_token.as_deref(), Some("old"));
+        let resp = TokenResponse::new("a").with_refresh_token("new");
+        let t = Token::from_response(resp, issued, &POLICY, Some("old".into()), 2, 0.0).unwrap();
+        assert_eq!(t.refresh_token.as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let resp = TokenResponse::new("s3cret-access").with_refresh_token("s3cret-refresh");
+        let out = format!("{resp:?}");
+        assert!(!out.contains("s3cret"), "{out}");
+    }
+}
