@@ -22,6 +22,7 @@
 
 use std::{
     cell::RefCell,
+    collections::BTreeMap,
     fmt,
     hash::{BuildHasher, RandomState},
     sync::{
@@ -51,6 +52,9 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Number of caches whose header a thread keeps at once.
 const SLOTS: usize = 4;
 
+/// Every live cache by id; see [`TokenCache::find`].
+static REGISTRY: Mutex<BTreeMap<u64, Weak<Shared>>> = Mutex::new(BTreeMap::new());
+
 /// Process-wide source of unique numbers: cache ids, epochs, flight and timer ids.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -68,6 +72,7 @@ struct Slot {
     cache: u64,
     epoch: u64,
     header: HeaderValue,
+    generation: u64,
 }
 
 thread_local! {
@@ -83,8 +88,8 @@ type Outcome = watch::Receiver<Option<Result<Arc<Token>, TokenError>>>;
 
 /// What a request does next.
 pub(crate) enum Lookup {
-    /// Send with this header value now.
-    Ready(HeaderValue),
+    /// Send with this header value, of this token generation, now.
+    Ready(HeaderValue, u64),
     /// Wait for a login or refresh.
     Wait(TokenFuture),
 }
@@ -186,14 +191,17 @@ impl State {
 
 impl TokenCache {
     pub(crate) fn new(provider: Arc<dyn TokenProvider>) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                id: next_id(),
-                epoch: AtomicU64::new(next_id()),
-                provider,
-                state: Mutex::new(State::default()),
-            }),
-        }
+        let shared = Arc::new(Shared {
+            id: next_id(),
+            epoch: AtomicU64::new(next_id()),
+            provider,
+            state: Mutex::new(State::default()),
+        });
+        REGISTRY
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(shared.id, Arc::downgrade(&shared));
+        Self { shared }
     }
 
     pub(crate) fn configure(&self, f: impl FnOnce(&mut Config)) {
@@ -204,9 +212,10 @@ impl TokenCache {
         self.shared.lock().config
     }
 
-    /// The hot path: this thread's copy of the header, if it is still current.
+    /// The hot path: this thread's copy of the header and its token's generation, if it is
+    /// still current.
     #[inline]
-    pub(crate) fn cached_header(&self) -> Option<HeaderValue> {
+    pub(crate) fn cached_header(&self) -> Option<(HeaderValue, u64)> {
         let epoch = self.shared.epoch.load(Ordering::Acquire);
         LOCAL
             .try_with(|slots| {
@@ -215,7 +224,7 @@ impl TokenCache {
                     .iter()
                     .flatten()
                     .find(|slot| slot.epoch == epoch)
-                    .map(|slot| slot.header.clone())
+                    .map(|slot| (slot.header.clone(), slot.generation))
             })
             .ok()
             .flatten()
@@ -240,9 +249,9 @@ impl TokenCache {
                     task.spawn();
                 }
                 if copy {
-                    self.store_local(epoch, &token.header);
+                    self.store_local(epoch, &token);
                 }
-                Lookup::Ready(token.header.clone())
+                Lookup::Ready(token.header.clone(), token.generation)
             }
             None => {
                 let (rx, task) = self.shared.start_flight(&mut state);
@@ -255,9 +264,9 @@ impl TokenCache {
         }
     }
 
-    fn store_local(&self, epoch: u64, header: &HeaderValue) {
+    fn store_local(&self, epoch: u64, token: &Token) {
         // A copy of our own, so this thread's clones never touch another thread's count.
-        let Ok(mut header) = HeaderValue::from_bytes(header.as_bytes()) else {
+        let Ok(mut header) = HeaderValue::from_bytes(token.header.as_bytes()) else {
             return;
         };
         header.set_sensitive(true);
@@ -265,6 +274,7 @@ impl TokenCache {
             cache: self.shared.id,
             epoch,
             header,
+            generation: token.generation,
         };
         let _ = LOCAL.try_with(|slots| {
             let Ok(mut slots) = slots.try_borrow_mut() else {
@@ -345,6 +355,36 @@ impl TokenCache {
         self.shared.bump_epoch();
     }
 
+    /// Stops sending the token of `generation`, if it is still the current one: a late `401`
+    /// for a token already replaced must not throw its successor away.
+    pub(crate) fn invalidate_generation(&self, generation: u64) {
+        let mut state = self.shared.lock();
+        if state.usable
+            && state
+                .token
+                .as_ref()
+                .is_some_and(|t| t.generation == generation)
+        {
+            state.usable = false;
+            self.shared.bump_epoch();
+        }
+    }
+
+    /// The cache's process-wide id, for [`find`](TokenCache::find).
+    pub(crate) fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The cache with this id, if it still exists.
+    ///
+    /// Response futures keep the id instead of a handle: cloning the handle for every request
+    /// would write to a reference count shared by all threads.
+    pub(crate) fn find(id: u64) -> Option<Self> {
+        let registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+        let shared = registry.get(&id)?.upgrade()?;
+        Some(Self { shared })
+    }
+
     /// Revokes the current token at the server and empties the cache, for a clean logout.
     ///
     /// The cache forgets the token and its refresh token before the provider is asked to
@@ -382,6 +422,15 @@ impl fmt::Debug for TokenCache {
             .field("usable", &state.usable)
             .field("fetching", &state.flight.is_some())
             .finish()
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        REGISTRY
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
     }
 }
 
@@ -663,11 +712,11 @@ mod tests {
     }
 
     async fn header(cache: &TokenCache) -> Result<HeaderValue, TokenError> {
-        if let Some(h) = cache.cached_header() {
+        if let Some((h, _)) = cache.cached_header() {
             return Ok(h);
         }
         match cache.lookup() {
-            Lookup::Ready(h) => Ok(h),
+            Lookup::Ready(h, _) => Ok(h),
             Lookup::Wait(fut) => fut.await.map(|t| t.header.clone()),
         }
     }
@@ -849,6 +898,33 @@ mod tests {
         assert_eq!(h, "Bearer a");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_late_401_keeps_the_newer_token() {
+        let (cache, p) = cache(Counting::default());
+        header(&cache).await.unwrap();
+        let first = cache.token().unwrap().generation();
+        cache.invalidate_generation(first);
+        assert_eq!(header(&cache).await.unwrap(), "Bearer refresh-1-from-rt-1");
+        let second = cache.token().unwrap().generation();
+        assert!(second > first);
+        header(&cache).await.unwrap(); // fills this thread's copy
+        assert!(cache.cached_header().is_some());
+        // A 401 for the first token arrives late: the second stays.
+        cache.invalidate_generation(first);
+        assert_eq!(cache.token().unwrap().generation(), second);
+        assert!(cache.cached_header().is_some());
+        assert_eq!(p.refreshes.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_registry_finds_live_caches_only() {
+        let cache = TokenCache::new(Arc::new(crate::StaticToken::new("a")));
+        let id = cache.id();
+        assert!(TokenCache::find(id).is_some());
+        drop(cache);
+        assert!(TokenCache::find(id).is_none());
+    }
+
     #[test]
     fn random_is_in_range() {
         for _ in 0..1000 {
@@ -877,7 +953,7 @@ mod tests {
             "no timer watches the copy any more"
         );
         // The token is still served, from the clock check under the lock.
-        assert!(matches!(cache.lookup(), Lookup::Ready(_)));
+        assert!(matches!(cache.lookup(), Lookup::Ready(..)));
         assert!(cache.cached_header().is_none());
     }
 }

@@ -4,7 +4,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
-use crate::{BearerAuth, TokenCache, TokenProvider};
+use crate::{BearerAuth, TokenCache, TokenProvider, service::Settings};
 
 /// Applies [`BearerAuth`] to services: every request gets `Authorization: Bearer <token>`.
 ///
@@ -30,6 +30,31 @@ use crate::{BearerAuth, TokenCache, TokenProvider};
 ///   request dropped while waiting (by a timeout, say) does not cancel it for the others.
 ///
 /// The service needs a Tokio runtime with the time driver enabled.
+///
+/// # Recovering from `401`
+///
+/// A server may reject a token the cache believes fresh: it restarted, the token was revoked,
+/// the clocks disagree. Each token carries a generation number. When a request is answered
+/// `401 Unauthorized` with a `Bearer` challenge asking for a new token (`error="invalid_token"`
+/// or no error code) or with no challenge at all, the token of that generation is
+/// invalidated, unless the cache already holds a newer one, so fifty concurrent `401`s cause
+/// one refresh. The request is then sent once more with the new token, if its body can be
+/// replayed (see [`ReplayBody`](crate::ReplayBody)); otherwise, or if the second attempt is
+/// also refused, the caller gets the `401` response as it came. A request is never sent more
+/// than twice. `insufficient_scope` (and any other error code) is about the request, not
+/// the token: such responses are returned at once. The parsed challenge is added to the
+/// response's extensions as a [`BearerChallenge`](crate::BearerChallenge).
+///
+/// Replaying is safe because a `401` means the server refused the request before acting on
+/// it. Turn it off ([`replay_unauthorized`](Self::replay_unauthorized), or
+/// [`NoReplay`](crate::NoReplay) per request) for servers that act first and check later, or
+/// when an outer `tower::retry` layer should decide (this crate's `retry` feature has a
+/// policy for that).
+///
+/// Keeping a request for a replay costs a copy of its head (method, URI, header map,
+/// extensions) and a clone of the inner service for every request whose body can be
+/// replayed; for requests with headers that is a few allocations. With replay off, a request
+/// with a cached token allocates nothing.
 ///
 /// # Example
 ///
@@ -59,8 +84,11 @@ use crate::{BearerAuth, TokenCache, TokenProvider};
 #[derive(Clone)]
 pub struct BearerAuthLayer {
     cache: TokenCache,
-    overwrite: bool,
+    settings: Settings,
 }
+
+/// Default cap on a body read into memory so it can be replayed.
+const DEFAULT_REPLAY_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl BearerAuthLayer {
     /// A layer with a new, empty token cache for tokens from `provider`.
@@ -72,7 +100,11 @@ impl BearerAuthLayer {
     pub fn from_arc(provider: Arc<dyn TokenProvider>) -> Self {
         Self {
             cache: TokenCache::new(provider),
-            overwrite: false,
+            settings: Settings {
+                overwrite: false,
+                replay: true,
+                buffer_limit: DEFAULT_REPLAY_BUFFER_LIMIT,
+            },
         }
     }
 
@@ -110,7 +142,26 @@ impl BearerAuthLayer {
     ///
     /// Defaults to `false`: such a request is sent as it is, and no token is fetched for it.
     pub fn overwrite_existing(mut self, overwrite: bool) -> Self {
-        self.overwrite = overwrite;
+        self.settings.overwrite = overwrite;
+        self
+    }
+
+    /// Whether to send a request a second time, with a new token, when the server answers
+    /// `401 Unauthorized` to the first; see [Recovering from `401`](Self#recovering-from-401).
+    ///
+    /// Defaults to `true`. Turned off, a `401` still invalidates the token, and the next
+    /// request gets a new one. [`NoReplay`](crate::NoReplay) turns it off for one request.
+    pub fn replay_unauthorized(mut self, replay: bool) -> Self {
+        self.settings.replay = replay;
+        self
+    }
+
+    /// The largest body, in bytes, read into memory so it can be replayed, for body types that
+    /// must be read to be copied (see [`ReplayBody`](crate::ReplayBody)).
+    ///
+    /// Defaults to 64 KiB.
+    pub fn replay_buffer_limit(mut self, limit: usize) -> Self {
+        self.settings.buffer_limit = limit;
         self
     }
 
@@ -120,7 +171,7 @@ impl BearerAuthLayer {
     }
 
     pub(crate) fn layer_service<S>(&self, inner: S) -> BearerAuth<S> {
-        BearerAuth::from_parts(inner, self.cache.clone(), self.overwrite)
+        BearerAuth::from_parts(inner, self.cache.clone(), self.settings)
     }
 }
 
@@ -136,7 +187,7 @@ impl fmt::Debug for BearerAuthLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BearerAuthLayer")
             .field("config", &self.cache.config())
-            .field("overwrite", &self.overwrite)
+            .field("settings", &self.settings)
             .finish()
     }
 }

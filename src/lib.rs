@@ -62,6 +62,9 @@
 //! # Feature flags
 //!
 //! The core (layer, cache, [`StaticToken`], [`provider_fn`]) has no optional parts.
+//!
+//! - `retry`: `RetryUnauthorized`, a `tower::retry::Policy` that retries once after `401`,
+//!   for stacks with their own retry layer.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -74,22 +77,33 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
+mod challenge;
 pub mod error;
 pub mod future;
 mod layer;
 pub mod provider;
+mod replay;
+#[cfg(feature = "retry")]
+mod retry;
 mod service;
 mod token;
 
 #[doc(inline)]
 pub use crate::{
     cache::TokenCache,
+    challenge::BearerChallenge,
     error::{TokenError, TokenErrorKind},
     layer::BearerAuthLayer,
     provider::{BoxFuture, FnProvider, StaticToken, TokenProvider, provider_fn},
+    replay::{NoReplay, ReplayBody},
     service::BearerAuth,
     token::{Token, TokenResponse},
 };
+
+#[cfg(feature = "retry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
+#[doc(inline)]
+pub use crate::retry::RetryUnauthorized;
 
 /// Alias for a type-erased error type, as used by tower.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -5,19 +5,34 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{Request, header::AUTHORIZATION};
+use http::{Request, Response, header::AUTHORIZATION};
 use tower_service::Service;
 
 use crate::{
-    BearerAuthLayer, BoxError, TokenCache, TokenProvider, cache::Lookup, future::ResponseFuture,
+    BearerAuthLayer, BoxError, NoReplay, ReplayBody, TokenCache, TokenProvider,
+    cache::Lookup,
+    future::{ResponseFuture, Wait, token_for},
 };
+
+/// The per-service settings, copied from the layer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) overwrite: bool,
+    pub(crate) replay: bool,
+    pub(crate) buffer_limit: usize,
+}
 
 /// Adds `Authorization: Bearer <token>` to every request, obtaining and refreshing the token
 /// through a [`TokenProvider`].
 ///
 /// Built by [`BearerAuthLayer`], which also holds the settings; see there for how the token is
-/// cached and refreshed. A request that already carries an `Authorization` header is sent as
-/// it is, unless [`BearerAuthLayer::overwrite_existing`] is set.
+/// cached and refreshed, and how a `401 Unauthorized` is recovered from. A request that
+/// already carries an `Authorization` header is sent as it is, unless
+/// [`BearerAuthLayer::overwrite_existing`] is set.
+///
+/// The inner service takes `http::Request<B>` for any body type `B` that implements
+/// [`ReplayBody`] (the common ones do; see there for your own) and answers
+/// `http::Response<R>` for any `R`.
 ///
 /// # Errors
 ///
@@ -32,7 +47,8 @@ use crate::{
 /// so `S` must be [`Clone`]; wrap a service that is not in [`tower::buffer::Buffer`]. Capacity
 /// the inner service reserved in `poll_ready` (a concurrency-limit permit, a buffer slot) is
 /// held while the token is fetched. When the token is cached, `call` calls the inner service
-/// directly and clones nothing.
+/// directly; it clones it only to keep a spare for a replay after `401` (see
+/// [`BearerAuthLayer::replay_unauthorized`]).
 ///
 /// Clones of a `BearerAuth` share one token cache.
 ///
@@ -60,7 +76,7 @@ use crate::{
 pub struct BearerAuth<S> {
     inner: S,
     cache: TokenCache,
-    overwrite: bool,
+    settings: Settings,
 }
 
 impl<S> BearerAuth<S> {
@@ -75,11 +91,11 @@ impl<S> BearerAuth<S> {
         BearerAuthLayer::new(provider)
     }
 
-    pub(crate) fn from_parts(inner: S, cache: TokenCache, overwrite: bool) -> Self {
+    pub(crate) fn from_parts(inner: S, cache: TokenCache, settings: Settings) -> Self {
         Self {
             inner,
             cache,
-            overwrite,
+            settings,
         }
     }
 
@@ -109,7 +125,7 @@ impl<S: Clone> Clone for BearerAuth<S> {
         Self {
             inner: self.inner.clone(),
             cache: self.cache.clone(),
-            overwrite: self.overwrite,
+            settings: self.settings,
         }
     }
 }
@@ -119,17 +135,18 @@ impl<S: fmt::Debug> fmt::Debug for BearerAuth<S> {
         f.debug_struct("BearerAuth")
             .field("inner", &self.inner)
             .field("cache", &self.cache)
-            .field("overwrite", &self.overwrite)
+            .field("settings", &self.settings)
             .finish()
     }
 }
 
-impl<S, B> Service<Request<B>> for BearerAuth<S>
+impl<S, B, R> Service<Request<B>> for BearerAuth<S>
 where
-    S: Service<Request<B>> + Clone,
+    S: Service<Request<B>, Response = Response<R>> + Clone,
     S::Error: Into<BoxError>,
+    B: ReplayBody,
 {
-    type Response = S::Response;
+    type Response = Response<R>;
     type Error = BoxError;
     type Future = ResponseFuture<S, B>;
 
@@ -137,26 +154,61 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        if !self.overwrite && req.headers().contains_key(AUTHORIZATION) {
-            return ResponseFuture::call(self.inner.call(req));
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        if !self.settings.overwrite && request.headers().contains_key(AUTHORIZATION) {
+            return ResponseFuture::called(&mut self.inner, request, None, &self.cache, None);
         }
-        // The hot path: this thread holds a copy of the current header.
-        let header = match self.cache.cached_header() {
-            Some(header) => header,
-            None => match self.cache.lookup() {
-                Lookup::Ready(header) => header,
-                Lookup::Wait(fut) => {
-                    // The future must own the service that was polled ready; keep it and leave
-                    // a clone in its place. See "Be careful when cloning inner services" in
-                    // the `tower-service` documentation.
-                    let clone = self.inner.clone();
-                    let ready = std::mem::replace(&mut self.inner, clone);
-                    return ResponseFuture::token(fut, ready, req);
+        let (mut request, replay) =
+            if self.settings.replay && request.extensions().get::<NoReplay>().is_none() {
+                let (parts, body) = request.into_parts();
+                match body.try_clone() {
+                    Some(copy) => (
+                        Request::from_parts(parts.clone(), body),
+                        Some(Request::from_parts(parts, copy)),
+                    ),
+                    None => match body.buffer(self.settings.buffer_limit) {
+                        Ok(fut) => {
+                            let ready = self.take_ready();
+                            return ResponseFuture::waiting(
+                                ready,
+                                None,
+                                None,
+                                &self.cache,
+                                Wait::Buffer(fut, parts),
+                            );
+                        }
+                        Err(body) => (Request::from_parts(parts, body), None),
+                    },
                 }
-            },
-        };
-        req.headers_mut().insert(AUTHORIZATION, header);
-        ResponseFuture::call(self.inner.call(req))
+            } else {
+                (request, None)
+            };
+        match token_for(&self.cache) {
+            Lookup::Ready(header, generation) => {
+                request.headers_mut().insert(AUTHORIZATION, header);
+                let spare = replay.map(|replay| (self.inner.clone(), replay));
+                ResponseFuture::called(
+                    &mut self.inner,
+                    request,
+                    spare,
+                    &self.cache,
+                    Some(generation),
+                )
+            }
+            Lookup::Wait(fut) => {
+                let ready = self.take_ready();
+                ResponseFuture::waiting(ready, Some(request), replay, &self.cache, Wait::Token(fut))
+            }
+        }
+    }
+}
+
+impl<S: Clone> BearerAuth<S> {
+    /// Takes the service that was polled ready, for a future that must wait before calling it,
+    /// and leaves a clone in its place. See "Be careful when cloning inner services" in the
+    /// `tower-service` documentation: the clone has not been polled ready, the original has.
+    fn take_ready(&mut self) -> S {
+        let clone = self.inner.clone();
+        std::mem::replace(&mut self.inner, clone)
     }
 }

@@ -40,8 +40,20 @@ pub struct Api {
 struct ApiInner {
     accepted: Mutex<HashSet<String>>,
     seen: Mutex<Vec<Option<String>>>,
+    received: Mutex<Vec<Received>>,
     requests: AtomicUsize,
     delay: Mutex<Duration>,
+    deny_all: Mutex<bool>,
+    challenge: Mutex<Option<String>>,
+}
+
+/// A request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
 }
 
 impl Api {
@@ -83,11 +95,23 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         self.inner.seen.lock().unwrap().push(auth.clone());
-        let _ = req.into_body().collect().await;
-        let ok = auth
-            .as_deref()
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .is_some_and(|t| self.inner.accepted.lock().unwrap().contains(t));
+        let (parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        self.inner.received.lock().unwrap().push(Received {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+        });
+        let ok = !*self.inner.deny_all.lock().unwrap()
+            && auth
+                .as_deref()
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .is_some_and(|t| self.inner.accepted.lock().unwrap().contains(t));
         let (status, body) = if ok {
             (StatusCode::OK, "hello")
         } else {
@@ -96,12 +120,34 @@ impl Api {
         let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
         *res.status_mut() = status;
         if !ok {
-            res.headers_mut().insert(
-                "www-authenticate",
-                http::HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
+            let challenge = self.inner.challenge.lock().unwrap().clone();
+            let challenge = challenge.unwrap_or_else(|| "Bearer error=\"invalid_token\"".into());
+            if !challenge.is_empty() {
+                res.headers_mut()
+                    .insert("www-authenticate", challenge.parse().unwrap());
+            }
         }
         res
+    }
+
+    /// Stops accepting `token`.
+    pub fn revoke(&self, token: &str) {
+        self.inner.accepted.lock().unwrap().remove(token);
+    }
+
+    /// Refuses every request, whatever its token.
+    pub fn deny_all(&self, deny: bool) {
+        *self.inner.deny_all.lock().unwrap() = deny;
+    }
+
+    /// The `WWW-Authenticate` value sent with 401s; empty for none.
+    pub fn set_challenge(&self, challenge: &str) {
+        *self.inner.challenge.lock().unwrap() = Some(challenge.to_owned());
+    }
+
+    /// Every request the server received, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.inner.received.lock().unwrap().clone()
     }
 
     pub fn accept(&self, token: &str) {

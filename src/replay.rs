@@ -1,0 +1,152 @@
+//! Which request bodies can be sent a second time after a `401 Unauthorized`.
+
+use bytes::Bytes;
+use http_body::Body;
+use http_body_util::{
+    BodyExt, Empty, Full,
+    combinators::{BoxBody, UnsyncBoxBody},
+};
+
+use crate::{BoxError, BoxFuture};
+
+/// A request body that [`BearerAuth`](crate::BearerAuth) may send again, with a new token,
+/// after the server answered `401 Unauthorized`.
+///
+/// The body type decides:
+///
+/// - Bodies that can be copied without reading them implement
+///   [`try_clone`](ReplayBody::try_clone): `()`, `String`, `Vec<u8>`, [`Bytes`], `&'static str`,
+///   `&'static [u8]`, [`Full`] and [`Empty`] here. The copy is kept until the response arrives.
+/// - Type-erased bodies that can be rebuilt from bytes implement
+///   [`buffer`](ReplayBody::buffer): [`BoxBody`] and [`UnsyncBoxBody`] here. The layer reads
+///   such a body into memory before sending it, but only when its size hint promises at most
+///   the layer's [`replay_buffer_limit`](crate::BearerAuthLayer::replay_buffer_limit) (64 KiB
+///   by default); a longer or unbounded stream is sent once, as it comes.
+/// - Any other body is never replayed. A body type of your own needs one line,
+///   `impl ReplayBody for MyBody {}`, to be sent through the layer; implement `try_clone` if it
+///   can be copied cheaply.
+///
+/// # Example
+///
+/// ```
+/// use tower_bearer_auth::ReplayBody;
+///
+/// #[derive(Clone)]
+/// struct JsonBody(std::sync::Arc<[u8]>);
+///
+/// impl ReplayBody for JsonBody {
+///     fn try_clone(&self) -> Option<Self> {
+///         Some(self.clone())
+///     }
+/// }
+///
+/// // A streaming body that cannot be replayed.
+/// struct Upload;
+/// impl ReplayBody for Upload {}
+/// ```
+pub trait ReplayBody: Sized {
+    /// A copy of this body, if it can be made without reading the body. Defaults to `None`.
+    fn try_clone(&self) -> Option<Self> {
+        None
+    }
+
+    /// Reads the whole body, which promises at most `limit` bytes, and returns two bodies with
+    /// the same content: one to send now and one to keep for a replay.
+    ///
+    /// Returns the body unchanged (`Err(self)`) when this type cannot be rebuilt from bytes or
+    /// the body may be longer than `limit`. This is the default.
+    #[allow(clippy::type_complexity)]
+    fn buffer(
+        self,
+        limit: usize,
+    ) -> Result<BoxFuture<'static, Result<(Self, Self), BoxError>>, Self> {
+        let _ = limit;
+        Err(self)
+    }
+}
+
+macro_rules! clone_bodies {
+    ($($ty:ty),* $(,)?) => {
+        $(
+            impl ReplayBody for $ty {
+                fn try_clone(&self) -> Option<Self> {
+                    Some(self.clone())
+                }
+            }
+        )*
+    };
+}
+
+clone_bodies!((), String, Vec<u8>, Bytes, &'static str, &'static [u8]);
+
+impl<D: Clone> ReplayBody for Full<D> {
+    fn try_clone(&self) -> Option<Self> {
+        Some(self.clone())
+    }
+}
+
+impl<D> ReplayBody for Empty<D> {
+    fn try_clone(&self) -> Option<Self> {
+        Some(*self)
+    }
+}
+
+fn fits(body: &impl Body, limit: usize) -> bool {
+    body.size_hint()
+        .upper()
+        .is_some_and(|upper| upper <= limit as u64)
+}
+
+impl<E> ReplayBody for BoxBody<Bytes, E>
+where
+    E: Into<BoxError> + 'static,
+{
+    fn buffer(
+        self,
+        limit: usize,
+    ) -> Result<BoxFuture<'static, Result<(Self, Self), BoxError>>, Self> {
+        if !fits(&self, limit) {
+            return Err(self);
+        }
+        Ok(Box::pin(async move {
+            let bytes = self.collect().await.map_err(Into::into)?.to_bytes();
+            let body = |b| Full::new(b).map_err(|never| match never {}).boxed();
+            Ok((body(bytes.clone()), body(bytes)))
+        }))
+    }
+}
+
+impl<E> ReplayBody for UnsyncBoxBody<Bytes, E>
+where
+    E: Into<BoxError> + 'static,
+{
+    fn buffer(
+        self,
+        limit: usize,
+    ) -> Result<BoxFuture<'static, Result<(Self, Self), BoxError>>, Self> {
+        if !fits(&self, limit) {
+            return Err(self);
+        }
+        Ok(Box::pin(async move {
+            let bytes = self.collect().await.map_err(Into::into)?.to_bytes();
+            let body = |b| Full::new(b).map_err(|never| match never {}).boxed_unsync();
+            Ok((body(bytes.clone()), body(bytes)))
+        }))
+    }
+}
+
+/// A request extension that stops [`BearerAuth`](crate::BearerAuth) from replaying this
+/// request after a `401`. The token is still invalidated, so the next request gets a new one.
+///
+/// # Example
+///
+/// ```
+/// use http::Request;
+/// use tower_bearer_auth::NoReplay;
+///
+/// let mut request = Request::post("https://pbx.example.com/api/calls").body(String::new())?;
+/// request.extensions_mut().insert(NoReplay);
+/// # Ok::<(), http::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoReplay;

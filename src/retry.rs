@@ -1,0 +1,72 @@
+//! A `tower::retry` policy for users who run their own retry layer.
+
+use std::future::{Ready, ready};
+
+use http::{Request, Response, StatusCode};
+use tower::retry::Policy;
+
+use crate::{BearerChallenge, NoReplay, ReplayBody, challenge::token_rejected};
+
+/// A [`tower::retry::Policy`] that retries a request once after `401 Unauthorized`.
+///
+/// For stacks that already run a [`RetryLayer`](tower::retry::RetryLayer) outside the auth
+/// layer. Turn the layer's own replay off so a request is not sent three times; the layer
+/// still invalidates the rejected token, so the retry goes out with a new one:
+///
+/// ```
+/// use tower::{ServiceBuilder, retry::RetryLayer};
+/// use tower_bearer_auth::{BearerAuthLayer, RetryUnauthorized, StaticToken};
+///
+/// # let http_client = tower::service_fn(|_: http::Request<String>| async {
+/// #     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+/// # });
+/// let client = ServiceBuilder::new()
+///     .layer(RetryLayer::new(RetryUnauthorized::default()))
+///     .layer(BearerAuthLayer::new(StaticToken::new("abc")).replay_unauthorized(false))
+///     .service(http_client);
+/// ```
+///
+/// It retries on the same `401`s the layer recovers from (no challenge, a bare `Bearer`
+/// challenge, or `error="invalid_token"`), never more than once, and only requests whose body
+/// can be copied ([`ReplayBody::try_clone`]) and that don't carry [`NoReplay`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RetryUnauthorized {
+    retried: bool,
+}
+
+impl<B, R, E> Policy<Request<B>, Response<R>, E> for RetryUnauthorized
+where
+    B: ReplayBody,
+{
+    type Future = Ready<()>;
+
+    fn retry(
+        &mut self,
+        _request: &mut Request<B>,
+        result: &mut Result<Response<R>, E>,
+    ) -> Option<Self::Future> {
+        let response = result.as_ref().ok()?;
+        if self.retried || response.status() != StatusCode::UNAUTHORIZED {
+            return None;
+        }
+        let challenge = BearerChallenge::from_headers(response.headers());
+        if !token_rejected(response.headers(), challenge.as_ref()) {
+            return None;
+        }
+        self.retried = true;
+        Some(ready(()))
+    }
+
+    fn clone_request(&mut self, request: &Request<B>) -> Option<Request<B>> {
+        if request.extensions().get::<NoReplay>().is_some() {
+            return None;
+        }
+        let mut copy = Request::new(request.body().try_clone()?);
+        *copy.method_mut() = request.method().clone();
+        *copy.uri_mut() = request.uri().clone();
+        *copy.version_mut() = request.version();
+        *copy.headers_mut() = request.headers().clone();
+        *copy.extensions_mut() = request.extensions().clone();
+        Some(copy)
+    }
+}
