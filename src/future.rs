@@ -31,8 +31,9 @@ pin_project! {
         request: Option<Request<B>>,
         // A copy of the request to send again after a `401`.
         replay: Option<Request<B>>,
-        // The cache: a handle when a replay may need it (it keeps the cache alive), else its id
-        // (see `TokenCache::find`). And the generation of the token sent.
+        // The cache: a handle on the slow paths, which need it; on the hot path only its id
+        // (see `TokenCache::find`), since cloning the handle would write to a reference count
+        // that every thread shares. And the generation of the token sent.
         handle: Option<TokenCache>,
         cache: u64,
         generation: u64,
@@ -85,14 +86,13 @@ where
         generation: Option<u64>,
     ) -> Self {
         let fut = service.call(request);
-        let handle = spare.is_some().then(|| cache.clone());
         let (service, replay) = spare.unzip();
         Self {
             state: State::Call { fut },
             service,
             request: None,
             replay,
-            handle,
+            handle: None,
             cache: cache.id(),
             generation: generation.unwrap_or(0),
             recover: generation.is_some(),

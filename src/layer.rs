@@ -51,6 +51,9 @@ use crate::{BearerAuth, TokenCache, TokenProvider, service::Settings};
 /// when an outer `tower::retry` layer should decide (this crate's `retry` feature has a
 /// policy for that).
 ///
+/// The cache lives as long as the layer or any service built from it: a request still in
+/// flight when the last of them is dropped is not replayed.
+///
 /// Keeping a request for a replay costs a copy of its head (method, URI, header map,
 /// extensions) and a clone of the inner service for every request whose body can be
 /// replayed; for requests with headers that is a few allocations. With replay off, a request
