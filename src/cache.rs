@@ -24,6 +24,7 @@ use std::{
     cell::RefCell,
     collections::BTreeMap,
     fmt,
+    future::Future,
     hash::{BuildHasher, RandomState},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError, Weak,
@@ -48,6 +49,12 @@ pub(crate) const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(30);
 pub(crate) const DEFAULT_JITTER: Duration = Duration::from_secs(10);
 /// Default bound on each provider call.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default pause after the first failed fetch; it doubles with each failure in a row.
+pub(crate) const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+/// Default longest pause after failed fetches.
+pub(crate) const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// Number of caches whose header a thread keeps at once.
 const SLOTS: usize = 4;
@@ -99,6 +106,8 @@ pub(crate) enum Lookup {
 pub(crate) struct Config {
     pub(crate) policy: RefreshPolicy,
     pub(crate) timeout: Duration,
+    pub(crate) backoff_initial: Duration,
+    pub(crate) backoff_max: Duration,
 }
 
 impl Default for Config {
@@ -109,6 +118,8 @@ impl Default for Config {
                 jitter: DEFAULT_JITTER,
             },
             timeout: DEFAULT_TIMEOUT,
+            backoff_initial: DEFAULT_BACKOFF_INITIAL,
+            backoff_max: DEFAULT_BACKOFF_MAX,
         }
     }
 }
@@ -164,6 +175,14 @@ struct State {
     timer: Option<u64>,
     /// The last generation handed out.
     generation: u64,
+    /// The failures in a row, and until when no new fetch starts.
+    backoff: Option<Backoff>,
+}
+
+struct Backoff {
+    error: TokenError,
+    until: Instant,
+    streak: u32,
 }
 
 struct Flight {
@@ -186,6 +205,37 @@ impl State {
     /// stop.
     fn may_copy(&self, token: &Token) -> bool {
         token.expires_at.is_none() || self.timer.is_some()
+    }
+
+    /// The last failure, while new fetches must wait.
+    fn backing_off(&self, now: Instant) -> Option<&TokenError> {
+        self.backoff
+            .as_ref()
+            .filter(|b| now < b.until)
+            .map(|b| &b.error)
+    }
+
+    /// Remembers a failed fetch: no new fetch starts for a growing, jittered pause, or for as
+    /// long as the provider asked (`Retry-After`, up to five minutes).
+    fn record_failure(&mut self, error: &TokenError, retry_after: Option<Duration>) {
+        let streak = self
+            .backoff
+            .as_ref()
+            .map_or(0, |b| b.streak)
+            .saturating_add(1);
+        let doubled = self
+            .config
+            .backoff_initial
+            .saturating_mul(1 << (streak - 1).min(20));
+        let pause = doubled
+            .min(self.config.backoff_max)
+            .mul_f64(0.5 + 0.5 * random())
+            .max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER));
+        self.backoff = Some(Backoff {
+            error: error.clone(),
+            until: Instant::now() + pause,
+            streak,
+        });
     }
 }
 
@@ -240,8 +290,9 @@ impl TokenCache {
         match state.usable_token(now) {
             Some((token, stale)) => {
                 let token = token.clone();
-                let copy = state.may_copy(&token);
-                let task = stale
+                // A due token is re-checked by every request until its refresh lands.
+                let copy = !stale && state.may_copy(&token);
+                let task = (stale && state.backing_off(now).is_none())
                     .then(|| self.shared.start_flight(&mut state).1)
                     .flatten();
                 drop(state);
@@ -253,14 +304,7 @@ impl TokenCache {
                 }
                 Lookup::Ready(token.header.clone(), token.generation)
             }
-            None => {
-                let (rx, task) = self.shared.start_flight(&mut state);
-                drop(state);
-                if let Some(task) = task {
-                    task.spawn();
-                }
-                Lookup::Wait(Box::pin(wait(rx)))
-            }
+            None => Lookup::Wait(Box::pin(self.shared.fetch_or_fail(state, now))),
         }
     }
 
@@ -313,21 +357,17 @@ impl TokenCache {
     pub async fn get(&self) -> Result<Token, TokenError> {
         let fut = {
             let now = Instant::now();
-            let mut state = self.shared.lock();
+            let state = self.shared.lock();
             if let Some((token, false)) = state.usable_token(now) {
                 return Ok(Token::clone(token));
             }
-            let (rx, task) = self.shared.start_flight(&mut state);
-            drop(state);
-            if let Some(task) = task {
-                task.spawn();
-            }
-            wait(rx)
+            self.shared.fetch_or_fail(state, now)
         };
         fut.await.map(|t| Token::clone(&t))
     }
 
-    /// Refreshes the token now (or logs in if there is no refresh token), whatever its expiry.
+    /// Refreshes the token now (or logs in if there is no refresh token), whatever its expiry
+    /// and even while the cache is backing off after failures.
     ///
     /// Joins a login or refresh already under way instead of starting another.
     ///
@@ -445,6 +485,37 @@ impl Shared {
         self.epoch.store(next_id(), Ordering::Release);
     }
 
+    /// Waits for the flight under way, or starts one; while backing off after a failure with
+    /// no flight under way, fails at once with the last error.
+    fn fetch_or_fail(
+        self: &Arc<Self>,
+        mut state: MutexGuard<'_, State>,
+        now: Instant,
+    ) -> impl Future<Output = Result<Arc<Token>, TokenError>> + Send + 'static {
+        let failed = match state.backing_off(now) {
+            Some(error) if state.flight.is_none() => Some(error.clone()),
+            _ => None,
+        };
+        let (rx, task) = match failed {
+            Some(_) => (None, None),
+            None => {
+                let (rx, task) = self.start_flight(&mut state);
+                (Some(rx), task)
+            }
+        };
+        drop(state);
+        if let Some(task) = task {
+            task.spawn();
+        }
+        async move {
+            match (failed, rx) {
+                (Some(error), _) => Err(error),
+                (None, Some(rx)) => wait(rx).await,
+                (None, None) => Err(aborted()),
+            }
+        }
+    }
+
     /// Joins the flight under way, or registers a new one and returns the task to spawn once
     /// the lock is released.
     fn start_flight(self: &Arc<Self>, state: &mut State) -> (Outcome, Option<FlightTask>) {
@@ -508,7 +579,7 @@ impl FlightTask {
         self.finish(result);
     }
 
-    fn finish(&mut self, result: Result<Token, TokenError>) {
+    fn finish(&mut self, result: Result<Token, Failure>) {
         self.done = true;
         let mut state = self.shared.lock();
         // A flight discarded by `revoke` still answers its waiters but stores nothing.
@@ -521,10 +592,18 @@ impl FlightTask {
         let mut timer = None;
         if current {
             state.flight = None;
-            if let Ok(token) = &result {
-                state.token = Some(token.clone());
-                state.usable = true;
-                timer = TimerTask::arm(&self.shared, &mut state, token);
+            match &result {
+                Ok(token) => {
+                    state.token = Some(token.clone());
+                    state.usable = true;
+                    state.backoff = None;
+                    timer = TimerTask::arm(&self.shared, &mut state, token);
+                }
+                // Without a runtime nothing was asked of the provider: no reason to wait.
+                Err(failure) if failure.error.kind() != TokenErrorKind::Aborted => {
+                    state.record_failure(&failure.error, failure.retry_after);
+                }
+                Err(_) => {}
             }
             self.shared.bump_epoch();
         }
@@ -532,14 +611,29 @@ impl FlightTask {
         if let Some(timer) = timer {
             timer.spawn();
         }
-        self.tx.send_replace(Some(result));
+        self.tx.send_replace(Some(result.map_err(|f| f.error)));
     }
 }
 
 impl Drop for FlightTask {
     fn drop(&mut self) {
         if !self.done {
-            self.finish(Err(aborted()));
+            self.finish(Err(aborted().into()));
+        }
+    }
+}
+
+/// A failed fetch, with how long the provider asked the cache to wait.
+struct Failure {
+    error: TokenError,
+    retry_after: Option<Duration>,
+}
+
+impl From<TokenError> for Failure {
+    fn from(error: TokenError) -> Self {
+        Self {
+            error,
+            retry_after: None,
         }
     }
 }
@@ -549,7 +643,7 @@ async fn fetch(
     provider: &dyn TokenProvider,
     refresh_token: Option<String>,
     config: &Config,
-) -> Result<Token, TokenError> {
+) -> Result<Token, Failure> {
     let timeout = config.timeout;
     let mut refresh_failed = false;
     if let Some(refresh_token) = refresh_token {
@@ -575,18 +669,27 @@ async fn fetch(
     }
     let issued = Instant::now();
     match tokio::time::timeout(timeout, provider.login()).await {
-        Ok(Ok(response)) => {
-            Token::from_response(response, issued, &config.policy, None, 0, random())
-        }
+        Ok(Ok(response)) => Ok(Token::from_response(
+            response,
+            issued,
+            &config.policy,
+            None,
+            0,
+            random(),
+        )?),
         Ok(Err(e)) => {
             let kind = if refresh_failed {
                 TokenErrorKind::Refresh
             } else {
                 TokenErrorKind::Login
             };
-            Err(TokenError::with_source(kind, e))
+            let retry_after = provider.retry_after(&*e);
+            Err(Failure {
+                error: TokenError::with_source(kind, e),
+                retry_after,
+            })
         }
-        Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
+        Err(_) => Err(TokenError::new(TokenErrorKind::Timeout).into()),
     }
 }
 
@@ -808,7 +911,86 @@ mod tests {
             "login refused"
         );
         p.fail_login.store(false, Ordering::SeqCst);
+        // During the backoff the same error comes back at once, without a provider call.
+        let again = header(&cache).await.unwrap_err();
+        assert_eq!(again.kind(), TokenErrorKind::Login);
+        assert_eq!(p.logins.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(DEFAULT_BACKOFF_INITIAL).await;
         assert_eq!(header(&cache).await.unwrap(), "Bearer login-2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_grows_and_resets() {
+        let (cache, p) = cache(Counting::default());
+        p.fail_login.store(true, Ordering::SeqCst);
+        let started = Instant::now();
+        // Hammer the cache every millisecond through 10 s of an outage.
+        while started.elapsed() < Duration::from_secs(10) {
+            let _ = header(&cache).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // 100 ms doubling, each pause jittered to 50-100 %: a handful of calls, not 10,000.
+        let calls = p.logins.load(Ordering::SeqCst);
+        assert!(
+            (5..=12).contains(&calls),
+            "{calls} logins during the outage"
+        );
+        p.fail_login.store(false, Ordering::SeqCst);
+        tokio::time::sleep(DEFAULT_BACKOFF_MAX).await;
+        header(&cache).await.unwrap();
+        // The success reset the streak: the next failure pauses 100 ms at most.
+        cache.revoke().await.unwrap();
+        p.fail_login.store(true, Ordering::SeqCst);
+        let _ = header(&cache).await.unwrap_err();
+        let before = p.logins.load(Ordering::SeqCst);
+        tokio::time::sleep(DEFAULT_BACKOFF_INITIAL).await;
+        let _ = header(&cache).await;
+        assert_eq!(p.logins.load(Ordering::SeqCst), before + 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_from_the_provider_lengthens_the_pause() {
+        struct Busy(AtomicUsize);
+        impl TokenProvider for Busy {
+            fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async { Err("busy".into()) })
+            }
+            fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+                Some(Duration::from_secs(20))
+            }
+        }
+        let p = Arc::new(Busy(AtomicUsize::new(0)));
+        let cache = TokenCache::new(p.clone());
+        let _ = header(&cache).await.unwrap_err();
+        tokio::time::sleep(Duration::from_secs(19)).await;
+        let _ = header(&cache).await.unwrap_err();
+        assert_eq!(p.0.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = header(&cache).await.unwrap_err();
+        assert_eq!(p.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_refresh_keeps_the_valid_token_and_retries_later() {
+        let (cache, p) = cache(Counting {
+            lifetime: Some(Duration::from_secs(100)),
+            fail_refresh: true,
+            ..Default::default()
+        });
+        header(&cache).await.unwrap();
+        tokio::time::advance(Duration::from_secs(80)).await; // past the refresh point
+        p.fail_login.store(true, Ordering::SeqCst);
+        for _ in 0..50 {
+            assert_eq!(header(&cache).await.unwrap(), "Bearer login-1");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Refresh and fallback login failed, then paused: a few tries in 0.5 s, not 50.
+        let tries = p.refreshes.load(Ordering::SeqCst);
+        assert!((1..=4).contains(&tries), "{tries}");
+        // Never past expiry.
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert!(header(&cache).await.is_err());
     }
 
     #[tokio::test(start_paused = true)]

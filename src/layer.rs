@@ -25,7 +25,9 @@ use crate::{BearerAuth, TokenCache, TokenProvider, service::Settings};
 ///   A refresh response without a refresh token keeps the old one.
 /// - Each provider call is bounded by [`timeout`](Self::timeout) (10 s by default).
 /// - A failed login hands every waiting request a [`TokenError`](crate::TokenError) and caches
-///   nothing; the next request tries again.
+///   nothing. For a short, growing pause (see [`backoff`](Self::backoff)) requests then fail
+///   at once with that error instead of calling the provider again; after it the next request
+///   tries again. A failed refresh keeps the still-valid token in use.
 /// - The login or refresh runs as a task of its own on the current Tokio runtime, so a
 ///   request dropped while waiting (by a timeout, say) does not cancel it for the others.
 ///
@@ -138,6 +140,22 @@ impl BearerAuthLayer {
     /// may wait up to twice this long.
     pub fn timeout(self, timeout: Duration) -> Self {
         self.cache.configure(|c| c.timeout = timeout);
+        self
+    }
+
+    /// The pause after a failed login or refresh during which no new one starts: requests that
+    /// need a token fail at once with the last error, and a token that is due for refresh but
+    /// still valid keeps being sent. The pause starts at `initial`, doubles with each failure
+    /// in a row up to `max`, is jittered (between half and all of it), and is lengthened when
+    /// the provider asks for more ([`TokenProvider::retry_after`]). A success resets it.
+    /// [`TokenCache::refresh`] ignores it.
+    ///
+    /// Defaults to 100 milliseconds and 30 seconds.
+    pub fn backoff(self, initial: Duration, max: Duration) -> Self {
+        self.cache.configure(|c| {
+            c.backoff_initial = initial;
+            c.backoff_max = max;
+        });
         self
     }
 

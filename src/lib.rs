@@ -53,9 +53,10 @@
 //!   included; a request that times out while a login runs is dropped, and the login still
 //!   finishes for the requests after it. **Inside**, the timeout bounds only the call to the
 //!   server; the token fetch is bounded by [`BearerAuthLayer::timeout`].
-//! - `RetryLayer` **outside** retries the whole request, so a retry after a failed login
-//!   tries to log in again (the cache has kept nothing from the failure). **Inside**, retries
-//!   re-send the request with the same token and never see token errors.
+//! - `RetryLayer` **outside** retries the whole request. A retry within the cache's
+//!   [backoff](BearerAuthLayer::backoff) after a failed login gets the same error at once; a
+//!   retry policy that waits longer than that logs in again. **Inside**, retries re-send the
+//!   request with the same token and never see token errors.
 //! - A concurrency limit **inside** holds its permit while the token is fetched (see
 //!   [`BearerAuth`]'s `# Clone` section); **outside**, waiting requests count against it.
 //!

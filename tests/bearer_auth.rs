@@ -133,6 +133,12 @@ async fn a_failed_login_is_a_typed_error_and_the_next_call_works() {
     assert_eq!(api.requests(), 0, "nothing was sent without a token");
 
     issuer.fail_logins(false);
+    // Right after a failure the cache backs off: the same error, without asking the provider.
+    let err = svc.clone().oneshot(get(addr)).await.unwrap_err();
+    assert_eq!(token_error(&err).kind(), TokenErrorKind::Login);
+    assert_eq!(issuer.logins(), 1);
+    // After the first pause (at most 100 ms) the next call logs in.
+    tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
     assert_eq!(issuer.logins(), 2);
 }
@@ -285,19 +291,20 @@ mod stacking {
     use super::*;
     use tower::retry::Policy;
 
-    /// Retries once after any error.
+    /// Retries once after any error, after a pause.
     #[derive(Clone)]
-    struct RetryOnce(bool);
+    struct RetryOnce(bool, Duration);
 
     impl<Res, E> Policy<Request<Full<Bytes>>, Res, E> for RetryOnce {
-        type Future = Ready<()>;
+        type Future = tokio::time::Sleep;
 
         fn retry(
             &mut self,
             _: &mut Request<Full<Bytes>>,
             result: &mut Result<Res, E>,
         ) -> Option<Self::Future> {
-            (result.is_err() && !std::mem::replace(&mut self.0, true)).then(|| ready(()))
+            (result.is_err() && !std::mem::replace(&mut self.0, true))
+                .then(|| tokio::time::sleep(self.1))
         }
 
         fn clone_request(&mut self, req: &Request<Full<Bytes>>) -> Option<Request<Full<Bytes>>> {
@@ -359,21 +366,33 @@ mod stacking {
     }
 
     #[tokio::test]
-    async fn retry_outside_retries_a_failed_login() {
+    async fn retry_outside_retries_a_failed_login_after_the_backoff() {
         let (api, addr) = Api::start().await;
         let issuer = Issuer::new(&api);
         issuer.fail_logins(true);
-        let svc = boxed(
-            ServiceBuilder::new()
-                .layer(RetryLayer::new(RetryOnce(false)))
-                .layer(BearerAuthLayer::new(issuer.clone()))
-                .service(client()),
-        );
+        let retrying = |pause| {
+            boxed(
+                ServiceBuilder::new()
+                    .layer(RetryLayer::new(RetryOnce(false, pause)))
+                    .layer(BearerAuthLayer::new(issuer.clone()))
+                    .service(client()),
+            )
+        };
+        // An immediate retry falls into the cache's backoff: same error, no second login.
+        let err = retrying(Duration::ZERO)
+            .oneshot(get(addr))
+            .await
+            .unwrap_err();
+        assert_eq!(token_error(&err).kind(), TokenErrorKind::Login);
+        assert_eq!(issuer.logins(), 1);
+        // A retry that waits out the pause logs in again.
+        let svc = retrying(Duration::from_millis(150));
         let err = svc.clone().oneshot(get(addr)).await.unwrap_err();
         assert_eq!(token_error(&err).kind(), TokenErrorKind::Login);
-        assert_eq!(issuer.logins(), 2, "the retry logged in again");
+        assert_eq!(issuer.logins(), 3, "the retry logged in again");
 
         issuer.fail_logins(false);
+        tokio::time::sleep(Duration::from_millis(250)).await;
         assert_eq!(svc.oneshot(get(addr)).await.unwrap().status(), 200);
     }
 
@@ -385,7 +404,7 @@ mod stacking {
         let svc = boxed(
             ServiceBuilder::new()
                 .layer(BearerAuthLayer::new(issuer.clone()))
-                .layer(RetryLayer::new(RetryOnce(false)))
+                .layer(RetryLayer::new(RetryOnce(false, Duration::ZERO)))
                 .service(client()),
         );
         let err = svc.oneshot(get(addr)).await.unwrap_err();

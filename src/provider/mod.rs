@@ -4,7 +4,7 @@
 //! [`BearerAuthLayer`](crate::BearerAuthLayer) decides when to call it. The crate ships
 //! [`StaticToken`] for a fixed token and [`provider_fn`] for a closure.
 
-use std::{fmt, future::Future, pin::Pin, sync::Arc};
+use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use crate::{BoxError, TokenResponse};
 
@@ -63,6 +63,17 @@ pub trait TokenProvider: Send + Sync + 'static {
         self.login()
     }
 
+    /// How long to wait before asking this provider again after it failed with `error`, when
+    /// the provider knows (a `Retry-After` header, say). The default is `None`.
+    ///
+    /// After a failed login or refresh the cache starts no new one for a short, growing pause
+    /// (see [`BearerAuthLayer::backoff`](crate::BearerAuthLayer::backoff)); a duration returned
+    /// here lengthens that pause, up to five minutes.
+    fn retry_after(&self, error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+        let _ = error;
+        None
+    }
+
     /// Revokes `access_token` at the server, for a clean logout. The default does nothing.
     ///
     /// Called by [`TokenCache::revoke`](crate::TokenCache::revoke).
@@ -84,6 +95,10 @@ impl<P: TokenProvider + ?Sized> TokenProvider for Arc<P> {
         (**self).refresh(refresh_token)
     }
 
+    fn retry_after(&self, error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+        (**self).retry_after(error)
+    }
+
     fn revoke<'a>(&'a self, access_token: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
         (**self).revoke(access_token)
     }
@@ -99,6 +114,10 @@ impl<P: TokenProvider + ?Sized> TokenProvider for Box<P> {
         refresh_token: &'a str,
     ) -> BoxFuture<'a, Result<TokenResponse, BoxError>> {
         (**self).refresh(refresh_token)
+    }
+
+    fn retry_after(&self, error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+        (**self).retry_after(error)
     }
 
     fn revoke<'a>(&'a self, access_token: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
