@@ -4,7 +4,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
-use crate::{BearerAuth, TokenCache, TokenProvider, service::Settings};
+use crate::{BearerAuth, Origin, TokenCache, TokenProvider, service::Settings};
 
 /// Applies [`BearerAuth`] to services: every request gets `Authorization: Bearer <token>`.
 ///
@@ -109,6 +109,7 @@ impl BearerAuthLayer {
                 overwrite: false,
                 replay: true,
                 buffer_limit: DEFAULT_REPLAY_BUFFER_LIMIT,
+                origins: None,
             },
         }
     }
@@ -159,6 +160,36 @@ impl BearerAuthLayer {
         self
     }
 
+    /// Binds the token to `origin`: requests to any origin not allowed this way are sent
+    /// without it. Call it once per origin the token is meant for; with no call, the token
+    /// goes to every origin.
+    ///
+    /// Bind the token whenever the client can reach more than one host: a redirect to another
+    /// host (with a redirect-following layer outside this one) or a shared client must not
+    /// hand the token to a server it was not issued for. Requests whose URI has no authority
+    /// (a tonic channel sets it further down) are treated as going to an allowed origin.
+    ///
+    /// ```
+    /// use tower_bearer_auth::{BearerAuthLayer, Origin, StaticToken};
+    ///
+    /// let layer = BearerAuthLayer::new(StaticToken::new("abc"))
+    ///     .allow_origin(Origin::try_from("https://pbx.example.com:8887")?);
+    /// # Ok::<(), tower_bearer_auth::InvalidOrigin>(())
+    /// ```
+    pub fn allow_origin(mut self, origin: Origin) -> Self {
+        let mut origins: Vec<Origin> = self
+            .settings
+            .origins
+            .as_deref()
+            .unwrap_or_default()
+            .to_vec();
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+        self.settings.origins = Some(origins.into());
+        self
+    }
+
     /// Whether to replace an `Authorization` header the request already carries.
     ///
     /// Defaults to `false`: such a request is sent as it is, and no token is fetched for it.
@@ -192,7 +223,7 @@ impl BearerAuthLayer {
     }
 
     pub(crate) fn layer_service<S>(&self, inner: S) -> BearerAuth<S> {
-        BearerAuth::from_parts(inner, self.cache.clone(), self.settings)
+        BearerAuth::from_parts(inner, self.cache.clone(), self.settings.clone())
     }
 }
 

@@ -82,6 +82,7 @@ mod challenge;
 pub mod error;
 pub mod future;
 mod layer;
+mod origin;
 pub mod provider;
 mod replay;
 #[cfg(feature = "retry")]
@@ -95,6 +96,7 @@ pub use crate::{
     challenge::BearerChallenge,
     error::{TokenError, TokenErrorKind},
     layer::BearerAuthLayer,
+    origin::{InvalidOrigin, Origin},
     provider::{BoxFuture, FnProvider, StaticToken, TokenProvider, provider_fn},
     replay::{NoReplay, ReplayBody},
     service::BearerAuth,

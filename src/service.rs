@@ -2,6 +2,7 @@
 
 use std::{
     fmt,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -9,17 +10,31 @@ use http::{Request, Response, header::AUTHORIZATION};
 use tower_service::Service;
 
 use crate::{
-    BearerAuthLayer, BoxError, NoReplay, ReplayBody, TokenCache, TokenProvider,
+    BearerAuthLayer, BoxError, NoReplay, Origin, ReplayBody, TokenCache, TokenProvider,
     cache::Lookup,
     future::{ResponseFuture, Wait, token_for},
 };
 
 /// The per-service settings, copied from the layer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) overwrite: bool,
     pub(crate) replay: bool,
     pub(crate) buffer_limit: usize,
+    /// The origins the token may be sent to; `None` for any.
+    pub(crate) origins: Option<Arc<[Origin]>>,
+}
+
+impl Settings {
+    /// Whether the token goes with a request to `uri`. A URI without an authority (a tonic
+    /// channel's, say) has its origin set further down the stack, so it is allowed.
+    fn allows(&self, uri: &http::Uri) -> bool {
+        match &self.origins {
+            None => true,
+            Some(_) if uri.authority().is_none() => true,
+            Some(origins) => origins.iter().any(|o| o.matches(uri)),
+        }
+    }
 }
 
 /// Adds `Authorization: Bearer <token>` to every request, obtaining and refreshing the token
@@ -29,6 +44,9 @@ pub(crate) struct Settings {
 /// cached and refreshed, and how a `401 Unauthorized` is recovered from. A request that
 /// already carries an `Authorization` header is sent as it is, unless
 /// [`BearerAuthLayer::overwrite_existing`] is set.
+///
+/// A request to an origin the layer does not allow (see [`BearerAuthLayer::allow_origin`]) is
+/// sent as it is, without the token.
 ///
 /// The inner service takes `http::Request<B>` for any body type `B` that implements
 /// [`ReplayBody`] (the common ones do; see there for your own) and answers
@@ -125,7 +143,7 @@ impl<S: Clone> Clone for BearerAuth<S> {
         Self {
             inner: self.inner.clone(),
             cache: self.cache.clone(),
-            settings: self.settings,
+            settings: self.settings.clone(),
         }
     }
 }
@@ -155,7 +173,8 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if !self.settings.overwrite && request.headers().contains_key(AUTHORIZATION) {
+        let skip = !self.settings.overwrite && request.headers().contains_key(AUTHORIZATION);
+        if skip || !self.settings.allows(request.uri()) {
             return ResponseFuture::called(&mut self.inner, request, None, &self.cache, None);
         }
         let (mut request, replay) =

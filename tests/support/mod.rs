@@ -288,3 +288,30 @@ pub fn get(addr: SocketAddr) -> Request<Full<Bytes>> {
         .body(Full::new(Bytes::new()))
         .unwrap()
 }
+
+/// Serves `handler` on a free loopback port until the runtime shuts down.
+pub async fn serve<F>(handler: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Response<Full<Bytes>> + Clone + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let res = handler(req);
+                    async move { Ok::<_, Infallible>(res) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
