@@ -45,6 +45,7 @@ pub struct TokenResponse {
     refresh_token: Option<String>,
     expires_in: Option<Duration>,
     expires_at: Option<SystemTime>,
+    server_date: Option<SystemTime>,
     scope: Option<String>,
     extra: Map<String, Value>,
 }
@@ -73,6 +74,17 @@ impl TokenResponse {
     /// Sets the absolute expiry time.
     pub fn with_expires_at(mut self, expires_at: SystemTime) -> Self {
         self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// Sets the time on the server's clock when it answered: the `Date` header of the token
+    /// response.
+    ///
+    /// With it, an absolute [`expires_at`](Self::with_expires_at) is read against the
+    /// server's clock rather than ours, so a client whose clock runs fast or slow neither
+    /// keeps a token past its expiry nor refreshes it too early.
+    pub fn with_server_date(mut self, date: SystemTime) -> Self {
+        self.server_date = Some(date);
         self
     }
 
@@ -119,6 +131,11 @@ impl TokenResponse {
         self.token_type.as_deref()
     }
 
+    /// The server's clock when it answered, if known.
+    pub fn server_date(&self) -> Option<SystemTime> {
+        self.server_date
+    }
+
     /// The granted scope, if the server sent one.
     pub fn scope(&self) -> Option<&str> {
         self.scope.as_deref()
@@ -141,6 +158,7 @@ impl fmt::Debug for TokenResponse {
             )
             .field("expires_in", &self.expires_in)
             .field("expires_at", &self.expires_at)
+            .field("server_date", &self.server_date)
             .field("scope", &self.scope)
             .field("extra", &self.extra.keys().collect::<Vec<_>>())
             .finish()
@@ -193,6 +211,7 @@ impl<'de> Deserialize<'de> for TokenResponse {
             refresh_token: raw.refresh_token,
             expires_in: expires_in.flatten(),
             expires_at: expires_at.flatten(),
+            server_date: None,
             scope: raw.scope,
             extra: raw.extra,
         })
@@ -288,12 +307,18 @@ impl Token {
             expires_at = issued.checked_add(expires_in);
         }
         if let Some(at) = response.expires_at {
+            // Read against the server's clock when it said what time it was; the remaining
+            // life then counts from when the request left, like `expires_in`.
+            let (server_now, from) = match response.server_date {
+                Some(date) => (date, issued),
+                None => (SystemTime::now(), Instant::now()),
+            };
             let remaining = at
-                .duration_since(SystemTime::now())
+                .duration_since(server_now)
                 .ok()
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| invalid("the token has already expired"))?;
-            if let Some(at) = Instant::now().checked_add(remaining) {
+            if let Some(at) = from.checked_add(remaining) {
                 expires_at = Some(expires_at.map_or(at, |e: Instant| e.min(at)));
             }
         }
@@ -508,6 +533,41 @@ mod tests {
                 Token::from_response(resp, Instant::now(), &POLICY, None, 1, 0.5).unwrap_err();
             assert_eq!(err.kind(), kind);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expires_in_counts_from_when_the_request_left() {
+        let issued = Instant::now();
+        // The token endpoint took 5 s to answer.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let resp = TokenResponse::new("a").with_expires_in(Duration::from_secs(60));
+        let token = Token::from_response(resp, issued, &POLICY, None, 1, 0.0).unwrap();
+        assert_eq!(token.expires_at(), Some(issued + Duration::from_secs(60)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expires_at_is_read_against_the_servers_clock() {
+        let hour = Duration::from_secs(3600);
+        let skew = Duration::from_secs(600);
+        for server_now in [SystemTime::now() + skew, SystemTime::now() - skew] {
+            let issued = Instant::now();
+            let resp = TokenResponse::new("a")
+                .with_expires_at(server_now + hour)
+                .with_server_date(server_now);
+            let token = Token::from_response(resp, issued, &POLICY, None, 1, 0.0).unwrap();
+            assert_eq!(token.expires_at(), Some(issued + hour), "{server_now:?}");
+        }
+        // Without the server's date, a server clock 10 minutes ahead would make us hold
+        // the token 10 minutes too long; this is what the correction prevents.
+        let resp = TokenResponse::new("a").with_expires_at(SystemTime::now() + skew + hour);
+        let token = Token::from_response(resp, Instant::now(), &POLICY, None, 1, 0.0).unwrap();
+        assert!(token.expires_at().unwrap() > Instant::now() + hour);
+        // A server clock far behind ours no longer makes every token look expired.
+        let server_now = SystemTime::now() - 2 * hour;
+        let resp = TokenResponse::new("a")
+            .with_expires_at(server_now + hour)
+            .with_server_date(server_now);
+        assert!(Token::from_response(resp, Instant::now(), &POLICY, None, 1, 0.0).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
