@@ -59,9 +59,39 @@
 //! - A concurrency limit **inside** holds its permit while the token is fetched (see
 //!   [`BearerAuth`]'s `# Clone` section); **outside**, waiting requests count against it.
 //!
+//! # PortSIP
+//!
+//! ```no_run
+//! # #[cfg(feature = "client")]
+//! # fn main() -> Result<(), tower_bearer_auth::BoxError> {
+//! use tower::ServiceBuilder;
+//! use tower_bearer_auth::{BearerAuthLayer, HttpClient, PortSip};
+//!
+//! let provider = PortSip::new("https://pbx.example.com:8887", "admin", "s3cret").build()?;
+//! let pbx = ServiceBuilder::new()
+//!     .layer(BearerAuthLayer::new(provider))
+//!     .service(HttpClient::new());
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "client"))]
+//! # fn main() {}
+//! ```
+//!
+//! `cargo run --example portsip` runs a client like this one against an embedded
+//! PortSIP-compatible server, or against your PBX with `--base-url`.
+//!
 //! # Feature flags
 //!
 //! The core (layer, cache, [`StaticToken`], [`provider_fn`]) has no optional parts.
+//!
+//! - `oauth2` (default): [`OAuth2Provider`], an OAuth 2.0 token-endpoint client over any tower
+//!   HTTP service you supply, and the [`PortSip`] preset.
+//! - `client`: [`HttpClient`], a ready-made hyper-util client over plain HTTP. Implies
+//!   `oauth2`.
+//! - `rustls`: HTTPS for [`HttpClient`] with rustls, webpki or system roots and extra CA
+//!   certificates from PEM files. Implies `client`. A PortSIP user wants this one.
+//! - `test-server`: [`test_server`], an embedded PortSIP-compatible server for tests and
+//!   demos. Not for production.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -79,6 +109,9 @@ pub mod future;
 mod layer;
 pub mod provider;
 mod service;
+#[cfg(feature = "test-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-server")))]
+pub mod test_server;
 mod token;
 
 #[doc(inline)]
@@ -89,6 +122,17 @@ pub use crate::{
     provider::{BoxFuture, FnProvider, StaticToken, TokenProvider, provider_fn},
     service::BearerAuth,
     token::{Token, TokenResponse},
+};
+
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+#[doc(inline)]
+pub use crate::provider::HttpClient;
+#[cfg(feature = "oauth2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
+#[doc(inline)]
+pub use crate::provider::{
+    BodyFormat, ClientAuth, OAuth2Error, OAuth2Provider, PortSip, TokenShape,
 };
 
 /// Alias for a type-erased error type, as used by tower.
