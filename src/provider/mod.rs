@@ -3,7 +3,7 @@
 //! A [`TokenProvider`] logs in and refreshes; the cache inside
 //! [`BearerAuthLayer`](crate::BearerAuthLayer) decides when to call it. The crate ships
 //! [`StaticToken`] for a fixed token and [`provider_fn`] for a closure; with the `oauth2`
-//! feature (on by default), [`OAuth2Provider`](oauth2::OAuth2Provider) for OAuth 2.0 token
+//! feature (on by default), [`OAuth2Provider`] for OAuth 2.0 token
 //! endpoints and the [`PortSip`] preset.
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
