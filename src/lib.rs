@@ -59,37 +59,18 @@
 //! - A concurrency limit **inside** holds its permit while the token is fetched (see
 //!   [`BearerAuth`]'s `# Clone` section); **outside**, waiting requests count against it.
 //!
-//! # PortSIP
-//!
-//! ```no_run
-//! # #[cfg(feature = "client")]
-//! # fn main() -> Result<(), tower_bearer_auth::BoxError> {
-//! use tower::ServiceBuilder;
-//! use tower_bearer_auth::{BearerAuthLayer, HttpClient, PortSip};
-//!
-//! let provider = PortSip::new("https://pbx.example.com:8887", "admin", "s3cret").build()?;
-//! let pbx = ServiceBuilder::new()
-//!     .layer(BearerAuthLayer::new(provider))
-//!     .service(HttpClient::new());
-//! # Ok(())
-//! # }
-//! # #[cfg(not(feature = "client"))]
-//! # fn main() {}
-//! ```
-//!
-//! `cargo run --example portsip` runs a client like this one against an embedded
-//! PortSIP-compatible server, or against your PBX with `--base-url`.
-//!
 //! # Feature flags
 //!
 //! The core (layer, cache, [`StaticToken`], [`provider_fn`]) has no optional parts.
 //!
 //! - `oauth2` (default): [`OAuth2Provider`], an OAuth 2.0 token-endpoint client over any tower
-//!   HTTP service you supply, and the [`PortSip`] preset.
+//!   HTTP service you supply, and the [`PortSip`] preset, whose documentation shows the few
+//!   lines that make a PortSIP-ready layer.
 //! - `client`: [`HttpClient`], a ready-made hyper-util client over plain HTTP. Implies
 //!   `oauth2`.
 //! - `rustls`: HTTPS for [`HttpClient`] with rustls, webpki or system roots and extra CA
-//!   certificates from PEM files. Implies `client`. A PortSIP user wants this one.
+//!   certificates from PEM files. Implies `client`. A PortSIP user wants this one
+//!   (`cargo run --example portsip` shows it at work).
 //! - `test-server`: [`test_server`], an embedded PortSIP-compatible server for tests and
 //!   demos. Not for production.
 

@@ -524,3 +524,45 @@ async fn json_bodies_for_other_vendors() {
     let log = server.token_request_log();
     assert_eq!(log[0].content_type.as_deref(), Some("application/json"));
 }
+
+#[tokio::test]
+async fn secrets_stay_out_of_debug_and_errors() {
+    let password = "PW-hunter2";
+    let server = server(
+        TestServerConfig::new(USER, password)
+            .client_secret("CS-secret")
+            .domain("tenant"),
+    )
+    .await;
+    let provider = PortSip::new(server.base_url(), USER, password)
+        .domain("tenant")
+        .build()
+        .unwrap()
+        .client_secret("CS-secret")
+        .client_auth(ClientAuth::Form);
+    let layer = BearerAuthLayer::new(provider.clone());
+    let cache = layer.cache();
+    let api = tower::Layer::layer(&layer, HttpClient::new());
+    get(&api, &server).await.unwrap();
+    let token = cache.token().unwrap();
+    let access = token.access_token().to_owned();
+    let response = provider.login().await.unwrap();
+    let refresh = response.refresh_token().unwrap().to_owned();
+
+    // A refused refresh and a refused login.
+    server.revoke_refresh_tokens();
+    let refresh_err = provider.refresh(&refresh).await.unwrap_err();
+    server.set_password("changed");
+    cache.invalidate();
+    server.revoke_all();
+    let login_err = get(&api, &server).await.unwrap_err();
+
+    let text = format!(
+        "{provider:?} {layer:?} {cache:?} {token:?} {response:?} {api:?} {server:?} \
+         {refresh_err} {refresh_err:?} {login_err} {login_err:?} {}",
+        oauth_error(&*login_err)
+    );
+    for secret in [password, "CS-secret", access.as_str(), refresh.as_str()] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+}
