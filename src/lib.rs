@@ -113,7 +113,7 @@ pub use crate::provider::HttpClient;
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
 #[doc(inline)]
 pub use crate::provider::{
-    BodyFormat, ClientAuth, OAuth2Error, OAuth2Provider, PortSip, TokenShape,
+    BodyFormat, ClientAuth, OAuth2Error, OAuth2ErrorKind, OAuth2Provider, PortSip, TokenShape,
 };
 
 /// Alias for a type-erased error type, as used by tower.

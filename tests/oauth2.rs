@@ -566,3 +566,26 @@ async fn secrets_stay_out_of_debug_and_errors() {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
 }
+
+#[tokio::test]
+async fn any_tower_http_service_will_do() {
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    use tower::ServiceBuilder;
+
+    let server = server(TestServerConfig::new(USER, PASSWORD)).await;
+    // The user's own client, with their own timeout.
+    let http = ServiceBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+    let provider = PortSip::new(server.base_url(), USER, PASSWORD)
+        .build_with(http.clone())
+        .unwrap();
+    let api = ServiceBuilder::new()
+        .layer(BearerAuthLayer::new(provider))
+        .service(http);
+    let request = Request::get(server.url(API))
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    assert_eq!(api.oneshot(request).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(server.password_grants(), 1);
+}
