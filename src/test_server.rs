@@ -373,7 +373,7 @@ impl TestServer {
         self.shared.client_credentials_grants.load(Ordering::SeqCst)
     }
 
-    /// Token requests answered with an error (canned responses included).
+    /// Token requests answered with an error status (canned responses included).
     pub fn failed_token_requests(&self) -> usize {
         self.shared.failed_token_requests.load(Ordering::SeqCst)
     }
@@ -654,7 +654,9 @@ async fn token_endpoint(shared: &Shared, req: Request<Incoming>) -> Response<Ser
     shared.token_requests.fetch_add(1, Ordering::SeqCst);
     let canned = shared.lock().canned.pop_front();
     if let Some(canned) = canned {
-        shared.failed_token_requests.fetch_add(1, Ordering::SeqCst);
+        if !canned.status.is_success() {
+            shared.failed_token_requests.fetch_add(1, Ordering::SeqCst);
+        }
         let mut response = Response::new(ServerBody {
             data: Some(canned.body),
             chunked: canned.chunked,

@@ -589,3 +589,22 @@ async fn any_tower_http_service_will_do() {
     assert_eq!(api.oneshot(request).await.unwrap().status(), StatusCode::OK);
     assert_eq!(server.password_grants(), 1);
 }
+
+#[tokio::test]
+async fn unknown_fields_are_kept() {
+    let server = server(TestServerConfig::new(USER, PASSWORD)).await;
+    let (_client, cache) = client(&server, PASSWORD);
+    server.respond_next(CannedResponse::json(
+        StatusCode::OK,
+        &json!({
+            "access_token": "AT-canned", "token_type": "bearer", "expires_in": "3600",
+            "refresh_token": "RT-canned", "role": "admin", "extension": {"number": "101"}
+        }),
+    ));
+    // The canned token is unknown to the server's API, so only look at the cache.
+    let token = cache.get().await.unwrap();
+    assert_eq!(token.extra()["role"], "admin");
+    assert_eq!(token.extra()["extension"]["number"], "101");
+    assert!(token.has_refresh_token());
+    assert_eq!(server.failed_token_requests(), 0);
+}
