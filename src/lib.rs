@@ -64,6 +64,16 @@
 //!
 //! The core (layer, cache, [`StaticToken`], [`provider_fn`]) has no optional parts.
 //!
+//! - `oauth2` (default): [`OAuth2Provider`], an OAuth 2.0 token-endpoint client over any tower
+//!   HTTP service you supply, and the [`PortSip`] preset, whose documentation shows the few
+//!   lines that make a PortSIP-ready layer.
+//! - `client`: [`HttpClient`], a ready-made hyper-util client over plain HTTP. Implies
+//!   `oauth2`.
+//! - `rustls`: HTTPS for [`HttpClient`] with rustls, webpki or system roots and extra CA
+//!   certificates from PEM files. Implies `client`. A PortSIP user wants this one
+//!   (`cargo run --example portsip` shows it at work).
+//! - `test-server`: [`test_server`], an embedded PortSIP-compatible server for tests and
+//!   demos. Not for production.
 //! - `retry`: `RetryUnauthorized`, a `tower::retry::Policy` that retries once after `401`,
 //!   for stacks with their own retry layer.
 
@@ -88,6 +98,9 @@ mod replay;
 #[cfg(feature = "retry")]
 mod retry;
 mod service;
+#[cfg(feature = "test-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-server")))]
+pub mod test_server;
 mod token;
 
 #[doc(inline)]
@@ -103,6 +116,16 @@ pub use crate::{
     token::{Token, TokenResponse},
 };
 
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+#[doc(inline)]
+pub use crate::provider::HttpClient;
+#[cfg(feature = "oauth2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
+#[doc(inline)]
+pub use crate::provider::{
+    BodyFormat, ClientAuth, OAuth2Error, OAuth2ErrorKind, OAuth2Provider, PortSip, TokenShape,
+};
 #[cfg(feature = "retry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
 #[doc(inline)]

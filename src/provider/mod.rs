@@ -2,14 +2,34 @@
 //!
 //! A [`TokenProvider`] logs in and refreshes; the cache inside
 //! [`BearerAuthLayer`](crate::BearerAuthLayer) decides when to call it. The crate ships
-//! [`StaticToken`] for a fixed token and [`provider_fn`] for a closure.
+//! [`StaticToken`] for a fixed token and [`provider_fn`] for a closure; with the `oauth2`
+//! feature (on by default), [`OAuth2Provider`] for OAuth 2.0 token
+//! endpoints and the [`PortSip`] preset.
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use crate::{BoxError, TokenResponse};
 
+#[cfg(feature = "oauth2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
+pub mod oauth2;
+#[cfg(feature = "oauth2")]
+mod portsip;
 mod static_token;
 
+#[cfg(feature = "oauth2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
+#[doc(inline)]
+pub use oauth2::{
+    BodyFormat, ClientAuth, OAuth2Error, OAuth2ErrorKind, OAuth2Provider, RequestKind, TokenShape,
+};
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+#[doc(inline)]
+pub use oauth2::{HttpClient, HttpClientBuilder};
+#[cfg(feature = "oauth2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
+pub use portsip::{PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH, PortSip};
 pub use static_token::StaticToken;
 
 /// A boxed, `Send` future, as returned by [`TokenProvider`] methods.

@@ -1,0 +1,277 @@
+//! [`HttpClient`]: a ready-made HTTP client for users who have none.
+
+use std::{
+    fmt,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+#[cfg(feature = "rustls")]
+use std::{path::PathBuf, sync::Arc};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::{
+    client::legacy::{Client, ResponseFuture, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use tower_service::Service;
+
+use super::error::BuildError;
+
+#[cfg(feature = "rustls")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+#[cfg(not(feature = "rustls"))]
+type Connector = HttpConnector;
+
+/// Default time allowed to open a TCP connection.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pooled HTTP/1.1 client: hyper-util's legacy `Client`, over plain HTTP and, with the
+/// `rustls` feature, HTTPS.
+///
+/// Use it for the token endpoint ([`OAuth2Provider`](super::OAuth2Provider)) and, wrapped in
+/// [`BearerAuthLayer`](crate::BearerAuthLayer), for the API itself. Clones share one
+/// connection pool.
+///
+/// With the `rustls` feature, HTTPS servers are checked against the Mozilla root certificates
+/// (webpki-roots) by default; [`HttpClientBuilder`] adds the system's roots or a private CA
+/// from a PEM file, as PBXs often use. Without it, `https://` URLs fail to connect.
+///
+/// # Example
+///
+/// ```
+/// use tower_bearer_auth::HttpClient;
+///
+/// # fn main() -> Result<(), tower_bearer_auth::BoxError> {
+/// let default = HttpClient::new();
+/// let custom = HttpClient::builder()
+///     .connect_timeout(std::time::Duration::from_secs(3))
+///     .build()?;
+/// # Ok(())
+/// # }
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<Connector, Full<Bytes>>,
+}
+
+impl HttpClient {
+    /// A client with default settings.
+    pub fn new() -> Self {
+        // Only files and the system's roots can fail to load, and the default reads neither.
+        Self::builder()
+            .build()
+            .expect("the default client reads no certificates")
+    }
+
+    /// A builder for a client with other settings.
+    pub fn builder() -> HttpClientBuilder {
+        HttpClientBuilder {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            #[cfg(feature = "rustls")]
+            webpki_roots: true,
+            #[cfg(feature = "rustls")]
+            native_roots: false,
+            #[cfg(feature = "rustls")]
+            extra_cas: Vec::new(),
+        }
+    }
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("https", &cfg!(feature = "rustls"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service<Request<Full<Bytes>>> for HttpClient {
+    type Response = Response<Incoming>;
+    type Error = hyper_util::client::legacy::Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Full<Bytes>>) -> Self::Future {
+        self.inner.request(req)
+    }
+}
+
+/// Builds an [`HttpClient`]; see [`HttpClient::builder`].
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+#[derive(Debug, Clone)]
+pub struct HttpClientBuilder {
+    connect_timeout: Duration,
+    #[cfg(feature = "rustls")]
+    webpki_roots: bool,
+    #[cfg(feature = "rustls")]
+    native_roots: bool,
+    #[cfg(feature = "rustls")]
+    extra_cas: Vec<CaSource>,
+}
+
+#[cfg(feature = "rustls")]
+#[derive(Debug, Clone)]
+enum CaSource {
+    File(PathBuf),
+    Pem(Vec<u8>),
+}
+
+impl HttpClientBuilder {
+    /// How long opening a TCP connection may take. Defaults to 10 seconds.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Whether to trust the Mozilla root certificates compiled into the program
+    /// (webpki-roots). Defaults to `true`.
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    pub fn webpki_roots(mut self, enabled: bool) -> Self {
+        self.webpki_roots = enabled;
+        self
+    }
+
+    /// Whether to trust the operating system's root certificates, read when the client is
+    /// built. Defaults to `false`.
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    pub fn native_roots(mut self, enabled: bool) -> Self {
+        self.native_roots = enabled;
+        self
+    }
+
+    /// Also trusts the CA certificates in the PEM file at `path`, read when the client is
+    /// built: for a PBX whose certificate comes from a private CA.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), tower_bearer_auth::BoxError> {
+    /// let client = tower_bearer_auth::HttpClient::builder()
+    ///     .add_ca_pem_file("/etc/pbx/ca.pem")
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    pub fn add_ca_pem_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.extra_cas.push(CaSource::File(path.into()));
+        self
+    }
+
+    /// Also trusts the CA certificates in `pem`.
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    pub fn add_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_cas.push(CaSource::Pem(pem.into()));
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    ///
+    /// Fails when a CA file cannot be read or holds no certificate, or, with only the system's
+    /// roots asked for, none could be loaded.
+    pub fn build(self) -> Result<HttpClient, BuildError> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(self.connect_timeout));
+        http.set_nodelay(true);
+        #[cfg(feature = "rustls")]
+        let connector = {
+            http.enforce_http(false);
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(self.tls_config()?)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http)
+        };
+        #[cfg(not(feature = "rustls"))]
+        let connector = http;
+        let inner = Client::builder(TokioExecutor::new()).build(connector);
+        Ok(HttpClient { inner })
+    }
+
+    #[cfg(feature = "rustls")]
+    fn tls_config(&self) -> Result<rustls::ClientConfig, BuildError> {
+        use rustls_pki_types::{CertificateDer, pem::PemObject};
+
+        let mut roots = rustls::RootCertStore::empty();
+        if self.webpki_roots {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        if self.native_roots {
+            let loaded = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = roots.add_parsable_certificates(loaded.certs);
+            if added == 0 && !self.webpki_roots && self.extra_cas.is_empty() {
+                let err = BuildError::new("failed to load the system's root certificates");
+                return Err(match loaded.errors.into_iter().next() {
+                    Some(source) => err.with_source(source),
+                    None => err,
+                });
+            }
+        }
+        for ca in &self.extra_cas {
+            let certs: Vec<CertificateDer<'static>> = match ca {
+                CaSource::File(path) => CertificateDer::pem_file_iter(path)
+                    .and_then(|iter| iter.collect::<Result<_, _>>())
+                    .map_err(|e| {
+                        BuildError::new("failed to read a CA certificate file").with_source(e)
+                    })?,
+                CaSource::Pem(pem) => CertificateDer::pem_slice_iter(pem)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| {
+                        BuildError::new("failed to read a CA certificate").with_source(e)
+                    })?,
+            };
+            if certs.is_empty() {
+                return Err(BuildError::new("no certificate found in the CA PEM data"));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| {
+                    BuildError::new("failed to add a CA certificate").with_source(e)
+                })?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| BuildError::new("failed to configure TLS").with_source(e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(config)
+    }
+}
+
+#[cfg(all(test, feature = "rustls"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_ca_files_are_reported() {
+        let err = HttpClient::builder()
+            .add_ca_pem_file("/nonexistent/ca.pem")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "failed to read a CA certificate file");
+        let err = HttpClient::builder()
+            .add_ca_pem(b"not a pem".to_vec())
+            .build()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "no certificate found in the CA PEM data");
+    }
+}

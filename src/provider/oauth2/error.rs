@@ -1,0 +1,359 @@
+//! Errors returned by [`OAuth2Provider`](super::OAuth2Provider) and when building a client.
+
+use std::{error::Error, fmt, time::Duration};
+
+use http::StatusCode;
+
+use crate::BoxError;
+
+/// Longest excerpt of a server's text kept in an error, in characters.
+pub(crate) const EXCERPT_CHARS: usize = 200;
+
+/// A token endpoint call that failed.
+///
+/// [`OAuth2Provider`](super::OAuth2Provider) returns it boxed as a [`BoxError`]; through the
+/// layer it arrives as the [`source`](Error::source) of a [`TokenError`](crate::TokenError).
+/// Neither its `Display` nor its `Debug` output holds a password, client secret or token: only
+/// the server's error code and description (RFC 6749 §5.2) or the start of a non-JSON error
+/// body, at most 200 characters.
+///
+/// # Example
+///
+/// ```
+/// use tower_bearer_auth::{BoxError, TokenError};
+/// use tower_bearer_auth::provider::oauth2::error::OAuth2Error;
+///
+/// /// Whether a request failed because the server refused our credentials.
+/// fn credentials_refused(err: &BoxError) -> bool {
+///     err.downcast_ref::<TokenError>()
+///         .and_then(|e| std::error::Error::source(e))
+///         .and_then(|source| source.downcast_ref::<OAuth2Error>())
+///         .is_some_and(|e| e.is_invalid_grant() || e.is_invalid_client())
+/// }
+/// ```
+pub struct OAuth2Error {
+    kind: OAuth2ErrorKind,
+    status: Option<StatusCode>,
+    retry_after: Option<Duration>,
+    source: Option<BoxError>,
+}
+
+/// What went wrong in a call to the token or revocation endpoint.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuth2ErrorKind {
+    /// The server answered with an RFC 6749 §5.2 error: `{"error": …}`, possibly with a
+    /// success status.
+    Server {
+        /// The error code, such as `invalid_grant` or `invalid_client`.
+        error: String,
+        /// The server's human-readable `error_description`, at most 200 characters.
+        description: Option<String>,
+        /// The server's `error_uri`, at most 200 characters.
+        uri: Option<String>,
+    },
+    /// The server answered with an error status and a body that is not an RFC 6749 error.
+    Status {
+        /// The start of the body as text, at most 200 characters, control characters
+        /// replaced.
+        body: String,
+    },
+    /// The server answered with a success status but the body is not a usable token response.
+    InvalidResponse,
+    /// The response body is larger than the configured limit; it was not read whole.
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The request could not be sent or the response could not be read.
+    Transport,
+}
+
+impl OAuth2Error {
+    pub(crate) fn new(kind: OAuth2ErrorKind, status: Option<StatusCode>) -> Self {
+        Self {
+            kind,
+            status,
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    pub(crate) fn transport(source: impl Into<BoxError>) -> Self {
+        Self::new(OAuth2ErrorKind::Transport, None).with_source(source)
+    }
+
+    pub(crate) fn invalid_response(status: StatusCode, why: &'static str) -> Self {
+        Self::new(OAuth2ErrorKind::InvalidResponse, Some(status)).with_source(Reason(why))
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &OAuth2ErrorKind {
+        &self.kind
+    }
+
+    /// How long the server asked the client to wait before trying again: its `Retry-After`
+    /// header (seconds, or an HTTP date), usually sent with `429` or `503`.
+    ///
+    /// The token cache honours it through
+    /// [`TokenProvider::retry_after`](crate::TokenProvider::retry_after).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The HTTP status of the response, if there was one.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.status
+    }
+
+    /// The RFC 6749 error code the server sent (`invalid_grant`, `invalid_client`, …), if any.
+    pub fn error_code(&self) -> Option<&str> {
+        match &self.kind {
+            OAuth2ErrorKind::Server { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The server's `error_description`, if any.
+    pub fn error_description(&self) -> Option<&str> {
+        match &self.kind {
+            OAuth2ErrorKind::Server { description, .. } => description.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the server refused the grant: wrong user name or password, or a refresh token
+    /// that is expired, revoked or already used.
+    ///
+    /// After a refused refresh the token cache logs in again.
+    pub fn is_invalid_grant(&self) -> bool {
+        self.error_code() == Some("invalid_grant")
+    }
+
+    /// Whether the server refused the client itself (`invalid_client` or
+    /// `unauthorized_client`): a wrong client id or secret, or a client not allowed this
+    /// grant. Trying again will not help; such errors are not [transient](Self::is_transient).
+    pub fn is_invalid_client(&self) -> bool {
+        matches!(
+            self.error_code(),
+            Some("invalid_client" | "unauthorized_client")
+        )
+    }
+
+    /// Whether the same request may succeed later: a transport failure, a `5xx` or `429`
+    /// status, or the error code `temporarily_unavailable`.
+    ///
+    /// Errors the server chose deliberately (`invalid_grant`, `invalid_client`,
+    /// `unauthorized_client`, `invalid_request`, …) with a `4xx` status are not transient, so
+    /// retry policies should not repeat them.
+    pub fn is_transient(&self) -> bool {
+        if matches!(self.kind, OAuth2ErrorKind::Transport) {
+            return true;
+        }
+        if self.error_code() == Some("temporarily_unavailable") {
+            return true;
+        }
+        self.status
+            .is_some_and(|s| s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS)
+    }
+}
+
+impl fmt::Display for OAuth2Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            OAuth2ErrorKind::Server {
+                error, description, ..
+            } => {
+                write!(f, "token endpoint returned error `{error}`")?;
+                if let Some(status) = self.status {
+                    write!(f, " with status {}", status.as_u16())?;
+                }
+                if let Some(description) = description {
+                    write!(f, ": {description}")?;
+                }
+                Ok(())
+            }
+            OAuth2ErrorKind::Status { body } => {
+                let status = self.status.map_or(0, |s| s.as_u16());
+                if body.is_empty() {
+                    write!(f, "token endpoint answered with status {status}")
+                } else {
+                    write!(f, "token endpoint answered with status {status}: {body}")
+                }
+            }
+            OAuth2ErrorKind::InvalidResponse => f.write_str("invalid token endpoint response"),
+            OAuth2ErrorKind::BodyTooLarge { limit } => {
+                write!(f, "token endpoint response exceeds {limit} bytes")
+            }
+            OAuth2ErrorKind::Transport => f.write_str("token endpoint request failed"),
+        }
+    }
+}
+
+impl fmt::Debug for OAuth2Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuth2Error")
+            .field("kind", &self.kind)
+            .field("status", &self.status)
+            .field("retry_after", &self.retry_after)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl Error for OAuth2Error {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
+/// A fixed message used as the source of an [`OAuth2Error`], so that no value taken from a
+/// response (which might be a token) reaches an error message.
+#[derive(Debug)]
+pub(crate) struct Reason(pub(crate) &'static str);
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Error for Reason {}
+
+/// The start of `text`, at most [`EXCERPT_CHARS`] characters, with control characters replaced
+/// by spaces and surrounding whitespace trimmed.
+pub(crate) fn excerpt(text: &str) -> String {
+    let mut out: String = text
+        .trim()
+        .chars()
+        .take(EXCERPT_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.trim().chars().nth(EXCERPT_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// A client or provider that could not be built: an unusable URL, or a CA certificate that
+/// could not be loaded.
+pub struct BuildError {
+    message: &'static str,
+    source: Option<BoxError>,
+}
+
+impl BuildError {
+    pub(crate) fn new(message: &'static str) -> Self {
+        Self {
+            message,
+            source: None,
+        }
+    }
+
+    #[cfg_attr(not(feature = "rustls"), allow(dead_code))]
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message)
+    }
+}
+
+impl fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BuildError")
+            .field("message", &self.message)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl Error for BuildError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(error: &str, status: u16) -> OAuth2Error {
+        OAuth2Error::new(
+            OAuth2ErrorKind::Server {
+                error: error.into(),
+                description: Some("bad password".into()),
+                uri: None,
+            },
+            Some(StatusCode::from_u16(status).unwrap()),
+        )
+    }
+
+    #[test]
+    fn display() {
+        assert_eq!(
+            server("invalid_grant", 400).to_string(),
+            "token endpoint returned error `invalid_grant` with status 400: bad password"
+        );
+        let status = OAuth2Error::new(
+            OAuth2ErrorKind::Status {
+                body: "<html>".into(),
+            },
+            Some(StatusCode::BAD_GATEWAY),
+        );
+        assert_eq!(
+            status.to_string(),
+            "token endpoint answered with status 502: <html>"
+        );
+        assert_eq!(
+            OAuth2Error::new(OAuth2ErrorKind::BodyTooLarge { limit: 10 }, None).to_string(),
+            "token endpoint response exceeds 10 bytes"
+        );
+    }
+
+    #[test]
+    fn classification() {
+        assert!(server("invalid_grant", 400).is_invalid_grant());
+        assert!(!server("invalid_grant", 400).is_transient());
+        assert!(server("invalid_client", 401).is_invalid_client());
+        assert!(server("unauthorized_client", 400).is_invalid_client());
+        assert!(!server("unauthorized_client", 400).is_transient());
+        assert!(server("server_error", 503).is_transient());
+        assert!(server("temporarily_unavailable", 400).is_transient());
+        assert!(OAuth2Error::transport(Reason("refused")).is_transient());
+        let too_many = OAuth2Error::new(
+            OAuth2ErrorKind::Status {
+                body: String::new(),
+            },
+            Some(StatusCode::TOO_MANY_REQUESTS),
+        );
+        assert!(too_many.is_transient());
+        assert_eq!(
+            too_many.to_string(),
+            "token endpoint answered with status 429"
+        );
+    }
+
+    #[test]
+    fn excerpt_is_bounded_and_clean() {
+        let long = "x".repeat(1000);
+        let e = excerpt(&long);
+        assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
+        assert_eq!(excerpt("  a\r\nb  "), "a  b");
+        assert_eq!(excerpt("é".repeat(10).as_str()), "é".repeat(10));
+    }
+}

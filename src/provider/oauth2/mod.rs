@@ -1,0 +1,1111 @@
+//! An OAuth 2.0 token-endpoint client: [`OAuth2Provider`].
+//!
+//! The provider logs in with the `password` or `client_credentials` grant, refreshes with the
+//! `refresh_token` grant and revokes tokens (RFC 6749, RFC 7009). It sends its requests through
+//! any tower HTTP service you give it, so it uses your own client, TLS, proxy and timeouts;
+//! [`HttpClient`] (feature `client`) is a ready-made one. For PortSIP PBXs, see
+//! [`PortSip`](super::PortSip).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use tower::ServiceBuilder;
+//! use tower_bearer_auth::{BearerAuthLayer, HttpClient, OAuth2Provider};
+//!
+//! # fn main() -> Result<(), tower_bearer_auth::BoxError> {
+//! let provider = OAuth2Provider::password(
+//!     HttpClient::new(),
+//!     "https://auth.example.com/oauth/token".parse()?,
+//!     "alice",
+//!     "correct horse battery staple",
+//! )
+//! .client_id("my-app")
+//! .scope("read write");
+//!
+//! let api = ServiceBuilder::new()
+//!     .layer(BearerAuthLayer::new(provider))
+//!     .service(HttpClient::new());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Servers of other shapes
+//!
+//! Some PBXs log in with a JSON body and name their fields differently. Instead of forking the
+//! provider, describe the differences: [`BodyFormat::Json`], [`map_params`] to rename or drop
+//! request fields, [`map_response`] to turn a vendor's error convention into an RFC 6749
+//! error, and a [`TokenShape`] for the response's field names. A Yeastar-style API, with a
+//! stand-in for the server:
+//!
+//! [`map_params`]: OAuth2Provider::map_params
+//! [`map_response`]: OAuth2Provider::map_response
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
+//! use serde_json::{json, Value};
+//! use std::{convert::Infallible, time::Duration};
+//! use tower::service_fn;
+//! use tower_bearer_auth::{BodyFormat, OAuth2Provider, TokenShape};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
+//! // Stands in for the PBX: checks the JSON login body, answers in Yeastar's shape.
+//! let pbx = service_fn(|req: Request<Full<Bytes>>| async move {
+//!     assert_eq!(req.headers()["content-type"], "application/json");
+//!     let body: Value = serde_json::from_slice(&req.into_body().collect().await?.to_bytes())?;
+//!     let reply = if body == json!({"username": "api", "password": "s3cret"}) {
+//!         json!({"errcode": 0, "errmsg": "SUCCESS", "token": "abc",
+//!                "access_token_expire_time": 1800, "refreshtoken": "def"})
+//!     } else {
+//!         json!({"errcode": 10004, "errmsg": "AUTHENTICATION FAILED"})
+//!     };
+//!     Ok::<_, tower_bearer_auth::BoxError>(Response::new(Full::new(Bytes::from(reply.to_string()))))
+//! });
+//!
+//! let provider = OAuth2Provider::password(
+//!     pbx,
+//!     "https://pbx.example.com/openapi/v1.0/get_token".parse()?,
+//!     "api",
+//!     "s3cret",
+//! )
+//! .refresh_url("https://pbx.example.com/openapi/v1.0/refresh_token".parse()?)
+//! .body_format(BodyFormat::Json)
+//! // No `grant_type` field: the URL says what is asked for.
+//! .map_params(|_kind, params| params.retain(|(name, _)| name != "grant_type"))
+//! // `errcode` other than 0 is an error: restate it as RFC 6749's `error`.
+//! .map_response(|json| {
+//!     if json.get("errcode").and_then(Value::as_i64).is_some_and(|code| code != 0) {
+//!         let message = json.get("errmsg").cloned().unwrap_or(Value::Null);
+//!         json.insert("error".into(), json!("invalid_grant"));
+//!         json.insert("error_description".into(), message);
+//!     }
+//! })
+//! .token_shape(
+//!     TokenShape::new()
+//!         .access_token("token")
+//!         .refresh_token("refreshtoken")
+//!         .expires_in("access_token_expire_time"),
+//! );
+//!
+//! let token = provider.login().await?;
+//! assert_eq!(token.access_token(), "abc");
+//! assert_eq!(token.refresh_token(), Some("def"));
+//! assert_eq!(token.expires_in(), Some(Duration::from_secs(1800)));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! PortSIP v16 and earlier answered with `expires` instead of `expires_in`:
+//! `TokenShape::new().expires_in("expires")`.
+
+use std::{
+    borrow::Cow,
+    fmt,
+    future::poll_fn,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use http::{
+    HeaderValue, Method, Request, Response, StatusCode, Uri,
+    header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, DATE, RETRY_AFTER},
+};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tower_service::Service;
+
+use crate::{BoxError, BoxFuture, TokenProvider, TokenResponse, token::Redacted};
+
+#[cfg(feature = "client")]
+mod client;
+pub mod error;
+mod time;
+
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub use client::{HttpClient, HttpClientBuilder};
+use error::Reason;
+pub use error::{BuildError, OAuth2Error, OAuth2ErrorKind};
+
+/// Default limit on the size of a token endpoint's response body: 64 KiB.
+pub const DEFAULT_MAX_BODY_SIZE: usize = 64 * 1024;
+
+/// A hook that edits request fields; see [`OAuth2Provider::map_params`].
+type ParamsHook = Arc<dyn Fn(RequestKind, &mut Vec<(String, String)>) + Send + Sync>;
+/// A hook that edits a JSON response; see [`OAuth2Provider::map_response`].
+type ResponseHook = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync>;
+
+/// A [`TokenProvider`] that talks to an OAuth 2.0 token endpoint through the HTTP service `C`.
+///
+/// `C` is any tower service taking `http::Request<Full<Bytes>>` and returning an
+/// `http::Response` with any body: a hyper-util client, a `tower::ServiceBuilder` stack with
+/// your own timeouts, or [`HttpClient`].
+///
+/// Requests are `POST`s with an `application/x-www-form-urlencoded` body (or JSON, see
+/// [`body_format`](Self::body_format)) and `Accept: application/json`:
+///
+/// | call | fields |
+/// |---|---|
+/// | [`login`](Self::login), password grant | `grant_type=password`, `username`, `password`, `scope`, extra [`login_param`](Self::login_param)s |
+/// | [`login`](Self::login), client credentials | `grant_type=client_credentials`, `scope`, extra [`login_param`](Self::login_param)s |
+/// | [`refresh`](Self::refresh) | `grant_type=refresh_token`, `refresh_token` |
+/// | [`revoke`](Self::revoke) | `token`, `token_type_hint=access_token` |
+///
+/// plus the client's identity (RFC 6749 §2.3.1): with a [`client_secret`](Self::client_secret),
+/// HTTP Basic (the default) or `client_id` and `client_secret` fields, as
+/// [`client_auth`](Self::client_auth) says; without one, a `client_id` field if a
+/// [`client_id`](Self::client_id) is set.
+///
+/// # Responses
+///
+/// A success (RFC 6749 §5.1) is read into a [`TokenResponse`]: `access_token`, `token_type`,
+/// `expires_in` (a number or a numeric string), `expires_at` (Unix seconds or an RFC 3339
+/// time), `refresh_token`, `scope`; other fields are kept in
+/// [`TokenResponse::extra`]. A refresh response without `refresh_token` keeps the one just
+/// used.
+///
+/// # Errors
+///
+/// Every failure is an [`OAuth2Error`] (boxed, when reached through the [`TokenProvider`]
+/// trait): an RFC 6749 §5.2 error body, even with a `200` status, becomes
+/// [`OAuth2ErrorKind::Server`] with the status; another error status becomes
+/// [`OAuth2ErrorKind::Status`] with the start of the body; a body larger than
+/// [`max_body_size`](Self::max_body_size) is refused without being read whole.
+///
+/// How the layer's cache reacts: a refused refresh (`invalid_grant`, or any other failure) is
+/// followed by one login. [`OAuth2Error::is_transient`] tells a retry policy which errors are
+/// worth repeating: transport failures and `5xx` are, `invalid_grant`, `invalid_client` and
+/// `unauthorized_client` are not.
+///
+/// # Example
+///
+/// See the [module documentation](self).
+pub struct OAuth2Provider<C> {
+    client: C,
+    token_url: Uri,
+    refresh_url: Option<Uri>,
+    revoke_url: Option<Uri>,
+    grant: Grant,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_auth: ClientAuth,
+    scope: Option<String>,
+    login_params: Vec<(String, String)>,
+    body_format: BodyFormat,
+    shape: TokenShape,
+    revoke_with_bearer: bool,
+    max_body_size: usize,
+    map_params: Option<ParamsHook>,
+    map_response: Option<ResponseHook>,
+}
+
+#[derive(Clone)]
+enum Grant {
+    Password { username: String, password: String },
+    ClientCredentials,
+}
+
+/// How the client proves its identity when it has a secret (RFC 6749 §2.3.1).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// `Authorization: Basic` with the form-encoded client id and secret. The default, and
+    /// what every server must support.
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` fields in the request body.
+    Form,
+}
+
+/// The encoding of request bodies.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyFormat {
+    /// `application/x-www-form-urlencoded`, as RFC 6749 requires. The default.
+    #[default]
+    Form,
+    /// A JSON object of strings, `application/json`, as some vendors' login APIs expect.
+    Json,
+}
+
+/// Which call a request is for, as passed to [`OAuth2Provider::map_params`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    /// A login: the password or client-credentials grant.
+    Login,
+    /// A refresh-token grant.
+    Refresh,
+    /// A token revocation.
+    Revoke,
+}
+
+/// The names of the fields of a token response, for servers that don't use RFC 6749's.
+///
+/// Each setter names the field the server uses for a standard one; a response field by that
+/// name is read as the standard field. Unset names keep the standard ones.
+///
+/// # Example
+///
+/// ```
+/// use tower_bearer_auth::TokenShape;
+///
+/// // Yeastar-style responses.
+/// let yeastar = TokenShape::new()
+///     .access_token("token")
+///     .refresh_token("refreshtoken")
+///     .expires_in("access_token_expire_time");
+/// // PortSIP v16 and earlier.
+/// let portsip_v16 = TokenShape::new().expires_in("expires");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenShape {
+    access_token: Cow<'static, str>,
+    refresh_token: Cow<'static, str>,
+    expires_in: Cow<'static, str>,
+    expires_at: Cow<'static, str>,
+    token_type: Cow<'static, str>,
+    scope: Cow<'static, str>,
+}
+
+impl Default for TokenShape {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TokenShape {
+    /// RFC 6749's field names.
+    pub fn new() -> Self {
+        Self {
+            access_token: Cow::Borrowed("access_token"),
+            refresh_token: Cow::Borrowed("refresh_token"),
+            expires_in: Cow::Borrowed("expires_in"),
+            expires_at: Cow::Borrowed("expires_at"),
+            token_type: Cow::Borrowed("token_type"),
+            scope: Cow::Borrowed("scope"),
+        }
+    }
+
+    /// The field holding the access token. Defaults to `access_token`.
+    pub fn access_token(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.access_token = name.into();
+        self
+    }
+
+    /// The field holding the refresh token. Defaults to `refresh_token`.
+    pub fn refresh_token(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.refresh_token = name.into();
+        self
+    }
+
+    /// The field holding the lifetime in seconds. Defaults to `expires_in`.
+    pub fn expires_in(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.expires_in = name.into();
+        self
+    }
+
+    /// The field holding the absolute expiry (Unix seconds or RFC 3339). Defaults to
+    /// `expires_at`.
+    pub fn expires_at(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.expires_at = name.into();
+        self
+    }
+
+    /// The field holding the token type. Defaults to `token_type`.
+    pub fn token_type(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.token_type = name.into();
+        self
+    }
+
+    /// The field holding the granted scope. Defaults to `scope`.
+    pub fn scope(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.scope = name.into();
+        self
+    }
+
+    /// Renames the server's fields to the standard ones.
+    fn apply(&self, map: &mut Map<String, Value>) {
+        let pairs = [
+            ("access_token", &self.access_token),
+            ("refresh_token", &self.refresh_token),
+            ("expires_in", &self.expires_in),
+            ("expires_at", &self.expires_at),
+            ("token_type", &self.token_type),
+            ("scope", &self.scope),
+        ];
+        for (standard, custom) in pairs {
+            if custom.as_ref() != standard {
+                if let Some(value) = map.remove(custom.as_ref()) {
+                    map.insert(standard.to_owned(), value);
+                }
+            }
+        }
+    }
+}
+
+impl<C> OAuth2Provider<C> {
+    /// A provider that logs in with the resource owner password grant (RFC 6749 §4.3) at
+    /// `token_url`, sending requests through `client`.
+    pub fn password(
+        client: C,
+        token_url: Uri,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        Self::with_grant(
+            client,
+            token_url,
+            Grant::Password {
+                username: username.into(),
+                password: password.into(),
+            },
+        )
+    }
+
+    /// A provider that logs in with the client credentials grant (RFC 6749 §4.4) at
+    /// `token_url`, identifying itself with `client_id` and `client_secret` (by HTTP Basic
+    /// unless [`client_auth`](Self::client_auth) says otherwise).
+    pub fn client_credentials(
+        client: C,
+        token_url: Uri,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        Self::with_grant(client, token_url, Grant::ClientCredentials)
+            .client_id(client_id)
+            .client_secret(client_secret)
+    }
+
+    fn with_grant(client: C, token_url: Uri, grant: Grant) -> Self {
+        Self {
+            client,
+            token_url,
+            refresh_url: None,
+            revoke_url: None,
+            grant,
+            client_id: None,
+            client_secret: None,
+            client_auth: ClientAuth::default(),
+            scope: None,
+            login_params: Vec::new(),
+            body_format: BodyFormat::default(),
+            shape: TokenShape::new(),
+            revoke_with_bearer: false,
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
+            map_params: None,
+            map_response: None,
+        }
+    }
+
+    /// The client id sent with every request. Defaults to none.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The client secret, for a confidential client. Defaults to none.
+    pub fn client_secret(mut self, client_secret: impl Into<String>) -> Self {
+        self.client_secret = Some(client_secret.into());
+        self
+    }
+
+    /// How the client id and secret are sent when there is a secret. Defaults to
+    /// [`ClientAuth::Basic`].
+    pub fn client_auth(mut self, client_auth: ClientAuth) -> Self {
+        self.client_auth = client_auth;
+        self
+    }
+
+    /// The scope asked for at login. Defaults to none (the server's default scope).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Adds a field sent with every login, such as PortSIP's tenant `domain`.
+    pub fn login_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.login_params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Where refresh requests go, if not to the token URL. Defaults to the token URL.
+    pub fn refresh_url(mut self, url: Uri) -> Self {
+        self.refresh_url = Some(url);
+        self
+    }
+
+    /// The revocation endpoint (RFC 7009). Defaults to none: [`revoke`](Self::revoke) then
+    /// does nothing.
+    pub fn revoke_url(mut self, url: Uri) -> Self {
+        self.revoke_url = Some(url);
+        self
+    }
+
+    /// Whether a revocation request carries the token being revoked as
+    /// `Authorization: Bearer`, as PortSIP expects. HTTP Basic client authentication, when
+    /// used, takes precedence. Defaults to `false`.
+    pub fn revoke_with_bearer(mut self, enabled: bool) -> Self {
+        self.revoke_with_bearer = enabled;
+        self
+    }
+
+    /// How request bodies are encoded. Defaults to [`BodyFormat::Form`].
+    pub fn body_format(mut self, format: BodyFormat) -> Self {
+        self.body_format = format;
+        self
+    }
+
+    /// The names of the response's fields. Defaults to [`TokenShape::new`], RFC 6749's.
+    pub fn token_shape(mut self, shape: TokenShape) -> Self {
+        self.shape = shape;
+        self
+    }
+
+    /// The largest response body accepted, in bytes. A larger one is refused with
+    /// [`OAuth2ErrorKind::BodyTooLarge`] without being read whole. Defaults to
+    /// [`DEFAULT_MAX_BODY_SIZE`], 64 KiB.
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.max_body_size = bytes;
+        self
+    }
+
+    /// Edits the fields of each request just before it is encoded: rename, add or remove
+    /// fields for a server that expects other names. The fields arrive in the order they are
+    /// sent, client authentication included.
+    ///
+    /// The fields hold secrets (password, refresh token, client secret): don't log them.
+    pub fn map_params<F>(mut self, f: F) -> Self
+    where
+        F: Fn(RequestKind, &mut Vec<(String, String)>) + Send + Sync + 'static,
+    {
+        self.map_params = Some(Arc::new(f));
+        self
+    }
+
+    /// Edits every JSON object response (success or error) before it is read. Use it to turn
+    /// a vendor's error convention into RFC 6749's `error` and `error_description`, or to lift
+    /// fields out of a nested object; field renames are simpler with a [`TokenShape`], which
+    /// is applied after this.
+    pub fn map_response<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&mut Map<String, Value>) + Send + Sync + 'static,
+    {
+        self.map_response = Some(Arc::new(f));
+        self
+    }
+
+    /// The token endpoint.
+    pub fn token_url(&self) -> &Uri {
+        &self.token_url
+    }
+
+    /// The HTTP service requests are sent through.
+    pub fn get_ref(&self) -> &C {
+        &self.client
+    }
+
+    fn login_fields(&self) -> Vec<(String, String)> {
+        let mut params = Vec::new();
+        match &self.grant {
+            Grant::Password { username, password } => {
+                params.push(("grant_type".into(), "password".into()));
+                params.push(("username".into(), username.clone()));
+                params.push(("password".into(), password.clone()));
+            }
+            Grant::ClientCredentials => {
+                params.push(("grant_type".into(), "client_credentials".into()));
+            }
+        }
+        if let Some(scope) = &self.scope {
+            params.push(("scope".into(), scope.clone()));
+        }
+        params.extend(self.login_params.iter().cloned());
+        params
+    }
+
+    /// Builds a request: client authentication, the hook, the body and headers.
+    fn build_request(
+        &self,
+        kind: RequestKind,
+        url: &Uri,
+        mut params: Vec<(String, String)>,
+        bearer: Option<&str>,
+    ) -> Result<Request<Full<Bytes>>, OAuth2Error> {
+        let mut authorization = None;
+        match (&self.client_id, &self.client_secret, self.client_auth) {
+            (id, Some(secret), ClientAuth::Basic) => {
+                let id = id.as_deref().unwrap_or_default();
+                authorization = Some(basic_auth(id, secret));
+            }
+            (id, Some(secret), ClientAuth::Form) => {
+                if let Some(id) = id {
+                    params.push(("client_id".into(), id.clone()));
+                }
+                params.push(("client_secret".into(), secret.clone()));
+            }
+            (Some(id), None, _) => params.push(("client_id".into(), id.clone())),
+            (None, None, _) => {}
+        }
+        if authorization.is_none() {
+            if let Some(token) = bearer {
+                authorization = Some(format!("Bearer {token}"));
+            }
+        }
+        if let Some(hook) = &self.map_params {
+            hook(kind, &mut params);
+        }
+
+        let (body, content_type) = match self.body_format {
+            BodyFormat::Form => (
+                serde_urlencoded::to_string(&params).map_err(|_| {
+                    OAuth2Error::transport(Reason("failed to encode the request body"))
+                })?,
+                "application/x-www-form-urlencoded",
+            ),
+            BodyFormat::Json => {
+                let object: Map<String, Value> = params
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect();
+                (Value::Object(object).to_string(), "application/json")
+            }
+        };
+
+        let mut request = Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = url.clone();
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(value) = authorization {
+            let mut value = HeaderValue::try_from(value).map_err(|_| {
+                OAuth2Error::transport(Reason("the token is not a valid header value"))
+            })?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        Ok(request)
+    }
+
+    /// Reads a token endpoint's response.
+    fn parse_token(&self, status: StatusCode, body: &[u8]) -> Result<TokenResponse, OAuth2Error> {
+        let mut map = self.parse_object(status, body)?;
+        let invalid = |why| OAuth2Error::invalid_response(status, why);
+        let Some(map) = map.as_mut() else {
+            return Err(invalid("the token response is not a JSON object"));
+        };
+        self.shape.apply(map);
+
+        match map.get("access_token") {
+            Some(Value::String(s)) if !s.is_empty() => {}
+            _ => return Err(invalid("the token response has no access token")),
+        }
+        for (field, why) in [
+            ("token_type", "`token_type` is not a string"),
+            ("refresh_token", "`refresh_token` is not a string"),
+            ("scope", "`scope` is not a string"),
+        ] {
+            match map.get(field) {
+                None | Some(Value::String(_)) => {}
+                Some(Value::Null) => {
+                    map.remove(field);
+                }
+                Some(_) => return Err(invalid(why)),
+            }
+        }
+        if let Some(Value::String(s)) = map.get("expires_at") {
+            if s.trim().parse::<f64>().is_err() {
+                let secs = time::parse_rfc3339(s).ok_or_else(|| {
+                    invalid("`expires_at` is neither Unix seconds nor an RFC 3339 time")
+                })?;
+                map.insert("expires_at".into(), Value::from(secs));
+            }
+        }
+        TokenResponse::deserialize(Value::Object(std::mem::take(map))).map_err(|e| {
+            OAuth2Error::new(OAuth2ErrorKind::InvalidResponse, Some(status)).with_source(e)
+        })
+    }
+
+    /// Parses a body as a JSON object and applies the response hook. Returns the error the
+    /// body describes (an RFC 6749 error, or an error status), and `Ok(None)` for a success
+    /// whose body is not a JSON object.
+    fn parse_object(
+        &self,
+        status: StatusCode,
+        body: &[u8],
+    ) -> Result<Option<Map<String, Value>>, OAuth2Error> {
+        let mut map = match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Some(map),
+            _ => None,
+        };
+        if let (Some(map), Some(hook)) = (map.as_mut(), &self.map_response) {
+            hook(map);
+        }
+        if let Some(Value::String(code)) = map.as_ref().and_then(|m| m.get("error")) {
+            let map = map.as_ref().expect("checked above");
+            let text = |name: &str| match map.get(name) {
+                Some(Value::String(s)) => Some(error::excerpt(s)),
+                _ => None,
+            };
+            return Err(OAuth2Error::new(
+                OAuth2ErrorKind::Server {
+                    error: error::excerpt(code),
+                    description: text("error_description"),
+                    uri: text("error_uri"),
+                },
+                Some(status),
+            ));
+        }
+        if !status.is_success() {
+            return Err(OAuth2Error::new(
+                OAuth2ErrorKind::Status {
+                    body: error::excerpt(&String::from_utf8_lossy(body)),
+                },
+                Some(status),
+            ));
+        }
+        Ok(map)
+    }
+}
+
+impl<C, B> OAuth2Provider<C>
+where
+    C: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    C::Future: Send,
+    C::Error: Into<BoxError>,
+    B: Body + Send,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    /// Logs in with the configured grant.
+    ///
+    /// # Errors
+    ///
+    /// See [`OAuth2Error`].
+    pub async fn login(&self) -> Result<TokenResponse, OAuth2Error> {
+        let request = self.build_request(
+            RequestKind::Login,
+            &self.token_url,
+            self.login_fields(),
+            None,
+        )?;
+        let reply = self.send(request).await?;
+        reply.token(self.parse_token(reply.status, &reply.body))
+    }
+
+    /// Exchanges `refresh_token` for a new token. A response without a refresh token keeps
+    /// `refresh_token`.
+    ///
+    /// # Errors
+    ///
+    /// See [`OAuth2Error`]; a refresh token the server no longer accepts is usually
+    /// [`invalid_grant`](OAuth2Error::is_invalid_grant).
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, OAuth2Error> {
+        let params = vec![
+            ("grant_type".into(), "refresh_token".into()),
+            ("refresh_token".into(), refresh_token.into()),
+        ];
+        let url = self.refresh_url.as_ref().unwrap_or(&self.token_url);
+        let request = self.build_request(RequestKind::Refresh, url, params, None)?;
+        let reply = self.send(request).await?;
+        let response = reply.token(self.parse_token(reply.status, &reply.body))?;
+        Ok(if response.refresh_token().is_none() {
+            response.with_refresh_token(refresh_token)
+        } else {
+            response
+        })
+    }
+
+    /// Revokes `access_token` at the revocation endpoint (RFC 7009). Does nothing when no
+    /// [`revoke_url`](Self::revoke_url) is set.
+    ///
+    /// # Errors
+    ///
+    /// See [`OAuth2Error`].
+    pub async fn revoke(&self, access_token: &str) -> Result<(), OAuth2Error> {
+        let Some(url) = &self.revoke_url else {
+            return Ok(());
+        };
+        let params = vec![
+            ("token".into(), access_token.into()),
+            ("token_type_hint".into(), "access_token".into()),
+        ];
+        let bearer = self.revoke_with_bearer.then_some(access_token);
+        let request = self.build_request(RequestKind::Revoke, url, params, bearer)?;
+        let reply = self.send(request).await?;
+        self.parse_object(reply.status, &reply.body)
+            .map(drop)
+            .map_err(|e| e.with_retry_after(reply.retry_after))
+    }
+
+    /// Sends a request and reads the body, at most `max_body_size` bytes of it.
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Reply, OAuth2Error> {
+        let mut client = self.client.clone();
+        poll_fn(|cx| client.poll_ready(cx))
+            .await
+            .map_err(OAuth2Error::transport)?;
+        let response = client.call(request).await.map_err(OAuth2Error::transport)?;
+        let status = response.status();
+        let date = header_date(response.headers(), DATE);
+        let retry_after = retry_after(response.headers(), date);
+        let too_large = || {
+            OAuth2Error::new(
+                OAuth2ErrorKind::BodyTooLarge {
+                    limit: self.max_body_size,
+                },
+                Some(status),
+            )
+        };
+        let declared = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.max_body_size as u64) {
+            return Err(too_large().with_retry_after(retry_after));
+        }
+        let body = Limited::new(response.into_body(), self.max_body_size)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<LengthLimitError>().is_some() {
+                    too_large()
+                } else {
+                    OAuth2Error::transport(e)
+                }
+            })?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            date,
+            retry_after,
+            body,
+        })
+    }
+}
+
+/// A token endpoint's answer, read.
+struct Reply {
+    status: StatusCode,
+    /// The server's clock when it answered (`Date`).
+    date: Option<SystemTime>,
+    /// How long the server asked us to wait (`Retry-After`).
+    retry_after: Option<Duration>,
+    body: Bytes,
+}
+
+impl Reply {
+    /// Adds what the headers said to the parsed token response or error.
+    fn token(
+        &self,
+        parsed: Result<TokenResponse, OAuth2Error>,
+    ) -> Result<TokenResponse, OAuth2Error> {
+        match parsed {
+            Ok(response) => Ok(match self.date {
+                Some(date) => response.with_server_date(date),
+                None => response,
+            }),
+            Err(e) => Err(e.with_retry_after(self.retry_after)),
+        }
+    }
+}
+
+/// An HTTP date header, parsed.
+fn header_date(headers: &http::HeaderMap, name: http::HeaderName) -> Option<SystemTime> {
+    let value = headers.get(name)?.to_str().ok()?;
+    httpdate::parse_http_date(value).ok()
+}
+
+/// `Retry-After` as a duration: delay seconds, or an HTTP date read against the server's
+/// `Date` (or our clock, without one). A date in the past means no wait.
+fn retry_after(headers: &http::HeaderMap, date: Option<SystemTime>) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(date.unwrap_or_else(SystemTime::now))
+            .unwrap_or_default(),
+    )
+}
+
+impl<C, B> TokenProvider for OAuth2Provider<C>
+where
+    C: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    C::Future: Send,
+    C::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
+        Box::pin(async move { OAuth2Provider::login(self).await.map_err(Into::into) })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        refresh_token: &'a str,
+    ) -> BoxFuture<'a, Result<TokenResponse, BoxError>> {
+        Box::pin(async move {
+            OAuth2Provider::refresh(self, refresh_token)
+                .await
+                .map_err(Into::into)
+        })
+    }
+
+    fn revoke<'a>(&'a self, access_token: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            OAuth2Provider::revoke(self, access_token)
+                .await
+                .map_err(Into::into)
+        })
+    }
+
+    fn retry_after(&self, error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+        error.downcast_ref::<OAuth2Error>()?.retry_after()
+    }
+}
+
+impl<C: Clone> Clone for OAuth2Provider<C> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            token_url: self.token_url.clone(),
+            refresh_url: self.refresh_url.clone(),
+            revoke_url: self.revoke_url.clone(),
+            grant: self.grant.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            client_auth: self.client_auth,
+            scope: self.scope.clone(),
+            login_params: self.login_params.clone(),
+            body_format: self.body_format,
+            shape: self.shape.clone(),
+            revoke_with_bearer: self.revoke_with_bearer,
+            max_body_size: self.max_body_size,
+            map_params: self.map_params.clone(),
+            map_response: self.map_response.clone(),
+        }
+    }
+}
+
+impl<C> fmt::Debug for OAuth2Provider<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("OAuth2Provider");
+        d.field("client", &std::any::type_name::<C>())
+            .field("token_url", &self.token_url)
+            .field("refresh_url", &self.refresh_url)
+            .field("revoke_url", &self.revoke_url);
+        match &self.grant {
+            Grant::Password { username, .. } => d
+                .field("grant", &"password")
+                .field("username", username)
+                .field("password", &Redacted),
+            Grant::ClientCredentials => d.field("grant", &"client_credentials"),
+        };
+        d.field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| Redacted),
+            )
+            .field("client_auth", &self.client_auth)
+            .field("scope", &self.scope)
+            // Extra login fields may be secrets too: names only.
+            .field(
+                "login_params",
+                &self.login_params.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("body_format", &self.body_format)
+            .field("token_shape", &self.shape)
+            .field("revoke_with_bearer", &self.revoke_with_bearer)
+            .field("max_body_size", &self.max_body_size)
+            .field("map_params", &self.map_params.is_some())
+            .field("map_response", &self.map_response.is_some())
+            .finish()
+    }
+}
+
+/// `Basic` credentials per RFC 6749 §2.3.1: id and secret form-encoded, then Base64.
+fn basic_auth(id: &str, secret: &str) -> String {
+    let enc = |s: &str| {
+        serde_urlencoded::to_string([("", s)])
+            .map(|pair| pair[1..].to_owned())
+            .unwrap_or_default()
+    };
+    format!(
+        "Basic {}",
+        base64(format!("{}:{}", enc(id), enc(secret)).as_bytes())
+    )
+}
+
+/// Standard Base64 with padding; a dozen lines, not worth a dependency.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Reads `Basic` credentials (the part after `Basic `) back into a client id and secret.
+#[cfg(feature = "test-server")]
+pub(crate) fn decode_basic(encoded: &str) -> Option<(String, String)> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let input = encoded.trim().trim_end_matches('=').as_bytes();
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut bytes = Vec::with_capacity(input.len() * 3 / 4);
+    for c in input {
+        let value = ALPHABET.iter().position(|a| a == c)? as u32;
+        bits = bits << 6 | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+        }
+    }
+    let text = String::from_utf8(bytes).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let decode = |s: &str| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("x={s}"))
+            .ok()
+            .and_then(|mut v| v.pop())
+            .map(|(_, v)| v)
+    };
+    Some((decode(id)?, decode(secret)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[cfg(feature = "test-server")]
+    #[test]
+    fn basic_auth_round_trips() {
+        let header = basic_auth("my id+1", "s&e=c%r ü");
+        let decoded = decode_basic(header.strip_prefix("Basic ").unwrap()).unwrap();
+        assert_eq!(decoded, ("my id+1".into(), "s&e=c%r ü".into()));
+    }
+
+    fn provider() -> OAuth2Provider<()> {
+        OAuth2Provider::password((), Uri::from_static("http://h/t"), "user", "pa&ss")
+    }
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (input, output) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), output);
+        }
+    }
+
+    #[test]
+    fn basic_auth_form_encodes_first() {
+        // "a b:c&d" → "a+b:c%26d"
+        assert_eq!(
+            basic_auth("a b", "c&d"),
+            format!("Basic {}", base64(b"a+b:c%26d"))
+        );
+    }
+
+    #[test]
+    fn shape_renames_fields() {
+        let shape = TokenShape::new()
+            .access_token("token")
+            .expires_in("expires");
+        let mut map: Map<String, Value> =
+            serde_json::from_str(r#"{"token":"a","expires":60,"other":1}"#).unwrap();
+        shape.apply(&mut map);
+        assert_eq!(map["access_token"], "a");
+        assert_eq!(map["expires_in"], 60);
+        assert_eq!(map["other"], 1);
+        assert!(!map.contains_key("token"));
+    }
+
+    #[test]
+    fn parses_rfc3339_expires_at_and_nulls() {
+        let p = provider();
+        let r = p
+            .parse_token(
+                StatusCode::OK,
+                br#"{"access_token":"a","expires_at":"2033-05-18T03:33:20Z","refresh_token":null}"#,
+            )
+            .unwrap();
+        assert_eq!(
+            r.expires_at(),
+            Some(std::time::UNIX_EPOCH + Duration::from_secs(2_000_000_000))
+        );
+        assert_eq!(r.refresh_token(), None);
+    }
+
+    #[test]
+    fn invalid_responses_never_echo_values() {
+        let p = provider();
+        for body in [
+            &br#"{"access_token":"SECRET","refresh_token":5}"#[..],
+            br#"{"access_token":"SECRET","expires_in":"SECRETX"}"#,
+            br#"{"access_token":"SECRET","expires_at":"SECRETX"}"#,
+            br#"{"access_token":7}"#,
+            br#"["SECRET"]"#,
+        ] {
+            let err = p.parse_token(StatusCode::OK, body).unwrap_err();
+            assert_eq!(err.kind(), &OAuth2ErrorKind::InvalidResponse);
+            let chain = format!(
+                "{err} {:?} {}",
+                err,
+                std::error::Error::source(&err).unwrap()
+            );
+            assert!(!chain.contains("SECRET"), "{chain}");
+        }
+    }
+
+    #[test]
+    fn error_in_a_success_is_an_error() {
+        let err = provider()
+            .parse_token(
+                StatusCode::OK,
+                br#"{"error":"invalid_grant","access_token":"x"}"#,
+            )
+            .unwrap_err();
+        assert!(err.is_invalid_grant());
+        assert_eq!(err.status(), Some(StatusCode::OK));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let p = provider()
+            .client_secret("SECRET-C")
+            .login_param("domain", "SECRET-D");
+        let out = format!("{p:?}");
+        assert!(!out.contains("pa&ss") && !out.contains("SECRET"), "{out}");
+        assert!(out.contains("user"));
+    }
+}
