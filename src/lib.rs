@@ -45,6 +45,26 @@
 //! # }
 //! ```
 //!
+//! # When the server refuses a token
+//!
+//! A `401 Unauthorized` to a token the cache believed fresh invalidates that token (only that
+//! one: a late `401` never discards its successor) and the request is replayed once with a new
+//! token when its body allows; see [`BearerAuthLayer`]'s section on recovering from `401` and
+//! [`ReplayBody`].
+//!
+//! # Secrets
+//!
+//! The header value is marked sensitive, so `http` hides it in `Debug` and HTTP/2 never
+//! indexes it. Every type of this crate that holds a token, refresh token, password or client
+//! secret prints `<redacted>` in its place, and no error message carries one.
+//!
+//! Nothing is zeroized: tokens live in `String`s and in `HeaderValue`s, which share their
+//! bytes between clones and cannot be wiped reliably. A replaced token is dropped when the
+//! last request carrying it is done; the copy of the header each thread keeps for the
+//! lock-free hot path lives until that thread's next request through the same cache, or until
+//! the thread exits.
+//! Providers keep their passwords for as long as they live.
+//!
 //! # Stacking with other layers
 //!
 //! Layers listed first in a `ServiceBuilder` run first (outermost):
