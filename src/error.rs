@@ -101,7 +101,8 @@ impl Error for TokenError {
     }
 }
 
-/// A plain message used as the source of a [`TokenError`] when there is no underlying error.
+/// A fixed message used as the source of an error when there is no underlying error, so
+/// that no value taken from a response (which might be a token) reaches an error message.
 #[derive(Debug)]
 pub(crate) struct Reason(pub(crate) &'static str);
 

@@ -97,43 +97,33 @@ fn fits(body: &impl Body, limit: usize) -> bool {
         .is_some_and(|upper| upper <= limit as u64)
 }
 
-impl<E> ReplayBody for BoxBody<Bytes, E>
-where
-    E: Into<BoxError> + 'static,
-{
-    fn buffer(
-        self,
-        limit: usize,
-    ) -> Result<BoxFuture<'static, Result<(Self, Self), BoxError>>, Self> {
-        if !fits(&self, limit) {
-            return Err(self);
-        }
-        Ok(Box::pin(async move {
-            let bytes = self.collect().await.map_err(Into::into)?.to_bytes();
-            let body = |b| Full::new(b).map_err(|never| match never {}).boxed();
-            Ok((body(bytes.clone()), body(bytes)))
-        }))
-    }
+/// Type-erased bodies: buffered when small, rebuilt as a boxed [`Full`].
+macro_rules! buffered_bodies {
+    ($($ty:ident => $boxed:ident),* $(,)?) => {
+        $(
+            impl<E> ReplayBody for $ty<Bytes, E>
+            where
+                E: Into<BoxError> + 'static,
+            {
+                fn buffer(
+                    self,
+                    limit: usize,
+                ) -> Result<BoxFuture<'static, Result<(Self, Self), BoxError>>, Self> {
+                    if !fits(&self, limit) {
+                        return Err(self);
+                    }
+                    Ok(Box::pin(async move {
+                        let bytes = self.collect().await.map_err(Into::into)?.to_bytes();
+                        let body = |b| Full::new(b).map_err(|never| match never {}).$boxed();
+                        Ok((body(bytes.clone()), body(bytes)))
+                    }))
+                }
+            }
+        )*
+    };
 }
 
-impl<E> ReplayBody for UnsyncBoxBody<Bytes, E>
-where
-    E: Into<BoxError> + 'static,
-{
-    fn buffer(
-        self,
-        limit: usize,
-    ) -> Result<BoxFuture<'static, Result<(Self, Self), BoxError>>, Self> {
-        if !fits(&self, limit) {
-            return Err(self);
-        }
-        Ok(Box::pin(async move {
-            let bytes = self.collect().await.map_err(Into::into)?.to_bytes();
-            let body = |b| Full::new(b).map_err(|never| match never {}).boxed_unsync();
-            Ok((body(bytes.clone()), body(bytes)))
-        }))
-    }
-}
+buffered_bodies!(BoxBody => boxed, UnsyncBoxBody => boxed_unsync);
 
 /// A request extension that stops [`BearerAuth`](crate::BearerAuth) from replaying this
 /// request after a `401`. The token is still invalidated, so the next request gets a new one.

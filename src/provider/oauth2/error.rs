@@ -5,6 +5,7 @@ use std::{error::Error, fmt, time::Duration};
 use http::StatusCode;
 
 use crate::BoxError;
+pub(crate) use crate::error::Reason;
 
 /// Longest excerpt of a server's text kept in an error, in characters.
 pub(crate) const EXCERPT_CHARS: usize = 200;
@@ -216,19 +217,6 @@ impl Error for OAuth2Error {
         self.source.as_deref().map(|e| e as &(dyn Error + 'static))
     }
 }
-
-/// A fixed message used as the source of an [`OAuth2Error`], so that no value taken from a
-/// response (which might be a token) reaches an error message.
-#[derive(Debug)]
-pub(crate) struct Reason(pub(crate) &'static str);
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl Error for Reason {}
 
 /// The start of `text`, at most [`EXCERPT_CHARS`] characters, with control characters replaced
 /// by spaces and surrounding whitespace trimmed.
