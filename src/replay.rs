@@ -18,7 +18,8 @@ use crate::{BoxError, BoxFuture};
 ///   [`try_clone`](ReplayBody::try_clone): `()`, `String`, `Vec<u8>`, [`Bytes`], `&'static str`,
 ///   `&'static [u8]`, [`Full`] and [`Empty`] here. The copy is kept until the response arrives.
 /// - Type-erased bodies that can be rebuilt from bytes implement
-///   [`buffer`](ReplayBody::buffer): [`BoxBody`] and [`UnsyncBoxBody`] here. The layer reads
+///   [`buffer`](ReplayBody::buffer): [`BoxBody`] and [`UnsyncBoxBody`] here (an empty one is
+///   simply copied). The layer reads
 ///   such a body into memory before sending it, but only when its size hint promises at most
 ///   the layer's [`replay_buffer_limit`](crate::BearerAuthLayer::replay_buffer_limit) (64 KiB
 ///   by default); a longer or unbounded stream is sent once, as it comes.
@@ -105,6 +106,12 @@ macro_rules! buffered_bodies {
             where
                 E: Into<BoxError> + 'static,
             {
+                /// An empty body is copied as a new empty one, without buffering.
+                fn try_clone(&self) -> Option<Self> {
+                    self.is_end_stream()
+                        .then(|| Empty::new().map_err(|never| match never {}).$boxed())
+                }
+
                 fn buffer(
                     self,
                     limit: usize,
@@ -140,3 +147,19 @@ buffered_bodies!(BoxBody => boxed, UnsyncBoxBody => boxed_unsync);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NoReplay;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_boxed_bodies_are_copied_without_buffering() {
+        let empty: BoxBody<Bytes, BoxError> = Full::new(Bytes::new()).map_err(Into::into).boxed();
+        assert!(empty.try_clone().is_some());
+        let full: BoxBody<Bytes, BoxError> = Full::new(Bytes::from_static(b"x"))
+            .map_err(Into::into)
+            .boxed();
+        assert!(full.try_clone().is_none());
+        assert!(full.buffer(1).is_ok());
+    }
+}
