@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use http::{Request, Response, header::AUTHORIZATION};
+use http::{Request, header::AUTHORIZATION};
 use tokio::time::{Instant, sleep, sleep_until};
 use tower::{Layer, Service, ServiceExt};
 use tower_bearer_auth::{
