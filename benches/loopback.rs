@@ -1,1 +1,181 @@
-fn main() {}
+//! Loopback end to end: requests per second through a hyper-util client to a hyper server on
+//! 127.0.0.1, with and without `BearerAuthLayer`.
+//!
+//! Client and server share one two-worker Tokio runtime (the machine has two cores). Two
+//! workloads: one task sending requests one after another over a kept-alive connection, and
+//! `TASKS` tasks sending at once. Each round runs both clients back to back, alternating which
+//! goes first, and yields one paired loss, `1 - with / without`. Throughput on a shared
+//! two-core machine drifts by tens of percent between processes and over seconds, so the table
+//! shows the median of the `ROUNDS` paired losses (with their quartiles), next to the median
+//! requests per second of each client.
+//!
+//! ```text
+//! cargo bench --bench loopback
+//! ```
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header::AUTHORIZATION};
+use http_body_util::{BodyExt, Empty};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo},
+};
+use tokio::net::TcpListener;
+use tower::{Layer, Service, ServiceExt};
+use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenResponse, provider_fn};
+
+const SEQUENTIAL: usize = 2_000;
+const CONCURRENT: usize = 6_400;
+const TASKS: usize = 32;
+const ROUNDS: usize = 21;
+
+/// Starts the server; it counts the requests that carried a bearer token.
+async fn serve(authorized: Arc<AtomicUsize>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let authorized = authorized.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    if req.headers().contains_key(AUTHORIZATION) {
+                        authorized.fetch_add(1, Ordering::Relaxed);
+                    }
+                    async { Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new())) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `n` requests, `tasks` at a time; returns requests per second.
+async fn drive<S>(svc: S, uri: &str, n: usize, tasks: usize) -> f64
+where
+    S: Service<Request<Empty<Bytes>>, Response = Response<Incoming>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+{
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let mut svc = svc.clone();
+            let uri = uri.to_owned();
+            tokio::spawn(async move {
+                for _ in 0..n / tasks {
+                    let req = Request::get(&uri).body(Empty::new()).unwrap();
+                    let res = svc
+                        .ready()
+                        .await
+                        .map_err(Into::into)
+                        .unwrap()
+                        .call(req)
+                        .await
+                        .map_err(Into::into)
+                        .unwrap();
+                    assert_eq!(res.status(), StatusCode::OK);
+                    res.into_body().collect().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    (n / tasks * tasks) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        // Built and run by `cargo test --benches`: nothing to check here.
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let authorized = Arc::new(AtomicUsize::new(0));
+        let addr = serve(authorized.clone()).await;
+        let uri = format!("http://{addr}/");
+
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let plain: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+        // A token that expires in an hour: the timer is armed, as for any refreshing token.
+        let layer = BearerAuthLayer::new(provider_fn(|| async {
+            Ok::<_, BoxError>(
+                TokenResponse::new("loopback-token").with_expires_in(Duration::from_secs(3600)),
+            )
+        }));
+        let authed = layer.layer(plain.clone());
+
+        // Warm up: connections, the token, every worker's copy of the header.
+        drive(plain.clone(), &uri, 2_000, TASKS).await;
+        drive(authed.clone(), &uri, 2_000, TASKS).await;
+        assert!(layer.cache().token().is_some());
+        assert_eq!(authorized.load(Ordering::Relaxed), 2_000 / TASKS * TASKS);
+
+        println!(
+            "{ROUNDS} rounds; requests/s: median; loss = 1 - with / without, paired per round"
+        );
+        println!(
+            "{:<24} {:>10} {:>10} {:>12} {:>18}",
+            "workload", "without", "with", "median loss", "loss quartiles"
+        );
+        for (name, n, tasks) in [
+            ("sequential (1 task)", SEQUENTIAL, 1),
+            ("concurrent (32 tasks)", CONCURRENT, TASKS),
+        ] {
+            let (mut without, mut with, mut loss) = (Vec::new(), Vec::new(), Vec::new());
+            for round in 0..ROUNDS {
+                let (a, b) = if round % 2 == 0 {
+                    let a = drive(plain.clone(), &uri, n, tasks).await;
+                    (a, drive(authed.clone(), &uri, n, tasks).await)
+                } else {
+                    let b = drive(authed.clone(), &uri, n, tasks).await;
+                    (drive(plain.clone(), &uri, n, tasks).await, b)
+                };
+                without.push(a);
+                with.push(b);
+                loss.push((1.0 - b / a) * 100.0);
+            }
+            loss.sort_by(f64::total_cmp);
+            let quartiles = format!(
+                "{:.1}% .. {:.1}%",
+                loss[ROUNDS / 4],
+                loss[ROUNDS - 1 - ROUNDS / 4]
+            );
+            println!(
+                "{:<24} {:>10.0} {:>10.0} {:>11.2}% {:>18}",
+                name,
+                median(without),
+                median(with),
+                median(loss),
+                quartiles
+            );
+        }
+    });
+}
