@@ -371,16 +371,27 @@ fn summary(variants: &mut [Variant]) {
     let two: Vec<f64> = two.into_iter().map(median).collect();
     println!();
     println!("median ns per request ({ROUNDS} rounds; two threads: per request per thread)");
-    println!("{:<22} {:>10} {:>12}", "variant", "1 thread", "2 threads");
-    for (i, v) in variants.iter().enumerate() {
-        println!("{:<22} {:>10.1} {:>12.1}", v.name, one[i], two[i]);
-    }
     let idx = |name| variants.iter().position(|v| v.name == name).unwrap();
-    let (b, c, d) = (
+    let (a, b, c, d) = (
+        idx("bare"),
         idx("add_authorization"),
         idx("bearer_auth"),
         idx("mutex_baseline"),
     );
+    println!(
+        "{:<22} {:>10} {:>12} {:>16} {:>16}",
+        "variant", "1 thread", "2 threads", "1 thr - bare", "2 thr - bare"
+    );
+    for (i, v) in variants.iter().enumerate() {
+        println!(
+            "{:<22} {:>10.1} {:>12.1} {:>16.1} {:>16.1}",
+            v.name,
+            one[i],
+            two[i],
+            one[i] - one[a],
+            two[i] - two[a]
+        );
+    }
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     let r1 = one[c] / one[b];
     let r2 = two[c] / two[b];
