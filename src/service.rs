@@ -181,10 +181,16 @@ where
             if self.settings.replay && request.extensions().get::<NoReplay>().is_none() {
                 let (parts, body) = request.into_parts();
                 match body.try_clone() {
-                    Some(copy) => (
-                        Request::from_parts(parts.clone(), body),
-                        Some(Request::from_parts(parts, copy)),
-                    ),
+                    Some(copy) => {
+                        // Send the original head and keep the copy: a cloned header map has
+                        // no spare capacity, so inserting `Authorization` into it would
+                        // reallocate on every request.
+                        let kept = parts.clone();
+                        (
+                            Request::from_parts(parts, body),
+                            Some(Request::from_parts(kept, copy)),
+                        )
+                    }
                     None => match body.buffer(self.settings.buffer_limit) {
                         Ok(fut) => {
                             let ready = self.take_ready();
