@@ -6,13 +6,15 @@
 //! - `add_authorization`: tower-http's `AddAuthorizationLayer::bearer`, a static header whose
 //!   one shared `HeaderValue` is cloned for every request.
 //! - `bearer_auth`: `BearerAuthLayer` with a cached token that expires in an hour (so the
-//!   timer task is armed, as for any refreshing token): the hot path.
+//!   timer task is armed, as for any refreshing token): the hot path, with the default
+//!   settings, which keep a copy of each request's head to replay it after a `401`.
+//! - `bearer_auth_no_replay`: the same with `replay_unauthorized(false)`: the token alone.
 //! - `mutex_baseline`: a naive shared-token layer written here: every request locks an
 //!   `Arc<std::sync::Mutex<…>>`, checks the expiry against the clock and clones the header.
-//! - `bearer_auth_overwrite` (for information): the same with `overwrite_existing(true)`, which
-//!   skips looking for an `Authorization` header already present, as tower-http does.
-//! - `bearer_auth_no_timer` (for information): `BearerAuthLayer` whose timer is gone (its
-//!   runtime shut down), so every request takes the slow path: lock, clock, clone.
+//! - `bearer_auth_overwrite` (for information): no replay, and `overwrite_existing(true)`,
+//!   which skips looking for an `Authorization` header already present, as tower-http does.
+//! - `bearer_auth_no_timer` (for information): no replay, and the timer gone (its runtime
+//!   shut down), so every request takes the slow path: lock, clock, clone.
 //!
 //! Each is measured on one thread and on two OS threads, each driving its own clone of one
 //! layered service. Futures are polled with a no-op waker, no runtime in the loop. After the
@@ -198,15 +200,24 @@ fn variants() -> Vec<Variant> {
     // The first request after the login fills this thread's slot; later ones hit it.
     send(&mut bearer);
 
-    // For information: the same, with tower-http's semantics (replace any `Authorization`
+    // (c'): the same with replay after a `401` turned off, so no copy of the request head is
+    // kept: what the token itself costs.
+    let no_replay_layer = hour_token_layer().replay_unauthorized(false);
+    let mut no_replay = no_replay_layer.layer(Echo);
+    runtime.block_on(no_replay.ready().await_call()).unwrap();
+    send(&mut no_replay);
+
+    // For information: no replay, and tower-http's semantics (replace any `Authorization`
     // header instead of first looking for one).
-    let overwrite_layer = hour_token_layer().overwrite_existing(true);
+    let overwrite_layer = hour_token_layer()
+        .replay_unauthorized(false)
+        .overwrite_existing(true);
     let mut overwrite = overwrite_layer.layer(Echo);
     runtime.block_on(overwrite.ready().await_call()).unwrap();
     send(&mut overwrite);
 
     // For information: the same layer once its runtime, and with it the timer, is gone.
-    let no_timer_layer = hour_token_layer();
+    let no_timer_layer = hour_token_layer().replay_unauthorized(false);
     let mut no_timer = no_timer_layer.layer(Echo);
     rt().block_on(no_timer.ready().await_call()).unwrap();
     assert!(no_timer_layer.cache().token().is_some());
@@ -230,6 +241,11 @@ fn variants() -> Vec<Variant> {
             name: "bearer_auth",
             svc: Variant2::BearerAuth(bearer),
             _rt: Some(runtime),
+        },
+        Variant {
+            name: "bearer_auth_no_replay",
+            svc: Variant2::BearerAuth(no_replay),
+            _rt: None,
         },
         Variant {
             name: "mutex_baseline",
@@ -372,10 +388,11 @@ fn summary(variants: &mut [Variant]) {
     println!();
     println!("median ns per request ({ROUNDS} rounds; two threads: per request per thread)");
     let idx = |name| variants.iter().position(|v| v.name == name).unwrap();
-    let (a, b, c, d) = (
+    let (a, b, c, c2, d) = (
         idx("bare"),
         idx("add_authorization"),
         idx("bearer_auth"),
+        idx("bearer_auth_no_replay"),
         idx("mutex_baseline"),
     );
     println!(
@@ -393,26 +410,32 @@ fn summary(variants: &mut [Variant]) {
         );
     }
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
-    let r1 = one[c] / one[b];
-    let r2 = two[c] / two[b];
-    let r3 = two[d] / two[c];
-    println!();
-    println!(
-        "(c)/(b) one thread:  {r1:.2} (target <= 1.05: {})",
-        verdict(r1 <= 1.05)
-    );
-    println!(
-        "(c)/(b) two threads: {r2:.2} (target <= 0.60: {})",
-        verdict(r2 <= 0.6)
-    );
-    println!(
-        "(d)/(c) two threads: {r3:.2} (target >= 3: {})",
-        verdict(r3 >= 3.0)
-    );
-    println!(
-        "(d)/(c) one thread:  {:.2} (for information)",
-        one[d] / one[c]
-    );
+    for (c, label) in [(c, "replay on (default)"), (c2, "replay off")] {
+        let r1 = one[c] / one[b];
+        let r2 = two[c] / two[b];
+        let r3 = two[d] / two[c];
+        println!();
+        println!("(c) = {}, {label}", variants[c].name);
+        println!(
+            "  (c)/(b) one thread:  {r1:.2} (target <= 1.05: {})",
+            verdict(r1 <= 1.05)
+        );
+        println!(
+            "  (c)/(b) two threads: {r2:.2} (target <= 0.60: {})",
+            verdict(r2 <= 0.6)
+        );
+        println!(
+            "  (d)/(c) two threads: {r3:.2} (target >= 3: {})",
+            verdict(r3 >= 3.0)
+        );
+        println!(
+            "  cost above bare, (c-a)/(b-a): {:.2} one thread, {:.2} two threads; \
+             (d-a)/(c-a) two threads: {:.2}",
+            (one[c] - one[a]) / (one[b] - one[a]),
+            (two[c] - two[a]) / (two[b] - two[a]),
+            (two[d] - two[a]) / (two[c] - two[a]),
+        );
+    }
 }
 
 fn main() {

@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use http::{Request, header::AUTHORIZATION};
+use http::{Request, Response, header::AUTHORIZATION};
 use tokio::time::{Instant, sleep, sleep_until};
 use tower::{Layer, Service, ServiceExt};
 use tower_bearer_auth::{
@@ -64,14 +64,14 @@ impl TokenProvider for SlowEndpoint {
     }
 }
 
-/// The server: answers at once with the `Authorization` header it was sent.
+/// The server: answers at once with the `Authorization` header it was sent, as the body.
 #[derive(Clone, Copy)]
 struct Server;
 
 impl Service<Request<()>> for Server {
-    type Response = String;
+    type Response = Response<String>;
     type Error = Infallible;
-    type Future = Ready<Result<String, Infallible>>;
+    type Future = Ready<Result<Response<String>, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -79,7 +79,7 @@ impl Service<Request<()>> for Server {
 
     fn call(&mut self, req: Request<()>) -> Self::Future {
         let auth = &req.headers()[AUTHORIZATION];
-        ready(Ok(auth.to_str().unwrap().to_owned()))
+        ready(Ok(Response::new(auth.to_str().unwrap().to_owned())))
     }
 }
 
@@ -94,7 +94,7 @@ fn setup(refresh_ahead: Duration) -> (BearerAuth<Server>, BearerAuthLayer, Arc<S
 /// Sends one request; returns the header the server saw and how long the request took.
 async fn timed(svc: BearerAuth<Server>) -> (String, Duration) {
     let start = Instant::now();
-    let auth = svc.oneshot(Request::new(())).await.unwrap();
+    let auth = svc.oneshot(Request::new(())).await.unwrap().into_body();
     (auth, start.elapsed())
 }
 
@@ -191,7 +191,7 @@ async fn requests_across_refresh_point_complete_on_first_poll() {
             assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
             let fut = pin!(svc.call(Request::new(())));
             match fut.poll(&mut cx) {
-                Poll::Ready(Ok(auth)) => seen.push((Instant::now(), auth)),
+                Poll::Ready(Ok(res)) => seen.push((Instant::now(), res.into_body())),
                 Poll::Ready(Err(e)) => panic!("{e}"),
                 Poll::Pending => panic!("a request waited at {:?}", Instant::now() - refresh_at),
             }
