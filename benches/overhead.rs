@@ -386,6 +386,11 @@ fn summary(variants: &mut [Variant]) {
     let one: Vec<f64> = one.into_iter().map(median).collect();
     let two: Vec<f64> = two.into_iter().map(median).collect();
     println!();
+    println!(
+        "response future sizes: BearerAuth {} bytes, AddAuthorization {} bytes",
+        std::mem::size_of::<tower_bearer_auth::future::ResponseFuture<Echo, ()>>(),
+        std::mem::size_of::<<Echo as Service<Request<()>>>::Future>(),
+    );
     println!("median ns per request ({ROUNDS} rounds; two threads: per request per thread)");
     let idx = |name| variants.iter().position(|v| v.name == name).unwrap();
     let (a, b, c, c2, d) = (
