@@ -1,10 +1,14 @@
 //! Loopback end to end: requests per second through a hyper-util client to a hyper server on
 //! 127.0.0.1, with and without `BearerAuthLayer`.
 //!
-//! Client and server share one two-worker Tokio runtime (the machine has two cores). Two
-//! workloads: one task sending requests one after another over a kept-alive connection, and
-//! `TASKS` tasks sending at once. Each round runs both clients back to back, alternating which
-//! goes first, and yields one paired loss, `1 - with / without`. Throughput on a shared
+//! Clients: the plain hyper-util client (`without`), tower-http's `AddAuthorizationLayer` (a
+//! static bearer header: what any bearer header costs end to end), `BearerAuthLayer` with its
+//! defaults (replay after a `401` on, which copies each request's head), and `BearerAuthLayer`
+//! with replay off. Client and server share one two-worker Tokio runtime (the machine has two
+//! cores). Two workloads: one task sending requests one after another over a kept-alive
+//! connection, and `TASKS` tasks sending at once. Each round runs every client once, in an
+//! order that rotates from round to round, and yields one paired loss per client,
+//! `1 - client / without`. Throughput on a shared
 //! two-core machine drifts by tens of percent between processes and over seconds, so the table
 //! shows the median of the `ROUNDS` paired losses (with their quartiles), next to the median
 //! requests per second of each client.
@@ -34,6 +38,7 @@ use hyper_util::{
 use tokio::net::TcpListener;
 use tower::{Layer, Service, ServiceExt};
 use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenResponse, provider_fn};
+use tower_http::auth::AddAuthorizationLayer;
 
 const SEQUENTIAL: usize = 2_000;
 const CONCURRENT: usize = 6_400;
@@ -131,51 +136,84 @@ fn main() {
             )
         }));
         let authed = layer.layer(plain.clone());
+        // The same without replay after a `401`, which copies each request's head.
+        let no_replay_layer = BearerAuthLayer::new(provider_fn(|| async {
+            Ok::<_, BoxError>(
+                TokenResponse::new("loopback-token").with_expires_in(Duration::from_secs(3600)),
+            )
+        }))
+        .replay_unauthorized(false);
+        let no_replay = no_replay_layer.layer(plain.clone());
+        // tower-http's static header: what sending any bearer header costs end to end.
+        let static_header = AddAuthorizationLayer::bearer("loopback-token")
+            .as_sensitive(true)
+            .layer(plain.clone());
 
-        // Warm up: connections, the token, every worker's copy of the header.
-        drive(plain.clone(), &uri, 2_000, TASKS).await;
-        drive(authed.clone(), &uri, 2_000, TASKS).await;
+        let names = [
+            "without",
+            "add_authorization",
+            "bearer_auth",
+            "bearer_auth_no_replay",
+        ];
+        let run = |i: usize, n: usize, tasks: usize| {
+            let uri = uri.clone();
+            let (plain, static_header, authed, no_replay) = (
+                plain.clone(),
+                static_header.clone(),
+                authed.clone(),
+                no_replay.clone(),
+            );
+            async move {
+                match i {
+                    0 => drive(plain, &uri, n, tasks).await,
+                    1 => drive(static_header, &uri, n, tasks).await,
+                    2 => drive(authed, &uri, n, tasks).await,
+                    _ => drive(no_replay, &uri, n, tasks).await,
+                }
+            }
+        };
+
+        // Warm up: connections, the tokens, every worker's copy of the header.
+        for i in 0..names.len() {
+            run(i, 2_000, TASKS).await;
+        }
         assert!(layer.cache().token().is_some());
-        assert_eq!(authorized.load(Ordering::Relaxed), 2_000 / TASKS * TASKS);
+        assert!(no_replay_layer.cache().token().is_some());
+        assert_eq!(
+            authorized.load(Ordering::Relaxed),
+            3 * (2_000 / TASKS * TASKS)
+        );
 
         println!(
-            "{ROUNDS} rounds; requests/s: median; loss = 1 - with / without, paired per round"
+            "{ROUNDS} rounds, each running every client once in rotating order; requests/s: \
+             median; loss = 1 - client / without, paired per round: median [quartiles]"
         );
-        println!(
-            "{:<24} {:>10} {:>10} {:>12} {:>18}",
-            "workload", "without", "with", "median loss", "loss quartiles"
-        );
-        for (name, n, tasks) in [
+        for (workload, n, tasks) in [
             ("sequential (1 task)", SEQUENTIAL, 1),
             ("concurrent (32 tasks)", CONCURRENT, TASKS),
         ] {
-            let (mut without, mut with, mut loss) = (Vec::new(), Vec::new(), Vec::new());
+            let mut rps = vec![Vec::new(); names.len()];
             for round in 0..ROUNDS {
-                let (a, b) = if round % 2 == 0 {
-                    let a = drive(plain.clone(), &uri, n, tasks).await;
-                    (a, drive(authed.clone(), &uri, n, tasks).await)
-                } else {
-                    let b = drive(authed.clone(), &uri, n, tasks).await;
-                    (drive(plain.clone(), &uri, n, tasks).await, b)
-                };
-                without.push(a);
-                with.push(b);
-                loss.push((1.0 - b / a) * 100.0);
+                for k in 0..names.len() {
+                    let i = (round + k) % names.len();
+                    rps[i].push(run(i, n, tasks).await);
+                }
             }
-            loss.sort_by(f64::total_cmp);
-            let quartiles = format!(
-                "{:.1}% .. {:.1}%",
-                loss[ROUNDS / 4],
-                loss[ROUNDS - 1 - ROUNDS / 4]
-            );
-            println!(
-                "{:<24} {:>10.0} {:>10.0} {:>11.2}% {:>18}",
-                name,
-                median(without),
-                median(with),
-                median(loss),
-                quartiles
-            );
+            println!("{workload}");
+            for i in 0..names.len() {
+                let mut loss: Vec<f64> = (0..ROUNDS)
+                    .map(|r| (1.0 - rps[i][r] / rps[0][r]) * 100.0)
+                    .collect();
+                loss.sort_by(f64::total_cmp);
+                println!(
+                    "  {:<24} {:>10.0} req/s  loss {:>6.2}% [{:.1}% .. {:.1}%]",
+                    names[i],
+                    median(rps[i].clone()),
+                    median(loss.clone()),
+                    loss[ROUNDS / 4],
+                    loss[ROUNDS - 1 - ROUNDS / 4]
+                );
+            }
         }
     });
 }
