@@ -3,8 +3,8 @@
 //!
 //! Clients: the plain hyper-util client (`without`), tower-http's `AddAuthorizationLayer` (a
 //! static bearer header: what any bearer header costs end to end), `BearerAuthLayer` with its
-//! defaults (replay after a `401` on, which copies each request's head), and `BearerAuthLayer`
-//! with replay off. Client and server share one two-worker Tokio runtime (the machine has two
+//! defaults, and `BearerAuthLayer` with replay after a `401` on (which copies each request's
+//! head). Client and server share one two-worker Tokio runtime (the machine has two
 //! cores). Two workloads: one task sending requests one after another over a kept-alive
 //! connection, and `TASKS` tasks sending at once. Each round runs every client once, in an
 //! order that rotates from round to round, and yields one paired loss per client,
@@ -136,14 +136,14 @@ fn main() {
             )
         }));
         let authed = layer.layer(plain.clone());
-        // The same without replay after a `401`, which copies each request's head.
-        let no_replay_layer = BearerAuthLayer::new(provider_fn(|| async {
+        // The same with replay after a `401`, which copies each request's head.
+        let replay_layer = BearerAuthLayer::new(provider_fn(|| async {
             Ok::<_, BoxError>(
                 TokenResponse::new("loopback-token").with_expires_in(Duration::from_secs(3600)),
             )
         }))
-        .replay_unauthorized(false);
-        let no_replay = no_replay_layer.layer(plain.clone());
+        .replay_unauthorized(true);
+        let replaying = replay_layer.layer(plain.clone());
         // tower-http's static header: what sending any bearer header costs end to end.
         let static_header = AddAuthorizationLayer::bearer("loopback-token")
             .as_sensitive(true)
@@ -153,22 +153,22 @@ fn main() {
             "without",
             "add_authorization",
             "bearer_auth",
-            "bearer_auth_no_replay",
+            "bearer_auth_replay",
         ];
         let run = |i: usize, n: usize, tasks: usize| {
             let uri = uri.clone();
-            let (plain, static_header, authed, no_replay) = (
+            let (plain, static_header, authed, replaying) = (
                 plain.clone(),
                 static_header.clone(),
                 authed.clone(),
-                no_replay.clone(),
+                replaying.clone(),
             );
             async move {
                 match i {
                     0 => drive(plain, &uri, n, tasks).await,
                     1 => drive(static_header, &uri, n, tasks).await,
                     2 => drive(authed, &uri, n, tasks).await,
-                    _ => drive(no_replay, &uri, n, tasks).await,
+                    _ => drive(replaying, &uri, n, tasks).await,
                 }
             }
         };
@@ -178,7 +178,7 @@ fn main() {
             run(i, 2_000, TASKS).await;
         }
         assert!(layer.cache().token().is_some());
-        assert!(no_replay_layer.cache().token().is_some());
+        assert!(replay_layer.cache().token().is_some());
         assert_eq!(
             authorized.load(Ordering::Relaxed),
             3 * (2_000 / TASKS * TASKS)

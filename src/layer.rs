@@ -40,26 +40,26 @@ use crate::{BearerAuth, Origin, TokenCache, TokenProvider, service::Settings};
 /// `401 Unauthorized` with a `Bearer` challenge asking for a new token (`error="invalid_token"`
 /// or no error code) or with no challenge at all, the token of that generation is
 /// invalidated, unless the cache already holds a newer one, so fifty concurrent `401`s cause
-/// one refresh. The request is then sent once more with the new token, if its body can be
-/// replayed (see [`ReplayBody`](crate::ReplayBody)); otherwise, or if the second attempt is
-/// also refused, the caller gets the `401` response as it came. A request is never sent more
-/// than twice. `insufficient_scope` (and any other error code) is about the request, not
-/// the token: such responses are returned at once. The parsed challenge is added to the
-/// response's extensions as a [`BearerChallenge`](crate::BearerChallenge).
+/// one refresh and the next request carries a new token. `insufficient_scope` (and any other
+/// error code) is about the request, not the token: such responses change nothing. The
+/// parsed challenge is added to the response's extensions as a
+/// [`BearerChallenge`](crate::BearerChallenge).
 ///
+/// With [`replay_unauthorized(true)`](Self::replay_unauthorized) the refused request is also
+/// sent once more with the new token, if its body can be replayed (see
+/// [`ReplayBody`](crate::ReplayBody)); otherwise, or if the second attempt is refused too,
+/// the caller gets the `401` response as it came. A request is never sent more than twice.
 /// Replaying is safe because a `401` means the server refused the request before acting on
-/// it. Turn it off ([`replay_unauthorized`](Self::replay_unauthorized), or
-/// [`NoReplay`](crate::NoReplay) per request) for servers that act first and check later, or
-/// when an outer `tower::retry` layer should decide (this crate's `retry` feature has a
-/// policy for that).
+/// it; leave it off (or use [`NoReplay`](crate::NoReplay) per request) for servers that act
+/// first and check later, or when an outer `tower::retry` layer should decide (the `retry`
+/// feature has a policy for that).
 ///
-/// The cache lives as long as the layer or any service built from it: a request still in
-/// flight when the last of them is dropped is not replayed.
-///
-/// Keeping a request for a replay costs a copy of its head (method, URI, header map,
-/// extensions) and a clone of the inner service for every request whose body can be
-/// replayed; for requests with headers that is a few allocations. With replay off, a request
-/// with a cached token allocates nothing.
+/// Replay is off by default because it is not free: keeping a request for a replay costs a
+/// copy of its head (method, URI, header map, extensions) and a clone of the inner service
+/// for every request whose body can be replayed, two allocations for a request with headers.
+/// With replay off, a request with a cached token allocates nothing. The cache lives as long
+/// as the layer or any service built from it: a request still in flight when the last of
+/// them is dropped is not replayed.
 ///
 /// # Example
 ///
@@ -107,7 +107,7 @@ impl BearerAuthLayer {
             cache: TokenCache::new(provider),
             settings: Settings {
                 overwrite: false,
-                replay: true,
+                replay: false,
                 buffer_limit: DEFAULT_REPLAY_BUFFER_LIMIT,
                 origins: None,
             },
@@ -201,8 +201,11 @@ impl BearerAuthLayer {
     /// Whether to send a request a second time, with a new token, when the server answers
     /// `401 Unauthorized` to the first; see [Recovering from `401`](Self#recovering-from-401).
     ///
-    /// Defaults to `true`. Turned off, a `401` still invalidates the token, and the next
-    /// request gets a new one. [`NoReplay`](crate::NoReplay) turns it off for one request.
+    /// Defaults to `false`, because keeping each request's copy costs every request a copy of
+    /// its head (two allocations and about 75 ns, see `BENCHMARKS.md`) for the sake of a rare
+    /// event. Off, a `401` still invalidates the rejected token, so only that one request
+    /// fails and the next gets a new token. On, [`NoReplay`](crate::NoReplay) turns it off for
+    /// one request.
     pub fn replay_unauthorized(mut self, replay: bool) -> Self {
         self.settings.replay = replay;
         self

@@ -48,9 +48,10 @@
 //! # When the server refuses a token
 //!
 //! A `401 Unauthorized` to a token the cache believed fresh invalidates that token (only that
-//! one: a late `401` never discards its successor) and the request is replayed once with a new
-//! token when its body allows; see [`BearerAuthLayer`]'s section on recovering from `401` and
-//! [`ReplayBody`].
+//! one: a late `401` never discards its successor), so the next request gets a new one. With
+//! [`BearerAuthLayer::replay_unauthorized`] the refused request itself is replayed once with
+//! the new token when its body allows; see [`BearerAuthLayer`]'s section on recovering from
+//! `401` and [`ReplayBody`].
 //!
 //! # Secrets
 //!

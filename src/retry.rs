@@ -10,8 +10,8 @@ use crate::{BearerChallenge, NoReplay, ReplayBody, challenge::token_rejected};
 /// A [`tower::retry::Policy`] that retries a request once after `401 Unauthorized`.
 ///
 /// For stacks that already run a [`RetryLayer`](tower::retry::RetryLayer) outside the auth
-/// layer. Turn the layer's own replay off so a request is not sent three times; the layer
-/// still invalidates the rejected token, so the retry goes out with a new one:
+/// layer. Leave the layer's own replay off (the default) so a request is not sent three
+/// times; the layer invalidates the rejected token, so the retry goes out with a new one:
 ///
 /// ```
 /// use tower::{ServiceBuilder, retry::RetryLayer};
@@ -22,7 +22,7 @@ use crate::{BearerChallenge, NoReplay, ReplayBody, challenge::token_rejected};
 /// # });
 /// let client = ServiceBuilder::new()
 ///     .layer(RetryLayer::new(RetryUnauthorized::default()))
-///     .layer(BearerAuthLayer::new(StaticToken::new("abc")).replay_unauthorized(false))
+///     .layer(BearerAuthLayer::new(StaticToken::new("abc")))
 ///     .service(http_client);
 /// ```
 ///

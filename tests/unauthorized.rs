@@ -12,6 +12,11 @@ use support::{Api, Issuer, client, get};
 use tower::{BoxError, Layer, ServiceExt};
 use tower_bearer_auth::{BearerAuthLayer, BearerChallenge, NoReplay};
 
+/// A layer that replays a request refused with `401`.
+fn replaying(issuer: &Issuer) -> BearerAuthLayer {
+    BearerAuthLayer::new(issuer.clone()).replay_unauthorized(true)
+}
+
 /// Logins plus refreshes: how many tokens the provider handed out.
 fn tokens(issuer: &Issuer) -> usize {
     issuer.logins() + issuer.refreshes()
@@ -21,7 +26,7 @@ fn tokens(issuer: &Issuer) -> usize {
 async fn a_revoked_token_is_replaced_and_the_request_replayed_once() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api).lifetime(Duration::from_secs(3600));
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = replaying(&issuer).layer(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
 
     api.revoke("access-login-1");
@@ -40,10 +45,13 @@ async fn fifty_concurrent_401s_for_one_token_cause_one_new_token() {
     let issuer = Issuer::new(&api)
         .lifetime(Duration::from_secs(3600))
         .delay(Duration::from_millis(50));
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = replaying(&issuer).layer(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
 
     api.revoke("access-login-1");
+    // The server holds each answer, so all 50 requests leave with the revoked token before
+    // the first 401 comes back.
+    api.set_delay(Duration::from_millis(300));
     let tasks: Vec<_> = (0..50)
         .map(|_| tokio::spawn(svc.clone().oneshot(get(addr))))
         .collect();
@@ -63,7 +71,7 @@ async fn fifty_concurrent_401s_for_one_token_cause_one_new_token() {
 async fn a_replayed_post_arrives_byte_identical() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api);
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = replaying(&issuer).layer(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
     api.revoke("access-login-1");
 
@@ -118,7 +126,7 @@ async fn a_streaming_body_is_sent_once_and_the_next_request_succeeds() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api);
     let client = Client::builder(TokioExecutor::new()).build_http::<Boxed>();
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client);
+    let svc = replaying(&issuer).layer(client);
     let post = |body| {
         Request::post(format!("http://{addr}/api/upload"))
             .body(body)
@@ -159,7 +167,7 @@ async fn a_small_boxed_body_is_buffered_and_replayed() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api);
     let client = Client::builder(TokioExecutor::new()).build_http::<Boxed>();
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client);
+    let svc = replaying(&issuer).layer(client);
     let post = |body: &'static str| {
         let body = Full::new(Bytes::from_static(body.as_bytes()))
             .map_err(Into::into)
@@ -183,7 +191,7 @@ async fn a_small_boxed_body_is_buffered_and_replayed() {
     assert_eq!(received[2].body, "second");
 
     // Over the limit: sent once.
-    let svc = BearerAuthLayer::new(issuer.clone())
+    let svc = replaying(&issuer)
         .replay_buffer_limit(3)
         .layer(Client::builder(TokioExecutor::new()).build_http::<Boxed>());
     assert_eq!(svc.clone().oneshot(post("x")).await.unwrap().status(), 200);
@@ -197,7 +205,7 @@ async fn a_server_that_rejects_everything_costs_exactly_two_attempts() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api);
     api.deny_all(true);
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = replaying(&issuer).layer(client());
     for round in 1..=3 {
         let res = svc.clone().oneshot(get(addr)).await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -211,7 +219,7 @@ async fn a_server_that_rejects_everything_costs_exactly_two_attempts() {
 async fn insufficient_scope_is_returned_at_once() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api);
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = replaying(&issuer).layer(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
     api.deny_all(true);
     api.set_challenge(r#"Bearer realm="pbx", error="insufficient_scope", scope="admin""#);
@@ -231,7 +239,7 @@ async fn a_bare_challenge_or_none_at_all_triggers_recovery() {
         let (api, addr) = Api::start().await;
         api.set_challenge(challenge);
         let issuer = Issuer::new(&api);
-        let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+        let svc = replaying(&issuer).layer(client());
         assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
         api.revoke("access-login-1");
         let res = svc.clone().oneshot(get(addr)).await.unwrap();
@@ -244,7 +252,7 @@ async fn a_bare_challenge_or_none_at_all_triggers_recovery() {
 async fn a_late_401_for_an_old_token_keeps_the_new_one() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api);
-    let layer = BearerAuthLayer::new(issuer.clone());
+    let layer = replaying(&issuer);
     let svc = layer.layer(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
 
@@ -273,12 +281,11 @@ async fn a_late_401_for_an_old_token_keeps_the_new_one() {
 }
 
 #[tokio::test]
-async fn replay_can_be_turned_off_on_the_layer_and_per_request() {
+async fn without_replay_a_401_still_invalidates_and_noreplay_opts_out_per_request() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api);
-    let svc = BearerAuthLayer::new(issuer.clone())
-        .replay_unauthorized(false)
-        .layer(client());
+    // Replay is off by default.
+    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
     api.revoke("access-login-1");
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 401);
@@ -289,7 +296,7 @@ async fn replay_can_be_turned_off_on_the_layer_and_per_request() {
     );
     assert_eq!(api.requests(), 3);
 
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = replaying(&issuer).layer(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
     api.reject_all();
     let mut req = get(addr);
@@ -307,7 +314,7 @@ async fn an_outer_retry_layer_with_the_exported_policy_retries_once() {
     let issuer = Issuer::new(&api);
     let svc = ServiceBuilder::new()
         .layer(RetryLayer::new(RetryUnauthorized::default()))
-        .layer(BearerAuthLayer::new(issuer.clone()).replay_unauthorized(false))
+        .layer(BearerAuthLayer::new(issuer.clone()))
         .service(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
     api.revoke("access-login-1");
