@@ -327,8 +327,13 @@ impl Token {
             return Err(invalid("the token has already expired"));
         }
 
+        // `HeaderValue` accepts bytes above 0x7F (obs-text), but a bearer token is ASCII
+        // (RFC 6750's b64token) and servers refuse or misread anything else, so require what
+        // `HeaderValue::to_str` accepts: visible ASCII, space and tab.
         let mut header = HeaderValue::try_from(format!("Bearer {}", response.access_token))
-            .map_err(|_| {
+            .ok()
+            .filter(|h| h.to_str().is_ok())
+            .ok_or_else(|| {
                 TokenError::with_source(
                     TokenErrorKind::InvalidToken,
                     Reason("the access token holds characters not allowed in a header"),
@@ -519,6 +524,8 @@ mod tests {
                 TokenErrorKind::InvalidResponse,
             ),
             (TokenResponse::new("a\r\nb"), TokenErrorKind::InvalidToken),
+            (TokenResponse::new("t\u{f6}k\u{e9}n"), TokenErrorKind::InvalidToken),
+            (TokenResponse::new("a\u{7f}b"), TokenErrorKind::InvalidToken),
             (
                 TokenResponse::new("a").with_expires_in(Duration::ZERO),
                 TokenErrorKind::InvalidResponse,
