@@ -220,6 +220,10 @@ impl<'de> Deserialize<'de> for TokenResponse {
 
 /// Reads a non-negative number of seconds from a JSON number or numeric string.
 /// `Some(None)` means `null`; `None` means the value is not a usable number.
+///
+/// A number too large for a `Duration` (`1e300`, or anything from 2^64 up) saturates at
+/// `Duration::MAX`, which [`Token::from_response`] reads as no expiry, as it does any lifetime
+/// that overflows the clock.
 fn seconds(value: &Value) -> Option<Option<Duration>> {
     let secs = match value {
         Value::Null => return Some(None),
@@ -227,7 +231,11 @@ fn seconds(value: &Value) -> Option<Option<Duration>> {
         Value::String(s) => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    Duration::try_from_secs_f64(secs).ok().map(Some)
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) => Some(Some(d)),
+        Err(_) if secs.is_finite() && secs > 0.0 => Some(Some(Duration::MAX)),
+        Err(_) => None,
+    }
 }
 
 /// How the cache decides when a token must be refreshed.
@@ -575,6 +583,19 @@ mod tests {
             .with_expires_at(server_now + hour)
             .with_server_date(server_now);
         assert!(Token::from_response(resp, Instant::now(), &POLICY, None, 1, 0.0).is_ok());
+    }
+
+    #[test]
+    fn lifetimes_too_long_for_a_duration_saturate() {
+        for huge in ["1e300", "18446744073709551616", r#""99999999999999999999999""#] {
+            let json = format!(r#"{{"access_token":"t","expires_in":{huge}}}"#);
+            let r = parse(&json).unwrap();
+            assert_eq!(r.expires_in(), Some(Duration::MAX), "{huge}");
+        }
+        for bad in [r#""inf""#, r#""NaN""#, r#""-1e300""#] {
+            let json = format!(r#"{{"access_token":"t","expires_in":{bad}}}"#);
+            assert!(parse(&json).is_err(), "{bad}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
