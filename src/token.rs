@@ -532,7 +532,10 @@ mod tests {
                 TokenErrorKind::InvalidResponse,
             ),
             (TokenResponse::new("a\r\nb"), TokenErrorKind::InvalidToken),
-            (TokenResponse::new("t\u{f6}k\u{e9}n"), TokenErrorKind::InvalidToken),
+            (
+                TokenResponse::new("t\u{f6}k\u{e9}n"),
+                TokenErrorKind::InvalidToken,
+            ),
             (TokenResponse::new("a\u{7f}b"), TokenErrorKind::InvalidToken),
             (
                 TokenResponse::new("a").with_expires_in(Duration::ZERO),
@@ -587,7 +590,11 @@ mod tests {
 
     #[test]
     fn lifetimes_too_long_for_a_duration_saturate() {
-        for huge in ["1e300", "18446744073709551616", r#""99999999999999999999999""#] {
+        for huge in [
+            "1e300",
+            "18446744073709551616",
+            r#""99999999999999999999999""#,
+        ] {
             let json = format!(r#"{{"access_token":"t","expires_in":{huge}}}"#);
             let r = parse(&json).unwrap();
             assert_eq!(r.expires_in(), Some(Duration::MAX), "{huge}");
