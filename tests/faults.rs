@@ -1,10 +1,11 @@
 //! The fault matrix: each way a token endpoint can fail, injected over a real socket by a
 //! hand-rolled HTTP/1.1 endpoint, through `BearerAuthLayer` and the `PortSip` provider.
 //!
-//! For every row: the request fails with a typed `TokenError` whose message (and source
-//! chain) says what went wrong, the request never reaches the API, no token is cached, nothing
-//! panics, and once the endpoint heals the next request succeeds. Rows run concurrently; add a
-//! fault by adding a line to [`rows`].
+//! Every row runs twice: once on the first login, once on the refresh (and the login after
+//! it) that follows a thrown-away token. Each time the request fails with a typed
+//! `TokenError` whose message (and source chain) says what went wrong, the request never
+//! reaches the API, no token is cached, nothing panics, and once the endpoint heals the next
+//! request succeeds. Rows run concurrently; add a fault by adding a line to [`rows`].
 
 mod support;
 
@@ -186,6 +187,8 @@ struct Endpoint {
     state: Arc<State>,
     /// Bound but not listening, while the endpoint refuses connections.
     unlistened: Mutex<Option<TcpSocket>>,
+    /// The accept loop, while listening.
+    accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 struct State {
@@ -197,14 +200,22 @@ struct State {
     written: AtomicUsize,
     /// Whether the oversized answer has stopped writing.
     finished: AtomicBool,
+    /// The `grant_type` of each token request read.
+    grants: Mutex<Vec<String>>,
+}
+
+fn socket(addr: SocketAddr) -> TcpSocket {
+    let socket = TcpSocket::new_v4().unwrap();
+    // Small buffers, so bytes the client never read can't hide in the kernel.
+    socket.set_send_buffer_size(64 * 1024).unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(addr).unwrap();
+    socket
 }
 
 impl Endpoint {
     async fn start(api: Api, fault: Option<Fault>) -> Self {
-        let socket = TcpSocket::new_v4().unwrap();
-        // Small buffers, so bytes the client never read can't hide in the kernel.
-        socket.set_send_buffer_size(64 * 1024).unwrap();
-        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let socket = socket("127.0.0.1:0".parse().unwrap());
         let addr = socket.local_addr().unwrap();
         let refused = matches!(fault, Some(Fault::Refused));
         let endpoint = Self {
@@ -215,8 +226,10 @@ impl Endpoint {
                 requests: AtomicUsize::new(0),
                 written: AtomicUsize::new(0),
                 finished: AtomicBool::new(false),
+                grants: Mutex::new(Vec::new()),
             }),
             unlistened: Mutex::new(Some(socket)),
+            accept: Mutex::new(None),
         };
         if !refused {
             endpoint.listen();
@@ -225,21 +238,46 @@ impl Endpoint {
     }
 
     fn listen(&self) {
-        let Some(socket) = self.unlistened.lock().unwrap().take() else {
+        let mut accept = self.accept.lock().unwrap();
+        if accept.is_some() {
             return;
-        };
+        }
+        // Bound at start, or bound again on the same port after `inject(Refused)`.
+        let socket = self
+            .unlistened
+            .lock()
+            .unwrap()
+            .take()
+            .unwrap_or_else(|| socket(self.addr));
         let listener = socket.listen(128).unwrap();
         let state = self.state.clone();
-        tokio::spawn(async move {
+        *accept = Some(tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 tokio::spawn(serve(state.clone(), stream));
             }
-        });
+        }));
+    }
+
+    /// Starts failing with `fault`.
+    async fn inject(&self, fault: Fault) {
+        if let Fault::Refused = fault {
+            let accept = self.accept.lock().unwrap().take();
+            if let Some(accept) = accept {
+                accept.abort();
+                let _ = accept.await;
+            }
+        }
+        *self.state.fault.lock().unwrap() = Some(fault);
     }
 
     fn heal(&self) {
         *self.state.fault.lock().unwrap() = None;
         self.listen();
+    }
+
+    /// The grant types of the token requests read from the `skip`th on.
+    fn grants(&self, skip: usize) -> Vec<String> {
+        self.state.grants.lock().unwrap()[skip..].to_vec()
     }
 
     fn base_url(&self) -> String {
@@ -295,9 +333,15 @@ fn head(status: u16, extra: &str) -> String {
 }
 
 async fn serve(state: Arc<State>, mut stream: TcpStream) {
-    if read_request(&mut stream).await.is_err() {
+    let Ok(request) = read_request(&mut stream).await else {
         return;
-    }
+    };
+    let text = String::from_utf8_lossy(&request);
+    let grant = text
+        .split(['&', '\n'])
+        .find_map(|field| field.strip_prefix("grant_type="))
+        .unwrap_or("none");
+    state.grants.lock().unwrap().push(grant.trim().to_owned());
     let n = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let fault = state.fault.lock().unwrap().clone();
     let _ = answer(&state, &mut stream, fault, n).await;
@@ -467,17 +511,61 @@ fn service(endpoint: &Endpoint) -> (BearerAuth<HttpClient>, BearerAuthLayer) {
     (layer.layer(client()), layer)
 }
 
-/// Runs one row; returns how long it took.
-async fn run(row: &Row) -> Result<Duration, String> {
-    let started = Instant::now();
+/// Which fetch meets the fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The first login.
+    Login,
+    /// A refresh with the refresh token of a token thrown away, and the login after it.
+    Refresh,
+}
+
+/// Runs one row; returns how long the failing request took.
+async fn run(row: &Row, via: Via) -> Result<Duration, String> {
     let (api, api_addr) = Api::start().await;
-    let endpoint = Endpoint::start(api.clone(), Some(row.fault.clone())).await;
+    let initial = (via == Via::Login).then(|| row.fault.clone());
+    let endpoint = Endpoint::start(api.clone(), initial).await;
     let (svc, layer) = service(&endpoint);
     let cache = layer.cache();
+    if via == Via::Refresh {
+        let response = svc
+            .clone()
+            .oneshot(get(api_addr))
+            .await
+            .map_err(|e| format!("first login: {}", chain(&*e)))?;
+        ensure!(
+            response.status() == StatusCode::OK,
+            "first login: {}",
+            response.status()
+        );
+        ensure!(
+            cache.token().is_some_and(|t| t.has_refresh_token()),
+            "no refresh token"
+        );
+        endpoint.inject(row.fault.clone()).await;
+        cache.invalidate();
+    }
+    let api_before = api.requests();
+    let calls_before = endpoint.requests();
 
+    let started = Instant::now();
     let result = svc.clone().oneshot(get(api_addr)).await;
     let failed_at = Instant::now();
     let took = failed_at - started;
+    // What reached the endpoint: a refresh first, if there was a refresh token.
+    let grants = endpoint.grants(calls_before);
+    let expected_first = match via {
+        Via::Login => "password",
+        Via::Refresh => "refresh_token",
+    };
+    ensure!(
+        grants.first().is_none_or(|g| g == expected_first),
+        "the endpoint saw {grants:?}"
+    );
+    ensure!(
+        grants.is_empty() == matches!(row.fault, Fault::Refused),
+        "the endpoint saw {grants:?}"
+    );
 
     let (kind, source, fragment) = match row.expect {
         NoExpiry => {
@@ -494,6 +582,10 @@ async fn run(row: &Row) -> Result<Duration, String> {
                 "an absurd lifetime became a near expiry: {token:?}"
             );
             return Ok(took);
+        }
+        // A failed refresh is followed by a login; when that fails too, the error says so.
+        Fails(Login, source, fragment) if via == Via::Refresh => {
+            (TokenErrorKind::Refresh, source, fragment)
         }
         Fails(kind, source, fragment) => (kind, source, fragment),
     };
@@ -535,13 +627,13 @@ async fn run(row: &Row) -> Result<Duration, String> {
         "a token was cached: {:?}",
         cache.token()
     );
-    ensure!(api.requests() == 0, "the request reached the API");
-    // Everything but a hung endpoint answers fast.
+    ensure!(api.requests() == api_before, "the request reached the API");
+    // Everything but a hung endpoint answers fast; a refresh and a login may both time out.
     if !matches!(kind, Timeout) {
         ensure!(took < Duration::from_secs(2), "took {took:?}");
     } else {
         ensure!(
-            took >= TIMEOUT && took < TIMEOUT * 4,
+            took >= TIMEOUT && took < TIMEOUT * 6,
             "timed out after {took:?}"
         );
     }
@@ -554,6 +646,7 @@ async fn run(row: &Row) -> Result<Duration, String> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let written = endpoint.state.written.load(Ordering::SeqCst);
+        eprintln!("{} ({via:?}): {written} of {HUGE} bytes went out", row.name);
         ensure!(
             written < 2 * 1024 * 1024,
             "{written} bytes went out before the client hung up"
@@ -628,25 +721,29 @@ async fn fault_matrix() {
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for row in rows() {
-        tasks.spawn(async move { (row.name, run(&row).await) });
+        let row = Arc::new(row);
+        for via in [Via::Login, Via::Refresh] {
+            let row = row.clone();
+            tasks.spawn(async move { (row.name, via, run(&row, via).await) });
+        }
     }
     let mut failures = Vec::new();
     let mut count = 0;
     while let Some(joined) = tasks.join_next().await {
         count += 1;
         match joined {
-            Ok((_, Ok(_))) => {}
-            Ok((name, Err(why))) => failures.push(format!("{name}: {why}")),
+            Ok((_, _, Ok(_))) => {}
+            Ok((name, via, Err(why))) => failures.push(format!("{name} ({via:?}): {why}")),
             Err(panic) => failures.push(format!("panicked: {panic}")),
         }
     }
     assert!(
         failures.is_empty(),
-        "{} of {count} rows failed:\n{}",
+        "{} of {count} cases failed:\n{}",
         failures.len(),
         failures.join("\n")
     );
-    eprintln!("{count} faults in {:?}", started.elapsed());
+    eprintln!("{count} cases in {:?}", started.elapsed());
 }
 
 /// 1,000 requests during an outage make a handful of token calls, then the cache recovers.
