@@ -285,6 +285,7 @@ struct Shared {
     revocations: AtomicUsize,
     api_requests: AtomicUsize,
     unauthorized: AtomicUsize,
+    expired_token_requests: AtomicUsize,
     next_id: AtomicU64,
 }
 
@@ -294,6 +295,9 @@ struct State {
     refresh: HashMap<String, String>,
     canned: VecDeque<CannedResponse>,
     log: Vec<TokenRequestRecord>,
+    /// When each access token ever issued expires, kept after it is revoked, so that
+    /// [`TestServer::expired_token_requests`] counts expired tokens that were also revoked.
+    expiry: HashMap<String, Instant>,
 }
 
 struct Access {
@@ -318,6 +322,7 @@ impl TestServer {
                 refresh: HashMap::new(),
                 canned: VecDeque::new(),
                 log: Vec::new(),
+                expiry: HashMap::new(),
             }),
             token_requests: AtomicUsize::new(0),
             password_grants: AtomicUsize::new(0),
@@ -327,6 +332,7 @@ impl TestServer {
             revocations: AtomicUsize::new(0),
             api_requests: AtomicUsize::new(0),
             unauthorized: AtomicUsize::new(0),
+            expired_token_requests: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
@@ -391,6 +397,13 @@ impl TestServer {
     /// Requests to protected paths answered `401`.
     pub fn unauthorized(&self) -> usize {
         self.shared.unauthorized.load(Ordering::SeqCst)
+    }
+
+    /// Requests to protected paths answered `401` because their token, issued by this server,
+    /// had expired (whether or not it was also revoked). A client that refreshes its tokens
+    /// ahead of expiry sends none.
+    pub fn expired_token_requests(&self) -> usize {
+        self.shared.expired_token_requests.load(Ordering::SeqCst)
     }
 
     /// What each token request carried, oldest first (no passwords, secrets or tokens).
@@ -597,9 +610,17 @@ fn bearer(req: &Request<Incoming>) -> Option<String> {
 fn protected(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response<ServerBody> {
     shared.api_requests.fetch_add(1, Ordering::SeqCst);
     let user = bearer(req).and_then(|token| {
+        let now = Instant::now();
         let state = shared.lock();
-        let access = state.access.get(&token)?;
-        (access.expires > Instant::now()).then(|| access.username.clone())
+        match state.access.get(&token) {
+            Some(access) if access.expires > now => Some(access.username.clone()),
+            _ => {
+                if state.expiry.get(&token).is_some_and(|e| *e <= now) {
+                    shared.expired_token_requests.fetch_add(1, Ordering::SeqCst);
+                }
+                None
+            }
+        }
     });
     match user {
         Some(user) => respond(StatusCode::OK, &json!({ "path": path, "username": user })),
@@ -853,10 +874,12 @@ fn issue(
     if let Some(rt) = &refresh_token {
         state.refresh.insert(rt.clone(), username.clone());
     }
+    let expires = Instant::now() + Duration::from_secs(secs);
+    state.expiry.insert(access_token.clone(), expires);
     state.access.insert(
         access_token.clone(),
         Access {
-            expires: Instant::now() + Duration::from_secs(secs),
+            expires,
             username,
             refresh_token: refresh_token.clone(),
         },

@@ -220,6 +220,10 @@ impl<'de> Deserialize<'de> for TokenResponse {
 
 /// Reads a non-negative number of seconds from a JSON number or numeric string.
 /// `Some(None)` means `null`; `None` means the value is not a usable number.
+///
+/// A number too large for a `Duration` (`1e300`, or anything from 2^64 up) saturates at
+/// `Duration::MAX`, which [`Token::from_response`] reads as no expiry, as it does any lifetime
+/// that overflows the clock.
 fn seconds(value: &Value) -> Option<Option<Duration>> {
     let secs = match value {
         Value::Null => return Some(None),
@@ -227,7 +231,11 @@ fn seconds(value: &Value) -> Option<Option<Duration>> {
         Value::String(s) => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    Duration::try_from_secs_f64(secs).ok().map(Some)
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) => Some(Some(d)),
+        Err(_) if secs.is_finite() && secs > 0.0 => Some(Some(Duration::MAX)),
+        Err(_) => None,
+    }
 }
 
 /// How the cache decides when a token must be refreshed.
@@ -327,8 +335,13 @@ impl Token {
             return Err(invalid("the token has already expired"));
         }
 
+        // `HeaderValue` accepts bytes above 0x7F (obs-text), but a bearer token is ASCII
+        // (RFC 6750's b64token) and servers refuse or misread anything else, so require what
+        // `HeaderValue::to_str` accepts: visible ASCII, space and tab.
         let mut header = HeaderValue::try_from(format!("Bearer {}", response.access_token))
-            .map_err(|_| {
+            .ok()
+            .filter(|h| h.to_str().is_ok())
+            .ok_or_else(|| {
                 TokenError::with_source(
                     TokenErrorKind::InvalidToken,
                     Reason("the access token holds characters not allowed in a header"),
@@ -520,6 +533,11 @@ mod tests {
             ),
             (TokenResponse::new("a\r\nb"), TokenErrorKind::InvalidToken),
             (
+                TokenResponse::new("t\u{f6}k\u{e9}n"),
+                TokenErrorKind::InvalidToken,
+            ),
+            (TokenResponse::new("a\u{7f}b"), TokenErrorKind::InvalidToken),
+            (
                 TokenResponse::new("a").with_expires_in(Duration::ZERO),
                 TokenErrorKind::InvalidResponse,
             ),
@@ -568,6 +586,23 @@ mod tests {
             .with_expires_at(server_now + hour)
             .with_server_date(server_now);
         assert!(Token::from_response(resp, Instant::now(), &POLICY, None, 1, 0.0).is_ok());
+    }
+
+    #[test]
+    fn lifetimes_too_long_for_a_duration_saturate() {
+        for huge in [
+            "1e300",
+            "18446744073709551616",
+            r#""99999999999999999999999""#,
+        ] {
+            let json = format!(r#"{{"access_token":"t","expires_in":{huge}}}"#);
+            let r = parse(&json).unwrap();
+            assert_eq!(r.expires_in(), Some(Duration::MAX), "{huge}");
+        }
+        for bad in [r#""inf""#, r#""NaN""#, r#""-1e300""#] {
+            let json = format!(r#"{{"access_token":"t","expires_in":{bad}}}"#);
+            assert!(parse(&json).is_err(), "{bad}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,16 +1,33 @@
-//! Property tests of the parsers that read what servers send: token responses and
-//! `WWW-Authenticate` challenges. Inputs are the seed corpus under `tests/corpus/`, mutated,
-//! plus random bytes and generated JSON. Nothing may panic, and a parsed token response either
-//! yields a token that can be sent or a typed error.
+//! Property tests of the parsers that read what servers send: token responses, OAuth 2.0
+//! error responses and `WWW-Authenticate` challenges. Inputs are the seed corpus under
+//! `tests/corpus/`, mutated, plus random bytes and generated JSON. Nothing may panic, a parsed
+//! token response either yields a token that can be sent or a typed error, and error messages
+//! stay short.
 //!
 //! The default run is short; run longer with, for example,
 //! `PROPTEST_CASES=200000 cargo test --release --test fuzz`.
 
-use std::{fs, path::Path, sync::OnceLock};
+use std::{
+    collections::VecDeque,
+    fs,
+    path::Path,
+    pin::Pin,
+    sync::OnceLock,
+    task::{Context, Poll},
+    time::{Duration, UNIX_EPOCH},
+};
 
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::Full;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use tower_bearer_auth::{BearerAuthLayer, BearerChallenge, BoxError, TokenResponse, provider_fn};
+use tower::service_fn;
+use tower_bearer_auth::{
+    BearerAuthLayer, BearerChallenge, BoxError, OAuth2Error, PortSip, TokenResponse,
+    provider::OAuth2ErrorKind, provider_fn,
+};
 
 fn seeds(dir: &str) -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -133,5 +150,225 @@ proptest! {
         let value = format!("Bearer realm=\"{}\"", "x".repeat(n));
         let challenge = BearerChallenge::parse(&value).unwrap();
         prop_assert!(challenge.realm().unwrap().len() <= 8 * 1024);
+    }
+}
+
+/// A response body delivered in the given pieces, possibly failing after the last one.
+#[derive(Clone)]
+struct Pieces {
+    pieces: VecDeque<Bytes>,
+    fail: bool,
+}
+
+impl Body for Pieces {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        Poll::Ready(match this.pieces.pop_front() {
+            Some(piece) => Some(Ok(Frame::data(piece))),
+            None if this.fail => {
+                this.fail = false;
+                Some(Err("connection reset mid-body".into()))
+            }
+            None => None,
+        })
+    }
+}
+
+/// What the token endpoint answers.
+#[derive(Debug, Clone)]
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    date: Option<String>,
+    content_length: Option<Length>,
+    body: Vec<u8>,
+    cuts: Vec<usize>,
+    fail: bool,
+    limit: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Length {
+    Exact,
+    Value(u64),
+    Text(String),
+}
+
+impl Answer {
+    fn header(&self, value: &str) -> Option<HeaderValue> {
+        HeaderValue::from_str(value).ok()
+    }
+
+    fn response(&self) -> Response<Pieces> {
+        let body = Bytes::from(self.body.clone());
+        let mut cuts: Vec<usize> = self.cuts.iter().map(|c| c % (body.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut pieces = VecDeque::new();
+        let mut start = 0;
+        for cut in cuts.into_iter().chain([body.len()]) {
+            pieces.push_back(body.slice(start..cut));
+            start = cut;
+        }
+        let mut response = Response::new(Pieces {
+            pieces,
+            fail: self.fail,
+        });
+        *response.status_mut() = StatusCode::from_u16(self.status).unwrap();
+        let headers = response.headers_mut();
+        if let Some(v) = self.retry_after.as_deref().and_then(|v| self.header(v)) {
+            headers.insert(http::header::RETRY_AFTER, v);
+        }
+        if let Some(v) = self.date.as_deref().and_then(|v| self.header(v)) {
+            headers.insert(http::header::DATE, v);
+        }
+        let length = match &self.content_length {
+            None => None,
+            Some(Length::Exact) => Some(self.body.len().to_string()),
+            Some(Length::Value(n)) => Some(n.to_string()),
+            Some(Length::Text(t)) => Some(t.clone()),
+        };
+        if let Some(v) = length.as_deref().and_then(|v| self.header(v)) {
+            headers.insert(http::header::CONTENT_LENGTH, v);
+        }
+        response
+    }
+
+    /// Whether the declared length alone exceeds the limit.
+    fn declared_too_large(&self) -> bool {
+        let declared = match &self.content_length {
+            None => None,
+            Some(Length::Exact) => Some(self.body.len() as u64),
+            Some(Length::Value(n)) => Some(*n),
+            Some(Length::Text(t)) => t.parse::<u64>().ok(),
+        };
+        declared.is_some_and(|n| n > self.limit as u64)
+    }
+}
+
+fn http_date() -> impl Strategy<Value = String> {
+    any::<u32>().prop_map(|t| httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(t.into())))
+}
+
+fn answers() -> impl Strategy<Value = Answer> {
+    let status = prop_oneof![
+        3 => prop::sample::select(vec![200u16, 201, 204, 301, 400, 401, 403, 429, 500, 502, 503]),
+        1 => 100u16..1000,
+    ];
+    let retry_after = prop::option::of(prop_oneof![
+        (0u64..100).prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        http_date(),
+        Just("99999999999999999999999".to_owned()),
+        Just(" 7 ".to_owned()),
+        "[ -~]{0,40}",
+    ]);
+    let date = prop::option::of(prop_oneof![http_date(), "[ -~]{0,40}"]);
+    let content_length = prop::option::of(prop_oneof![
+        2 => Just(Length::Exact),
+        1 => any::<u64>().prop_map(Length::Value),
+        1 => "[ -~]{0,12}".prop_map(Length::Text),
+    ]);
+    let body = prop_oneof![inputs("oauth2_error"), inputs("token_response")];
+    let limit = prop_oneof![3 => Just(64 * 1024), 1 => 0usize..512];
+    (
+        status,
+        retry_after,
+        date,
+        content_length,
+        body,
+        prop::collection::vec(any::<usize>(), 0..4),
+        prop::bool::weighted(0.1),
+        limit,
+    )
+        .prop_map(
+            |(status, retry_after, date, content_length, body, cuts, fail, limit)| Answer {
+                status,
+                retry_after,
+                date,
+                content_length,
+                body,
+                cuts,
+                fail,
+                limit,
+            },
+        )
+}
+
+/// Checks an error from the provider: a short, non-empty message all along its chain.
+fn check_error(err: &(dyn std::error::Error + 'static)) -> Result<(), TestCaseError> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        prop_assert!(!text.is_empty(), "empty message: {e:?}");
+        prop_assert!(text.chars().count() < 1024, "{} chars: {text}", text.len());
+        current = e.source();
+    }
+    Ok(())
+}
+
+fn check_oauth2(answer: &Answer, err: &OAuth2Error) -> Result<(), TestCaseError> {
+    check_error(err)?;
+    if answer.declared_too_large() {
+        prop_assert_eq!(
+            err.kind(),
+            &OAuth2ErrorKind::BodyTooLarge {
+                limit: answer.limit
+            }
+        );
+    }
+    if let OAuth2ErrorKind::Server { .. } | OAuth2ErrorKind::Status { .. } = err.kind() {
+        prop_assert_eq!(err.status().map(|s| s.as_u16()), Some(answer.status));
+        let seconds = answer.retry_after.as_deref().and_then(|v| {
+            HeaderValue::from_str(v).ok()?;
+            v.trim().parse::<u64>().ok()
+        });
+        if let Some(seconds) = seconds {
+            prop_assert_eq!(err.retry_after(), Some(Duration::from_secs(seconds)));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn oauth2_responses_from_mutated_seeds(answer in answers()) {
+        let reply = answer.clone();
+        let client = service_fn(move |_: Request<Full<Bytes>>| {
+            let response = reply.response();
+            async move { Ok::<_, BoxError>(response) }
+        });
+        let provider = PortSip::new("http://pbx.test:8887", "admin", "pw")
+            .build_with(client)
+            .unwrap()
+            .max_body_size(answer.limit);
+        runtime().block_on(async {
+            let too_large = answer.body.len() > answer.limit && !answer.fail;
+            for result in [provider.login().await, provider.refresh("rt").await] {
+                match result {
+                    Ok(token) => {
+                        prop_assert!(!token.access_token().is_empty());
+                        prop_assert!(!too_large, "a body over the limit was read");
+                        prop_assert!(!answer.declared_too_large());
+                    }
+                    Err(err) => check_oauth2(&answer, &err)?,
+                }
+            }
+            if let Err(err) = provider.revoke("at").await {
+                check_oauth2(&answer, &err)?;
+            }
+            // Through the cache, which also reads `retry_after` for its backoff.
+            let layer = BearerAuthLayer::new(provider);
+            match layer.cache().get().await {
+                Ok(token) => prop_assert!(token.header_value().is_sensitive()),
+                Err(err) => check_error(&err)?,
+            }
+            Ok(())
+        })?;
     }
 }

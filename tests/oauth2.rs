@@ -491,12 +491,34 @@ async fn an_expired_token_gets_401() {
         server(TestServerConfig::new(USER, PASSWORD).lifetime(Duration::from_secs(1))).await;
     let token = portsip(&server, PASSWORD).login().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let request = Request::get(server.url(API))
-        .header("authorization", format!("Bearer {}", token.access_token()))
-        .body(Full::<Bytes>::default())
-        .unwrap();
-    let response = HttpClient::new().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let status = |token: String| {
+        let request = Request::get(server.url(API))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        async move { HttpClient::new().oneshot(request).await.unwrap().status() }
+    };
+    assert_eq!(
+        status(token.access_token().to_owned()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(server.expired_token_requests(), 1);
+
+    // Expired and revoked: still counted. Unknown, or revoked before it expired: not.
+    server.revoke_all();
+    assert_eq!(
+        status(token.access_token().to_owned()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(status("unknown".into()).await, StatusCode::UNAUTHORIZED);
+    let fresh = portsip(&server, PASSWORD).login().await.unwrap();
+    assert!(server.revoke_token(fresh.access_token()));
+    assert_eq!(
+        status(fresh.access_token().to_owned()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(server.expired_token_requests(), 2);
+    assert_eq!(server.unauthorized(), 4);
 }
 
 #[tokio::test]

@@ -1,0 +1,333 @@
+//! No secret reaches a message: runs login, refresh, 401 recovery, failures and the
+//! client-credentials grant against the embedded server, collects the `Debug` and `Display`
+//! output of every error (with its whole source chain) and every type involved, and checks
+//! that none of it holds a password, client secret, access token or refresh token used or
+//! issued in the run. The crate does not log, so this is all the output it produces.
+
+mod support;
+
+use std::{
+    error::Error,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header::AUTHORIZATION};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+use tower::{Layer, Service, ServiceExt, service_fn};
+use tower_bearer_auth::{
+    BearerAuthLayer, BearerChallenge, BoxError, BoxFuture, ClientAuth, HttpClient, OAuth2Provider,
+    PortSip, TokenError, TokenErrorKind,
+    provider::PORTSIP_CLIENT_ID,
+    test_server::{CannedResponse, TestServer, TestServerConfig},
+};
+
+const USER: &str = "admin";
+const PASSWORD: &str = "S3cr3t-pw-7f1c";
+const NEW_PASSWORD: &str = "S3cr3t-pw-changed-04d2";
+const CLIENT_SECRET: &str = "S3cr3t-client-9a2e";
+const WRONG_SECRET: &str = "S3cr3t-client-wrong-51b0";
+const BOGUS_REFRESH: &str = "S3cr3t-rt-bogus-8c3d";
+const API: &str = "/api/account/extensions";
+
+/// Everything secret seen in the run, and everything printed.
+#[derive(Clone, Default)]
+struct Capture {
+    secrets: Arc<Mutex<Vec<String>>>,
+    output: Arc<Mutex<Vec<String>>>,
+    /// The kinds of the request errors seen.
+    errors: Arc<Mutex<Vec<TokenErrorKind>>>,
+}
+
+impl Capture {
+    fn secret(&self, s: &str) {
+        if !s.is_empty() {
+            self.secrets.lock().unwrap().push(s.to_owned());
+        }
+    }
+
+    fn print(&self, what: &str, text: String) {
+        self.output.lock().unwrap().push(format!("{what}: {text}"));
+    }
+
+    fn debug(&self, what: &str, value: &dyn std::fmt::Debug) {
+        self.print(what, format!("{value:?}"));
+        self.print(what, format!("{value:#?}"));
+    }
+
+    /// An error's `Display` and `Debug`, and those of each of its sources.
+    fn error(&self, what: &str, err: &(dyn Error + 'static)) {
+        let mut current = Some(err);
+        while let Some(e) = current {
+            self.print(what, e.to_string());
+            self.debug(what, &e);
+            current = e.source();
+        }
+    }
+}
+
+/// The token endpoint's client: a real one that also notes every token in the responses.
+#[derive(Clone)]
+struct Tap {
+    client: HttpClient,
+    capture: Capture,
+}
+
+impl Service<Request<Full<Bytes>>> for Tap {
+    type Response = Response<Full<Bytes>>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Self::Response, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Full<Bytes>>) -> Self::Future {
+        let response = self.client.call(req);
+        let capture = self.capture.clone();
+        Box::pin(async move {
+            let (parts, body) = response.await?.into_parts();
+            let body = body.collect().await?.to_bytes();
+            if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&body) {
+                for field in ["access_token", "refresh_token"] {
+                    if let Some(Value::String(s)) = map.get(field) {
+                        capture.secret(s);
+                    }
+                }
+            }
+            Ok(Response::from_parts(parts, Full::new(body)))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_in_any_output() {
+    let capture = Capture::default();
+    for s in [
+        PASSWORD,
+        NEW_PASSWORD,
+        CLIENT_SECRET,
+        WRONG_SECRET,
+        BOGUS_REFRESH,
+    ] {
+        capture.secret(s);
+    }
+    let config = TestServerConfig::new(USER, PASSWORD)
+        .client_secret(CLIENT_SECRET)
+        .domain("tenant.example")
+        .lifetime(Duration::from_secs(1));
+    capture.debug("server config", &config);
+    let server = TestServer::start(config).await.unwrap();
+    let tap = Tap {
+        client: HttpClient::new(),
+        capture: capture.clone(),
+    };
+
+    let builder = PortSip::new(server.base_url(), USER, PASSWORD).domain("tenant.example");
+    capture.debug("portsip builder", &builder);
+    let provider = builder
+        .build_with(tap.clone())
+        .unwrap()
+        .client_secret(CLIENT_SECRET)
+        .client_auth(ClientAuth::Form);
+    capture.debug("provider", &provider);
+    let layer = BearerAuthLayer::new(provider.clone())
+        .backoff(Duration::from_millis(1), Duration::from_millis(5));
+    let cache = layer.cache();
+
+    // The API's client notes how each request looks on the way out.
+    let http = support::client();
+    let out = capture.clone();
+    let api = layer.layer(service_fn(move |req: Request<Full<Bytes>>| {
+        if let Some(value) = req.headers().get(AUTHORIZATION) {
+            assert!(value.is_sensitive(), "the header is marked sensitive");
+        }
+        out.debug("api request", &req);
+        out.debug("api request headers", req.headers());
+        http.request(req)
+    }));
+    capture.debug("layer", &layer);
+    capture.debug("service", &api);
+
+    let send = || {
+        let api = api.clone();
+        let capture = capture.clone();
+        let cache = cache.clone();
+        let url = server.url(API);
+        async move {
+            let request = Request::get(url).body(Full::<Bytes>::default()).unwrap();
+            let result = api.oneshot(request).await;
+            match &result {
+                Ok(response) => {
+                    capture.debug("response", response);
+                    if let Some(c) = response.extensions().get::<BearerChallenge>() {
+                        capture.debug("challenge", c);
+                    }
+                }
+                Err(e) => {
+                    let kind = e.downcast_ref::<TokenError>().expect("a TokenError").kind();
+                    capture.errors.lock().unwrap().push(kind);
+                    capture.error("request error", &**e);
+                }
+            }
+            capture.debug("cache", &cache);
+            if let Some(token) = cache.token() {
+                capture.secret(token.access_token());
+                capture.debug("token", &token);
+                capture.debug("header value", token.header_value());
+            }
+            result.map(|r| r.status())
+        }
+    };
+
+    // Login.
+    assert_eq!(send().await.unwrap(), StatusCode::OK);
+    // Refresh ahead of expiry (1 s tokens), then on demand.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(send().await.unwrap(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    match cache.refresh().await {
+        Ok(token) => capture.debug("refreshed", &token),
+        Err(e) => panic!("refresh failed: {e}"),
+    }
+    assert_eq!(send().await.unwrap(), StatusCode::OK);
+    assert!(server.refresh_grants() >= 2, "{}", server.refresh_grants());
+
+    // 401 recovery: the server forgets every token.
+    server.revoke_all();
+    assert_eq!(send().await.unwrap(), StatusCode::OK);
+    assert!(server.unauthorized() >= 1);
+
+    // A changed password: the refresh is refused, then the login.
+    server.set_password(NEW_PASSWORD);
+    server.revoke_all();
+    cache.invalidate();
+    assert!(send().await.is_err());
+    server.set_password(PASSWORD);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(send().await.unwrap(), StatusCode::OK);
+
+    // A 500 with a body, for the refresh and the login after it.
+    let oops = CannedResponse::new(StatusCode::INTERNAL_SERVER_ERROR, "database unavailable");
+    let bad_bodies = [
+        json!({"access_token": "S3cr3t-at-crlf\r\nX-Evil: 1"}),
+        json!({"access_token": "S3cr3t-at-t\u{f6}k\u{e9}n"}),
+        json!({"access_token": "S3cr3t-at-mac", "token_type": "mac"}),
+        json!({"access_token": "S3cr3t-at-exp", "expires_in": "S3cr3t-not-a-number"}),
+        json!({"access_token": "S3cr3t-at-past", "expires_at": 1_000_000_000}),
+        json!({"access_token": "S3cr3t-at-zero", "expires_in": 0}),
+        json!({"access_token": "S3cr3t-at-rt", "refresh_token": 5}),
+        json!({"refresh_token": "S3cr3t-rt-alone"}),
+        json!({"access_token": ""}),
+    ];
+    let mut canned = vec![oops];
+    canned.extend(
+        bad_bodies
+            .iter()
+            .map(|body| CannedResponse::json(StatusCode::OK, body)),
+    );
+    for response in canned {
+        // Both the refresh and the login after it get the bad answer.
+        server.respond_next(response.clone());
+        server.respond_next(response.clone());
+        cache.invalidate();
+        assert!(send().await.is_err());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for body in &bad_bodies {
+        for field in ["access_token", "refresh_token"] {
+            if let Some(Value::String(s)) = body.get(field) {
+                capture.secret(s);
+            }
+        }
+    }
+    assert_eq!(send().await.unwrap(), StatusCode::OK);
+
+    // The provider called directly.
+    let response = provider.login().await.unwrap();
+    capture.debug("token response", &response);
+    let refresh_token = response.refresh_token().unwrap().to_owned();
+    let refreshed = provider.refresh(&refresh_token).await.unwrap();
+    capture.debug("token response", &refreshed);
+    for err in [
+        provider.refresh(BOGUS_REFRESH).await.unwrap_err(),
+        provider.refresh(&refresh_token).await.unwrap_err(), // already used
+    ] {
+        capture.error("provider error", &err);
+    }
+
+    // Logout, then a login.
+    cache.revoke().await.unwrap();
+    assert_eq!(send().await.unwrap(), StatusCode::OK);
+
+    // The client-credentials grant, with the right and a wrong secret.
+    let url = server.url("/api/login/oauth/token").parse().unwrap();
+    let credentials =
+        OAuth2Provider::client_credentials(tap.clone(), url, PORTSIP_CLIENT_ID, CLIENT_SECRET);
+    capture.debug("credentials provider", &credentials);
+    let cc_layer = BearerAuthLayer::new(credentials.clone());
+    let cc_api = cc_layer.layer(support::client());
+    let request = Request::get(server.url(API))
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let response = cc_api.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cc_token = cc_layer.cache().token().unwrap();
+    capture.secret(cc_token.access_token());
+    capture.debug("credentials token", &cc_token);
+    capture.debug("credentials layer", &cc_layer);
+    capture.debug("credentials service", &cc_api);
+    let wrong = credentials.clone().client_secret(WRONG_SECRET);
+    capture.debug("wrong credentials provider", &wrong);
+    capture.error("credentials error", &wrong.login().await.unwrap_err());
+    let wrong_layer = BearerAuthLayer::new(wrong);
+    let wrong_api = wrong_layer.layer(support::client());
+    let request = Request::get(server.url(API))
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let err = wrong_api.oneshot(request).await.unwrap_err();
+    assert!(err.downcast_ref::<TokenError>().is_some());
+    capture.error("credentials request error", &*err);
+    capture.debug("credentials cache", &wrong_layer.cache());
+
+    capture.debug("server", &server);
+    capture.debug("token request log", &server.token_request_log());
+
+    // Nothing printed holds a secret.
+    let secrets = capture.secrets.lock().unwrap().clone();
+    let output = capture.output.lock().unwrap().clone();
+    let issued = secrets.iter().filter(|s| s.starts_with("AT")).count();
+    let refresh = secrets.iter().filter(|s| s.starts_with("RT")).count();
+    assert!(
+        issued >= 8 && refresh >= 5,
+        "{issued} access and {refresh} refresh tokens seen"
+    );
+    assert!(output.len() > 200, "{} outputs", output.len());
+    let errors = capture.errors.lock().unwrap().len();
+    assert!(errors >= 11, "{errors} request errors seen");
+    let mut leaks = Vec::new();
+    for text in &output {
+        for secret in &secrets {
+            if text.contains(secret.as_str()) {
+                leaks.push(format!("{secret:?} in {text}"));
+            }
+        }
+        if text.contains("S3cr3t") {
+            leaks.push(format!("marker in {text}"));
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "{} leaks:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
+    eprintln!(
+        "{} outputs checked against {} secrets",
+        output.len(),
+        secrets.len()
+    );
+}
