@@ -135,6 +135,7 @@ async fn no_secret_in_any_output() {
         .client_auth(ClientAuth::Form);
     capture.debug("provider", &provider);
     let layer = BearerAuthLayer::new(provider.clone())
+        .replay_unauthorized(true)
         .backoff(Duration::from_millis(1), Duration::from_millis(5));
     let cache = layer.cache();
 

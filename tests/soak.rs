@@ -67,7 +67,8 @@ async fn soak() {
             let provider = PortSip::new(server.base_url(), USER, PASSWORD)
                 .build()
                 .unwrap();
-            let layer = BearerAuthLayer::new(provider);
+            // Revocations at random: each refused request is replayed with a new token.
+            let layer = BearerAuthLayer::new(provider).replay_unauthorized(true);
             (layer.layer(HttpClient::new()), layer.cache())
         })
         .collect();
