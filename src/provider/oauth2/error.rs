@@ -56,7 +56,8 @@ pub enum OAuth2ErrorKind {
     /// The server answered with an error status and a body that is not an RFC 6749 error.
     Status {
         /// The start of the body as text, at most 200 characters, control characters
-        /// replaced.
+        /// replaced. A JSON body is quoted without its fields whose names mention a token,
+        /// secret or password.
         body: String,
     },
     /// The server answered with a success status but the body is not a usable token response.

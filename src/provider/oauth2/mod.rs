@@ -663,10 +663,17 @@ impl<C> OAuth2Provider<C> {
             ));
         }
         if !status.is_success() {
+            // A JSON body is quoted without the fields that could hold a secret.
+            let body = match map {
+                Some(map) => {
+                    let mut quoted = map.clone();
+                    quoted.retain(|name, _| !may_hold_secret(name));
+                    error::excerpt(&Value::Object(quoted).to_string())
+                }
+                None => error::excerpt(&String::from_utf8_lossy(body)),
+            };
             return Err(OAuth2Error::new(
-                OAuth2ErrorKind::Status {
-                    body: error::excerpt(&String::from_utf8_lossy(body)),
-                },
+                OAuth2ErrorKind::Status { body },
                 Some(status),
             ));
         }
@@ -774,11 +781,12 @@ where
             .collect()
             .await
             .map_err(|e| {
-                if e.downcast_ref::<LengthLimitError>().is_some() {
+                let error = if e.downcast_ref::<LengthLimitError>().is_some() {
                     too_large()
                 } else {
                     OAuth2Error::transport(e)
-                }
+                };
+                error.with_retry_after(retry_after)
             })?
             .to_bytes();
         Ok(Reply {
@@ -814,6 +822,14 @@ impl Reply {
             Err(e) => Err(e.with_retry_after(self.retry_after)),
         }
     }
+}
+
+/// Whether a response field's name suggests it holds a token, a secret or a password.
+fn may_hold_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["token", "secret", "password", "passwd"]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 /// An HTTP date header, parsed.
@@ -1085,6 +1101,19 @@ mod tests {
             );
             assert!(!chain.contains("SECRET"), "{chain}");
         }
+    }
+
+    #[test]
+    fn json_error_bodies_are_not_quoted() {
+        let body =
+            br#"{"access_token":"leaked-token","refreshToken":"leaked-too","message":"nope"}"#;
+        let err = provider()
+            .parse_token(StatusCode::BAD_GATEWAY, body)
+            .unwrap_err();
+        assert_eq!(err.status(), Some(StatusCode::BAD_GATEWAY));
+        assert!(!err.to_string().contains("leaked-token"), "{err}");
+        assert!(!format!("{err:?}").contains("leaked"), "{err:?}");
+        assert!(err.to_string().contains("nope"), "{err}");
     }
 
     #[test]
