@@ -62,15 +62,13 @@ impl Settings {
 ///
 /// The token fetch may need to wait, so on that slow path the response future must own a
 /// service. `call` keeps the instance that was polled ready and leaves a clone in its place,
-/// so `S` must be [`Clone`]; wrap a service that is not in [`tower::buffer::Buffer`]. Capacity
+/// so `S` must be [`Clone`]; wrap a service that is not in `tower::buffer::Buffer`. Capacity
 /// the inner service reserved in `poll_ready` (a concurrency-limit permit, a buffer slot) is
 /// held while the token is fetched. When the token is cached, `call` calls the inner service
 /// directly; it clones it only to keep a spare for a replay after `401` (see
 /// [`BearerAuthLayer::replay_unauthorized`]).
 ///
 /// Clones of a `BearerAuth` share one token cache.
-///
-/// [`tower::buffer::Buffer`]: https://docs.rs/tower/latest/tower/buffer/struct.Buffer.html
 ///
 /// # Example
 ///
@@ -104,7 +102,7 @@ impl<S> BearerAuth<S> {
     }
 
     /// A [`BearerAuthLayer`] for tokens from `provider`, for use with
-    /// [`tower::ServiceBuilder`](https://docs.rs/tower/latest/tower/struct.ServiceBuilder.html).
+    /// `tower::ServiceBuilder`.
     pub fn layer(provider: impl TokenProvider) -> BearerAuthLayer {
         BearerAuthLayer::new(provider)
     }
