@@ -492,28 +492,18 @@ impl Shared {
         mut state: MutexGuard<'_, State>,
         now: Instant,
     ) -> impl Future<Output = Result<Arc<Token>, TokenError>> + Send + 'static {
-        let failed = match state.backing_off(now) {
-            Some(error) if state.flight.is_none() => Some(error.clone()),
-            _ => None,
-        };
-        let (rx, task) = match failed {
-            Some(_) => (None, None),
-            None => {
-                let (rx, task) = self.start_flight(&mut state);
-                (Some(rx), task)
-            }
+        let outcome = match state.backing_off(now) {
+            Some(error) if state.flight.is_none() => Err(error.clone()),
+            _ => Ok(self.start_flight(&mut state)),
         };
         drop(state);
-        if let Some(task) = task {
-            task.spawn();
-        }
-        async move {
-            match (failed, rx) {
-                (Some(error), _) => Err(error),
-                (None, Some(rx)) => wait(rx).await,
-                (None, None) => Err(aborted()),
+        let rx = outcome.map(|(rx, task)| {
+            if let Some(task) = task {
+                task.spawn();
             }
-        }
+            rx
+        });
+        async move { wait(rx?).await }
     }
 
     /// Joins the flight under way, or registers a new one and returns the task to spawn once
