@@ -18,7 +18,9 @@
 //!
 //! A login or refresh runs as a spawned task, registered in the state as the *flight*.
 //! Requests that need a token subscribe to the flight's `watch` channel; a request that is
-//! dropped only drops its receiver, so the fetch finishes for the others.
+//! dropped only drops its receiver, so the fetch finishes for the others. With a
+//! [`TokenStore`], the flight also takes the store's lock and reads the store first, so caches
+//! sharing the store share one flight too (see [`crate::store`]).
 
 use std::{
     cell::RefCell,
@@ -40,6 +42,7 @@ use crate::{
     TokenError,
     error::TokenErrorKind,
     provider::{BoxFuture, TokenProvider},
+    store::{OnChange, StoredToken, TokenStore},
     token::{RefreshPolicy, Token},
 };
 
@@ -177,6 +180,11 @@ struct State {
     generation: u64,
     /// The failures in a row, and until when no new fetch starts.
     backoff: Option<Backoff>,
+    /// Where tokens are also kept, and the version `token` has there.
+    store: Option<Arc<dyn TokenStore>>,
+    store_version: u64,
+    /// Called with every new token.
+    on_change: Option<OnChange>,
 }
 
 struct Backoff {
@@ -260,6 +268,14 @@ impl TokenCache {
 
     pub(crate) fn config(&self) -> Config {
         self.shared.lock().config
+    }
+
+    pub(crate) fn set_store(&self, store: Arc<dyn TokenStore>) {
+        self.shared.lock().store = Some(store);
+    }
+
+    pub(crate) fn set_on_change(&self, on_change: OnChange) {
+        self.shared.lock().on_change = Some(on_change);
     }
 
     /// The hot path: this thread's copy of the header and its token's generation, if it is
@@ -427,29 +443,56 @@ impl TokenCache {
 
     /// Revokes the current token at the server and empties the cache, for a clean logout.
     ///
-    /// The cache forgets the token and its refresh token before the provider is asked to
-    /// revoke it, so no request sends it again; a login or refresh under way is discarded.
-    /// The next request logs in.
+    /// The cache forgets the token and its refresh token, and clears its
+    /// [store](crate::BearerAuthLayer::store), before the provider is asked to revoke it, so no
+    /// request sends it again; a login or refresh under way is discarded. The next request
+    /// logs in.
     ///
     /// # Errors
     ///
     /// Returns a [`TokenError`] of kind [`Revoke`](TokenErrorKind::Revoke) when the provider
-    /// fails to revoke the token, or [`Timeout`](TokenErrorKind::Timeout).
+    /// fails to revoke the token or the store cannot be cleared, or
+    /// [`Timeout`](TokenErrorKind::Timeout).
     pub async fn revoke(&self) -> Result<(), TokenError> {
-        let (token, timeout) = {
+        let (token, timeout, store, on_change) = {
             let mut state = self.shared.lock();
             state.usable = false;
             state.flight = None;
             self.shared.bump_epoch();
-            (state.token.take(), state.config.timeout)
+            (
+                state.token.take(),
+                state.config.timeout,
+                state.store.clone(),
+                state.on_change.clone(),
+            )
         };
-        let Some(token) = token else { return Ok(()) };
-        match tokio::time::timeout(timeout, self.shared.provider.revoke(token.access_token())).await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(TokenError::with_source(TokenErrorKind::Revoke, e)),
-            Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
+        if let Some(on_change) = on_change {
+            on_change(None);
         }
+        // Both steps run even if the first fails; the first failure is reported.
+        let cleared = match store {
+            Some(store) => revoke_step(timeout, store.clear()).await,
+            None => Ok(()),
+        };
+        let revoked = match &token {
+            Some(token) => {
+                revoke_step(timeout, self.shared.provider.revoke(token.access_token())).await
+            }
+            None => Ok(()),
+        };
+        cleared.and(revoked)
+    }
+}
+
+/// One step of [`TokenCache::revoke`], bounded by `timeout`.
+async fn revoke_step(
+    timeout: Duration,
+    step: impl Future<Output = Result<(), crate::BoxError>>,
+) -> Result<(), TokenError> {
+    match tokio::time::timeout(timeout, step).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(TokenError::with_source(TokenErrorKind::Revoke, e)),
+        Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
     }
 }
 
@@ -461,6 +504,7 @@ impl fmt::Debug for TokenCache {
             .field("token", &state.token)
             .field("usable", &state.usable)
             .field("fetching", &state.flight.is_some())
+            .field("store", &state.store.is_some())
             .finish()
     }
 }
@@ -522,6 +566,9 @@ impl Shared {
             shared: self.clone(),
             id,
             refresh_token: state.token.as_ref().and_then(|t| t.refresh_token.clone()),
+            replaces: state.token.as_ref().map_or(0, |_| state.store_version),
+            store: state.store.clone(),
+            on_change: state.on_change.clone(),
             config: state.config,
             tx,
             done: false,
@@ -550,6 +597,10 @@ struct FlightTask {
     shared: Arc<Shared>,
     id: u64,
     refresh_token: Option<String>,
+    /// The store version of the token being replaced (0 for none).
+    replaces: u64,
+    store: Option<Arc<dyn TokenStore>>,
+    on_change: Option<OnChange>,
     config: Config,
     tx: watch::Sender<Option<Result<Arc<Token>, TokenError>>>,
     done: bool,
@@ -565,29 +616,52 @@ impl FlightTask {
 
     async fn run(mut self) {
         let refresh_token = self.refresh_token.take();
-        let result = fetch(&*self.shared.provider, refresh_token, &self.config).await;
+        let provider = &*self.shared.provider;
+        let result = match self.store.clone() {
+            Some(store) => {
+                fetch_through_store(
+                    &*store,
+                    provider,
+                    refresh_token,
+                    self.replaces,
+                    &self.config,
+                )
+                .await
+            }
+            None => fetch(provider, refresh_token, &self.config)
+                .await
+                .map(|token| (token, None)),
+        };
         self.finish(result);
     }
 
-    fn finish(&mut self, result: Result<Token, Failure>) {
+    fn finish(&mut self, result: Result<(Token, Option<StoredToken>), Failure>) {
         self.done = true;
         let mut state = self.shared.lock();
         // A flight discarded by `revoke` still answers its waiters but stores nothing.
         let current = state.flight.as_ref().is_some_and(|f| f.id == self.id);
-        let result = result.map(|mut token| {
+        let result = result.map(|(mut token, stored)| {
             state.generation += 1;
             token.generation = state.generation;
-            Arc::new(token)
+            (Arc::new(token), stored)
         });
         let mut timer = None;
+        let mut changed = None;
         if current {
             state.flight = None;
             match &result {
-                Ok(token) => {
+                Ok((token, stored)) => {
                     state.token = Some(token.clone());
                     state.usable = true;
                     state.backoff = None;
+                    state.store_version = stored.as_ref().map_or(0, StoredToken::version);
                     timer = TimerTask::arm(&self.shared, &mut state, token);
+                    if let Some(on_change) = &self.on_change {
+                        let stored = stored.clone().unwrap_or_else(|| {
+                            StoredToken::new(token.generation, token.to_response())
+                        });
+                        changed = Some((on_change.clone(), stored));
+                    }
                 }
                 // Without a runtime nothing was asked of the provider: no reason to wait.
                 Err(failure) if failure.error.kind() != TokenErrorKind::Aborted => {
@@ -601,7 +675,11 @@ impl FlightTask {
         if let Some(timer) = timer {
             timer.spawn();
         }
-        self.tx.send_replace(Some(result.map_err(|f| f.error)));
+        if let Some((on_change, stored)) = changed {
+            on_change(Some(&stored));
+        }
+        self.tx
+            .send_replace(Some(result.map(|(token, _)| token).map_err(|f| f.error)));
     }
 }
 
@@ -681,6 +759,68 @@ async fn fetch(
         }
         Err(_) => Err(TokenError::new(TokenErrorKind::Timeout).into()),
     }
+}
+
+/// Fetches a token for a cache that shares `store`: under the store's lock, adopts a newer
+/// stored token, or else refreshes with the newest refresh token (or logs in) and saves the
+/// result. Returns the token and what was saved or adopted.
+///
+/// The store failing is not fatal: nothing loaded means a fetch, nothing saved still gives a
+/// token. Without the lock, a shared refresh token is not spent: the cache logs in.
+async fn fetch_through_store(
+    store: &dyn TokenStore,
+    provider: &dyn TokenProvider,
+    refresh_token: Option<String>,
+    replaces: u64,
+    config: &Config,
+) -> Result<(Token, Option<StoredToken>), Failure> {
+    let timeout = config.timeout;
+    // The holder may legitimately take a refresh, a login and the store calls.
+    let lock = tokio::time::timeout(timeout.saturating_mul(3), store.lock())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let stored = tokio::time::timeout(timeout, store.load())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
+    if let Some(stored) = stored.as_ref().filter(|s| s.version() != replaces) {
+        let now = Instant::now();
+        let token = Token::from_response(
+            stored.token().clone(),
+            now,
+            &config.policy,
+            None,
+            0,
+            random(),
+        );
+        match token {
+            Ok(token) if token.refresh_at.is_none_or(|r| now < r) => {
+                return Ok((token, Some(stored.clone())));
+            }
+            // Expired, due or unusable: replace it.
+            _ => {}
+        }
+    }
+    // The stored refresh token is the newest: another cache may have spent ours.
+    let newest = stored.as_ref().filter(|s| s.version() >= replaces);
+    let refresh_token = match newest {
+        Some(s) => s.token().refresh_token().map(str::to_owned),
+        None => refresh_token,
+    }
+    .filter(|_| lock.is_some());
+    let token = fetch(provider, refresh_token, config).await?;
+    let version = stored
+        .as_ref()
+        .map_or(0, StoredToken::version)
+        .max(replaces)
+        + 1;
+    let record = StoredToken::new(version, token.to_response());
+    // Not saved (a newer token is there, or the store failed): the token is still good.
+    let _saved = tokio::time::timeout(timeout, store.save(&record)).await;
+    drop(lock);
+    Ok((token, Some(record)))
 }
 
 /// Replaces the epoch at a token's refresh point and at its expiry, so threads stop using
@@ -1127,5 +1267,103 @@ mod tests {
         // The token is still served, from the clock check under the lock.
         assert!(matches!(cache.lookup(), Lookup::Ready(..)));
         assert!(cache.cached_header().is_none());
+    }
+
+    fn shared_cache(store: &crate::store::MemoryStore) -> (TokenCache, Arc<Counting>) {
+        let (cache, p) = cache(Counting {
+            lifetime: Some(Duration::from_secs(3600)),
+            ..Counting::default()
+        });
+        cache.set_store(Arc::new(store.clone()));
+        (cache, p)
+    }
+
+    #[tokio::test]
+    async fn caches_sharing_a_store_share_one_login_and_one_refresh() {
+        let store = crate::store::MemoryStore::new();
+        let (a, pa) = shared_cache(&store);
+        let (b, pb) = shared_cache(&store);
+
+        assert_eq!(header(&a).await.unwrap(), "Bearer login-1");
+        assert_eq!(
+            header(&b).await.unwrap(),
+            "Bearer login-1",
+            "adopted from the store"
+        );
+        assert_eq!(pb.logins.load(Ordering::SeqCst), 0);
+        assert_eq!(store.get().unwrap().version(), 1);
+
+        // The server refused the token: `a` refreshes (the stored token is the refused one)…
+        a.invalidate();
+        assert_eq!(header(&a).await.unwrap(), "Bearer refresh-1-from-rt-1");
+        assert_eq!(pa.refreshes.load(Ordering::SeqCst), 1);
+        assert_eq!(store.get().unwrap().version(), 2);
+        // …and `b`, refused too, finds `a`'s new token instead of spending the refresh token.
+        b.invalidate();
+        assert_eq!(header(&b).await.unwrap(), "Bearer refresh-1-from-rt-1");
+        assert_eq!(pb.refreshes.load(Ordering::SeqCst), 0);
+        assert_eq!(pb.logins.load(Ordering::SeqCst), 0);
+
+        // `b` refreshes next with the newest refresh token, which `a` left in the store.
+        b.invalidate();
+        header(&b).await.unwrap();
+        assert_eq!(pb.refreshes.load(Ordering::SeqCst), 1);
+        assert_eq!(store.get().unwrap().version(), 3);
+    }
+
+    #[tokio::test]
+    async fn revoke_clears_the_store_and_tells_the_hook() {
+        let store = crate::store::MemoryStore::new();
+        let (cache, _) = shared_cache(&store);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        cache.set_on_change(Arc::new({
+            let seen = seen.clone();
+            move |t: Option<&StoredToken>| seen.lock().unwrap().push(t.map(|t| t.version()))
+        }));
+        header(&cache).await.unwrap();
+        cache.invalidate();
+        header(&cache).await.unwrap();
+        cache.revoke().await.unwrap();
+        assert!(store.get().is_none());
+        assert_eq!(*seen.lock().unwrap(), [Some(1), Some(2), None]);
+    }
+
+    /// A store whose every call fails.
+    struct Broken;
+
+    impl TokenStore for Broken {
+        fn load(&self) -> BoxFuture<'_, Result<Option<StoredToken>, BoxError>> {
+            Box::pin(async { Err("store down".into()) })
+        }
+        fn save<'a>(&'a self, _: &'a StoredToken) -> BoxFuture<'a, Result<bool, BoxError>> {
+            Box::pin(async { Err("store down".into()) })
+        }
+        fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+            Box::pin(async { Err("store down".into()) })
+        }
+        fn lock(&self) -> BoxFuture<'_, Result<crate::store::StoreLock, BoxError>> {
+            Box::pin(async { Err("store down".into()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broken_store_costs_refreshes_not_tokens() {
+        let (cache, p) = cache(Counting {
+            lifetime: Some(Duration::from_secs(3600)),
+            ..Counting::default()
+        });
+        cache.set_store(Arc::new(Broken));
+        assert_eq!(header(&cache).await.unwrap(), "Bearer login-1");
+        // Without the lock a shared refresh token is not spent: the cache logs in.
+        cache.invalidate();
+        assert_eq!(header(&cache).await.unwrap(), "Bearer login-2");
+        assert_eq!(p.refreshes.load(Ordering::SeqCst), 0);
+        // Clearing the store is part of a clean logout: its failure is reported.
+        let err = cache.revoke().await.unwrap_err();
+        assert_eq!(err.kind(), TokenErrorKind::Revoke);
+        assert!(
+            cache.token().is_none(),
+            "the token is forgotten all the same"
+        );
     }
 }

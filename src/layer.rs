@@ -4,7 +4,11 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
-use crate::{BearerAuth, Origin, TokenCache, TokenProvider, service::Settings};
+use crate::{
+    BearerAuth, Origin, TokenCache, TokenProvider,
+    service::Settings,
+    store::{StoredToken, TokenStore},
+};
 
 /// Applies [`BearerAuth`] to services: every request gets `Authorization: Bearer <token>`.
 ///
@@ -217,6 +221,48 @@ impl BearerAuthLayer {
     /// Defaults to 64 KiB.
     pub fn replay_buffer_limit(mut self, limit: usize) -> Self {
         self.settings.buffer_limit = limit;
+        self
+    }
+
+    /// Keeps tokens in `store` as well as in memory: the cache reads it before every login or
+    /// refresh and saves every new token to it, so a restarted process finds its token again
+    /// and caches sharing the store share one login. See [`crate::store`].
+    ///
+    /// By default tokens are kept in memory only.
+    ///
+    /// ```
+    /// use tower_bearer_auth::{BearerAuthLayer, StaticToken, store::MemoryStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let layer = BearerAuthLayer::new(StaticToken::new("abc")).store(store.clone());
+    /// ```
+    pub fn store(self, store: impl TokenStore) -> Self {
+        self.cache.set_store(Arc::new(store));
+        self
+    }
+
+    /// Calls `on_change` with every new token the cache obtains (by login, refresh or from its
+    /// [store](Self::store)), and with `None` when [`TokenCache::revoke`] forgets it.
+    ///
+    /// For code that only wants to know, or to persist the token somewhere. The hook runs on
+    /// the task that fetched the token; keep it short and don't block. The token it gets holds
+    /// the secrets: keep them out of logs.
+    ///
+    /// ```
+    /// use tower_bearer_auth::{BearerAuthLayer, StaticToken};
+    ///
+    /// let layer = BearerAuthLayer::new(StaticToken::new("abc")).on_token_change(|token| {
+    ///     match token {
+    ///         Some(token) => println!("new token, version {}", token.version()),
+    ///         None => println!("token revoked"),
+    ///     }
+    /// });
+    /// ```
+    pub fn on_token_change(
+        self,
+        on_change: impl Fn(Option<&StoredToken>) + Send + Sync + 'static,
+    ) -> Self {
+        self.cache.set_on_change(Arc::new(on_change));
         self
     }
 

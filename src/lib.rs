@@ -119,6 +119,7 @@ mod replay;
 #[cfg(feature = "retry")]
 mod retry;
 mod service;
+pub mod store;
 #[cfg(feature = "test-server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-server")))]
 pub mod test_server;

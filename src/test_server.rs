@@ -46,7 +46,7 @@
 //! ```
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     convert::Infallible,
     fmt,
     hash::{BuildHasher, RandomState},
@@ -286,6 +286,7 @@ struct Shared {
     api_requests: AtomicUsize,
     unauthorized: AtomicUsize,
     expired_token_requests: AtomicUsize,
+    reused_refresh_tokens: AtomicUsize,
     next_id: AtomicU64,
 }
 
@@ -298,6 +299,10 @@ struct State {
     /// When each access token ever issued expires, kept after it is revoked, so that
     /// [`TestServer::expired_token_requests`] counts expired tokens that were also revoked.
     expiry: HashMap<String, Instant>,
+    /// Refresh tokens already exchanged (with rotation on).
+    spent: HashSet<String>,
+    /// How long the token endpoint waits before answering.
+    token_delay: Duration,
 }
 
 struct Access {
@@ -323,6 +328,8 @@ impl TestServer {
                 canned: VecDeque::new(),
                 log: Vec::new(),
                 expiry: HashMap::new(),
+                spent: HashSet::new(),
+                token_delay: Duration::ZERO,
             }),
             token_requests: AtomicUsize::new(0),
             password_grants: AtomicUsize::new(0),
@@ -333,6 +340,7 @@ impl TestServer {
             api_requests: AtomicUsize::new(0),
             unauthorized: AtomicUsize::new(0),
             expired_token_requests: AtomicUsize::new(0),
+            reused_refresh_tokens: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
@@ -404,6 +412,19 @@ impl TestServer {
     /// ahead of expiry sends none.
     pub fn expired_token_requests(&self) -> usize {
         self.shared.expired_token_requests.load(Ordering::SeqCst)
+    }
+
+    /// Refresh-token grants refused because the refresh token had already been exchanged
+    /// (with [rotation](TestServerConfig::rotate_refresh_tokens) on): a client, or a fleet of
+    /// clients sharing one login, spent a single-use refresh token twice.
+    pub fn reused_refresh_tokens(&self) -> usize {
+        self.shared.reused_refresh_tokens.load(Ordering::SeqCst)
+    }
+
+    /// Makes the token endpoint wait `delay` before answering each request (the request is
+    /// counted at once; refresh tokens are spent when the answer is made).
+    pub fn set_token_delay(&self, delay: Duration) {
+        self.shared.lock().token_delay = delay;
     }
 
     /// What each token request carried, oldest first (no passwords, secrets or tokens).
@@ -673,6 +694,10 @@ async fn read_fields(req: Request<Incoming>) -> Option<HashMap<String, String>> 
 
 async fn token_endpoint(shared: &Shared, req: Request<Incoming>) -> Response<ServerBody> {
     shared.token_requests.fetch_add(1, Ordering::SeqCst);
+    let delay = shared.lock().token_delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let canned = shared.lock().canned.pop_front();
     if let Some(canned) = canned {
         if !canned.status.is_success() {
@@ -800,6 +825,9 @@ fn grant(
             shared.refresh_grants.fetch_add(1, Ordering::SeqCst);
             let token = field("refresh_token").unwrap_or_default();
             let Some(username) = state.refresh.get(&token).cloned() else {
+                if state.spent.contains(&token) {
+                    shared.reused_refresh_tokens.fetch_add(1, Ordering::SeqCst);
+                }
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
                     "invalid_grant",
@@ -808,6 +836,7 @@ fn grant(
             };
             if config.rotate_refresh_tokens {
                 state.refresh.remove(&token);
+                state.spent.insert(token.clone());
                 // Access tokens issued with it stay valid until they expire.
                 for access in state.access.values_mut() {
                     if access.refresh_token.as_deref() == Some(token.as_str()) {

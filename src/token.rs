@@ -362,6 +362,24 @@ impl Token {
         })
     }
 
+    /// The token as a response again, with an absolute expiry, for a
+    /// [`TokenStore`](crate::store::TokenStore).
+    pub(crate) fn to_response(&self) -> TokenResponse {
+        let expires_at = self.expires_at.and_then(|e| {
+            SystemTime::now().checked_add(e.saturating_duration_since(Instant::now()))
+        });
+        TokenResponse {
+            access_token: self.access_token.clone(),
+            token_type: self.token_type.clone(),
+            refresh_token: self.refresh_token.clone(),
+            expires_in: None,
+            expires_at,
+            server_date: None,
+            scope: self.scope.clone(),
+            extra: self.extra.clone(),
+        }
+    }
+
     /// The access token. This is a secret: don't log it.
     pub fn access_token(&self) -> &str {
         &self.access_token
