@@ -42,7 +42,7 @@ use crate::{
     TokenError,
     error::TokenErrorKind,
     provider::{BoxFuture, TokenProvider},
-    store::{OnChange, StoredToken, TokenStore},
+    store::{OnChange, StoreLock, StoredToken, TokenStore},
     token::{RefreshPolicy, Token},
 };
 
@@ -617,22 +617,33 @@ impl FlightTask {
     async fn run(mut self) {
         let refresh_token = self.refresh_token.take();
         let provider = &*self.shared.provider;
-        let result = match self.store.clone() {
-            Some(store) => {
-                fetch_through_store(
-                    &*store,
-                    provider,
-                    refresh_token,
-                    self.replaces,
-                    &self.config,
-                )
-                .await
-            }
-            None => fetch(provider, refresh_token, &self.config)
-                .await
-                .map(|token| (token, None)),
+        let Some(store) = self.store.clone() else {
+            let result = fetch(provider, refresh_token, &self.config).await;
+            self.finish(result.map(|token| (token, None)));
+            return;
         };
+        let (result, save) = match fetch_through_store(
+            &*store,
+            provider,
+            refresh_token,
+            self.replaces,
+            &self.config,
+        )
+        .await
+        {
+            Ok(Fetched::Adopted(token, stored)) => (Ok((token, Some(stored))), None),
+            Ok(Fetched::New(token, record, lock)) => {
+                (Ok((token, Some(record.clone()))), Some((record, lock)))
+            }
+            Err(failure) => (Err(failure), None),
+        };
+        // The waiting requests get the token before it is saved; the lock is held until then.
         self.finish(result);
+        if let Some((record, lock)) = save {
+            // Not saved (a newer token is there, or the store failed): the token is still good.
+            let _saved = tokio::time::timeout(self.config.timeout, store.save(&record)).await;
+            drop(lock);
+        }
     }
 
     fn finish(&mut self, result: Result<(Token, Option<StoredToken>), Failure>) {
@@ -761,19 +772,26 @@ async fn fetch(
     }
 }
 
+/// What [`fetch_through_store`] found.
+enum Fetched {
+    /// A newer token, from the store.
+    Adopted(Token, StoredToken),
+    /// A token from the provider, to save while still holding the lock.
+    New(Token, StoredToken, Option<StoreLock>),
+}
+
 /// Fetches a token for a cache that shares `store`: under the store's lock, adopts a newer
-/// stored token, or else refreshes with the newest refresh token (or logs in) and saves the
-/// result. Returns the token and what was saved or adopted.
+/// stored token, or else refreshes with the newest refresh token (or logs in).
 ///
-/// The store failing is not fatal: nothing loaded means a fetch, nothing saved still gives a
-/// token. Without the lock, a shared refresh token is not spent: the cache logs in.
+/// The store failing is not fatal: nothing loaded means a fetch. Without the lock, a shared
+/// refresh token is not spent: the cache logs in.
 async fn fetch_through_store(
     store: &dyn TokenStore,
     provider: &dyn TokenProvider,
     refresh_token: Option<String>,
     replaces: u64,
     config: &Config,
-) -> Result<(Token, Option<StoredToken>), Failure> {
+) -> Result<Fetched, Failure> {
     let timeout = config.timeout;
     // The holder may legitimately take a refresh, a login and the store calls.
     let lock = tokio::time::timeout(timeout.saturating_mul(3), store.lock())
@@ -797,7 +815,7 @@ async fn fetch_through_store(
         );
         match token {
             Ok(token) if token.refresh_at.is_none_or(|r| now < r) => {
-                return Ok((token, Some(stored.clone())));
+                return Ok(Fetched::Adopted(token, stored.clone()));
             }
             // Expired, due or unusable: replace it.
             _ => {}
@@ -817,10 +835,7 @@ async fn fetch_through_store(
         .max(replaces)
         + 1;
     let record = StoredToken::new(version, token.to_response());
-    // Not saved (a newer token is there, or the store failed): the token is still good.
-    let _saved = tokio::time::timeout(timeout, store.save(&record)).await;
-    drop(lock);
-    Ok((token, Some(record)))
+    Ok(Fetched::New(token, record, lock))
 }
 
 /// Replaces the epoch at a token's refresh point and at its expiry, so threads stop using

@@ -53,6 +53,16 @@
 //! the new token when its body allows; see [`BearerAuthLayer`]'s section on recovering from
 //! `401` and [`ReplayBody`].
 //!
+//! # Beyond one process
+//!
+//! By default the token lives in the cache's memory. With [`BearerAuthLayer::store`] it is
+//! also kept in a [`TokenStore`](store::TokenStore), read before every login or refresh and
+//! written after every new token: a restarted process finds its still-valid token, and
+//! caches sharing the store (several layers of one process with
+//! [`MemoryStore`](store::MemoryStore), replicas of a service with `RedisStore`, feature
+//! `redis`) share one login, with one refresh per token across all of them.
+//! [`BearerAuthLayer::on_token_change`] tells code that only wants to know. See [`store`].
+//!
 //! # Secrets
 //!
 //! The header value is marked sensitive, so `http` hides it in `Debug` and HTTP/2 never
@@ -97,6 +107,9 @@
 //!   demos. Not for production.
 //! - `retry`: `RetryUnauthorized`, a `tower::retry::Policy` that retries once after `401`,
 //!   for stacks with their own retry layer.
+//! - `redis`: `RedisStore`, a [token store](store) in Redis that replicas share: one login,
+//!   one refresh at a time across processes (a lock with an expiry), never a single-use
+//!   refresh token spent twice. Tokens are stored unencrypted; see its documentation.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

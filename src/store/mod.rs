@@ -49,8 +49,15 @@ use serde_json::{Map, Value};
 use crate::{BoxError, BoxFuture, TokenResponse};
 
 mod memory;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[doc(inline)]
+pub use redis::RedisStore;
 
 /// Keeps the cache's token where other caches, other processes or a restarted process find
 /// it; see the [module documentation](self) for how the cache uses it.
@@ -212,7 +219,7 @@ impl StoredToken {
     }
 
     /// The token as JSON: the token response's fields (`access_token`, `refresh_token`,
-    /// `expires_at` in Unix seconds, `token_type`, `scope` and any others) plus `version`.
+    /// `expires_at` in Unix seconds with milliseconds, `token_type`, `scope` and any others) plus `version`.
     ///
     /// The result holds the secrets in plain text.
     pub fn to_json(&self) -> String {
@@ -231,11 +238,13 @@ impl StoredToken {
             }
         }
         if let Some(at) = t.expires_at() {
-            // Whole seconds, rounded down: a token is never thought to live longer than it does.
-            let secs = at
+            // Seconds with milliseconds, rounded down: a token is never thought to live longer
+            // than it does.
+            let millis = at
                 .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            object.insert("expires_at".into(), secs.into());
+                .map_or(0, |d| d.as_millis());
+            let secs = Value::from(millis as f64 / 1000.0);
+            object.insert("expires_at".into(), secs);
         }
         for (name, value) in t.extra() {
             object.entry(name.clone()).or_insert_with(|| value.clone());
@@ -286,7 +295,7 @@ mod tests {
 
     #[test]
     fn json_round_trip_keeps_every_field() {
-        let expires = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let expires = SystemTime::UNIX_EPOCH + Duration::from_millis(2_000_000_000_123);
         let token = TokenResponse::new("access")
             .with_refresh_token("refresh")
             .with_expires_at(expires)
@@ -299,7 +308,11 @@ mod tests {
         let t = back.token();
         assert_eq!(t.access_token(), "access");
         assert_eq!(t.refresh_token(), Some("refresh"));
-        assert_eq!(t.expires_at(), Some(expires));
+        // Milliseconds survive; a float's rounding may take a few nanoseconds off, never add.
+        let back = t.expires_at().unwrap();
+        assert!(
+            back <= expires && expires.duration_since(back).unwrap() < Duration::from_micros(1)
+        );
         assert_eq!(t.token_type(), Some("Bearer"));
         assert_eq!(t.scope(), Some("read"));
         assert_eq!(t.extra()["role"], "admin");
