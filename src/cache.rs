@@ -385,7 +385,9 @@ impl TokenCache {
     /// Refreshes the token now (or logs in if there is no refresh token), whatever its expiry
     /// and even while the cache is backing off after failures.
     ///
-    /// Joins a login or refresh already under way instead of starting another.
+    /// Joins a login or refresh already under way instead of starting another. With a
+    /// [store](crate::BearerAuthLayer::store), a newer token that another cache saved there
+    /// counts as the refresh.
     ///
     /// # Errors
     ///

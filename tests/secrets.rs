@@ -2,7 +2,7 @@
 //! client-credentials grant against the embedded server, collects the `Debug` and `Display`
 //! output of every error (with its whole source chain) and every type involved, and checks
 //! that none of it holds a password, client secret, access token or refresh token used or
-//! issued in the run. The crate does not log, so this is all the output it produces.
+//! issued in the run, nor does what the change hook and the token store print.
 
 mod support;
 
@@ -22,6 +22,7 @@ use tower_bearer_auth::{
     BearerAuthLayer, BearerChallenge, BoxError, BoxFuture, ClientAuth, HttpClient, OAuth2Provider,
     PortSip, TokenError, TokenErrorKind,
     provider::PORTSIP_CLIENT_ID,
+    store::MemoryStore,
     test_server::{CannedResponse, TestServer, TestServerConfig},
 };
 
@@ -134,9 +135,19 @@ async fn no_secret_in_any_output() {
         .client_secret(CLIENT_SECRET)
         .client_auth(ClientAuth::Form);
     capture.debug("provider", &provider);
+    let store = MemoryStore::new();
+    let hook = capture.clone();
     let layer = BearerAuthLayer::new(provider.clone())
         .replay_unauthorized(true)
-        .backoff(Duration::from_millis(1), Duration::from_millis(5));
+        .backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .store(store.clone())
+        .on_token_change(move |token| {
+            if let Some(token) = token {
+                hook.secret(token.token().access_token());
+                hook.debug("changed token", token);
+            }
+            hook.debug("store", &token);
+        });
     let cache = layer.cache();
 
     // The API's client notes how each request looks on the way out.
@@ -296,6 +307,8 @@ async fn no_secret_in_any_output() {
 
     capture.debug("server", &server);
     capture.debug("token request log", &server.token_request_log());
+
+    capture.debug("memory store", &store);
 
     // Nothing printed holds a secret.
     let secrets = capture.secrets.lock().unwrap().clone();
