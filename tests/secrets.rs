@@ -1,8 +1,8 @@
 //! No secret reaches a message: runs login, refresh, 401 recovery, failures and the
 //! client-credentials grant against the embedded server, collects the `Debug` and `Display`
-//! output of every error (with its whole source chain) and every type involved, and checks
-//! that none of it holds a password, client secret, access token or refresh token used or
-//! issued in the run, nor does what the change hook and the token store print.
+//! output of every error (with its whole source chain), every type involved and every token
+//! handed to the change hook or kept in the token store, and checks that none of it holds a
+//! password, client secret, access token or refresh token used or issued in the run.
 
 mod support;
 
