@@ -132,7 +132,7 @@ pub use crate::{
     layer::BearerAuthLayer,
     origin::{InvalidOrigin, Origin},
     provider::{BoxFuture, FnProvider, StaticToken, TokenProvider, provider_fn},
-    replay::{NoReplay, ReplayBody},
+    replay::{AnyBody, BodyMode, NoReplay, ReplayBody, Replayable},
     service::BearerAuth,
     token::{Token, TokenResponse},
 };
