@@ -1,11 +1,11 @@
 //! [`BearerAuthLayer`]: the middleware's configuration.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, marker::PhantomData, sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
 use crate::{
-    BearerAuth, Origin, TokenCache, TokenProvider,
+    AnyBody, BearerAuth, Origin, Replayable, TokenCache, TokenProvider,
     service::Settings,
     store::{StoredToken, TokenStore},
 };
@@ -91,9 +91,11 @@ use crate::{
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct BearerAuthLayer {
+pub struct BearerAuthLayer<M = Replayable> {
     cache: TokenCache,
     settings: Settings,
+    // The request bodies its services take: `Replayable` or, after `any_body`, `AnyBody`.
+    mode: PhantomData<fn() -> M>,
 }
 
 /// Default cap on a body read into memory so it can be replayed.
@@ -115,9 +117,12 @@ impl BearerAuthLayer {
                 buffer_limit: DEFAULT_REPLAY_BUFFER_LIMIT,
                 origins: None,
             },
+            mode: PhantomData,
         }
     }
+}
 
+impl<M> BearerAuthLayer<M> {
     /// How long before expiry the token is refreshed. The margin is capped at half the token's
     /// life, so a short-lived token is refreshed at about half its life.
     ///
@@ -201,7 +206,9 @@ impl BearerAuthLayer {
         self.settings.overwrite = overwrite;
         self
     }
+}
 
+impl BearerAuthLayer {
     /// Whether to send a request a second time, with a new token, when the server answers
     /// `401 Unauthorized` to the first; see [Recovering from `401`](Self#recovering-from-401).
     ///
@@ -224,6 +231,47 @@ impl BearerAuthLayer {
         self
     }
 
+    /// Lets the services take requests with any body type, at the price of never replaying
+    /// one: for clients whose body type does not implement [`ReplayBody`](crate::ReplayBody)
+    /// and cannot be given an implementation, such as a tonic channel, whose requests carry
+    /// `tonic::body::Body`. The services are then [`BearerAuth<S, AnyBody>`](BearerAuth).
+    ///
+    /// Turns [`replay_unauthorized`](Self::replay_unauthorized) off, and it cannot be turned
+    /// on again. Everything else stays as it was: a `401` still invalidates the refused token.
+    ///
+    /// ```
+    /// use http::{Request, Response, header::AUTHORIZATION};
+    /// use std::convert::Infallible;
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    /// use tower_bearer_auth::{BearerAuthLayer, StaticToken};
+    ///
+    /// // A body type of another crate, without a `ReplayBody` implementation.
+    /// struct Upload;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
+    /// let client = service_fn(|req: Request<Upload>| async move {
+    ///     assert_eq!(req.headers()[AUTHORIZATION], "Bearer abc123");
+    ///     Ok::<_, Infallible>(Response::new(()))
+    /// });
+    /// let client = ServiceBuilder::new()
+    ///     .layer(BearerAuthLayer::new(StaticToken::new("abc123")).any_body())
+    ///     .service(client);
+    /// client.oneshot(Request::new(Upload)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn any_body(mut self) -> BearerAuthLayer<AnyBody> {
+        self.settings.replay = false;
+        BearerAuthLayer {
+            cache: self.cache,
+            settings: self.settings,
+            mode: PhantomData,
+        }
+    }
+}
+
+impl<M> BearerAuthLayer<M> {
     /// Keeps tokens in `store` as well as in memory: the cache reads it before every login or
     /// refresh and saves every new token to it, so a restarted process finds its token again
     /// and caches sharing the store share one login. See [`crate::store`].
@@ -271,20 +319,20 @@ impl BearerAuthLayer {
         self.cache.clone()
     }
 
-    pub(crate) fn layer_service<S>(&self, inner: S) -> BearerAuth<S> {
+    pub(crate) fn layer_service<S>(&self, inner: S) -> BearerAuth<S, M> {
         BearerAuth::from_parts(inner, self.cache.clone(), self.settings.clone())
     }
 }
 
-impl<S> Layer<S> for BearerAuthLayer {
-    type Service = BearerAuth<S>;
+impl<S, M> Layer<S> for BearerAuthLayer<M> {
+    type Service = BearerAuth<S, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         self.layer_service(inner)
     }
 }
 
-impl fmt::Debug for BearerAuthLayer {
+impl<M> fmt::Debug for BearerAuthLayer<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BearerAuthLayer")
             .field("config", &self.cache.config())

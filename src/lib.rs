@@ -91,6 +91,18 @@
 //! - A concurrency limit **inside** holds its permit while the token is fetched (see
 //!   [`BearerAuth`]'s `# Clone` section); **outside**, waiting requests count against it.
 //!
+//! # gRPC with tonic
+//!
+//! A tonic `Channel` sends `http::Request<tonic::body::Body>`, a body type that implements no
+//! [`ReplayBody`] and, belonging to neither crate, cannot be given one. Build the layer with
+//! [`BearerAuthLayer::any_body`], which takes any body type and never replays, and hand the
+//! wrapped channel, `ServiceBuilder::new().layer(layer).service(channel)`, to
+//! `tonic::client::Grpc::new` or to a generated client's `new`.
+//!
+//! gRPC refuses a token with the status `UNAUTHENTICATED` in an HTTP `200` response, which
+//! the layer does not read: when a call fails with it, call [`TokenCache::invalidate`] so the
+//! next call gets a new token. `cargo run --example tonic` shows a client and server at work.
+//!
 //! # Feature flags
 //!
 //! The core (layer, cache, [`StaticToken`], [`provider_fn`]) has no optional parts.
@@ -146,7 +158,7 @@ pub use crate::{
     layer::BearerAuthLayer,
     origin::{InvalidOrigin, Origin},
     provider::{BoxFuture, FnProvider, StaticToken, TokenProvider, provider_fn},
-    replay::{NoReplay, ReplayBody},
+    replay::{AnyBody, BodyMode, NoReplay, ReplayBody, Replayable},
     service::BearerAuth,
     token::{Token, TokenResponse},
 };

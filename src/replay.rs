@@ -26,6 +26,10 @@ use crate::{BoxError, BoxFuture};
 /// - Any other body is never replayed. A body type of your own needs one line,
 ///   `impl ReplayBody for MyBody {}`, to be sent through the layer; implement `try_clone` if it
 ///   can be copied cheaply.
+/// - A body type of another crate that lacks an implementation (a tonic channel's
+///   `tonic::body::Body`) cannot be given one outside this crate. For such a client, build the
+///   layer with [`any_body`](crate::BearerAuthLayer::any_body): it takes any body type and
+///   never replays.
 ///
 /// # Example
 ///
@@ -45,6 +49,13 @@ use crate::{BoxError, BoxFuture};
 /// struct Upload;
 /// impl ReplayBody for Upload {}
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a request body `BearerAuth` knows how to replay",
+    label = "this body type does not implement `ReplayBody`",
+    note = "for a body type of your own, add `impl tower_bearer_auth::ReplayBody for {Self} {{}}`",
+    note = "for a body type of another crate (a tonic channel's, say), build the layer with \
+            `BearerAuthLayer::any_body()`"
+)]
 pub trait ReplayBody: Sized {
     /// A copy of this body, if it can be made without reading the body. Defaults to `None`.
     fn try_clone(&self) -> Option<Self> {
@@ -131,6 +142,67 @@ macro_rules! buffered_bodies {
 }
 
 buffered_bodies!(BoxBody => boxed, UnsyncBoxBody => boxed_unsync);
+
+/// How a [`BearerAuth`](crate::BearerAuth) service treats request bodies, chosen on its
+/// layer: [`Replayable`] (the default) or [`AnyBody`].
+///
+/// Sealed: only this crate implements it.
+pub trait BodyMode<B>: sealed::Sealed {
+    /// As [`ReplayBody::try_clone`].
+    #[doc(hidden)]
+    fn try_clone(body: &B) -> Option<B>;
+
+    /// As [`ReplayBody::buffer`].
+    #[doc(hidden)]
+    #[allow(clippy::type_complexity)]
+    fn buffer(body: B, limit: usize) -> Result<BoxFuture<'static, Result<(B, B), BoxError>>, B>;
+}
+
+/// The default [`BodyMode`]: the request body type must implement [`ReplayBody`], so that a
+/// request refused with `401` can be sent again when
+/// [`replay_unauthorized`](crate::BearerAuthLayer::replay_unauthorized) is on.
+///
+/// A type-level marker: it has no values.
+#[derive(Debug, Clone, Copy)]
+pub enum Replayable {}
+
+/// The [`BodyMode`] set by [`BearerAuthLayer::any_body`](crate::BearerAuthLayer::any_body):
+/// any request body type, never replayed.
+///
+/// For clients whose body type does not implement [`ReplayBody`] and cannot be given an
+/// implementation, because neither the type nor the trait belongs to the crate that needs it
+/// (the orphan rule): a tonic channel's `tonic::body::Body`, say.
+///
+/// A type-level marker: it has no values.
+#[derive(Debug, Clone, Copy)]
+pub enum AnyBody {}
+
+impl<B: ReplayBody> BodyMode<B> for Replayable {
+    fn try_clone(body: &B) -> Option<B> {
+        body.try_clone()
+    }
+
+    fn buffer(body: B, limit: usize) -> Result<BoxFuture<'static, Result<(B, B), BoxError>>, B> {
+        body.buffer(limit)
+    }
+}
+
+impl<B> BodyMode<B> for AnyBody {
+    fn try_clone(_: &B) -> Option<B> {
+        None
+    }
+
+    fn buffer(body: B, _: usize) -> Result<BoxFuture<'static, Result<(B, B), BoxError>>, B> {
+        Err(body)
+    }
+}
+
+#[allow(unreachable_pub)] // the supertrait that seals `BodyMode`: public, but not nameable
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Replayable {}
+    impl Sealed for super::AnyBody {}
+}
 
 /// A request extension that stops [`BearerAuth`](crate::BearerAuth) from replaying this
 /// request after a `401`. The token is still invalidated, so the next request gets a new one.

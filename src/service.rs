@@ -2,6 +2,7 @@
 
 use std::{
     fmt,
+    marker::PhantomData,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -10,7 +11,7 @@ use http::{Request, Response, header::AUTHORIZATION};
 use tower_service::Service;
 
 use crate::{
-    BearerAuthLayer, BoxError, NoReplay, Origin, ReplayBody, TokenCache, TokenProvider,
+    BearerAuthLayer, BodyMode, BoxError, NoReplay, Origin, Replayable, TokenCache, TokenProvider,
     cache::Lookup,
     future::{ResponseFuture, Wait, token_for},
 };
@@ -49,8 +50,10 @@ impl Settings {
 /// sent as it is, without the token.
 ///
 /// The inner service takes `http::Request<B>` for any body type `B` that implements
-/// [`ReplayBody`] (the common ones do; see there for your own) and answers
-/// `http::Response<R>` for any `R`.
+/// [`ReplayBody`](crate::ReplayBody) (the common ones do; see there for your own) and answers
+/// `http::Response<R>` for any `R`. That is the default [`BodyMode`], [`Replayable`]; a layer
+/// built with [`BearerAuthLayer::any_body`] makes `BearerAuth<S, AnyBody>`, which takes any
+/// body type and never replays (for a tonic channel, say).
 ///
 /// # Errors
 ///
@@ -89,10 +92,11 @@ impl Settings {
 /// # Ok(())
 /// # }
 /// ```
-pub struct BearerAuth<S> {
+pub struct BearerAuth<S, M = Replayable> {
     inner: S,
     cache: TokenCache,
     settings: Settings,
+    mode: PhantomData<fn() -> M>,
 }
 
 impl<S> BearerAuth<S> {
@@ -106,12 +110,15 @@ impl<S> BearerAuth<S> {
     pub fn layer(provider: impl TokenProvider) -> BearerAuthLayer {
         BearerAuthLayer::new(provider)
     }
+}
 
+impl<S, M> BearerAuth<S, M> {
     pub(crate) fn from_parts(inner: S, cache: TokenCache, settings: Settings) -> Self {
         Self {
             inner,
             cache,
             settings,
+            mode: PhantomData,
         }
     }
 
@@ -136,17 +143,18 @@ impl<S> BearerAuth<S> {
     }
 }
 
-impl<S: Clone> Clone for BearerAuth<S> {
+impl<S: Clone, M> Clone for BearerAuth<S, M> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             cache: self.cache.clone(),
             settings: self.settings.clone(),
+            mode: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for BearerAuth<S> {
+impl<S: fmt::Debug, M> fmt::Debug for BearerAuth<S, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BearerAuth")
             .field("inner", &self.inner)
@@ -156,11 +164,11 @@ impl<S: fmt::Debug> fmt::Debug for BearerAuth<S> {
     }
 }
 
-impl<S, B, R> Service<Request<B>> for BearerAuth<S>
+impl<S, B, R, M> Service<Request<B>> for BearerAuth<S, M>
 where
     S: Service<Request<B>, Response = Response<R>> + Clone,
     S::Error: Into<BoxError>,
-    B: ReplayBody,
+    M: BodyMode<B>,
 {
     type Response = Response<R>;
     type Error = BoxError;
@@ -178,7 +186,7 @@ where
         let (mut request, replay) =
             if self.settings.replay && request.extensions().get::<NoReplay>().is_none() {
                 let (parts, body) = request.into_parts();
-                match body.try_clone() {
+                match M::try_clone(&body) {
                     Some(copy) => {
                         // Send the original head and keep the copy: a cloned header map has
                         // no spare capacity, so inserting `Authorization` into it would
@@ -189,7 +197,7 @@ where
                             Some(Request::from_parts(kept, copy)),
                         )
                     }
-                    None => match body.buffer(self.settings.buffer_limit) {
+                    None => match M::buffer(body, self.settings.buffer_limit) {
                         Ok(fut) => {
                             let ready = self.take_ready();
                             return ResponseFuture::waiting(
@@ -226,12 +234,70 @@ where
     }
 }
 
-impl<S: Clone> BearerAuth<S> {
+impl<S: Clone, M> BearerAuth<S, M> {
     /// Takes the service that was polled ready, for a future that must wait before calling it,
     /// and leaves a clone in its place. See "Be careful when cloning inner services" in the
     /// `tower-service` documentation: the clone has not been polled ready, the original has.
     fn take_ready(&mut self) -> S {
         let clone = self.inner.clone();
         std::mem::replace(&mut self.inner, clone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        convert::Infallible,
+        sync::{
+            Arc, Mutex,
+            atomic::{AtomicUsize, Ordering},
+        },
+    };
+
+    use http::StatusCode;
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+    use crate::{AnyBody, TokenResponse, provider_fn};
+
+    /// A body type with no `ReplayBody` implementation, as a tonic channel's is to this crate.
+    struct Opaque;
+
+    #[tokio::test]
+    async fn any_body_takes_any_body_type_and_never_replays() {
+        let logins = Arc::new(AtomicUsize::new(0));
+        let counter = logins.clone();
+        let provider = provider_fn(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            async move { Ok::<_, BoxError>(TokenResponse::new(format!("token-{n}"))) }
+        });
+        // The server refuses the first token with a bare `401` and takes the second.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let server = service_fn(move |req: Request<Opaque>| {
+            let header = req.headers()[AUTHORIZATION].to_str().unwrap().to_owned();
+            let status = if header == "Bearer token-1" {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::OK
+            };
+            log.lock().unwrap().push(header);
+            let mut response = Response::new(());
+            *response.status_mut() = status;
+            async move { Ok::<_, Infallible>(response) }
+        });
+        // Replay asked for, then given up by `any_body`.
+        let layer = BearerAuthLayer::new(provider)
+            .replay_unauthorized(true)
+            .any_body();
+        let client: BearerAuth<_, AnyBody> = layer.layer_service(server);
+
+        let first = client.clone().oneshot(Request::new(Opaque)).await.unwrap();
+        assert_eq!(first.status(), StatusCode::UNAUTHORIZED, "not replayed");
+        let second = client.oneshot(Request::new(Opaque)).await.unwrap();
+        assert_eq!(second.status(), StatusCode::OK);
+        // The `401` still invalidated the refused token.
+        assert_eq!(*seen.lock().unwrap(), ["Bearer token-1", "Bearer token-2"]);
+        assert_eq!(logins.load(Ordering::SeqCst), 2);
     }
 }

@@ -397,19 +397,21 @@ impl TestServer {
         self.shared.revocations.load(Ordering::SeqCst)
     }
 
-    /// Requests to protected paths, answered `200` or `401`.
+    /// Requests to protected paths, answered `200` or `401`, and calls to
+    /// [`authorize`](Self::authorize).
     pub fn api_requests(&self) -> usize {
         self.shared.api_requests.load(Ordering::SeqCst)
     }
 
-    /// Requests to protected paths answered `401`.
+    /// Requests to protected paths answered `401`, and calls to [`authorize`](Self::authorize)
+    /// that returned `None`.
     pub fn unauthorized(&self) -> usize {
         self.shared.unauthorized.load(Ordering::SeqCst)
     }
 
-    /// Requests to protected paths answered `401` because their token, issued by this server,
-    /// had expired (whether or not it was also revoked). A client that refreshes its tokens
-    /// ahead of expiry sends none.
+    /// Requests to protected paths (and [`authorize`](Self::authorize) calls) refused because
+    /// their token, issued by this server, had expired (whether or not it was also revoked). A
+    /// client that refreshes its tokens ahead of expiry sends none.
     pub fn expired_token_requests(&self) -> usize {
         self.shared.expired_token_requests.load(Ordering::SeqCst)
     }
@@ -478,6 +480,19 @@ impl TestServer {
         self.shared.lock().config.rotate_refresh_tokens = rotate;
     }
 
+    /// Checks an `Authorization` header value as the server checks a request to a protected
+    /// path, and counts it the same way (in [`api_requests`](Self::api_requests),
+    /// [`unauthorized`](Self::unauthorized) and
+    /// [`expired_token_requests`](Self::expired_token_requests)). Returns the user the bearer
+    /// token was issued to, or `None` when the header is missing or not `Bearer`, or the token
+    /// is unknown, revoked or expired.
+    ///
+    /// For a protected service of your own that takes this server's tokens: a gRPC server in
+    /// a test, say.
+    pub fn authorize(&self, authorization: Option<&str>) -> Option<String> {
+        self.shared.authorize(authorization)
+    }
+
     /// Makes the token endpoint answer its next request with `response`, whatever the
     /// request. Calls queue up: each canned response is used once, in order.
     pub fn respond_next(&self, response: CannedResponse) {
@@ -502,6 +517,28 @@ impl fmt::Debug for TestServer {
 }
 
 impl Shared {
+    /// Checks a request to a protected resource, and counts it.
+    fn authorize(&self, authorization: Option<&str>) -> Option<String> {
+        self.api_requests.fetch_add(1, Ordering::SeqCst);
+        let user = authorization.and_then(bearer_token).and_then(|token| {
+            let now = Instant::now();
+            let state = self.lock();
+            match state.access.get(token) {
+                Some(access) if access.expires > now => Some(access.username.clone()),
+                _ => {
+                    if state.expiry.get(token).is_some_and(|e| *e <= now) {
+                        self.expired_token_requests.fetch_add(1, Ordering::SeqCst);
+                    }
+                    None
+                }
+            }
+        });
+        if user.is_none() {
+            self.unauthorized.fetch_add(1, Ordering::SeqCst);
+        }
+        user
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -622,31 +659,19 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ServerBody>
 
 fn bearer(req: &Request<Incoming>) -> Option<String> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    bearer_token(value).map(str::to_owned)
+}
+
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn protected(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response<ServerBody> {
-    shared.api_requests.fetch_add(1, Ordering::SeqCst);
-    let user = bearer(req).and_then(|token| {
-        let now = Instant::now();
-        let state = shared.lock();
-        match state.access.get(&token) {
-            Some(access) if access.expires > now => Some(access.username.clone()),
-            _ => {
-                if state.expiry.get(&token).is_some_and(|e| *e <= now) {
-                    shared.expired_token_requests.fetch_add(1, Ordering::SeqCst);
-                }
-                None
-            }
-        }
-    });
-    match user {
+    let authorization = req.headers().get(AUTHORIZATION);
+    match shared.authorize(authorization.and_then(|v| v.to_str().ok())) {
         Some(user) => respond(StatusCode::OK, &json!({ "path": path, "username": user })),
         None => {
-            shared.unauthorized.fetch_add(1, Ordering::SeqCst);
             let mut response = oauth_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
@@ -987,6 +1012,39 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(2_000_000_000), "2033-05-18T03:33:20Z");
         assert_eq!(rfc3339(951_825_600), "2000-02-29T12:00:00Z");
+    }
+
+    #[tokio::test]
+    async fn authorize_checks_and_counts_like_a_protected_request() {
+        let server = TestServer::start(TestServerConfig::new("alice", "pw"))
+            .await
+            .unwrap();
+        let now = Instant::now();
+        for (token, expires) in [("live", now + Duration::from_secs(60)), ("old", now)] {
+            let mut state = server.shared.lock();
+            let access = Access {
+                expires,
+                username: "alice".into(),
+                refresh_token: None,
+            };
+            state.access.insert(token.into(), access);
+            state.expiry.insert(token.into(), expires);
+        }
+        assert_eq!(
+            server.authorize(Some("Bearer live")).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            server.authorize(Some("bearer live")).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(server.authorize(Some("Bearer old")), None);
+        assert_eq!(server.authorize(Some("Bearer unknown")), None);
+        assert_eq!(server.authorize(Some("Basic live")), None);
+        assert_eq!(server.authorize(None), None);
+        assert_eq!(server.api_requests(), 6);
+        assert_eq!(server.unauthorized(), 4);
+        assert_eq!(server.expired_token_requests(), 1);
     }
 
     #[test]
