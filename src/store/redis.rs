@@ -13,6 +13,16 @@
 //! The braces make both keys hash to one slot of a Redis Cluster. Neither key expires on its
 //! own except the lock: the token stays until a newer one replaces it or a revoke clears it.
 //!
+//! # Pointing several services at it
+//!
+//! Give every process that logs in as one account the same Redis server and the same name:
+//! `RedisStore::new("redis://redis.internal:6379/", "pbx-admin")`, with its own provider for
+//! that account (same server, same user). Another account, or the same user on another PBX,
+//! needs another name; two accounts under one name would hand each other their tokens. All
+//! of them should use the same [`lock_ttl`](RedisStore::lock_ttl). Nothing else is shared:
+//! each process keeps its own cache and its own provider, and its settings (refresh margin,
+//! timeouts) may differ.
+//!
 //! # What is stored
 //!
 //! **The access token and the refresh token are stored unencrypted**, in the `token` field,
