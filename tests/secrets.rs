@@ -2,7 +2,7 @@
 //! client-credentials grant against the embedded server, collects the `Debug` and `Display`
 //! output of every error (with its whole source chain) and every type involved, and checks
 //! that none of it holds a password, client secret, access token or refresh token used or
-//! issued in the run. The crate does not log, so this is all the output it produces.
+//! issued in the run. The events of the `tracing` feature are checked in `tests/tracing.rs`.
 
 mod support;
 
