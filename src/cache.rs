@@ -40,10 +40,11 @@ use tokio::{runtime::Handle, sync::watch, time::Instant};
 
 use crate::{
     TokenError,
-    error::TokenErrorKind,
+    error::{Reason, TokenErrorKind},
     provider::{BoxFuture, TokenProvider},
     store::{OnChange, StoreLock, StoredToken, TokenStore},
     token::{RefreshPolicy, Token},
+    trace::{self, Chain, Started, Step},
 };
 
 /// Default margin before expiry at which a token is refreshed.
@@ -224,8 +225,13 @@ impl State {
     }
 
     /// Remembers a failed fetch: no new fetch starts for a growing, jittered pause, or for as
-    /// long as the provider asked (`Retry-After`, up to five minutes).
-    fn record_failure(&mut self, error: &TokenError, retry_after: Option<Duration>) {
+    /// long as the provider asked (`Retry-After`, up to five minutes). Returns the pause and
+    /// the failures in a row.
+    fn record_failure(
+        &mut self,
+        error: &TokenError,
+        retry_after: Option<Duration>,
+    ) -> (Duration, u32) {
         let streak = self
             .backoff
             .as_ref()
@@ -244,6 +250,7 @@ impl State {
             until: Instant::now() + pause,
             streak,
         });
+        (pause, streak)
     }
 }
 
@@ -425,6 +432,13 @@ impl TokenCache {
         {
             state.usable = false;
             self.shared.bump_epoch();
+            drop(state);
+            trace::debug!(
+                name: "invalidated",
+                cache = self.shared.id,
+                generation,
+                "token invalidated after a 401"
+            );
         }
     }
 
@@ -456,24 +470,40 @@ impl TokenCache {
     /// fails to revoke the token or the store cannot be cleared, or
     /// [`Timeout`](TokenErrorKind::Timeout).
     pub async fn revoke(&self) -> Result<(), TokenError> {
-        let (token, timeout, store, on_change) = {
+        let (token, timeout, store, on_change, generation) = {
             let mut state = self.shared.lock();
             state.usable = false;
             state.flight = None;
             self.shared.bump_epoch();
+            let generation = state.token.as_ref().map(|t| t.generation);
             (
                 state.token.take(),
                 state.config.timeout,
                 state.store.clone(),
                 state.on_change.clone(),
+                generation,
             )
         };
         if let Some(on_change) = on_change {
             on_change(None);
         }
         // Both steps run even if the first fails; the first failure is reported.
+        let cache = self.shared.id;
         let cleared = match store {
-            Some(store) => revoke_step(timeout, store.clear()).await,
+            Some(store) => {
+                let cleared = revoke_step(timeout, store.clear()).await;
+                match &cleared {
+                    Ok(()) => trace::debug!(name: "store_clear", cache, "store cleared"),
+                    Err(error) => trace::debug!(
+                        name: "store_clear",
+                        cache,
+                        error_kind = ?error.kind(),
+                        error = %Chain(error),
+                        "store clear failed"
+                    ),
+                }
+                cleared
+            }
             None => Ok(()),
         };
         let revoked = match &token {
@@ -482,6 +512,17 @@ impl TokenCache {
             }
             None => Ok(()),
         };
+        match &revoked {
+            Ok(()) => trace::debug!(name: "revoke", cache, generation, "token revoked"),
+            Err(error) => trace::debug!(
+                name: "revoke",
+                cache,
+                generation,
+                error_kind = ?error.kind(),
+                error = %Chain(error),
+                "token revocation failed"
+            ),
+        }
         cleared.and(revoked)
     }
 }
@@ -543,6 +584,14 @@ impl Shared {
             _ => Ok(self.start_flight(&mut state)),
         };
         drop(state);
+        if let Err(error) = &outcome {
+            trace::trace!(
+                name: "backoff",
+                cache = self.id,
+                error_kind = ?error.kind(),
+                "failing at once: backing off after a failed fetch"
+            );
+        }
         let rx = outcome.map(|(rx, task)| {
             if let Some(task) = task {
                 task.spawn();
@@ -611,7 +660,8 @@ struct FlightTask {
 impl FlightTask {
     fn spawn(self) {
         if let Ok(handle) = Handle::try_current() {
-            drop(handle.spawn(self.run()));
+            let cache = self.shared.id;
+            drop(handle.spawn(trace::instrument!(self.run(), "token_fetch", cache)));
         }
         // Otherwise `self` drops here and reports `Aborted`.
     }
@@ -621,49 +671,47 @@ impl FlightTask {
         let provider = &*self.shared.provider;
         let Some(store) = self.store.clone() else {
             let result = fetch(provider, refresh_token, &self.config).await;
-            self.finish(result.map(|token| (token, None)));
+            self.finish(result.map(|(token, via)| (token, None, via)));
             return;
         };
-        let (result, save) = match fetch_through_store(
+        let result = fetch_through_store(
             &*store,
             provider,
             refresh_token,
             self.replaces,
             &self.config,
         )
-        .await
-        {
-            Ok(Fetched::Adopted(token, stored)) => (Ok((token, Some(stored))), None),
-            Ok(Fetched::New(token, record, lock)) => {
-                (Ok((token, Some(record.clone()))), Some((record, lock)))
+        .await;
+        match result {
+            Ok(Through::Adopted(fetched)) => self.finish(Ok(fetched)),
+            Ok(Through::New(fetched, record, lock)) => {
+                // The waiting requests get the token before it is saved; the lock is held
+                // until then.
+                self.finish(Ok(fetched));
+                save(&*store, &record, self.config.timeout).await;
+                drop(lock);
             }
-            Err(failure) => (Err(failure), None),
-        };
-        // The waiting requests get the token before it is saved; the lock is held until then.
-        self.finish(result);
-        if let Some((record, lock)) = save {
-            // Not saved (a newer token is there, or the store failed): the token is still good.
-            let _saved = tokio::time::timeout(self.config.timeout, store.save(&record)).await;
-            drop(lock);
+            Err(failure) => self.finish(Err(failure)),
         }
     }
 
-    fn finish(&mut self, result: Result<(Token, Option<StoredToken>), Failure>) {
+    fn finish(&mut self, result: Result<Fetched, Failure>) {
         self.done = true;
         let mut state = self.shared.lock();
         // A flight discarded by `revoke` still answers its waiters but stores nothing.
         let current = state.flight.as_ref().is_some_and(|f| f.id == self.id);
-        let result = result.map(|(mut token, stored)| {
+        let result = result.map(|(mut token, stored, via)| {
             state.generation += 1;
             token.generation = state.generation;
-            (Arc::new(token), stored)
+            (Arc::new(token), stored, via)
         });
         let mut timer = None;
         let mut changed = None;
+        let mut backoff = None;
         if current {
             state.flight = None;
             match &result {
-                Ok((token, stored)) => {
+                Ok((token, stored, _)) => {
                     state.token = Some(token.clone());
                     state.usable = true;
                     state.backoff = None;
@@ -678,13 +726,58 @@ impl FlightTask {
                 }
                 // Without a runtime nothing was asked of the provider: no reason to wait.
                 Err(failure) if failure.error.kind() != TokenErrorKind::Aborted => {
-                    state.record_failure(&failure.error, failure.retry_after);
+                    backoff = Some(state.record_failure(&failure.error, failure.retry_after));
                 }
                 Err(_) => {}
             }
             self.shared.bump_epoch();
         }
         drop(state);
+        match &result {
+            Ok((token, stored, (step, started))) => {
+                let (generation, version) =
+                    (token.generation, stored.as_ref().map(|s| s.version()));
+                match step {
+                    Step::Login { fallback } => trace::debug!(
+                        name: "login",
+                        generation,
+                        version,
+                        expires_in_ms = trace::until(token.expires_at),
+                        elapsed_ms = started.ms(),
+                        fallback,
+                        "logged in"
+                    ),
+                    Step::Refresh => trace::debug!(
+                        name: "refresh",
+                        generation,
+                        version,
+                        expires_in_ms = trace::until(token.expires_at),
+                        elapsed_ms = started.ms(),
+                        "token refreshed"
+                    ),
+                    Step::Stored => trace::debug!(
+                        name: "store_load",
+                        adopted = true,
+                        generation,
+                        version,
+                        expires_in_ms = trace::until(token.expires_at),
+                        elapsed_ms = started.ms(),
+                        "adopted the stored token"
+                    ),
+                }
+            }
+            Err(failure) => {
+                if let Some((pause, streak)) = backoff {
+                    trace::debug!(
+                        name: "backoff",
+                        error_kind = ?failure.error.kind(),
+                        backoff_ms = trace::ms(pause),
+                        streak,
+                        "backing off after a failed fetch"
+                    );
+                }
+            }
+        }
         if let Some(timer) = timer {
             timer.spawn();
         }
@@ -692,7 +785,7 @@ impl FlightTask {
             on_change(Some(&stored));
         }
         self.tx
-            .send_replace(Some(result.map(|(token, _)| token).map_err(|f| f.error)));
+            .send_replace(Some(result.map(|(token, ..)| token).map_err(|f| f.error)));
     }
 }
 
@@ -703,6 +796,9 @@ impl Drop for FlightTask {
         }
     }
 }
+
+/// A fetched token, what was saved to or adopted from the store, and how it was got.
+type Fetched = (Token, Option<StoredToken>, (Step, Started));
 
 /// A failed fetch, with how long the provider asked the cache to wait.
 struct Failure {
@@ -724,40 +820,44 @@ async fn fetch(
     provider: &dyn TokenProvider,
     refresh_token: Option<String>,
     config: &Config,
-) -> Result<Token, Failure> {
+) -> Result<(Token, (Step, Started)), Failure> {
     let timeout = config.timeout;
     let mut refresh_failed = false;
     if let Some(refresh_token) = refresh_token {
         let issued = Instant::now();
-        if let Ok(Ok(response)) =
-            tokio::time::timeout(timeout, provider.refresh(&refresh_token)).await
+        let refreshed = match tokio::time::timeout(timeout, provider.refresh(&refresh_token)).await
         {
             // A response without a refresh token keeps the one just used.
-            let token = Token::from_response(
+            Ok(Ok(response)) => Token::from_response(
                 response,
                 issued,
                 &config.policy,
                 Some(refresh_token),
                 0,
                 random(),
-            );
-            if let Ok(token) = token {
-                return Ok(token);
-            }
+            ),
+            Ok(Err(e)) => Err(TokenError::with_source(TokenErrorKind::Refresh, e)),
+            Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
+        };
+        match refreshed {
+            Ok(token) => return Ok((token, (Step::Refresh, Started::at(issued)))),
+            // Refused, failed, timed out or unusable: log in instead.
+            Err(error) => trace::debug!(
+                name: "refresh",
+                elapsed_ms = trace::ms(issued.elapsed()),
+                error_kind = ?error.kind(),
+                error = %Chain::refresh(&error),
+                "token refresh failed; logging in instead"
+            ),
         }
-        // Refused, failed, timed out or unusable: log in instead.
         refresh_failed = true;
     }
     let issued = Instant::now();
-    match tokio::time::timeout(timeout, provider.login()).await {
-        Ok(Ok(response)) => Ok(Token::from_response(
-            response,
-            issued,
-            &config.policy,
-            None,
-            0,
-            random(),
-        )?),
+    let result = match tokio::time::timeout(timeout, provider.login()).await {
+        Ok(Ok(response)) => {
+            Token::from_response(response, issued, &config.policy, None, 0, random())
+                .map_err(Failure::from)
+        }
         Ok(Err(e)) => {
             let kind = if refresh_failed {
                 TokenErrorKind::Refresh
@@ -771,15 +871,30 @@ async fn fetch(
             })
         }
         Err(_) => Err(TokenError::new(TokenErrorKind::Timeout).into()),
+    };
+    if let Err(failure) = &result {
+        trace::warn!(
+            name: "login",
+            elapsed_ms = trace::ms(issued.elapsed()),
+            fallback = refresh_failed,
+            error_kind = ?failure.error.kind(),
+            error = %Chain(&failure.error),
+            retry_after_ms = failure.retry_after.map(trace::ms),
+            "login failed"
+        );
     }
+    let step = Step::Login {
+        fallback: refresh_failed,
+    };
+    result.map(|token| (token, (step, Started::at(issued))))
 }
 
 /// What [`fetch_through_store`] found.
-enum Fetched {
+enum Through {
     /// A newer token, from the store.
-    Adopted(Token, StoredToken),
+    Adopted(Fetched),
     /// A token from the provider, to save while still holding the lock.
-    New(Token, StoredToken, Option<StoreLock>),
+    New(Fetched, StoredToken, Option<StoreLock>),
 }
 
 /// Fetches a token for a cache that shares `store`: under the store's lock, adopts a newer
@@ -793,18 +908,32 @@ async fn fetch_through_store(
     refresh_token: Option<String>,
     replaces: u64,
     config: &Config,
-) -> Result<Fetched, Failure> {
+) -> Result<Through, Failure> {
     let timeout = config.timeout;
+    let started = Started::now();
     // The holder may legitimately take a refresh, a login and the store calls.
-    let lock = tokio::time::timeout(timeout.saturating_mul(3), store.lock())
-        .await
-        .ok()
-        .and_then(Result::ok);
-    let stored = tokio::time::timeout(timeout, store.load())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .flatten();
+    let lock = match bounded(timeout.saturating_mul(3), store.lock()).await {
+        Ok(lock) => {
+            trace::trace!(name: "store_lock", elapsed_ms = started.ms(), "store lock taken");
+            Some(lock)
+        }
+        Err(error) => {
+            trace::warn!(
+                name: "store_lock",
+                elapsed_ms = started.ms(),
+                error = %Chain(&*error),
+                "store lock failed; a refresh token is not spent without it"
+            );
+            None
+        }
+    };
+    let stored = match bounded(timeout, store.load()).await {
+        Ok(stored) => stored,
+        Err(error) => {
+            trace::warn!(name: "store_load", error = %Chain(&*error), "store load failed");
+            None
+        }
+    };
     if let Some(stored) = stored.as_ref().filter(|s| s.version() != replaces) {
         let now = Instant::now();
         let token = Token::from_response(
@@ -817,12 +946,23 @@ async fn fetch_through_store(
         );
         match token {
             Ok(token) if token.refresh_at.is_none_or(|r| now < r) => {
-                return Ok(Fetched::Adopted(token, stored.clone()));
+                return Ok(Through::Adopted((
+                    token,
+                    Some(stored.clone()),
+                    (Step::Stored, started),
+                )));
             }
             // Expired, due or unusable: replace it.
             _ => {}
         }
     }
+    trace::debug!(
+        name: "store_load",
+        adopted = false,
+        version = stored.as_ref().map(StoredToken::version),
+        replaces,
+        "no usable token in the store"
+    );
     // The stored refresh token is the newest: another cache may have spent ours.
     let newest = stored.as_ref().filter(|s| s.version() >= replaces);
     let refresh_token = match newest {
@@ -830,14 +970,50 @@ async fn fetch_through_store(
         None => refresh_token,
     }
     .filter(|_| lock.is_some());
-    let token = fetch(provider, refresh_token, config).await?;
+    let (token, via) = fetch(provider, refresh_token, config).await?;
     let version = stored
         .as_ref()
         .map_or(0, StoredToken::version)
         .max(replaces)
         + 1;
     let record = StoredToken::new(version, token.to_response());
-    Ok(Fetched::New(token, record, lock))
+    Ok(Through::New(
+        (token, Some(record.clone()), via),
+        record,
+        lock,
+    ))
+}
+
+/// Saves a new token; not saved (a newer token is there, or the store failed), it is still
+/// good.
+async fn save(store: &dyn TokenStore, record: &StoredToken, timeout: Duration) {
+    let version = record.version();
+    match bounded(timeout, store.save(record)).await {
+        Ok(true) => trace::debug!(name: "store_save", version, saved = true, "token saved"),
+        Ok(false) => trace::debug!(
+            name: "store_save",
+            version,
+            saved = false,
+            "token not saved: the store holds a newer one"
+        ),
+        Err(error) => trace::warn!(
+            name: "store_save",
+            version,
+            error = %Chain(&*error),
+            "store save failed"
+        ),
+    }
+}
+
+/// A store call, bounded by `timeout`.
+async fn bounded<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, crate::BoxError>>,
+) -> Result<T, crate::BoxError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err(Reason("store call timed out").into()),
+    }
 }
 
 /// Replaces the epoch at a token's refresh point and at its expiry, so threads stop using

@@ -15,6 +15,7 @@ use crate::{
     cache::{Lookup, TokenFuture},
     challenge::token_rejected,
     error::TokenErrorKind,
+    trace,
 };
 
 pin_project! {
@@ -194,6 +195,13 @@ where
                             .clone()
                             .or_else(|| TokenCache::find(*this.cache));
                         if let Some(cache) = cache {
+                            trace::debug!(
+                                name: "unauthorized",
+                                cache = *this.cache,
+                                generation = *this.generation,
+                                replay = this.replay.is_some(),
+                                "request refused with 401"
+                            );
                             cache.invalidate_generation(*this.generation);
                             if let Some(replay) = this.replay.take() {
                                 *this.request = Some(replay);

@@ -122,6 +122,53 @@
 //! - `redis`: `RedisStore`, a [token store](store) in Redis that replicas share: one login,
 //!   one refresh at a time across processes (a lock with an expiry), never a single-use
 //!   refresh token spent twice. Tokens are stored unencrypted; see its documentation.
+//! - `tracing`: events for logins, refreshes, backoff, `401` recovery and the token store,
+//!   through the `tracing` crate; see [Tracing](#tracing).
+//!
+//! # Tracing
+//!
+//! With the `tracing` feature the cache tells what it does through `tracing` events, whose
+//! target is the module emitting them (`tower_bearer_auth::cache` or
+//! `tower_bearer_auth::future`), so the filter `tower_bearer_auth=debug` shows them all. A
+//! request sent with the cached token emits nothing; without a subscriber that wants them,
+//! each event costs a check of its call site's cached interest, and only on the slow paths.
+//!
+//! Each login or refresh runs in a `token_fetch` span (`DEBUG`, field `cache`), which also
+//! holds the events of the provider's HTTP client. The events, by name:
+//!
+//! | name | level | fields | when |
+//! |---|---|---|---|
+//! | `login` | `DEBUG` | `generation`, `version`, `expires_in_ms`, `elapsed_ms`, `fallback` | a login gave a token; `fallback` after a failed refresh |
+//! | `login` | `WARN` | `elapsed_ms`, `fallback`, `error_kind`, `error`, `retry_after_ms` | the login failed, and with it the fetch |
+//! | `refresh` | `DEBUG` | `generation`, `version`, `expires_in_ms`, `elapsed_ms` | a refresh gave a token |
+//! | `refresh` | `DEBUG` | `elapsed_ms`, `error_kind`, `error` | a refresh failed; a login follows |
+//! | `backoff` | `DEBUG` | `error_kind`, `backoff_ms`, `streak` | a failed fetch starts a pause |
+//! | `backoff` | `TRACE` | `cache`, `error_kind` | a request fails at once during the pause |
+//! | `unauthorized` | `DEBUG` | `cache`, `generation`, `replay` | a `401` refused the token a request carried; `replay` if the request is sent again |
+//! | `invalidated` | `DEBUG` | `cache`, `generation` | that `401` invalidated the current token (not for a token already replaced) |
+//! | `store_lock` | `TRACE`, `WARN` | `elapsed_ms`; `error` | the [store]'s lock was taken after `elapsed_ms`; or failed |
+//! | `store_load` | `DEBUG` | `adopted`, `version`, `generation`, `expires_in_ms`, `elapsed_ms` | `adopted = true`: the stored token is used |
+//! | `store_load` | `DEBUG` | `adopted`, `version`, `replaces` | `adopted = false`: nothing usable stored (none, the one replaced, or due) |
+//! | `store_load` | `WARN` | `error` | the store could not be read |
+//! | `store_save` | `DEBUG`, `WARN` | `version`, `saved`; `error` | `saved = false`: the store holds a newer token; or the store failed |
+//! | `store_clear` | `DEBUG` | `cache`; `error_kind`, `error` | [`TokenCache::revoke`] cleared the store, or failed to |
+//! | `revoke` | `DEBUG` | `cache`, `generation`; `error_kind`, `error` | [`TokenCache::revoke`] revoked the token, or failed to |
+//!
+//! - `generation` is the token's [`Token::generation`]; `version` its version in the store,
+//!   when there is one; `replaces` the version of the token being replaced (0 for none).
+//! - `expires_in_ms` is the token's remaining lifetime, absent if it never expires;
+//!   `elapsed_ms` the duration of the step; `backoff_ms` the pause; `streak` the failures in
+//!   a row; `retry_after_ms` how long the provider asked to wait, if it did.
+//! - `error_kind` is the [`TokenErrorKind`]; `error` the error's message followed by those of
+//!   its sources, `: `-separated.
+//! - `cache` tells caches apart: a number unique in the process.
+//!
+//! `WARN` marks failures that fail requests or that the cache works around on its own (a
+//! store that is down); failures returned to the caller and recoveries are `DEBUG`.
+//!
+//! No event or span carries a token, refresh token, password, client secret, header value or
+//! body. `error` holds messages only: this crate's never contain a secret, and those of your
+//! [`TokenProvider`] and [`TokenStore`](store::TokenStore) must not either.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -149,6 +196,7 @@ pub mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-server")))]
 pub mod test_server;
 mod token;
+mod trace;
 
 #[doc(inline)]
 pub use crate::{

@@ -2,7 +2,8 @@
 //! client-credentials grant against the embedded server, collects the `Debug` and `Display`
 //! output of every error (with its whole source chain), every type involved and every token
 //! handed to the change hook or kept in the token store, and checks that none of it holds a
-//! password, client secret, access token or refresh token used or issued in the run.
+//! password, client secret, access token or refresh token used or issued in the run. The
+//! events of the `tracing` feature are checked in `tests/tracing.rs`.
 
 mod support;
 

@@ -1,0 +1,176 @@
+//! Events and spans for the `tracing` feature; see "Tracing" in the crate documentation.
+//!
+//! The macros take `tracing`'s syntax, limited to what this crate uses: an optional
+//! `name: "…"`, then fields (`field`, `field = value`, `field = %value`, `field = ?value`),
+//! then a message. Without the feature they expand to `if false { … }` blocks that only
+//! borrow the field values: nothing is evaluated, yet every value counts as used, so call
+//! sites need no `#[cfg]` of their own.
+
+use std::{error::Error, fmt, time::Duration};
+
+use tokio::time::Instant;
+
+use crate::{TokenError, TokenErrorKind};
+
+#[cfg(feature = "tracing")]
+macro_rules! trace {
+    ($($args:tt)+) => { ::tracing::trace!($($args)+) };
+}
+
+#[cfg(feature = "tracing")]
+macro_rules! debug {
+    ($($args:tt)+) => { ::tracing::debug!($($args)+) };
+}
+
+#[cfg(feature = "tracing")]
+macro_rules! warn_ {
+    ($($args:tt)+) => { ::tracing::warn!($($args)+) };
+}
+
+/// Runs `$fut` in a `DEBUG` span named `$name` with the given fields.
+#[cfg(feature = "tracing")]
+macro_rules! instrument {
+    ($fut:expr, $name:literal, $($fields:tt)*) => {
+        ::tracing::Instrument::instrument($fut, ::tracing::debug_span!($name, $($fields)*))
+    };
+}
+
+#[cfg(not(feature = "tracing"))]
+macro_rules! trace {
+    ($($args:tt)+) => { if false { $crate::trace::unused!($($args)+) } };
+}
+
+#[cfg(not(feature = "tracing"))]
+macro_rules! debug {
+    ($($args:tt)+) => { if false { $crate::trace::unused!($($args)+) } };
+}
+
+#[cfg(not(feature = "tracing"))]
+macro_rules! warn_ {
+    ($($args:tt)+) => { if false { $crate::trace::unused!($($args)+) } };
+}
+
+#[cfg(not(feature = "tracing"))]
+macro_rules! instrument {
+    ($fut:expr, $name:literal, $($fields:tt)*) => {{
+        if false {
+            $crate::trace::unused!($($fields)*)
+        }
+        $fut
+    }};
+}
+
+/// Borrows every field value of an event, without the feature.
+#[cfg(not(feature = "tracing"))]
+macro_rules! unused {
+    () => { () };
+    ($message:literal $(,)?) => { () };
+    (name: $name:literal, $($rest:tt)*) => { $crate::trace::unused!($($rest)*) };
+    ($field:ident = % $value:expr $(, $($rest:tt)*)?) => {{
+        let _ = &$value;
+        $($crate::trace::unused!($($rest)*);)?
+    }};
+    ($field:ident = ? $value:expr $(, $($rest:tt)*)?) => {{
+        let _ = &$value;
+        $($crate::trace::unused!($($rest)*);)?
+    }};
+    ($field:ident = $value:expr $(, $($rest:tt)*)?) => {{
+        let _ = &$value;
+        $($crate::trace::unused!($($rest)*);)?
+    }};
+    ($field:ident $(, $($rest:tt)*)?) => {{
+        let _ = &$field;
+        $($crate::trace::unused!($($rest)*);)?
+    }};
+}
+
+#[cfg(not(feature = "tracing"))]
+pub(crate) use unused;
+// `warn` alone would be ambiguous with the built-in attribute.
+pub(crate) use {debug, instrument, trace, warn_ as warn};
+
+/// When a step started, for its `elapsed_ms`; without the feature, nothing (and no clock read).
+#[derive(Clone, Copy)]
+pub(crate) struct Started {
+    #[cfg(feature = "tracing")]
+    at: Instant,
+}
+
+impl Started {
+    /// Now.
+    pub(crate) fn now() -> Self {
+        Self {
+            #[cfg(feature = "tracing")]
+            at: Instant::now(),
+        }
+    }
+
+    /// At `at`, an instant the caller read anyway.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn at(at: Instant) -> Self {
+        Self {
+            #[cfg(feature = "tracing")]
+            at,
+        }
+    }
+
+    /// Milliseconds since the start.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn ms(self) -> u64 {
+        ms(self.at.elapsed())
+    }
+
+    #[cfg(not(feature = "tracing"))]
+    pub(crate) fn ms(self) -> u64 {
+        0
+    }
+}
+
+/// Whole milliseconds, for `…_ms` fields.
+pub(crate) fn ms(duration: Duration) -> u64 {
+    duration.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+/// Milliseconds until `at`, for `expires_in_ms`; `None` (no field) for a token that never
+/// expires.
+pub(crate) fn until(at: Option<Instant>) -> Option<u64> {
+    at.map(|at| ms(at.saturating_duration_since(Instant::now())))
+}
+
+/// How a flight got its token, for the event that announces it with its generation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Step {
+    /// Logged in; `fallback` after a failed refresh.
+    Login { fallback: bool },
+    /// Refreshed with the refresh token.
+    Refresh,
+    /// Adopted the token in the store.
+    Stored,
+}
+
+/// An error and its sources, `: `-separated, for `error` fields. This crate's errors never
+/// hold a secret, and providers and stores are asked to keep theirs free of them too.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Chain<'a> {
+    /// A failed refresh step, before the fallback login: for a provider's error, that error
+    /// alone, as the `Refresh` kind's message speaks of a login not tried yet.
+    pub(crate) fn refresh(error: &'a TokenError) -> Self {
+        match error.source() {
+            Some(source) if error.kind() == TokenErrorKind::Refresh => Self(source),
+            _ => Self(error),
+        }
+    }
+}
