@@ -781,11 +781,12 @@ impl FlightTask {
         if let Some(timer) = timer {
             timer.spawn();
         }
+        self.tx
+            .send_replace(Some(result.map(|(token, ..)| token).map_err(|f| f.error)));
+        // Last: the waiting requests have their token whatever the hook does.
         if let Some((on_change, stored)) = changed {
             on_change(Some(&stored));
         }
-        self.tx
-            .send_replace(Some(result.map(|(token, ..)| token).map_err(|f| f.error)));
     }
 }
 
