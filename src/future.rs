@@ -20,18 +20,13 @@ use crate::{
 
 pin_project! {
     /// Response future for [`BearerAuth`](crate::BearerAuth).
+    #[project = ResponseFutureProj]
     pub struct ResponseFuture<S, B>
     where
         S: Service<Request<B>>,
     {
         #[pin]
-        state: State<S::Future, B>,
-        // The service for the next call: the one polled ready, or a clone for a replay.
-        service: Option<S>,
-        // The request waiting for its token or for the service.
-        request: Option<Request<B>>,
-        // A copy of the request to send again after a `401`.
-        replay: Option<Request<B>>,
+        state: State<S, S::Future, B>,
         // The cache: a handle on the slow paths, which need it; on the hot path only its id
         // (see `TokenCache::find`), since cloning the handle would write to a reference count
         // that every thread shares. And the generation of the token sent.
@@ -44,25 +39,53 @@ pin_project! {
 }
 
 pin_project! {
+    // The hot path is `Call`: the inner future and nothing else to move, poll or drop. What the
+    // slow paths keep before the call is boxed, so that it does not make every future larger;
+    // `Replayable` is not, so that replay costs no allocation beyond the copy of the head.
     #[project = StateProj]
-    enum State<F, B> {
-        // Reading a small body into memory, so it can be sent twice.
-        Buffer {
-            fut: BoxFuture<'static, Result<(B, B), BoxError>>,
-            parts: Option<Parts>,
-        },
-        // Waiting for a login or refresh.
-        Token {
-            fut: TokenFuture,
-        },
-        // Waiting for the service to be ready (it already is, unless this is a replay).
-        Ready,
+    #[project_replace = StateReplace]
+    enum State<S, F, B> {
         // Waiting for the response.
         Call {
             #[pin]
             fut: F,
         },
+        // Waiting for the response, with a service and a copy of the request to send again
+        // after a `401`.
+        Replayable {
+            #[pin]
+            fut: F,
+            service: S,
+            replay: Request<B>,
+        },
+        // Waiting before the call: for a body, a token or the service.
+        Waiting {
+            slow: Box<Slow<S, B>>,
+        },
+        // Completed.
+        Done,
     }
+}
+
+/// What a request keeps while it waits before its call.
+struct Slow<S, B> {
+    step: Step<B>,
+    // The service that was polled ready, or a clone for a replay.
+    service: Option<S>,
+    // The request waiting for its token or for the service.
+    request: Option<Request<B>>,
+    // A copy of the request to send again after a `401`.
+    replay: Option<Request<B>>,
+}
+
+#[allow(clippy::large_enum_variant)] // lives in `Slow`, boxed, and only on the slow paths
+enum Step<B> {
+    // Reading a small body into memory, so it can be sent twice.
+    Buffer(BoxFuture<'static, Result<(B, B), BoxError>>, Option<Parts>),
+    // Waiting for a login or refresh.
+    Token(TokenFuture),
+    // Waiting for the service to be ready (it already is, unless this is a replay).
+    Ready,
 }
 
 /// What a request waits for before it is sent.
@@ -78,25 +101,46 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    /// The hot path: calls `service` at once.
+    /// The hot path: calls `service` at once. `generation` is that of the token the request
+    /// carries, `None` if it carries none of ours.
+    #[inline]
     pub(crate) fn called(
         service: &mut S,
         request: Request<B>,
-        spare: Option<(S, Request<B>)>,
         cache: &TokenCache,
         generation: Option<u64>,
     ) -> Self {
-        let fut = service.call(request);
-        let (service, replay) = spare.unzip();
         Self {
-            state: State::Call { fut },
-            service,
-            request: None,
-            replay,
+            state: State::Call {
+                fut: service.call(request),
+            },
             handle: None,
             cache: cache.id(),
             generation: generation.unwrap_or(0),
             recover: generation.is_some(),
+        }
+    }
+
+    /// Calls `service` at once, keeping `spare` (a clone of it) and `replay` (a copy of the
+    /// request) to send the request again after a `401`.
+    pub(crate) fn replayable(
+        service: &mut S,
+        request: Request<B>,
+        spare: S,
+        replay: Request<B>,
+        cache: &TokenCache,
+        generation: u64,
+    ) -> Self {
+        Self {
+            state: State::Replayable {
+                fut: service.call(request),
+                service: spare,
+                replay,
+            },
+            handle: None,
+            cache: cache.id(),
+            generation,
+            recover: true,
         }
     }
 
@@ -108,22 +152,69 @@ where
         cache: &TokenCache,
         wait: Wait<B>,
     ) -> Self {
-        let state = match wait {
-            Wait::Token(fut) => State::Token { fut },
-            Wait::Buffer(fut, parts) => State::Buffer {
-                fut,
-                parts: Some(parts),
-            },
+        let step = match wait {
+            Wait::Token(fut) => Step::Token(fut),
+            Wait::Buffer(fut, parts) => Step::Buffer(fut, Some(parts)),
         };
-        Self {
-            state,
+        let slow = Slow {
+            step,
             service: Some(ready),
             request,
             replay,
+        };
+        Self {
+            state: State::Waiting {
+                slow: Box::new(slow),
+            },
             handle: Some(cache.clone()),
             cache: cache.id(),
             generation: 0,
             recover: true,
+        }
+    }
+}
+
+impl<S, B> Slow<S, B>
+where
+    S: Service<Request<B>>,
+    S::Error: Into<BoxError>,
+{
+    /// Waits until the request has its token and the service is ready; then calls it.
+    fn poll_call(
+        &mut self,
+        handle: Option<&TokenCache>,
+        generation: &mut u64,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<S::Future, BoxError>> {
+        loop {
+            match &mut self.step {
+                Step::Buffer(fut, parts) => {
+                    let (body, copy) = ready!(fut.as_mut().poll(cx))?;
+                    let parts = parts.take().expect("polled after completion");
+                    self.request = Some(Request::from_parts(parts.clone(), body));
+                    self.replay = Some(Request::from_parts(parts, copy));
+                    let cache = handle.ok_or_else(gone)?;
+                    match token_for(cache) {
+                        Lookup::Ready(header, token_generation) => {
+                            set_token(&mut self.request, generation, header, token_generation);
+                            self.step = Step::Ready;
+                        }
+                        Lookup::Wait(fut) => self.step = Step::Token(fut),
+                    }
+                }
+                Step::Token(fut) => {
+                    let token = ready!(fut.as_mut().poll(cx))?;
+                    let header = token.header.clone();
+                    set_token(&mut self.request, generation, header, token.generation);
+                    self.step = Step::Ready;
+                }
+                Step::Ready => {
+                    let service = self.service.as_mut().expect("polled after completion");
+                    ready!(service.poll_ready(cx)).map_err(Into::into)?;
+                    let request = self.request.take().expect("polled after completion");
+                    return Poll::Ready(Ok(service.call(request)));
+                }
+            }
         }
     }
 }
@@ -143,92 +234,129 @@ where
 {
     type Output = Result<Response<R>, BoxError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The hot path, small enough to inline: the call under way, nothing kept to send again.
+        let mut this = self.as_mut().project();
+        if let StateProj::Call { fut } = this.state.as_mut().project() {
+            let response = ready!(fut.poll(cx)).map_err(Into::into)?;
+            if !refused(response.status()) {
+                return Poll::Ready(Ok(response));
+            }
+            if let Some(response) = this.on_refusal(response) {
+                return Poll::Ready(Ok(response));
+            }
+        }
+        self.poll_slow(cx)
+    }
+}
+
+impl<S, B, R> ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    S::Error: Into<BoxError>,
+{
+    /// Every state but the hot path's.
+    #[inline(never)]
+    fn poll_slow(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response<R>, BoxError>> {
         let mut this = self.project();
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Buffer { fut, parts } => {
-                    let (body, copy) = ready!(fut.as_mut().poll(cx))?;
-                    let parts = parts.take().expect("polled after completion");
-                    *this.request = Some(Request::from_parts(parts.clone(), body));
-                    *this.replay = Some(Request::from_parts(parts, copy));
-                    let cache = this.handle.as_ref().ok_or_else(gone)?;
-                    match token_for(cache) {
-                        Lookup::Ready(header, generation) => {
-                            set_token(this.request, this.generation, header, generation);
-                            this.state.set(State::Ready);
-                        }
-                        Lookup::Wait(fut) => this.state.set(State::Token { fut }),
-                    }
+            let response = match this.state.as_mut().project() {
+                StateProj::Call { fut } | StateProj::Replayable { fut, .. } => {
+                    ready!(fut.poll(cx)).map_err(Into::into)?
                 }
-                StateProj::Token { fut } => {
-                    let token = ready!(fut.as_mut().poll(cx))?;
-                    let header = token.header.clone();
-                    set_token(this.request, this.generation, header, token.generation);
-                    this.state.set(State::Ready);
+                StateProj::Waiting { slow } => {
+                    let fut = ready!(slow.poll_call(this.handle.as_ref(), this.generation, cx))?;
+                    let service = slow.service.take();
+                    match (slow.replay.take(), service) {
+                        (Some(replay), Some(service)) => this.state.set(State::Replayable {
+                            fut,
+                            service,
+                            replay,
+                        }),
+                        _ => this.state.set(State::Call { fut }),
+                    }
+                    continue;
                 }
-                StateProj::Ready => {
-                    let service = this.service.as_mut().expect("polled after completion");
-                    ready!(service.poll_ready(cx)).map_err(Into::into)?;
-                    let request = this.request.take().expect("polled after completion");
-                    let fut = service.call(request);
-                    if this.replay.is_none() {
-                        *this.service = None;
-                    }
-                    this.state.set(State::Call { fut });
-                }
-                StateProj::Call { fut } => {
-                    let mut response = ready!(fut.poll(cx)).map_err(Into::into)?;
-                    let status = response.status();
-                    if status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
-                        return Poll::Ready(Ok(response));
-                    }
-                    let challenge = BearerChallenge::from_headers(response.headers());
-                    if status == StatusCode::UNAUTHORIZED
-                        && *this.recover
-                        && token_rejected(response.headers(), challenge.as_ref())
-                    {
-                        // Only the first `401` of a request invalidates, and only once.
-                        *this.recover = false;
-                        let cache = this
-                            .handle
-                            .clone()
-                            .or_else(|| TokenCache::find(*this.cache));
-                        if let Some(cache) = cache {
-                            trace::debug!(
-                                name: "unauthorized",
-                                cache = *this.cache,
-                                generation = *this.generation,
-                                replay = this.replay.is_some(),
-                                "request refused with 401"
-                            );
-                            cache.invalidate_generation(*this.generation);
-                            if let Some(replay) = this.replay.take() {
-                                *this.request = Some(replay);
-                                match token_for(&cache) {
-                                    Lookup::Ready(header, generation) => {
-                                        set_token(
-                                            this.request,
-                                            this.generation,
-                                            header,
-                                            generation,
-                                        );
-                                        this.state.set(State::Ready);
-                                    }
-                                    Lookup::Wait(fut) => this.state.set(State::Token { fut }),
-                                }
-                                continue;
-                            }
-                        }
-                    }
-                    if let Some(challenge) = challenge {
-                        response.extensions_mut().insert(challenge);
-                    }
-                    return Poll::Ready(Ok(response));
-                }
+                StateProj::Done => panic!("polled after completion"),
+            };
+            if !refused(response.status()) {
+                return Poll::Ready(Ok(response));
+            }
+            if let Some(response) = this.on_refusal(response) {
+                return Poll::Ready(Ok(response));
             }
         }
     }
+}
+
+impl<S, B> ResponseFutureProj<'_, S, B>
+where
+    S: Service<Request<B>>,
+{
+    /// After a `401` or `403`: invalidates the token if the server rejected it, and sends the
+    /// request again if a copy was kept (`None`: poll again), else returns the response with
+    /// the parsed challenge.
+    #[inline(never)]
+    fn on_refusal<R>(&mut self, mut response: Response<R>) -> Option<Response<R>> {
+        let status = response.status();
+        let challenge = BearerChallenge::from_headers(response.headers());
+        if status == StatusCode::UNAUTHORIZED
+            && *self.recover
+            && token_rejected(response.headers(), challenge.as_ref())
+        {
+            // Only the first `401` of a request invalidates, and only once.
+            *self.recover = false;
+            let cache = self
+                .handle
+                .clone()
+                .or_else(|| TokenCache::find(*self.cache));
+            if let Some(cache) = cache {
+                trace::debug!(
+                    name: "unauthorized",
+                    cache = *self.cache,
+                    generation = *self.generation,
+                    replay = matches!(*self.state, State::Replayable { .. }),
+                    "request refused with 401"
+                );
+                cache.invalidate_generation(*self.generation);
+                if let StateReplace::Replayable {
+                    service, replay, ..
+                } = self.state.as_mut().project_replace(State::Done)
+                {
+                    let mut slow = Slow {
+                        step: Step::Ready,
+                        service: Some(service),
+                        request: Some(replay),
+                        replay: None,
+                    };
+                    match token_for(&cache) {
+                        Lookup::Ready(header, generation) => {
+                            set_token(&mut slow.request, self.generation, header, generation);
+                        }
+                        Lookup::Wait(fut) => slow.step = Step::Token(fut),
+                    }
+                    self.state.set(State::Waiting {
+                        slow: Box::new(slow),
+                    });
+                    return None;
+                }
+            }
+        }
+        if let Some(challenge) = challenge {
+            response.extensions_mut().insert(challenge);
+        }
+        Some(response)
+    }
+}
+
+/// Whether the server refused the request: `401 Unauthorized` or `403 Forbidden`.
+#[inline]
+fn refused(status: StatusCode) -> bool {
+    status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
 }
 
 fn set_token<B>(

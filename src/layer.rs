@@ -213,7 +213,7 @@ impl BearerAuthLayer {
     /// `401 Unauthorized` to the first; see [Recovering from `401`](Self#recovering-from-401).
     ///
     /// Defaults to `false`, because keeping each request's copy costs every request a copy of
-    /// its head (two allocations and about 75 ns, see `BENCHMARKS.md`) for the sake of a rare
+    /// its head (two allocations and about 125 ns, see `BENCHMARKS.md`) for the sake of a rare
     /// event. Off, a `401` still invalidates the rejected token, so only that one request
     /// fails and the next gets a new token. On, [`NoReplay`](crate::NoReplay) turns it off for
     /// one request.

@@ -7,7 +7,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{Request, Response, header::AUTHORIZATION};
+use http::{HeaderMap, Request, Response, header::AUTHORIZATION};
 use tower_service::Service;
 
 use crate::{
@@ -29,12 +29,23 @@ pub(crate) struct Settings {
 impl Settings {
     /// Whether the token goes with a request to `uri`. A URI without an authority (a tonic
     /// channel's, say) has its origin set further down the stack, so it is allowed.
+    #[inline]
     fn allows(&self, uri: &http::Uri) -> bool {
         match &self.origins {
             None => true,
-            Some(_) if uri.authority().is_none() => true,
-            Some(origins) => origins.iter().any(|o| o.matches(uri)),
+            Some(origins) => uri.authority().is_none() || origins.iter().any(|o| o.matches(uri)),
         }
+    }
+}
+
+/// Whether `headers` hold an `Authorization` header: the answer of `contains_key`, found by
+/// comparing names while there are few of them, which costs less than hashing one.
+#[inline]
+fn has_authorization(headers: &HeaderMap) -> bool {
+    if headers.keys_len() <= 8 {
+        headers.keys().any(|name| name == AUTHORIZATION)
+    } else {
+        headers.contains_key(AUTHORIZATION)
     }
 }
 
@@ -178,11 +189,36 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let skip = !self.settings.overwrite && request.headers().contains_key(AUTHORIZATION);
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let skip = !self.settings.overwrite && has_authorization(request.headers());
         if skip || !self.settings.allows(request.uri()) {
-            return ResponseFuture::called(&mut self.inner, request, None, &self.cache, None);
+            return ResponseFuture::called(&mut self.inner, request, &self.cache, None);
         }
+        // The hot path: no copy to keep, and this thread holds a current copy of the header.
+        // Kept apart from the rest so that the request is moved once, into the inner service.
+        if !self.settings.replay {
+            if let Some((header, generation)) = self.cache.cached_header() {
+                request.headers_mut().insert(AUTHORIZATION, header);
+                return ResponseFuture::called(
+                    &mut self.inner,
+                    request,
+                    &self.cache,
+                    Some(generation),
+                );
+            }
+        }
+        self.call_slow(request)
+    }
+}
+
+impl<S: Clone, M> BearerAuth<S, M> {
+    /// Everything but the hot path: a copy of the request kept for a replay after `401`, or no
+    /// current copy of the header on this thread.
+    fn call_slow<B, R>(&mut self, request: Request<B>) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>, Response = Response<R>>,
+        M: BodyMode<B>,
+    {
         let (mut request, replay) =
             if self.settings.replay && request.extensions().get::<NoReplay>().is_none() {
                 let (parts, body) = request.into_parts();
@@ -217,14 +253,25 @@ where
         match token_for(&self.cache) {
             Lookup::Ready(header, generation) => {
                 request.headers_mut().insert(AUTHORIZATION, header);
-                let spare = replay.map(|replay| (self.inner.clone(), replay));
-                ResponseFuture::called(
-                    &mut self.inner,
-                    request,
-                    spare,
-                    &self.cache,
-                    Some(generation),
-                )
+                match replay {
+                    Some(replay) => {
+                        let spare = self.inner.clone();
+                        ResponseFuture::replayable(
+                            &mut self.inner,
+                            request,
+                            spare,
+                            replay,
+                            &self.cache,
+                            generation,
+                        )
+                    }
+                    None => ResponseFuture::called(
+                        &mut self.inner,
+                        request,
+                        &self.cache,
+                        Some(generation),
+                    ),
+                }
             }
             Lookup::Wait(fut) => {
                 let ready = self.take_ready();
@@ -232,9 +279,7 @@ where
             }
         }
     }
-}
 
-impl<S: Clone, M> BearerAuth<S, M> {
     /// Takes the service that was polled ready, for a future that must wait before calling it,
     /// and leaves a clone in its place. See "Be careful when cloning inner services" in the
     /// `tower-service` documentation: the clone has not been polled ready, the original has.
