@@ -685,11 +685,11 @@ impl FlightTask {
         match result {
             Ok(Through::Adopted(fetched)) => self.finish(Ok(fetched)),
             Ok(Through::New(fetched, record, lock)) => {
-                // The waiting requests get the token before it is saved; the lock is held
-                // until then.
-                self.finish(Ok(fetched));
+                // Saved before anyone gets it: a process that stops once it has its token
+                // leaves the newest refresh token to the others.
                 save(&*store, &record, self.config.timeout).await;
                 drop(lock);
+                self.finish(Ok(fetched));
             }
             Err(failure) => self.finish(Err(failure)),
         }
@@ -935,7 +935,8 @@ async fn fetch_through_store(
             None
         }
     };
-    if let Some(stored) = stored.as_ref().filter(|s| s.version() != replaces) {
+    // Only a newer token: an older one may still be in a store whose save is under way.
+    if let Some(stored) = stored.as_ref().filter(|s| s.version() > replaces) {
         let now = Instant::now();
         let token = Token::from_response(
             stored.token().clone(),
@@ -1520,6 +1521,50 @@ mod tests {
         cache.revoke().await.unwrap();
         assert!(store.get().is_none());
         assert_eq!(*seen.lock().unwrap(), [Some(1), Some(2), None]);
+    }
+
+    /// A store that keeps answering with version 1, as one whose saves lag behind.
+    struct Lagging;
+
+    impl TokenStore for Lagging {
+        fn load(&self) -> BoxFuture<'_, Result<Option<StoredToken>, BoxError>> {
+            let old = TokenResponse::new("old")
+                .with_refresh_token("rt-old")
+                .with_expires_in(Duration::from_secs(3600));
+            Box::pin(async move { Ok(Some(StoredToken::new(1, old))) })
+        }
+        fn save<'a>(&'a self, _: &'a StoredToken) -> BoxFuture<'a, Result<bool, BoxError>> {
+            Box::pin(async { Ok(true) })
+        }
+        fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_older_stored_token_is_never_adopted() {
+        let (cache, p) = cache(Counting {
+            lifetime: Some(Duration::from_secs(3600)),
+            ..Counting::default()
+        });
+        cache.set_store(Arc::new(Lagging));
+        assert_eq!(
+            header(&cache).await.unwrap(),
+            "Bearer old",
+            "newer than nothing"
+        );
+        cache.invalidate();
+        assert_eq!(
+            header(&cache).await.unwrap(),
+            "Bearer refresh-1-from-rt-old"
+        );
+        // The store still holds version 1; the cache's token is version 2.
+        cache.invalidate();
+        assert_eq!(
+            header(&cache).await.unwrap(),
+            "Bearer refresh-2-from-rt-old"
+        );
+        assert_eq!(p.refreshes.load(Ordering::SeqCst), 2);
     }
 
     /// A store whose every call fails.

@@ -19,8 +19,8 @@
 //!
 //! 1. takes the store's lock ([`TokenStore::lock`]);
 //! 2. reads the stored token ([`TokenStore::load`]). If it is not the token the cache is
-//!    replacing (its [version](StoredToken::version) differs) and is neither expired nor due
-//!    for refresh, the cache adopts it and asks the provider nothing;
+//!    replacing but a newer one (its [version](StoredToken::version) is greater) and is
+//!    neither expired nor due for refresh, the cache adopts it and asks the provider nothing;
 //! 3. otherwise refreshes with the *stored* refresh token (the newest one, which may be
 //!    another process's), or logs in;
 //! 4. saves the new token with the next version ([`TokenStore::save`]); a store that already
