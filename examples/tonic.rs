@@ -241,8 +241,8 @@ async fn run(duration: Duration) -> Result<bool, BoxError> {
     ));
 
     // The client: a tonic channel wrapped in the layer, with `any_body` because tonic's
-    // request body type has no `ReplayBody` implementation (gRPC refuses a token with a
-    // status, not a `401`, so there would be nothing to replay after anyway).
+    // request body type has no `ReplayBody` implementation, and `grpc_unauthenticated` so that
+    // a call refused with `UNAUTHENTICATED` invalidates the token it carried.
     let channel = Channel::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;
@@ -254,6 +254,7 @@ async fn run(duration: Duration) -> Result<bool, BoxError> {
     });
     let layer = BearerAuthLayer::new(provider.clone())
         .refresh_ahead(Duration::from_secs(1))
+        .grpc_unauthenticated(true)
         .any_body();
     let cache = layer.cache();
     let mut client = Grpc::new(ServiceBuilder::new().layer(layer).service(channel.clone()));
@@ -292,10 +293,6 @@ async fn run(duration: Duration) -> Result<bool, BoxError> {
                     status.code(),
                     status.message()
                 ));
-                if status.code() == Code::Unauthenticated {
-                    // gRPC refuses in a `200` response, which the layer does not read.
-                    cache.invalidate();
-                }
             }
         }
     };

@@ -33,8 +33,8 @@ pin_project! {
         handle: Option<TokenCache>,
         cache: u64,
         generation: u64,
-        // Whether a `401` should still invalidate the token (and maybe replay).
-        recover: bool,
+        // Which answers still invalidate the token (and maybe replay).
+        recover: Recover,
     }
 }
 
@@ -88,6 +88,17 @@ enum Step<B> {
     Ready,
 }
 
+/// Which answers count as the server refusing the token a request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recover {
+    /// None: the request carries no token of ours, or it was already refused once.
+    No,
+    /// `401 Unauthorized` asking for a new token.
+    Unauthorized,
+    /// That, and gRPC's `UNAUTHENTICATED`: `grpc-status: 16` in the response's headers.
+    Grpc,
+}
+
 /// What a request waits for before it is sent.
 #[allow(clippy::large_enum_variant)] // built once per request on the slow path, then moved
 pub(crate) enum Wait<B> {
@@ -102,13 +113,15 @@ where
     S: Service<Request<B>>,
 {
     /// The hot path: calls `service` at once. `generation` is that of the token the request
-    /// carries, `None` if it carries none of ours.
+    /// carries (with `recover` saying which answers refuse it), `None` if it carries none of
+    /// ours.
     #[inline]
     pub(crate) fn called(
         service: &mut S,
         request: Request<B>,
         cache: &TokenCache,
         generation: Option<u64>,
+        recover: Recover,
     ) -> Self {
         Self {
             state: State::Call {
@@ -117,7 +130,11 @@ where
             handle: None,
             cache: cache.id(),
             generation: generation.unwrap_or(0),
-            recover: generation.is_some(),
+            recover: if generation.is_some() {
+                recover
+            } else {
+                Recover::No
+            },
         }
     }
 
@@ -130,6 +147,7 @@ where
         replay: Request<B>,
         cache: &TokenCache,
         generation: u64,
+        recover: Recover,
     ) -> Self {
         Self {
             state: State::Replayable {
@@ -140,7 +158,7 @@ where
             handle: None,
             cache: cache.id(),
             generation,
-            recover: true,
+            recover,
         }
     }
 
@@ -151,6 +169,7 @@ where
         replay: Option<Request<B>>,
         cache: &TokenCache,
         wait: Wait<B>,
+        recover: Recover,
     ) -> Self {
         let step = match wait {
             Wait::Token(fut) => Step::Token(fut),
@@ -169,7 +188,7 @@ where
             handle: Some(cache.clone()),
             cache: cache.id(),
             generation: 0,
-            recover: true,
+            recover,
         }
     }
 }
@@ -240,7 +259,7 @@ where
         let mut this = self.as_mut().project();
         if let StateProj::Call { fut } = this.state.as_mut().project() {
             let response = ready!(fut.poll(cx)).map_err(Into::into)?;
-            if !refused(response.status()) {
+            if !refused(response.status()) && *this.recover != Recover::Grpc {
                 return Poll::Ready(Ok(response));
             }
             if let Some(response) = this.on_refusal(response) {
@@ -283,7 +302,7 @@ where
                 }
                 StateProj::Done => panic!("polled after completion"),
             };
-            if !refused(response.status()) {
+            if !refused(response.status()) && *this.recover != Recover::Grpc {
                 return Poll::Ready(Ok(response));
             }
             if let Some(response) = this.on_refusal(response) {
@@ -297,19 +316,26 @@ impl<S, B> ResponseFutureProj<'_, S, B>
 where
     S: Service<Request<B>>,
 {
-    /// After a `401` or `403`: invalidates the token if the server rejected it, and sends the
-    /// request again if a copy was kept (`None`: poll again), else returns the response with
-    /// the parsed challenge.
+    /// After a `401` or `403` (or any answer, for gRPC): invalidates the token if the server
+    /// rejected it, and sends the request again if a copy was kept (`None`: poll again), else
+    /// returns the response with the parsed challenge.
     #[inline(never)]
     fn on_refusal<R>(&mut self, mut response: Response<R>) -> Option<Response<R>> {
         let status = response.status();
-        let challenge = BearerChallenge::from_headers(response.headers());
-        if status == StatusCode::UNAUTHORIZED
-            && *self.recover
-            && token_rejected(response.headers(), challenge.as_ref())
-        {
-            // Only the first `401` of a request invalidates, and only once.
-            *self.recover = false;
+        let challenge = refused(status)
+            .then(|| BearerChallenge::from_headers(response.headers()))
+            .flatten();
+        let rejected = match *self.recover {
+            Recover::No => false,
+            _ if status == StatusCode::UNAUTHORIZED => {
+                token_rejected(response.headers(), challenge.as_ref())
+            }
+            Recover::Grpc => grpc_unauthenticated(response.headers()),
+            Recover::Unauthorized => false,
+        };
+        if rejected {
+            // Only the first refusal of a request invalidates, and only once.
+            *self.recover = Recover::No;
             let cache = self
                 .handle
                 .clone()
@@ -320,7 +346,7 @@ where
                     cache = *self.cache,
                     generation = *self.generation,
                     replay = matches!(*self.state, State::Replayable { .. }),
-                    "request refused with 401"
+                    "the server refused the request's token"
                 );
                 cache.invalidate_generation(*self.generation);
                 if let StateReplace::Replayable {
@@ -351,6 +377,14 @@ where
         }
         Some(response)
     }
+}
+
+/// Whether the headers carry gRPC's `UNAUTHENTICATED` status, as a response that is only
+/// headers (a call that failed at once) does.
+fn grpc_unauthenticated(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("grpc-status")
+        .is_some_and(|status| status.as_bytes() == b"16")
 }
 
 /// Whether the server refused the request: `401 Unauthorized` or `403 Forbidden`.

@@ -6,6 +6,7 @@ use tower_layer::Layer;
 
 use crate::{
     AnyBody, BearerAuth, Origin, Replayable, TokenCache, TokenProvider,
+    future::Recover,
     service::Settings,
     store::{StoredToken, TokenStore},
 };
@@ -115,6 +116,7 @@ impl BearerAuthLayer {
                 overwrite: false,
                 replay: false,
                 buffer_limit: DEFAULT_REPLAY_BUFFER_LIMIT,
+                recover: Recover::Unauthorized,
                 origins: None,
             },
             mode: PhantomData,
@@ -196,6 +198,32 @@ impl<M> BearerAuthLayer<M> {
             origins.push(origin);
         }
         self.settings.origins = Some(origins.into());
+        self
+    }
+
+    /// Whether a gRPC `UNAUTHENTICATED` answer counts as a refused token, as `401` does: the
+    /// token the call carried is invalidated, so the next call gets a new one.
+    ///
+    /// A gRPC server refuses a token with the status `UNAUTHENTICATED` (16) in an HTTP `200`
+    /// response. When the call fails before any message, the status comes in the response's
+    /// headers (`grpc-status: 16`), where this layer reads it; a status that comes later, in
+    /// the trailers of a stream, is not seen. Defaults to `false`: reading the header costs
+    /// every response a header lookup, which HTTP clients need not pay.
+    ///
+    /// ```
+    /// use tower_bearer_auth::{BearerAuthLayer, StaticToken};
+    ///
+    /// // For a tonic channel.
+    /// let layer = BearerAuthLayer::new(StaticToken::new("abc"))
+    ///     .grpc_unauthenticated(true)
+    ///     .any_body();
+    /// ```
+    pub fn grpc_unauthenticated(mut self, recover: bool) -> Self {
+        self.settings.recover = if recover {
+            Recover::Grpc
+        } else {
+            Recover::Unauthorized
+        };
         self
     }
 

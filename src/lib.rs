@@ -100,8 +100,11 @@
 //! `tonic::client::Grpc::new` or to a generated client's `new`.
 //!
 //! gRPC refuses a token with the status `UNAUTHENTICATED` in an HTTP `200` response, which
-//! the layer does not read: when a call fails with it, call [`TokenCache::invalidate`] so the
-//! next call gets a new token. `cargo run --example tonic` shows a client and server at work.
+//! the layer reads only when asked, with
+//! [`grpc_unauthenticated(true)`](BearerAuthLayer::grpc_unauthenticated): the refused token is
+//! then invalidated and the next call gets a new one. Otherwise, call
+//! [`TokenCache::invalidate`] when a call fails with it. `cargo run --example tonic` shows a
+//! client and server at work.
 //!
 //! # Feature flags
 //!
@@ -144,8 +147,8 @@
 //! | `refresh` | `DEBUG` | `elapsed_ms`, `error_kind`, `error` | a refresh failed; a login follows |
 //! | `backoff` | `DEBUG` | `error_kind`, `backoff_ms`, `streak` | a failed fetch starts a pause |
 //! | `backoff` | `TRACE` | `cache`, `error_kind` | a request fails at once during the pause |
-//! | `unauthorized` | `DEBUG` | `cache`, `generation`, `replay` | a `401` refused the token a request carried; `replay` if the request is sent again |
-//! | `invalidated` | `DEBUG` | `cache`, `generation` | that `401` invalidated the current token (not for a token already replaced) |
+//! | `unauthorized` | `DEBUG` | `cache`, `generation`, `replay` | a `401` (or gRPC's `UNAUTHENTICATED`, see [`BearerAuthLayer::grpc_unauthenticated`]) refused the token a request carried; `replay` if the request is sent again |
+//! | `invalidated` | `DEBUG` | `cache`, `generation` | that refusal invalidated the current token (not for a token already replaced) |
 //! | `store_lock` | `TRACE`, `WARN` | `elapsed_ms`; `error` | the [store]'s lock was taken after `elapsed_ms`; or failed |
 //! | `store_load` | `DEBUG` | `adopted`, `version`, `generation`, `expires_in_ms`, `elapsed_ms` | `adopted = true`: the stored token is used |
 //! | `store_load` | `DEBUG` | `adopted`, `version`, `replaces` | `adopted = false`: nothing usable stored (none, the one replaced, or due) |

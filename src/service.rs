@@ -13,7 +13,7 @@ use tower_service::Service;
 use crate::{
     BearerAuthLayer, BodyMode, BoxError, NoReplay, Origin, Replayable, TokenCache, TokenProvider,
     cache::Lookup,
-    future::{ResponseFuture, Wait, token_for},
+    future::{Recover, ResponseFuture, Wait, token_for},
 };
 
 /// The per-service settings, copied from the layer.
@@ -22,6 +22,8 @@ pub(crate) struct Settings {
     pub(crate) overwrite: bool,
     pub(crate) replay: bool,
     pub(crate) buffer_limit: usize,
+    /// Which answers count as a refused token.
+    pub(crate) recover: Recover,
     /// The origins the token may be sent to; `None` for any.
     pub(crate) origins: Option<Arc<[Origin]>>,
 }
@@ -192,7 +194,13 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let skip = !self.settings.overwrite && has_authorization(request.headers());
         if skip || !self.settings.allows(request.uri()) {
-            return ResponseFuture::called(&mut self.inner, request, &self.cache, None);
+            return ResponseFuture::called(
+                &mut self.inner,
+                request,
+                &self.cache,
+                None,
+                Recover::No,
+            );
         }
         // The hot path: no copy to keep, and this thread holds a current copy of the header.
         // Kept apart from the rest so that the request is moved once, into the inner service.
@@ -204,6 +212,7 @@ where
                     request,
                     &self.cache,
                     Some(generation),
+                    self.settings.recover,
                 );
             }
         }
@@ -242,6 +251,7 @@ impl<S: Clone, M> BearerAuth<S, M> {
                                 None,
                                 &self.cache,
                                 Wait::Buffer(fut, parts),
+                                self.settings.recover,
                             );
                         }
                         Err(body) => (Request::from_parts(parts, body), None),
@@ -263,6 +273,7 @@ impl<S: Clone, M> BearerAuth<S, M> {
                             replay,
                             &self.cache,
                             generation,
+                            self.settings.recover,
                         )
                     }
                     None => ResponseFuture::called(
@@ -270,12 +281,20 @@ impl<S: Clone, M> BearerAuth<S, M> {
                         request,
                         &self.cache,
                         Some(generation),
+                        self.settings.recover,
                     ),
                 }
             }
             Lookup::Wait(fut) => {
                 let ready = self.take_ready();
-                ResponseFuture::waiting(ready, Some(request), replay, &self.cache, Wait::Token(fut))
+                ResponseFuture::waiting(
+                    ready,
+                    Some(request),
+                    replay,
+                    &self.cache,
+                    Wait::Token(fut),
+                    self.settings.recover,
+                )
             }
         }
     }

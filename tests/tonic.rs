@@ -270,7 +270,7 @@ async fn concurrent_calls_and_streams_across_token_refreshes_all_succeed() {
 }
 
 /// gRPC refuses a call with a status in an HTTP `200` response, which the layer does not read
-/// (it recovers from HTTP `401`s only): the caller invalidates the token itself.
+/// by default (it recovers from HTTP `401`s only): the caller invalidates the token itself.
 #[tokio::test]
 async fn after_unauthenticated_invalidating_the_cache_gets_a_new_token() {
     let (tokens, channel) = start(Duration::from_secs(60)).await;
@@ -290,4 +290,44 @@ async fn after_unauthenticated_invalidating_the_cache_gets_a_new_token() {
     assert_eq!(tokens.password_grants(), 2);
     assert_eq!(tokens.refresh_grants(), 1);
     assert_eq!(tokens.unauthorized(), 2);
+}
+
+/// With `grpc_unauthenticated(true)` the layer reads `grpc-status: 16` itself: one refused call,
+/// then the next one carries a new token, with no help from the caller.
+#[tokio::test]
+async fn grpc_unauthenticated_invalidates_the_refused_token() {
+    let (tokens, channel) = start(Duration::from_secs(60)).await;
+    let provider = PortSip::new(tokens.base_url(), "admin", "s3cret")
+        .build()
+        .unwrap();
+    let layer = BearerAuthLayer::new(provider)
+        .grpc_unauthenticated(true)
+        .any_body();
+    let cache = layer.cache();
+    let mut client = client(layer, channel);
+    say_hello(&mut client, "before").await.unwrap();
+    let first = cache.token().unwrap().generation();
+
+    tokens.revoke_all();
+    let status = say_hello(&mut client, "revoked").await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(cache.token().is_none(), "the refused token was invalidated");
+    say_hello(&mut client, "after").await.unwrap();
+    assert!(cache.token().unwrap().generation() > first);
+    assert_eq!(tokens.unauthorized(), 1, "only the one call was refused");
+    assert_eq!(tokens.password_grants(), 2);
+
+    // Other statuses leave the token alone: `UNIMPLEMENTED`, for a method the server lacks.
+    let token = cache.token().unwrap().generation();
+    ready(&mut client).await.unwrap();
+    let status = client
+        .unary(
+            Request::new(HelloRequest::default()),
+            PathAndQuery::from_static("/demo.Greeter/NoSuchMethod"),
+            ProstCodec::<_, HelloReply>::new(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    assert_eq!(cache.token().unwrap().generation(), token);
 }
