@@ -684,10 +684,12 @@ impl FlightTask {
         .await;
         match result {
             Ok(Through::Adopted(fetched)) => self.finish(Ok(fetched)),
-            Ok(Through::New(fetched, record, lock)) => {
+            Ok(Through::New(fetched, lock)) => {
                 // Saved before anyone gets it: a process that stops once it has its token
                 // leaves the newest refresh token to the others.
-                save(&*store, &record, self.config.timeout).await;
+                if let Some(record) = &fetched.1 {
+                    save(&*store, record, self.config.timeout).await;
+                }
                 drop(lock);
                 self.finish(Ok(fetched));
             }
@@ -895,7 +897,7 @@ enum Through {
     /// A newer token, from the store.
     Adopted(Fetched),
     /// A token from the provider, to save while still holding the lock.
-    New(Fetched, StoredToken, Option<StoreLock>),
+    New(Fetched, Option<StoreLock>),
 }
 
 /// Fetches a token for a cache that shares `store`: under the store's lock, adopts a newer
@@ -979,11 +981,7 @@ async fn fetch_through_store(
         .max(replaces)
         + 1;
     let record = StoredToken::new(version, token.to_response());
-    Ok(Through::New(
-        (token, Some(record.clone()), via),
-        record,
-        lock,
-    ))
+    Ok(Through::New((token, Some(record), via), lock))
 }
 
 /// Saves a new token; not saved (a newer token is there, or the store failed), it is still

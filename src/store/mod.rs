@@ -159,27 +159,27 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
 
 /// A held [`TokenStore`] lock; dropping it releases the lock.
 pub struct StoreLock {
-    _guard: Option<Box<dyn Send>>,
+    guard: Option<Box<dyn Send>>,
 }
 
 impl StoreLock {
     /// A lock held until `guard` is dropped: the store releases its lock in `guard`'s `Drop`.
     pub fn new(guard: impl Send + 'static) -> Self {
         Self {
-            _guard: Some(Box::new(guard)),
+            guard: Some(Box::new(guard)),
         }
     }
 
     /// No lock at all, for stores only one cache writes to.
     pub fn none() -> Self {
-        Self { _guard: None }
+        Self { guard: None }
     }
 }
 
 impl fmt::Debug for StoreLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreLock")
-            .field("held", &self._guard.is_some())
+            .field("held", &self.guard.is_some())
             .finish()
     }
 }
