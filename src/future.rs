@@ -258,12 +258,16 @@ where
         // The hot path, small enough to inline: the call under way, nothing kept to send again.
         let mut this = self.as_mut().project();
         if let StateProj::Call { fut } = this.state.as_mut().project() {
-            let response = ready!(fut.poll(cx)).map_err(Into::into)?;
-            if !refused(response.status()) && *this.recover != Recover::Grpc {
-                return Poll::Ready(Ok(response));
-            }
-            if let Some(response) = this.on_refusal(response) {
-                return Poll::Ready(Ok(response));
+            // Returned as polled: taking the response out first would copy it once more.
+            match fut.poll(cx).map_err(Into::into) {
+                Poll::Ready(Ok(response))
+                    if refused(response.status()) || *this.recover == Recover::Grpc =>
+                {
+                    if let Some(response) = this.on_refusal(response) {
+                        return Poll::Ready(Ok(response));
+                    }
+                }
+                output => return output,
             }
         }
         self.poll_slow(cx)
