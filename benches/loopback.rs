@@ -16,6 +16,9 @@
 //! ```text
 //! cargo bench --bench loopback
 //! ```
+//!
+//! For a profiler, `LOOPBACK_PROFILE=<client>[:<requests>]` sends that many requests through
+//! one client after the warm-up, and nothing else.
 
 use std::{
     convert::Infallible,
@@ -106,6 +109,11 @@ where
     (n / tasks * tasks) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The size of the response future of `_svc`, for the requests sent here.
+fn future_size<S: Service<Request<Empty<Bytes>>>>(_svc: &S) -> usize {
+    std::mem::size_of::<S::Future>()
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
@@ -183,6 +191,27 @@ fn main() {
             authorized.load(Ordering::Relaxed),
             3 * (2_000 / TASKS * TASKS)
         );
+
+        println!(
+            "response future sizes: plain {} bytes, AddAuthorization {} bytes, BearerAuth {} bytes",
+            future_size(&plain),
+            future_size(&static_header),
+            future_size(&authed),
+        );
+
+        // `LOOPBACK_PROFILE=<client>[:<requests>]`: after the warm-up, send that many requests
+        // one after another through one client and exit, for a profiler to count what each
+        // request costs end to end (client, server and kernel on one runtime).
+        if let Ok(spec) = std::env::var("LOOPBACK_PROFILE") {
+            let (name, n) = spec.split_once(':').unwrap_or((&spec, "20000"));
+            let n: usize = n.parse().expect("a number of requests");
+            let i = names
+                .iter()
+                .position(|c| *c == name)
+                .expect("a client name");
+            println!("{name}: {:.0} req/s", run(i, n, 1).await);
+            return;
+        }
 
         println!(
             "{ROUNDS} rounds, each running every client once in rotating order; requests/s: \

@@ -40,8 +40,9 @@ pin_project! {
 
 pin_project! {
     // The hot path is `Call`: the inner future and nothing else to move, poll or drop. What the
-    // slow paths keep before the call is boxed, so that it does not make every future larger;
-    // `Replayable` is not, so that replay costs no allocation beyond the copy of the head.
+    // other states keep (service, request, copy, body or token future) is boxed, so that it
+    // does not make every future larger; a request that is sent again moves its box from
+    // state to state without allocating another.
     #[project = StateProj]
     #[project_replace = StateReplace]
     enum State<S, F, B> {
@@ -50,13 +51,12 @@ pin_project! {
             #[pin]
             fut: F,
         },
-        // Waiting for the response, with a service and a copy of the request to send again
-        // after a `401`.
+        // Waiting for the response, with a service and a copy of the request (in `slow`) to
+        // send again after a `401`.
         Replayable {
             #[pin]
             fut: F,
-            service: S,
-            replay: Request<B>,
+            slow: Box<Slow<S, B>>,
         },
         // Waiting before the call: for a body, a token or the service.
         Waiting {
@@ -67,7 +67,7 @@ pin_project! {
     }
 }
 
-/// What a request keeps while it waits before its call.
+/// What a request keeps while it waits before its call, or to send it again.
 struct Slow<S, B> {
     step: Step<B>,
     // The service that was polled ready, or a clone for a replay.
@@ -152,8 +152,12 @@ where
         Self {
             state: State::Replayable {
                 fut: service.call(request),
-                service: spare,
-                replay,
+                slow: Box::new(Slow {
+                    step: Step::Ready,
+                    service: Some(spare),
+                    request: None,
+                    replay: Some(replay),
+                }),
             },
             handle: None,
             cache: cache.id(),
@@ -293,13 +297,11 @@ where
                 }
                 StateProj::Waiting { slow } => {
                     let fut = ready!(slow.poll_call(this.handle.as_ref(), this.generation, cx))?;
-                    let service = slow.service.take();
-                    match (slow.replay.take(), service) {
-                        (Some(replay), Some(service)) => this.state.set(State::Replayable {
-                            fut,
-                            service,
-                            replay,
-                        }),
+                    let replayable = slow.replay.is_some() && slow.service.is_some();
+                    match this.state.as_mut().project_replace(State::Done) {
+                        StateReplace::Waiting { slow } if replayable => {
+                            this.state.set(State::Replayable { fut, slow });
+                        }
                         _ => this.state.set(State::Call { fut }),
                     }
                     continue;
@@ -353,25 +355,19 @@ where
                     "the server refused the request's token"
                 );
                 cache.invalidate_generation(*self.generation);
-                if let StateReplace::Replayable {
-                    service, replay, ..
-                } = self.state.as_mut().project_replace(State::Done)
+                if let StateReplace::Replayable { mut slow, .. } =
+                    self.state.as_mut().project_replace(State::Done)
                 {
-                    let mut slow = Slow {
-                        step: Step::Ready,
-                        service: Some(service),
-                        request: Some(replay),
-                        replay: None,
-                    };
-                    match token_for(&cache) {
+                    // Sent again once at most: the copy becomes the request.
+                    slow.request = slow.replay.take();
+                    slow.step = match token_for(&cache) {
                         Lookup::Ready(header, generation) => {
                             set_token(&mut slow.request, self.generation, header, generation);
+                            Step::Ready
                         }
-                        Lookup::Wait(fut) => slow.step = Step::Token(fut),
-                    }
-                    self.state.set(State::Waiting {
-                        slow: Box::new(slow),
-                    });
+                        Lookup::Wait(fut) => Step::Token(fut),
+                    };
+                    self.state.set(State::Waiting { slow });
                     return None;
                 }
             }
