@@ -201,7 +201,7 @@ fn main() {
 
         // `LOOPBACK_PROFILE=<client>[:<requests>]`: after the warm-up, send that many requests
         // one after another through one client and exit, for a profiler to count what each
-        // request costs end to end (client, server and kernel on one runtime).
+        // request costs end to end (client, server and the runtime they share).
         if let Ok(spec) = std::env::var("LOOPBACK_PROFILE") {
             let (name, n) = spec.split_once(':').unwrap_or((&spec, "20000"));
             let n: usize = n.parse().expect("a number of requests");

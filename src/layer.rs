@@ -63,9 +63,8 @@ use crate::{
 /// copy of its head (method, URI, header map, extensions) and a clone of the inner service
 /// for every request whose body can be replayed, and a box that holds both: three allocations
 /// for a request with headers. With replay off, a request with a cached token allocates
-/// nothing. The cache lives as long
-/// as the layer or any service built from it: a request still in flight when the last of
-/// them is dropped is not replayed.
+/// nothing. The cache lives as long as the layer or any service built from it: a request
+/// still in flight when the last of them is dropped is not replayed.
 ///
 /// # Example
 ///
@@ -244,8 +243,8 @@ impl BearerAuthLayer {
     /// Defaults to `false`, because keeping each request's copy costs every request a copy of
     /// its head (three allocations, and several times what the token alone costs; see
     /// `BENCHMARKS.md`) for the sake of a rare event. Off, a `401` still invalidates the
-    /// rejected token, so only that one request fails and the next gets a new token. On, [`NoReplay`](crate::NoReplay) turns it off for
-    /// one request.
+    /// rejected token, so only that one request fails and the next gets a new token. On,
+    /// [`NoReplay`](crate::NoReplay) turns it off for one request.
     pub fn replay_unauthorized(mut self, replay: bool) -> Self {
         self.settings.replay = replay;
         self
