@@ -71,7 +71,7 @@ pin_project! {
 struct Slow<S, B> {
     step: Step<B>,
     // The service that was polled ready, or a clone for a replay.
-    service: Option<S>,
+    service: S,
     // The request waiting for its token or for the service.
     request: Option<Request<B>>,
     // A copy of the request to send again after a `401`.
@@ -154,7 +154,7 @@ where
                 fut: service.call(request),
                 slow: Box::new(Slow {
                     step: Step::Ready,
-                    service: Some(spare),
+                    service: spare,
                     request: None,
                     replay: Some(replay),
                 }),
@@ -181,7 +181,7 @@ where
         };
         let slow = Slow {
             step,
-            service: Some(ready),
+            service: ready,
             request,
             replay,
         };
@@ -232,10 +232,9 @@ where
                     self.step = Step::Ready;
                 }
                 Step::Ready => {
-                    let service = self.service.as_mut().expect("polled after completion");
-                    ready!(service.poll_ready(cx)).map_err(Into::into)?;
+                    ready!(self.service.poll_ready(cx)).map_err(Into::into)?;
                     let request = self.request.take().expect("polled after completion");
-                    return Poll::Ready(Ok(service.call(request)));
+                    return Poll::Ready(Ok(self.service.call(request)));
                 }
             }
         }
@@ -297,7 +296,7 @@ where
                 }
                 StateProj::Waiting { slow } => {
                     let fut = ready!(slow.poll_call(this.handle.as_ref(), this.generation, cx))?;
-                    let replayable = slow.replay.is_some() && slow.service.is_some();
+                    let replayable = slow.replay.is_some();
                     match this.state.as_mut().project_replace(State::Done) {
                         StateReplace::Waiting { slow } if replayable => {
                             this.state.set(State::Replayable { fut, slow });
