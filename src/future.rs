@@ -12,7 +12,7 @@ use tower_service::Service;
 
 use crate::{
     BearerChallenge, BoxError, BoxFuture, TokenCache, TokenError,
-    cache::{Lookup, TokenFuture},
+    cache::{Carried, Lookup, TokenFuture},
     challenge::token_rejected,
     error::TokenErrorKind,
     trace,
@@ -27,13 +27,12 @@ pin_project! {
     {
         #[pin]
         state: State<S, S::Future, B>,
-        // The cache: a handle on the slow paths, which need it; on the hot path only its id
-        // (see `TokenCache::find`), since cloning the handle would write to a reference count
-        // that every thread shares. And the generation of the token sent.
-        handle: Option<TokenCache>,
-        cache: u64,
-        generation: u64,
-        // Which answers still invalidate the token (and maybe replay).
+        // The token the request carries, which finds the cache again after a `401`: on the
+        // hot path this thread's copy of the header, whose reference count no other thread
+        // touches (cloning the cache's handle would write to one that every thread shares).
+        // `None` for a request that carries no token of ours.
+        carried: Option<Carried>,
+        // Which answers invalidate the token (and maybe replay).
         recover: Recover,
     }
 }
@@ -112,29 +111,25 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    /// The hot path: calls `service` at once. `generation` is that of the token the request
-    /// carries (with `recover` saying which answers refuse it), `None` if it carries none of
-    /// ours.
+    /// The hot path: calls `service` at once. `carried` is the token the request carries
+    /// (with `recover` saying which answers refuse it), `None` if it carries none of ours.
     #[inline]
     pub(crate) fn called(
         service: &mut S,
         request: Request<B>,
-        cache: &TokenCache,
-        generation: Option<u64>,
+        carried: Option<Carried>,
         recover: Recover,
     ) -> Self {
         Self {
             state: State::Call {
                 fut: service.call(request),
             },
-            handle: None,
-            cache: cache.id(),
-            generation: generation.unwrap_or(0),
-            recover: if generation.is_some() {
+            recover: if carried.is_some() {
                 recover
             } else {
                 Recover::No
             },
+            carried,
         }
     }
 
@@ -145,8 +140,7 @@ where
         request: Request<B>,
         spare: S,
         replay: Request<B>,
-        cache: &TokenCache,
-        generation: u64,
+        carried: Carried,
         recover: Recover,
     ) -> Self {
         Self {
@@ -159,9 +153,7 @@ where
                     replay: Some(replay),
                 }),
             },
-            handle: None,
-            cache: cache.id(),
-            generation,
+            carried: Some(carried),
             recover,
         }
     }
@@ -189,9 +181,8 @@ where
             state: State::Waiting {
                 slow: Box::new(slow),
             },
-            handle: Some(cache.clone()),
-            cache: cache.id(),
-            generation: 0,
+            // No token yet: its generation is set when it comes.
+            carried: Some(Carried::Token(cache.clone(), 0)),
             recover,
         }
     }
@@ -205,8 +196,7 @@ where
     /// Waits until the request has its token and the service is ready; then calls it.
     fn poll_call(
         &mut self,
-        handle: Option<&TokenCache>,
-        generation: &mut u64,
+        carried: &mut Option<Carried>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<S::Future, BoxError>> {
         loop {
@@ -216,10 +206,10 @@ where
                     let parts = parts.take().expect("polled after completion");
                     self.request = Some(Request::from_parts(parts.clone(), body));
                     self.replay = Some(Request::from_parts(parts, copy));
-                    let cache = handle.ok_or_else(gone)?;
-                    match token_for(cache) {
-                        Lookup::Ready(header, token_generation) => {
-                            set_token(&mut self.request, generation, header, token_generation);
+                    let cache = carried.as_ref().and_then(Carried::cache).ok_or_else(gone)?;
+                    match token_for(&cache) {
+                        Lookup::Ready(header, sent) => {
+                            set_token(&mut self.request, carried, header, sent);
                             self.step = Step::Ready;
                         }
                         Lookup::Wait(fut) => self.step = Step::Token(fut),
@@ -227,8 +217,9 @@ where
                 }
                 Step::Token(fut) => {
                     let token = ready!(fut.as_mut().poll(cx))?;
-                    let header = token.header.clone();
-                    set_token(&mut self.request, generation, header, token.generation);
+                    let cache = carried.as_ref().and_then(Carried::cache).ok_or_else(gone)?;
+                    let sent = Carried::Token(cache, token.generation);
+                    set_token(&mut self.request, carried, token.header.clone(), sent);
                     self.step = Step::Ready;
                 }
                 Step::Ready => {
@@ -243,8 +234,8 @@ where
 
 /// The token for a request that has none yet: this thread's copy, or the cache's answer.
 pub(crate) fn token_for(cache: &TokenCache) -> Lookup {
-    match cache.cached_header() {
-        Some((header, generation)) => Lookup::Ready(header, generation),
+    match cache.cached() {
+        Some(local) => Lookup::Ready(local.header.clone(), Carried::Copy(local)),
         None => cache.lookup(),
     }
 }
@@ -295,7 +286,7 @@ where
                     ready!(fut.poll(cx)).map_err(Into::into)?
                 }
                 StateProj::Waiting { slow } => {
-                    let fut = ready!(slow.poll_call(this.handle.as_ref(), this.generation, cx))?;
+                    let fut = ready!(slow.poll_call(this.carried, cx))?;
                     let replayable = slow.replay.is_some();
                     match this.state.as_mut().project_replace(State::Done) {
                         StateReplace::Waiting { slow } if replayable => {
@@ -338,37 +329,39 @@ where
             Recover::Grpc => grpc_unauthenticated(response.headers()),
             Recover::Unauthorized => false,
         };
-        if rejected {
-            // Only the first refusal of a request invalidates, and only once.
-            *self.recover = Recover::No;
-            let cache = self
-                .handle
-                .clone()
-                .or_else(|| TokenCache::find(*self.cache));
-            if let Some(cache) = cache {
-                trace::debug!(
-                    name: "unauthorized",
-                    cache = *self.cache,
-                    generation = *self.generation,
-                    replay = matches!(*self.state, State::Replayable { .. }),
-                    "the server refused the request's token"
-                );
-                cache.invalidate_generation(*self.generation);
-                if let StateReplace::Replayable { mut slow, .. } =
-                    self.state.as_mut().project_replace(State::Done)
-                {
-                    // Sent again once at most: the copy becomes the request.
-                    slow.request = slow.replay.take();
-                    slow.step = match token_for(&cache) {
-                        Lookup::Ready(header, generation) => {
-                            set_token(&mut slow.request, self.generation, header, generation);
-                            Step::Ready
-                        }
-                        Lookup::Wait(fut) => Step::Token(fut),
-                    };
-                    self.state.set(State::Waiting { slow });
-                    return None;
-                }
+        // Every refusal invalidates the token it refused, a replay's too: the token the
+        // replay carried is just as refused. A request is sent again once at most: only the
+        // first attempt keeps a copy.
+        let cache = rejected
+            .then(|| self.carried.as_ref())
+            .flatten()
+            .and_then(|carried| Some((carried.cache()?, carried.generation())));
+        if let Some((cache, generation)) = cache {
+            trace::debug!(
+                name: "unauthorized",
+                cache = cache.id(),
+                generation,
+                replay = matches!(*self.state, State::Replayable { .. }),
+                "the server refused the request's token"
+            );
+            cache.invalidate_generation(generation);
+            if let StateReplace::Replayable { mut slow, .. } =
+                self.state.as_mut().project_replace(State::Done)
+            {
+                // The copy becomes the request.
+                slow.request = slow.replay.take();
+                slow.step = match token_for(&cache) {
+                    Lookup::Ready(header, sent) => {
+                        set_token(&mut slow.request, self.carried, header, sent);
+                        Step::Ready
+                    }
+                    Lookup::Wait(fut) => {
+                        *self.carried = Some(Carried::Token(cache, 0));
+                        Step::Token(fut)
+                    }
+                };
+                self.state.set(State::Waiting { slow });
+                return None;
             }
         }
         if let Some(challenge) = challenge {
@@ -394,14 +387,14 @@ fn refused(status: StatusCode) -> bool {
 
 fn set_token<B>(
     request: &mut Option<Request<B>>,
-    slot: &mut u64,
+    carried: &mut Option<Carried>,
     header: HeaderValue,
-    generation: u64,
+    sent: Carried,
 ) {
     if let Some(request) = request.as_mut() {
         request.headers_mut().insert(AUTHORIZATION, header);
     }
-    *slot = generation;
+    *carried = Some(sent);
 }
 
 fn gone() -> TokenError {

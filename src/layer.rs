@@ -6,15 +6,24 @@ use tower_layer::Layer;
 
 use crate::{
     AnyBody, BearerAuth, Origin, Replayable, TokenCache, TokenProvider,
+    cache::Config,
     future::Recover,
     service::Settings,
-    store::{StoredToken, TokenStore},
+    store::{OnChange, StoredToken, TokenStore},
 };
 
 /// Applies [`BearerAuth`] to services: every request gets `Authorization: Bearer <token>`.
 ///
 /// The layer owns one token cache, shared by every service it builds and all their clones, so
 /// however many requests are in flight there is at most one login or refresh at a time.
+///
+/// The layer is a plain value, as tower-http's are: configuring a clone never changes the
+/// original or a service built before. A setter that changes the cache's settings
+/// ([`refresh_ahead`](Self::refresh_ahead), [`jitter`](Self::jitter),
+/// [`timeout`](Self::timeout), [`backoff`](Self::backoff), [`store`](Self::store),
+/// [`on_token_change`](Self::on_token_change)) gives the layer a new, empty cache with those
+/// settings, so configure the layer first, then build services and take its
+/// [`cache`](Self::cache) handle.
 ///
 /// # How tokens are cached
 ///
@@ -28,15 +37,22 @@ use crate::{
 ///   Requests only wait when there is no valid token.
 /// - A refresh uses the refresh token when there is one; if that fails the cache logs in once.
 ///   A refresh response without a refresh token keeps the old one.
-/// - Each provider call is bounded by [`timeout`](Self::timeout) (10 s by default).
+/// - Each provider call, and each request's wait for a token, is bounded by
+///   [`timeout`](Self::timeout) (10 s by default).
 /// - A failed login hands every waiting request a [`TokenError`](crate::TokenError) and caches
 ///   nothing. For a short, growing pause (see [`backoff`](Self::backoff)) requests then fail
 ///   at once with that error instead of calling the provider again; after it the next request
 ///   tries again. A failed refresh keeps the still-valid token in use.
-/// - The login or refresh runs as a task of its own on the current Tokio runtime, so a
-///   request dropped while waiting (by a timeout, say) does not cancel it for the others.
+/// - The login or refresh runs as a task of its own on the runtime of the request that
+///   started it, so a request dropped while waiting (by a timeout, say) does not cancel it for
+///   the others. Requests on other runtimes wait for it too. If that runtime shuts down, or
+///   stops being driven (a current-thread runtime whose `block_on` returned), the next request
+///   starts the login again on its own runtime; no runtime needs to be chosen or supplied.
+/// - A panic in the provider counts as a failed login, with its backoff.
 ///
-/// The service needs a Tokio runtime with the time driver enabled.
+/// The service needs a Tokio runtime with the time driver enabled. No background task or
+/// timer outlives a login: a token reaching its refresh point is noticed by the next request.
+/// A layer and its services cost nothing once dropped.
 ///
 /// # Recovering from `401`
 ///
@@ -110,8 +126,17 @@ impl BearerAuthLayer {
 
     /// A layer for a provider already shared as `Arc<dyn TokenProvider>`.
     pub fn from_arc(provider: Arc<dyn TokenProvider>) -> Self {
+        Self::from_cache(TokenCache::with(provider, Config::default(), None, None))
+    }
+
+    /// A layer whose services use `cache`, a cache made with [`TokenCache::new`] or taken
+    /// from another layer: layers sharing a cache share one token.
+    ///
+    /// The cache keeps its settings; a setter of this layer that changes them
+    /// ([`timeout`](Self::timeout), say) gives the layer a cache of its own instead.
+    pub fn from_cache(cache: TokenCache) -> Self {
         Self {
-            cache: TokenCache::new(provider),
+            cache,
             settings: Settings {
                 overwrite: false,
                 replay: false,
@@ -125,14 +150,30 @@ impl BearerAuthLayer {
 }
 
 impl<M> BearerAuthLayer<M> {
+    /// The layer with a new cache, for the same provider, whose settings are the current
+    /// ones changed by `change`. Services built before, and other clones of this layer, keep
+    /// the cache they have.
+    fn reconfigure(
+        mut self,
+        change: impl FnOnce(&mut Config, &mut Option<Arc<dyn TokenStore>>, &mut Option<OnChange>),
+    ) -> Self {
+        let (mut config, mut store, mut on_change) = (
+            self.cache.config(),
+            self.cache.store(),
+            self.cache.on_change(),
+        );
+        change(&mut config, &mut store, &mut on_change);
+        self.cache = TokenCache::with(self.cache.provider().clone(), config, store, on_change);
+        self
+    }
+
     /// How long before expiry the token is refreshed. The margin is capped at half the token's
     /// life, so a short-lived token is refreshed at about half its life.
     ///
     /// Defaults to 30 seconds. Applies to tokens obtained from now on, by every service that
     /// shares this layer's cache.
     pub fn refresh_ahead(self, margin: Duration) -> Self {
-        self.cache.configure(|c| c.policy.refresh_ahead = margin);
-        self
+        self.reconfigure(|c, _, _| c.policy.refresh_ahead = margin)
     }
 
     /// The upper bound of a random extra margin added to
@@ -141,18 +182,20 @@ impl<M> BearerAuthLayer<M> {
     ///
     /// Defaults to 10 seconds.
     pub fn jitter(self, jitter: Duration) -> Self {
-        self.cache.configure(|c| c.policy.jitter = jitter);
-        self
+        self.reconfigure(|c, _, _| c.policy.jitter = jitter)
     }
 
-    /// How long each login, refresh or revoke call to the provider may take before it fails
-    /// with [`TokenErrorKind::Timeout`](crate::TokenErrorKind::Timeout).
+    /// How long a request waits for a token, and how long each login, refresh or revoke call
+    /// to the provider may take, before it fails with
+    /// [`TokenErrorKind::Timeout`](crate::TokenErrorKind::Timeout).
     ///
-    /// Defaults to 10 seconds. A refresh that times out is followed by a login, so a request
-    /// may wait up to twice this long.
+    /// Defaults to 10 seconds. The wait is timed on the waiting request's own runtime, so it
+    /// ends even when the login it waits for runs on a runtime that is no longer driven. A
+    /// login or refresh goes on after a request stopped waiting for it (a refresh that times
+    /// out, then the login that follows, may take twice this long), for the requests after
+    /// it. Durations beyond a year count as a year.
     pub fn timeout(self, timeout: Duration) -> Self {
-        self.cache.configure(|c| c.timeout = timeout);
-        self
+        self.reconfigure(|c, _, _| c.timeout = timeout)
     }
 
     /// The pause after a failed login or refresh during which no new one starts: requests that
@@ -164,11 +207,10 @@ impl<M> BearerAuthLayer<M> {
     ///
     /// Defaults to 100 milliseconds and 30 seconds.
     pub fn backoff(self, initial: Duration, max: Duration) -> Self {
-        self.cache.configure(|c| {
+        self.reconfigure(|c, _, _| {
             c.backoff_initial = initial;
             c.backoff_max = max;
-        });
-        self
+        })
     }
 
     /// Binds the token to `origin`: requests to any origin not allowed this way are sent
@@ -313,8 +355,8 @@ impl<M> BearerAuthLayer<M> {
     /// let layer = BearerAuthLayer::new(StaticToken::new("abc")).store(store.clone());
     /// ```
     pub fn store(self, store: impl TokenStore) -> Self {
-        self.cache.set_store(Arc::new(store));
-        self
+        let store: Arc<dyn TokenStore> = Arc::new(store);
+        self.reconfigure(|_, s, _| *s = Some(store))
     }
 
     /// Calls `on_change` with every new token the cache obtains (by login, refresh or from its
@@ -338,8 +380,8 @@ impl<M> BearerAuthLayer<M> {
         self,
         on_change: impl Fn(Option<&StoredToken>) + Send + Sync + 'static,
     ) -> Self {
-        self.cache.set_on_change(Arc::new(on_change));
-        self
+        let on_change: OnChange = Arc::new(on_change);
+        self.reconfigure(|_, _, h| *h = Some(on_change))
     }
 
     /// The handle to the token cache shared by this layer and every service it builds.

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http_body::Body;
 use http_body_util::{
-    BodyExt, Empty, Full,
+    BodyExt, Empty, Full, Limited,
     combinators::{BoxBody, UnsyncBoxBody},
 };
 
@@ -22,7 +22,9 @@ use crate::{BoxError, BoxFuture};
 ///   simply copied). The layer reads
 ///   such a body into memory before sending it, but only when its size hint promises at most
 ///   the layer's [`replay_buffer_limit`](crate::BearerAuthLayer::replay_buffer_limit) (64 KiB
-///   by default); a longer or unbounded stream is sent once, as it comes.
+///   by default); a longer or unbounded stream is sent once, as it comes. A body that yields
+///   more than the limit its size hint promised fails the request with
+///   `http_body_util::LengthLimitError` once the limit is reached, without reading further.
 /// - Any other body is never replayed. A body type of your own needs one line,
 ///   `impl ReplayBody for MyBody {}`, to be sent through the layer; implement `try_clone` if it
 ///   can be copied cheaply.
@@ -131,7 +133,9 @@ macro_rules! buffered_bodies {
                         return Err(self);
                     }
                     Ok(Box::pin(async move {
-                        let bytes = self.collect().await.map_err(Into::into)?.to_bytes();
+                        // The size hint is the body's word; the limit is enforced on what
+                        // it yields, so a body that lied fails instead of filling memory.
+                        let bytes = Limited::new(self, limit).collect().await?.to_bytes();
                         let body = |b| Full::new(b).map_err(|never| match never {}).$boxed();
                         Ok((body(bytes.clone()), body(bytes)))
                     }))

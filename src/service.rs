@@ -12,7 +12,7 @@ use tower_service::Service;
 
 use crate::{
     BearerAuthLayer, BodyMode, BoxError, NoReplay, Origin, Replayable, TokenCache, TokenProvider,
-    cache::Lookup,
+    cache::{Carried, Lookup},
     future::{Recover, ResponseFuture, Wait, token_for},
 };
 
@@ -194,24 +194,19 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let skip = !self.settings.overwrite && has_authorization(request.headers());
         if skip || !self.settings.allows(request.uri()) {
-            return ResponseFuture::called(
-                &mut self.inner,
-                request,
-                &self.cache,
-                None,
-                Recover::No,
-            );
+            return ResponseFuture::called(&mut self.inner, request, None, Recover::No);
         }
         // The hot path: no copy to keep, and this thread holds a current copy of the header.
         // Kept apart from the rest so that the request is moved once, into the inner service.
         if !self.settings.replay {
-            if let Some((header, generation)) = self.cache.cached_header() {
-                request.headers_mut().insert(AUTHORIZATION, header);
+            if let Some(local) = self.cache.cached() {
+                request
+                    .headers_mut()
+                    .insert(AUTHORIZATION, local.header.clone());
                 return ResponseFuture::called(
                     &mut self.inner,
                     request,
-                    &self.cache,
-                    Some(generation),
+                    Some(Carried::Copy(local)),
                     self.settings.recover,
                 );
             }
@@ -261,7 +256,7 @@ impl<S: Clone, M> BearerAuth<S, M> {
                 (request, None)
             };
         match token_for(&self.cache) {
-            Lookup::Ready(header, generation) => {
+            Lookup::Ready(header, carried) => {
                 request.headers_mut().insert(AUTHORIZATION, header);
                 match replay {
                     Some(replay) => {
@@ -271,16 +266,14 @@ impl<S: Clone, M> BearerAuth<S, M> {
                             request,
                             spare,
                             replay,
-                            &self.cache,
-                            generation,
+                            carried,
                             self.settings.recover,
                         )
                     }
                     None => ResponseFuture::called(
                         &mut self.inner,
                         request,
-                        &self.cache,
-                        Some(generation),
+                        Some(carried),
                         self.settings.recover,
                     ),
                 }

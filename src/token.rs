@@ -264,6 +264,9 @@ impl RefreshPolicy {
     }
 }
 
+/// What the header value starts with.
+const BEARER: &str = "Bearer ";
+
 /// A token held by the cache and sent with requests.
 ///
 /// Read it through [`TokenCache`](crate::TokenCache). Its `Debug` output hides the access
@@ -271,8 +274,9 @@ impl RefreshPolicy {
 /// asked explicitly.
 #[derive(Clone)]
 pub struct Token {
+    /// `Bearer <access token>`: the one copy of the access token the cache holds (besides
+    /// each thread's copy of this header).
     pub(crate) header: HeaderValue,
-    access_token: String,
     pub(crate) refresh_token: Option<String>,
     token_type: Option<String>,
     scope: Option<String>,
@@ -293,7 +297,6 @@ impl Token {
         issued: Instant,
         policy: &RefreshPolicy,
         previous_refresh_token: Option<String>,
-        generation: u64,
         random: f64,
     ) -> Result<Self, TokenError> {
         let invalid = |why| TokenError::with_source(TokenErrorKind::InvalidResponse, Reason(why));
@@ -338,7 +341,7 @@ impl Token {
         // `HeaderValue` accepts bytes above 0x7F (obs-text), but a bearer token is ASCII
         // (RFC 6750's b64token) and servers refuse or misread anything else, so require what
         // `HeaderValue::to_str` accepts: visible ASCII, space and tab.
-        let mut header = HeaderValue::try_from(format!("Bearer {}", response.access_token))
+        let mut header = HeaderValue::try_from(format!("{BEARER}{}", response.access_token))
             .ok()
             .filter(|h| h.to_str().is_ok())
             .ok_or_else(|| {
@@ -353,12 +356,11 @@ impl Token {
             header,
             refresh_at: expires_at.map(|e| policy.refresh_at(now, e, random)),
             expires_at,
-            access_token: response.access_token,
             refresh_token: response.refresh_token.or(previous_refresh_token),
             token_type: response.token_type,
             scope: response.scope,
             extra: response.extra,
-            generation,
+            generation: 0,
         })
     }
 
@@ -369,7 +371,7 @@ impl Token {
             SystemTime::now().checked_add(e.saturating_duration_since(Instant::now()))
         });
         TokenResponse {
-            access_token: self.access_token.clone(),
+            access_token: self.access_token().to_owned(),
             token_type: self.token_type.clone(),
             refresh_token: self.refresh_token.clone(),
             expires_in: None,
@@ -382,7 +384,8 @@ impl Token {
 
     /// The access token. This is a secret: don't log it.
     pub fn access_token(&self) -> &str {
-        &self.access_token
+        // The header was made from `Bearer ` and a token of visible ASCII.
+        std::str::from_utf8(&self.header.as_bytes()[BEARER.len()..]).unwrap_or_default()
     }
 
     /// Whether the cache holds a refresh token for this token.
@@ -534,7 +537,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn builds_a_sensitive_bearer_header() {
         let resp = TokenResponse::new("abc").with_token_type("bEaReR");
-        let token = Token::from_response(resp, Instant::now(), &POLICY, None, 1, 0.5).unwrap();
+        let token = Token::from_response(resp, Instant::now(), &POLICY, None, 0.5).unwrap();
         assert_eq!(token.header_value(), "Bearer abc");
         assert!(token.header_value().is_sensitive());
         assert_eq!(token.expires_at(), None);
@@ -565,8 +568,7 @@ mod tests {
             ),
         ];
         for (resp, kind) in cases {
-            let err =
-                Token::from_response(resp, Instant::now(), &POLICY, None, 1, 0.5).unwrap_err();
+            let err = Token::from_response(resp, Instant::now(), &POLICY, None, 0.5).unwrap_err();
             assert_eq!(err.kind(), kind);
         }
     }
@@ -577,7 +579,7 @@ mod tests {
         // The token endpoint took 5 s to answer.
         tokio::time::advance(Duration::from_secs(5)).await;
         let resp = TokenResponse::new("a").with_expires_in(Duration::from_secs(60));
-        let token = Token::from_response(resp, issued, &POLICY, None, 1, 0.0).unwrap();
+        let token = Token::from_response(resp, issued, &POLICY, None, 0.0).unwrap();
         assert_eq!(token.expires_at(), Some(issued + Duration::from_secs(60)));
     }
 
@@ -590,20 +592,20 @@ mod tests {
             let resp = TokenResponse::new("a")
                 .with_expires_at(server_now + hour)
                 .with_server_date(server_now);
-            let token = Token::from_response(resp, issued, &POLICY, None, 1, 0.0).unwrap();
+            let token = Token::from_response(resp, issued, &POLICY, None, 0.0).unwrap();
             assert_eq!(token.expires_at(), Some(issued + hour), "{server_now:?}");
         }
         // Without the server's date, a server clock 10 minutes ahead would make us hold
         // the token 10 minutes too long; this is what the correction prevents.
         let resp = TokenResponse::new("a").with_expires_at(SystemTime::now() + skew + hour);
-        let token = Token::from_response(resp, Instant::now(), &POLICY, None, 1, 0.0).unwrap();
+        let token = Token::from_response(resp, Instant::now(), &POLICY, None, 0.0).unwrap();
         assert!(token.expires_at().unwrap() > Instant::now() + hour);
         // A server clock far behind ours no longer makes every token look expired.
         let server_now = SystemTime::now() - 2 * hour;
         let resp = TokenResponse::new("a")
             .with_expires_at(server_now + hour)
             .with_server_date(server_now);
-        assert!(Token::from_response(resp, Instant::now(), &POLICY, None, 1, 0.0).is_ok());
+        assert!(Token::from_response(resp, Instant::now(), &POLICY, None, 0.0).is_ok());
     }
 
     #[test]
@@ -626,7 +628,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn absurd_lifetime_does_not_overflow() {
         let resp = TokenResponse::new("a").with_expires_in(Duration::MAX);
-        let token = Token::from_response(resp, Instant::now(), &POLICY, None, 1, 0.5).unwrap();
+        let token = Token::from_response(resp, Instant::now(), &POLICY, None, 0.5).unwrap();
         assert_eq!(token.expires_at(), None);
     }
 
@@ -638,13 +640,12 @@ mod tests {
             issued,
             &POLICY,
             Some("old".into()),
-            1,
             0.0,
         )
         .unwrap();
         assert_eq!(t.refresh_token.as_deref(), Some("old"));
         let resp = TokenResponse::new("a").with_refresh_token("new");
-        let t = Token::from_response(resp, issued, &POLICY, Some("old".into()), 2, 0.0).unwrap();
+        let t = Token::from_response(resp, issued, &POLICY, Some("old".into()), 0.0).unwrap();
         assert_eq!(t.refresh_token.as_deref(), Some("new"));
     }
 

@@ -583,10 +583,8 @@ async fn run(row: &Row, via: Via) -> Result<Duration, String> {
             );
             return Ok(took);
         }
-        // A failed refresh is followed by a login; when that fails too, the error says so.
-        Fails(Login, source, fragment) if via == Via::Refresh => {
-            (TokenErrorKind::Refresh, source, fragment)
-        }
+        // A failed refresh is followed by a login; when that fails too, the error is the
+        // login's, whichever step came first.
         Fails(kind, source, fragment) => (kind, source, fragment),
     };
 

@@ -52,6 +52,7 @@ mod memory;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+pub(crate) mod sync;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]

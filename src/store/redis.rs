@@ -52,8 +52,12 @@ use tokio::time::Instant;
 use super::{StoreLock, StoredToken, TokenStore};
 use crate::{BoxError, BoxFuture};
 
-/// Default lifetime of the lock.
-const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(30);
+/// Default lifetime of the lock: longer than the longest hold with the cache's default
+/// 10-second timeout (load, refresh, fallback login and save, each bounded by it: 40 s).
+const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(60);
+/// The longest lock lifetime: a day is longer than any hold, and keeps the deadline
+/// arithmetic from overflowing.
+const MAX_LOCK_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Bounds on the pause between two attempts to take a held lock.
 const POLL_MIN: Duration = Duration::from_millis(10);
 const POLL_MAX: Duration = Duration::from_millis(100);
@@ -135,12 +139,16 @@ impl RedisStore {
     /// How long the lock lives when its holder does not release it (it crashed). A process
     /// waits for a held lock this long at most.
     ///
-    /// Make it longer than a login or refresh can take, twice the layer's
-    /// [`timeout`](crate::BearerAuthLayer::timeout) (a refresh that fails is followed by a
-    /// login): a lock that expires under a live holder lets a second process refresh too.
-    /// Defaults to 30 seconds.
+    /// Make it longer than the longest hold, four times the layer's
+    /// [`timeout`](crate::BearerAuthLayer::timeout): the holder loads the stored token,
+    /// refreshes, logs in after a refused refresh and saves, each step bounded by the
+    /// timeout. A lock that expires under a live holder lets a second process spend the same
+    /// refresh token.
+    ///
+    /// Defaults to 60 seconds, which covers the default 10-second timeout. Clamped to between
+    /// a millisecond and a day.
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
-        self.lock_ttl = ttl.max(Duration::from_millis(1));
+        self.lock_ttl = ttl.clamp(Duration::from_millis(1), MAX_LOCK_TTL);
         self
     }
 

@@ -1,0 +1,425 @@
+//! The single flight: one login or refresh at a time, run detached from the requests that
+//! wait for it, on whichever runtime is there to run it.
+//!
+//! A flight is a task spawned on the runtime of the request that needed a token, registered
+//! in the cache's state with a `watch` channel on which it *lands*: with a token, with an
+//! error, or with [`Landing::Restart`]. Waiting requests hold receivers; a request that is
+//! dropped drops only its receiver.
+//!
+//! Nothing here relies on the flight's runtime being driven:
+//!
+//! - a waiter gives up after the cache's `timeout`, on its own runtime's clock, with
+//!   [`TokenErrorKind::Timeout`];
+//! - a flight that has run past its deadline (the sum of the bounds of its steps) is taken to
+//!   be stuck on a runtime nobody drives, and the next request starts another;
+//! - a flight whose task is dropped unfinished (its runtime shut down) lands as `Restart`, and
+//!   its waiters start a new one on their own runtimes;
+//! - a flight that is no longer the cache's (replaced, or discarded by `revoke`) lands as
+//!   `Restart` too: its token is never handed out.
+
+use std::{
+    future::Future,
+    panic::{AssertUnwindSafe, catch_unwind},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use tokio::{runtime::Handle, sync::watch, time::Instant};
+
+use super::{Config, Shared, State};
+use crate::{
+    BoxError, TokenError,
+    error::TokenErrorKind,
+    provider::TokenProvider,
+    store::{OnChange, StoredToken, TokenStore, sync as store_sync},
+    token::Token,
+    trace::{self, Chain, Started, Step},
+};
+
+/// How a flight ended, as its waiters see it.
+#[derive(Clone)]
+pub(crate) enum Landing {
+    /// Still under way.
+    Pending,
+    Token(Arc<Token>),
+    Failed(TokenError),
+    /// The flight is gone without a token for its waiters: ask the cache again.
+    Restart,
+}
+
+/// A waiting request's end of a flight's channel.
+pub(crate) type Outcome = watch::Receiver<Landing>;
+
+/// The flight under way, as the cache's state keeps it.
+pub(crate) struct Flight {
+    pub(crate) id: u64,
+    tx: watch::Sender<Landing>,
+    /// Past this instant the flight is taken to be stuck and may be replaced.
+    deadline: Instant,
+}
+
+impl Flight {
+    pub(crate) fn subscribe(&self) -> Outcome {
+        self.tx.subscribe()
+    }
+
+    pub(crate) fn stuck(&self, now: Instant) -> bool {
+        now >= self.deadline
+    }
+
+    /// Tells the waiters.
+    pub(crate) fn land(self, landing: Landing) {
+        self.tx.send_replace(landing);
+    }
+}
+
+/// The longest a flight can legitimately take: each provider and store call is bounded by
+/// `timeout`; the store's lock by three of them.
+fn flight_bound(config: &Config, store: bool) -> Duration {
+    let steps = if store { 7 } else { 2 };
+    config.timeout.saturating_mul(steps) + Duration::from_millis(100)
+}
+
+/// A fetched token, and how it was got.
+pub(crate) struct Fetched {
+    pub(crate) token: Token,
+    /// What was saved to or adopted from the store.
+    pub(crate) stored: Option<StoredToken>,
+    pub(crate) step: Step,
+    pub(crate) started: Started,
+}
+
+/// A failed fetch, with how long the provider asked the cache to wait.
+pub(crate) struct Failure {
+    pub(crate) error: TokenError,
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl From<TokenError> for Failure {
+    fn from(error: TokenError) -> Self {
+        Self {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+/// Registers a new flight in `state` and returns the task to spawn once the lock is released.
+/// A flight it replaces (stuck) lands as `Restart`.
+pub(crate) fn register(shared: &Arc<Shared>, state: &mut State, now: Instant) -> FlightTask {
+    let id = super::next_id();
+    let (tx, _) = watch::channel(Landing::Pending);
+    let bound = flight_bound(&state.config, state.store.is_some());
+    let replaced = state.flight.replace(Flight {
+        id,
+        tx,
+        deadline: now + bound,
+    });
+    if let Some(stuck) = replaced {
+        stuck.land(Landing::Restart);
+    }
+    FlightTask {
+        shared: shared.clone(),
+        id,
+        refresh_token: state.token.as_ref().and_then(|t| t.refresh_token.clone()),
+        replaces: state.token.as_ref().map_or(0, |_| state.store_version),
+        known_version: state.store_version,
+        revocations: state.revocations,
+        store: state.store.clone(),
+        on_change: state.on_change.clone(),
+        config: state.config,
+        bound,
+        done: false,
+    }
+}
+
+/// One login or refresh, run detached from the requests waiting for it.
+///
+/// Dropped before it finished (its runtime shut down, or there was none to spawn it on), it
+/// lands as [`Landing::Restart`] and unregisters itself, so that the next request starts
+/// another.
+pub(crate) struct FlightTask {
+    shared: Arc<Shared>,
+    id: u64,
+    refresh_token: Option<String>,
+    /// The store version of the token being replaced (0 for none).
+    replaces: u64,
+    /// The greatest store version the cache knows, kept across `revoke`.
+    known_version: u64,
+    /// `State::revocations` when the flight started.
+    revocations: u64,
+    store: Option<Arc<dyn TokenStore>>,
+    on_change: Option<OnChange>,
+    config: Config,
+    bound: Duration,
+    done: bool,
+}
+
+impl FlightTask {
+    /// Spawns the flight on the current runtime; without one, it is dropped and lands as
+    /// `Restart`, and the waiters start it from their own runtime.
+    pub(crate) fn spawn(self) {
+        if let Ok(handle) = Handle::try_current() {
+            let cache = self.shared.id;
+            drop(handle.spawn(trace::instrument!(self.run(), "token_fetch", cache)));
+        }
+    }
+
+    async fn run(mut self) {
+        let fetch = self.fetch();
+        let result = match tokio::time::timeout(self.bound, fetch).await {
+            Ok(result) => result,
+            Err(_) => Err(TokenError::new(TokenErrorKind::Timeout).into()),
+        };
+        self.finish(result);
+    }
+
+    async fn fetch(&self) -> Result<Fetched, Failure> {
+        let refresh_token = self.refresh_token.clone();
+        let provider = &*self.shared.provider;
+        let Some(store) = &self.store else {
+            return fetch(provider, refresh_token, &self.config).await;
+        };
+        store_sync::fetch(
+            &**store,
+            provider,
+            refresh_token,
+            self.replaces,
+            self.known_version,
+            &self.config,
+            || self.shared.lock().revocations != self.revocations,
+        )
+        .await
+    }
+
+    fn finish(&mut self, result: Result<Fetched, Failure>) {
+        self.done = true;
+        let mut state = self.shared.lock();
+        // A flight replaced or discarded by `revoke` hands out nothing: whoever replaced it
+        // told its waiters to ask again.
+        if state.flight.as_ref().is_none_or(|f| f.id != self.id) {
+            return;
+        }
+        let flight = state.flight.take().expect("checked above");
+        let mut changed = None;
+        let mut backoff = None;
+        let landing = match result {
+            Ok(fetched) => {
+                let Fetched {
+                    mut token,
+                    stored,
+                    step,
+                    started,
+                } = fetched;
+                state.generation += 1;
+                token.generation = state.generation;
+                let token = Arc::new(token);
+                state.retire_locals();
+                state.token = Some(token.clone());
+                state.usable = true;
+                state.backoff = None;
+                if let Some(stored) = &stored {
+                    state.store_version = stored.version();
+                }
+                if let Some(on_change) = &self.on_change {
+                    let stored = stored
+                        .clone()
+                        .unwrap_or_else(|| StoredToken::new(token.generation, token.to_response()));
+                    changed = Some((on_change.clone(), stored));
+                }
+                drop(state);
+                log_success(&token, stored.as_ref(), step, started);
+                Landing::Token(token)
+            }
+            Err(failure) => {
+                backoff = Some(state.record_failure(&failure.error, failure.retry_after));
+                drop(state);
+                Landing::Failed(failure.error)
+            }
+        };
+        if let (Some((pause, streak)), Landing::Failed(error)) = (backoff, &landing) {
+            trace::debug!(
+                name: "backoff",
+                error_kind = ?error.kind(),
+                backoff_ms = trace::ms(pause),
+                streak,
+                "backing off after a failed fetch"
+            );
+        }
+        flight.land(landing);
+        // Last: the waiting requests have their token whatever the hook does.
+        if let Some((on_change, stored)) = changed {
+            on_change(Some(&stored));
+        }
+    }
+}
+
+impl Drop for FlightTask {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut state = self.shared.lock();
+        if state.flight.as_ref().is_some_and(|f| f.id == self.id) {
+            let flight = state.flight.take().expect("checked above");
+            drop(state);
+            flight.land(Landing::Restart);
+        }
+    }
+}
+
+fn log_success(token: &Token, stored: Option<&StoredToken>, step: Step, started: Started) {
+    let (generation, version) = (token.generation, stored.map(StoredToken::version));
+    match step {
+        Step::Login { fallback } => trace::debug!(
+            name: "login",
+            generation,
+            version,
+            expires_in_ms = trace::until(token.expires_at),
+            elapsed_ms = started.ms(),
+            fallback,
+            "logged in"
+        ),
+        Step::Refresh => trace::debug!(
+            name: "refresh",
+            generation,
+            version,
+            expires_in_ms = trace::until(token.expires_at),
+            elapsed_ms = started.ms(),
+            "token refreshed"
+        ),
+        Step::Stored => trace::debug!(
+            name: "store_load",
+            adopted = true,
+            generation,
+            version,
+            expires_in_ms = trace::until(token.expires_at),
+            elapsed_ms = started.ms(),
+            "adopted the stored token"
+        ),
+    }
+}
+
+/// A provider call that panicked, as an error: a panic counts as a failure, with a backoff.
+#[derive(Debug)]
+struct Panicked;
+
+impl std::fmt::Display for Panicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the token provider panicked")
+    }
+}
+
+impl std::error::Error for Panicked {}
+
+/// Runs a provider call, bounded by `timeout`, turning a panic (in the call or its future)
+/// into an error.
+async fn call<'a, T>(
+    timeout: Duration,
+    make: impl FnOnce() -> crate::BoxFuture<'a, Result<T, BoxError>>,
+) -> Result<Result<T, BoxError>, TokenError> {
+    let fut = match catch_unwind(AssertUnwindSafe(make)) {
+        Ok(fut) => fut,
+        Err(_) => return Ok(Err(Panicked.into())),
+    };
+    match tokio::time::timeout(timeout, CatchUnwind(fut)).await {
+        Ok(result) => Ok(result),
+        Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
+    }
+}
+
+/// A boxed future whose panic becomes an error.
+struct CatchUnwind<'a, T>(crate::BoxFuture<'a, Result<T, BoxError>>);
+
+impl<T> Future for CatchUnwind<'_, T> {
+    type Output = Result<T, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(_) => Poll::Ready(Err(Panicked.into())),
+        }
+    }
+}
+
+/// Refreshes with `refresh_token` if there is one, else (or if that fails) logs in.
+pub(crate) async fn fetch(
+    provider: &dyn TokenProvider,
+    refresh_token: Option<String>,
+    config: &Config,
+) -> Result<Fetched, Failure> {
+    let timeout = config.timeout;
+    let mut refresh_failed = false;
+    if let Some(refresh_token) = refresh_token {
+        let issued = Instant::now();
+        let refreshed = match call(timeout, || provider.refresh(&refresh_token)).await {
+            // A response without a refresh token keeps the one just used.
+            Ok(Ok(response)) => Token::from_response(
+                response,
+                issued,
+                &config.policy,
+                Some(refresh_token),
+                (config.jitter)(),
+            ),
+            Ok(Err(e)) => Err(TokenError::with_source(TokenErrorKind::Refresh, e)),
+            Err(timed_out) => Err(timed_out),
+        };
+        match refreshed {
+            Ok(token) => {
+                return Ok(Fetched {
+                    token,
+                    stored: None,
+                    step: Step::Refresh,
+                    started: Started::at(issued),
+                });
+            }
+            // Refused, failed, timed out or unusable: log in instead.
+            Err(error) => trace::debug!(
+                name: "refresh",
+                elapsed_ms = trace::ms(issued.elapsed()),
+                error_kind = ?error.kind(),
+                error = %Chain::refresh(&error),
+                "token refresh failed; logging in instead"
+            ),
+        }
+        refresh_failed = true;
+    }
+    let issued = Instant::now();
+    let result = match call(timeout, || provider.login()).await {
+        Ok(Ok(response)) => {
+            Token::from_response(response, issued, &config.policy, None, (config.jitter)())
+                .map_err(Failure::from)
+        }
+        // After a refused refresh too: what failed last, and what the caller must fix, is
+        // the login (a changed password, say).
+        Ok(Err(e)) => {
+            let retry_after = provider.retry_after(&*e);
+            Err(Failure {
+                error: TokenError::with_source(TokenErrorKind::Login, e),
+                retry_after,
+            })
+        }
+        Err(timed_out) => Err(timed_out.into()),
+    };
+    if let Err(failure) = &result {
+        trace::warn!(
+            name: "login",
+            elapsed_ms = trace::ms(issued.elapsed()),
+            fallback = refresh_failed,
+            error_kind = ?failure.error.kind(),
+            error = %Chain(&failure.error),
+            retry_after_ms = failure.retry_after.map(trace::ms),
+            "login failed"
+        );
+    }
+    result.map(|token| Fetched {
+        token,
+        stored: None,
+        step: Step::Login {
+            fallback: refresh_failed,
+        },
+        started: Started::at(issued),
+    })
+}

@@ -1,0 +1,640 @@
+//! The token cache shared by a layer, every service it builds and all their clones.
+//!
+//! # How a request finds its token
+//!
+//! The current token lives behind a `std::sync::Mutex` that only the slow path takes. Each
+//! thread that sends it keeps its own copy of the `Authorization` header, owned by the cache
+//! and found through a per-thread table indexed by the cache's slot (see `local.rs`): the hot
+//! path finds its copy, checks that it is current and has not reached the token's refresh
+//! point (one clock read, none for a token that never expires), and clones it. The reference
+//! counts it touches are its own copy's, so two threads never write to the same memory, and
+//! nothing is locked or allocated; the cost is the same whether a thread uses one cache or
+//! ten thousand. A new token, [`TokenCache::invalidate`] and [`TokenCache::revoke`] retire
+//! every copy at once, and dropping the cache frees them.
+//!
+//! No timer or background task watches the token: the first request past the refresh point
+//! takes the slow path, which starts the refresh and sends the still-valid token meanwhile,
+//! and no copy is sent past its refresh point whatever runtime is or isn't running.
+//!
+//! # Single flight
+//!
+//! A login or refresh runs as a task spawned on the current runtime, registered in the state
+//! as the *flight* (see `flight.rs`). Requests that need a token wait for it, each for at
+//! most the cache's timeout; a request that is dropped stops waiting, and the fetch finishes
+//! for the others. A flight whose runtime shuts down, or that runs past the bounds of its
+//! steps (its runtime is no longer driven), is started again by the next request. With a
+//! [`TokenStore`], the flight also takes the store's lock and reads the store first, so caches
+//! sharing the store share one flight too (see [`crate::store`]).
+
+use std::{
+    fmt,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use http::HeaderValue;
+use tokio::{runtime::Handle, time::Instant};
+
+use crate::{
+    TokenError,
+    error::TokenErrorKind,
+    provider::{BoxFuture, TokenProvider},
+    store::{OnChange, TokenStore},
+    token::Token,
+    trace::{self, Chain},
+};
+
+mod config;
+mod flight;
+mod local;
+
+pub(crate) use config::{Config, next_id};
+use config::{MAX_DURATION, MAX_RETRY_AFTER};
+pub(crate) use flight::{Failure, Fetched, fetch};
+use flight::{Flight, FlightTask, Landing, Outcome};
+use local::{Local, Slot};
+
+/// The token future handed to requests that must wait for a login or refresh.
+pub(crate) type TokenFuture = BoxFuture<'static, Result<Arc<Token>, TokenError>>;
+
+/// What a request does next.
+pub(crate) enum Lookup {
+    /// Send with this header value now.
+    Ready(HeaderValue, Carried),
+    /// Wait for a login or refresh.
+    Wait(TokenFuture),
+}
+
+/// Which token a request carries, and how to find its cache again if the server refuses it.
+pub(crate) enum Carried {
+    /// This thread's copy of the header (the hot path): it knows its cache and generation.
+    Copy(Arc<Local>),
+    /// A token handed out by the slow path, of this generation.
+    Token(TokenCache, u64),
+}
+
+impl Carried {
+    /// The generation of the token carried.
+    pub(crate) fn generation(&self) -> u64 {
+        match self {
+            Self::Copy(local) => local.generation,
+            Self::Token(_, generation) => *generation,
+        }
+    }
+
+    /// The cache, if it still exists.
+    pub(crate) fn cache(&self) -> Option<TokenCache> {
+        match self {
+            Self::Copy(local) => local.cache.upgrade().map(|shared| TokenCache { shared }),
+            Self::Token(cache, _) => Some(cache.clone()),
+        }
+    }
+}
+
+/// A handle to the token cache behind a [`BearerAuthLayer`](crate::BearerAuthLayer).
+///
+/// The layer, every service it builds and all their clones share one cache; so do all clones
+/// of this handle. Get it with [`BearerAuthLayer::cache`](crate::BearerAuthLayer::cache) or
+/// [`BearerAuth::cache`](crate::BearerAuth::cache), or make one of your own with
+/// [`TokenCache::new`] for a client that is not a tower stack.
+///
+/// # Example
+///
+/// ```
+/// use tower_bearer_auth::{BearerAuthLayer, StaticToken};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_bearer_auth::TokenError> {
+/// let layer = BearerAuthLayer::new(StaticToken::new("abc"));
+/// let cache = layer.cache();
+/// assert!(cache.token().is_none()); // nothing fetched yet
+///
+/// let token = cache.get().await?; // logs in
+/// assert_eq!(token.expires_at(), None); // a static token never expires
+/// assert_eq!(token.access_token(), "abc"); // the secret, asked for explicitly
+///
+/// cache.invalidate(); // the next request logs in again
+/// assert!(cache.token().is_none());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct TokenCache {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    /// Unique in the process, for tracing and to tell a reused slot's copies apart.
+    id: u64,
+    slot: Slot,
+    provider: Arc<dyn TokenProvider>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    config: Config,
+    /// The latest token. Kept after it expires or is invalidated, for its refresh token.
+    token: Option<Arc<Token>>,
+    /// Whether `token` may be sent (false after `invalidate`).
+    usable: bool,
+    /// The login or refresh under way.
+    flight: Option<Flight>,
+    /// The last generation handed out.
+    generation: u64,
+    /// The failures in a row, and until when no new fetch starts.
+    backoff: Option<Backoff>,
+    /// Where tokens are also kept, and the greatest version seen there: that of `token`, or
+    /// of the last token before a `revoke` (versions never go back).
+    store: Option<Arc<dyn TokenStore>>,
+    store_version: u64,
+    /// Called with every new token.
+    on_change: Option<OnChange>,
+    /// The threads' copies of `token`'s header.
+    locals: Vec<Arc<Local>>,
+    /// How many times `revoke` ran: a flight started before one hands out nothing.
+    revocations: u64,
+}
+
+struct Backoff {
+    error: TokenError,
+    until: Instant,
+    streak: u32,
+}
+
+/// What a request that needs a token does now, decided under the lock.
+enum Next {
+    /// Send this token; `true` if threads may copy it (it has not reached its refresh point).
+    Token(Arc<Token>, bool),
+    /// Wait for this flight.
+    Wait(Outcome),
+    /// Fail at once: backing off after a failure.
+    Fail(TokenError),
+}
+
+impl State {
+    /// The token to send at `now`, and whether it has reached its refresh point.
+    fn usable_token(&self, now: Instant) -> Option<(&Arc<Token>, bool)> {
+        let token = self.token.as_ref().filter(|_| self.usable)?;
+        if token.expires_at.is_some_and(|e| now >= e) {
+            return None;
+        }
+        let stale = token.refresh_at.is_some_and(|r| now >= r);
+        Some((token, stale))
+    }
+
+    /// The last failure, while new fetches must wait.
+    fn backing_off(&self, now: Instant) -> Option<&TokenError> {
+        self.backoff
+            .as_ref()
+            .filter(|b| now < b.until)
+            .map(|b| &b.error)
+    }
+
+    /// The flight under way, unless it is stuck.
+    fn live_flight(&self, now: Instant) -> Option<&Flight> {
+        self.flight.as_ref().filter(|f| !f.stuck(now))
+    }
+
+    /// Stops every thread's copy of the header from being sent, and frees them.
+    fn retire_locals(&mut self) {
+        for local in self.locals.drain(..) {
+            local.retire();
+        }
+    }
+
+    /// Remembers a failed fetch: no new fetch starts for a growing, jittered pause, or for as
+    /// long as the provider asked (`Retry-After`, up to five minutes). Returns the pause and
+    /// the failures in a row.
+    fn record_failure(
+        &mut self,
+        error: &TokenError,
+        retry_after: Option<Duration>,
+    ) -> (Duration, u32) {
+        let streak = self
+            .backoff
+            .as_ref()
+            .map_or(0, |b| b.streak)
+            .saturating_add(1);
+        let doubled = self
+            .config
+            .backoff_initial
+            .saturating_mul(1 << (streak - 1).min(20));
+        let pause = doubled
+            .min(self.config.backoff_max)
+            .mul_f64(0.5 + 0.5 * (self.config.jitter)())
+            .max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
+            .min(MAX_DURATION);
+        let now = Instant::now();
+        self.backoff = Some(Backoff {
+            error: error.clone(),
+            until: now.checked_add(pause).unwrap_or(now),
+            streak,
+        });
+        (pause, streak)
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; if something ever does, the state is still
+        // consistent field by field, so carry on rather than poison every request.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Decides what a request that needs a token does, starting a login or refresh when one is
+    /// due. The task returned must be spawned once the lock is released.
+    fn next(self: &Arc<Self>, state: &mut State, now: Instant) -> (Next, Option<FlightTask>) {
+        if let Some((token, stale)) = state.usable_token(now) {
+            let token = token.clone();
+            // A due token is sent while its refresh runs; a failed refresh waits for the
+            // backoff, the token still being sent.
+            let task =
+                (stale && state.live_flight(now).is_none() && state.backing_off(now).is_none())
+                    .then(|| flight::register(self, state, now));
+            return (Next::Token(token, !stale), task);
+        }
+        if let Some(flight) = state.live_flight(now) {
+            return (Next::Wait(flight.subscribe()), None);
+        }
+        if let Some(error) = state.backing_off(now) {
+            trace::trace!(
+                name: "backoff",
+                cache = self.id,
+                error_kind = ?error.kind(),
+                "failing at once: backing off after a failed fetch"
+            );
+            return (Next::Fail(error.clone()), None);
+        }
+        let task = flight::register(self, state, now);
+        let rx = state.flight.as_ref().expect("just registered").subscribe();
+        (Next::Wait(rx), Some(task))
+    }
+
+    /// A copy of `token`'s header for this thread, kept by the cache.
+    fn copy_for_this_thread(
+        self: &Arc<Self>,
+        state: &mut State,
+        token: &Token,
+    ) -> Option<Arc<Local>> {
+        let local = Arc::new(Local::new(self, token)?);
+        local::set(self.slot.index(), &local).then(|| {
+            state.locals.push(local.clone());
+            local
+        })
+    }
+}
+
+/// Waits for a token: for the flight `first`, and for the flights after it if that one goes
+/// away without a token. Gives up after `timeout`.
+async fn wait(
+    shared: Arc<Shared>,
+    first: Option<Outcome>,
+    timeout: Duration,
+) -> Result<Arc<Token>, TokenError> {
+    if Handle::try_current().is_err() {
+        // No runtime to run a flight on, or to time the wait.
+        return Err(TokenError::new(TokenErrorKind::Aborted));
+    }
+    let mut rx = first;
+    let waiting = async {
+        loop {
+            let mut outcome = match rx.take() {
+                Some(outcome) => outcome,
+                None => {
+                    let (next, task) = {
+                        let mut state = shared.lock();
+                        shared.next(&mut state, Instant::now())
+                    };
+                    if let Some(task) = task {
+                        task.spawn();
+                    }
+                    match next {
+                        Next::Token(token, _) => return Ok(token),
+                        Next::Fail(error) => return Err(error),
+                        Next::Wait(outcome) => outcome,
+                    }
+                }
+            };
+            let landing = match outcome.wait_for(|l| !matches!(l, Landing::Pending)).await {
+                Ok(landing) => landing.clone(),
+                Err(_) => Landing::Restart,
+            };
+            match landing {
+                Landing::Token(token) => return Ok(token),
+                Landing::Failed(error) => return Err(error),
+                // Gone without a token: ask the cache again, after letting others run.
+                Landing::Restart | Landing::Pending => tokio::task::yield_now().await,
+            }
+        }
+    };
+    tokio::time::timeout(timeout, waiting)
+        .await
+        .unwrap_or_else(|_| Err(TokenError::new(TokenErrorKind::Timeout)))
+}
+
+impl TokenCache {
+    /// A cache for tokens from `provider`, with the default settings: for a client that is
+    /// not a tower stack, or to share one cache between several layers with
+    /// [`BearerAuthLayer::from_cache`](crate::BearerAuthLayer::from_cache).
+    pub fn new(provider: impl TokenProvider) -> Self {
+        Self::with(Arc::new(provider), Config::default(), None, None)
+    }
+
+    pub(crate) fn with(
+        provider: Arc<dyn TokenProvider>,
+        config: Config,
+        store: Option<Arc<dyn TokenStore>>,
+        on_change: Option<OnChange>,
+    ) -> Self {
+        let state = State {
+            config: config.clamped(),
+            store,
+            on_change,
+            ..State::default()
+        };
+        Self {
+            shared: Arc::new(Shared {
+                id: next_id(),
+                slot: Slot::take(),
+                provider,
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    pub(crate) fn provider(&self) -> &Arc<dyn TokenProvider> {
+        &self.shared.provider
+    }
+
+    pub(crate) fn config(&self) -> Config {
+        self.shared.lock().config
+    }
+
+    pub(crate) fn store(&self) -> Option<Arc<dyn TokenStore>> {
+        self.shared.lock().store.clone()
+    }
+
+    pub(crate) fn on_change(&self) -> Option<OnChange> {
+        self.shared.lock().on_change.clone()
+    }
+
+    /// The hot path: this thread's copy of the header, if it may be sent now.
+    #[inline]
+    pub(crate) fn cached(&self) -> Option<Arc<Local>> {
+        local::get(self.shared.slot.index(), self.shared.id)
+    }
+
+    /// The slow path: checks the token under the lock, starts a login or refresh if needed.
+    pub(crate) fn lookup(&self) -> Lookup {
+        let now = Instant::now();
+        let mut state = self.shared.lock();
+        let (next, task) = self.shared.next(&mut state, now);
+        let lookup = match next {
+            Next::Token(token, copy) => {
+                let local = if copy {
+                    self.shared.copy_for_this_thread(&mut state, &token)
+                } else {
+                    None
+                };
+                drop(state);
+                let carried = match local {
+                    Some(local) => Carried::Copy(local),
+                    None => Carried::Token(self.clone(), token.generation),
+                };
+                Lookup::Ready(token.header.clone(), carried)
+            }
+            Next::Wait(rx) => {
+                let timeout = state.config.timeout;
+                drop(state);
+                Lookup::Wait(Box::pin(wait(self.shared.clone(), Some(rx), timeout)))
+            }
+            Next::Fail(error) => {
+                drop(state);
+                Lookup::Wait(Box::pin(async move { Err(error) }))
+            }
+        };
+        if let Some(task) = task {
+            task.spawn();
+        }
+        lookup
+    }
+
+    /// The current token, if there is one that may be sent now.
+    ///
+    /// This never fetches a token; see [`get`](TokenCache::get).
+    pub fn token(&self) -> Option<Token> {
+        let state = self.shared.lock();
+        state
+            .usable_token(Instant::now())
+            .map(|(token, _)| Token::clone(token))
+    }
+
+    /// When the current token expires: `None` if there is no usable token or it never expires.
+    pub fn expires_at(&self) -> Option<Instant> {
+        self.token().and_then(|t| t.expires_at())
+    }
+
+    /// The token a request would be sent with now, logging in first if there is none.
+    ///
+    /// As for a request, a token past its refresh point is returned at once while the refresh
+    /// runs in the background, and one whose refresh failed is returned for as long as it is
+    /// valid. Waits at most the cache's [timeout](crate::BearerAuthLayer::timeout).
+    ///
+    /// # Errors
+    ///
+    /// Returns the [`TokenError`] of a failed login or refresh, or of kind
+    /// [`Timeout`](TokenErrorKind::Timeout) when no token came in time.
+    pub async fn get(&self) -> Result<Token, TokenError> {
+        let fut = {
+            let mut state = self.shared.lock();
+            let timeout = state.config.timeout;
+            let (next, task) = self.shared.next(&mut state, Instant::now());
+            drop(state);
+            if let Some(task) = task {
+                task.spawn();
+            }
+            match next {
+                Next::Token(token, _) => return Ok(Token::clone(&token)),
+                Next::Fail(error) => return Err(error),
+                Next::Wait(rx) => wait(self.shared.clone(), Some(rx), timeout),
+            }
+        };
+        fut.await.map(|t| Token::clone(&t))
+    }
+
+    /// Refreshes the token now (or logs in if there is no refresh token), whatever its expiry
+    /// and even while the cache is backing off after failures.
+    ///
+    /// Joins a login or refresh already under way instead of starting another. With a
+    /// [store](crate::BearerAuthLayer::store), a newer token that another cache saved there
+    /// counts as the refresh.
+    ///
+    /// # Errors
+    ///
+    /// Returns the [`TokenError`] of a failed login or refresh, or of kind
+    /// [`Timeout`](TokenErrorKind::Timeout) when no token came in time.
+    pub async fn refresh(&self) -> Result<Token, TokenError> {
+        let fut = {
+            let now = Instant::now();
+            let mut state = self.shared.lock();
+            let timeout = state.config.timeout;
+            let task = state
+                .live_flight(now)
+                .is_none()
+                .then(|| flight::register(&self.shared, &mut state, now));
+            let rx = state
+                .flight
+                .as_ref()
+                .expect("a flight is registered")
+                .subscribe();
+            drop(state);
+            if let Some(task) = task {
+                task.spawn();
+            }
+            wait(self.shared.clone(), Some(rx), timeout)
+        };
+        fut.await.map(|t| Token::clone(&t))
+    }
+
+    /// Stops sending the current token. The next request refreshes it (with its refresh
+    /// token, if any) or logs in.
+    pub fn invalidate(&self) {
+        let mut state = self.shared.lock();
+        state.usable = false;
+        state.retire_locals();
+    }
+
+    /// Stops sending the token of `generation` (see [`Token::generation`]), if it is still the
+    /// current one: the answer to a server that refused it. A late refusal of a token already
+    /// replaced does not throw its successor away, so fifty requests refused at once cause one
+    /// refresh.
+    pub fn invalidate_generation(&self, generation: u64) {
+        let mut state = self.shared.lock();
+        if state.usable
+            && state
+                .token
+                .as_ref()
+                .is_some_and(|t| t.generation == generation)
+        {
+            state.usable = false;
+            state.retire_locals();
+            drop(state);
+            trace::debug!(
+                name: "invalidated",
+                cache = self.shared.id,
+                generation,
+                "token invalidated after a 401"
+            );
+        }
+    }
+
+    /// The cache's process-wide number, for tracing.
+    pub(crate) fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// Revokes the current token at the server and empties the cache, for a clean logout.
+    ///
+    /// The cache forgets the token and its refresh token, and clears its
+    /// [store](crate::BearerAuthLayer::store), before the provider is asked to revoke it, so no
+    /// request sends it again. A login or refresh under way is discarded: its token is never
+    /// sent, saved or adopted, and the requests waiting for it wait for a new login instead.
+    /// The next request logs in.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`TokenError`] of kind [`Revoke`](TokenErrorKind::Revoke) when the provider
+    /// fails to revoke the token or the store cannot be cleared, or
+    /// [`Timeout`](TokenErrorKind::Timeout).
+    pub async fn revoke(&self) -> Result<(), TokenError> {
+        let (token, timeout, store, on_change, discarded) = {
+            let mut state = self.shared.lock();
+            state.usable = false;
+            state.revocations += 1;
+            state.retire_locals();
+            let generation = state.token.as_ref().map(|t| t.generation);
+            let discarded = state.flight.take();
+            (
+                state.token.take().map(|t| (t, generation)),
+                state.config.timeout,
+                state.store.clone(),
+                state.on_change.clone(),
+                discarded,
+            )
+        };
+        // Its waiters ask again, and get a login that starts after this revoke.
+        if let Some(flight) = discarded {
+            flight.land(Landing::Restart);
+        }
+        if let Some(on_change) = on_change {
+            on_change(None);
+        }
+        // Both steps run even if the first fails; the first failure is reported.
+        let cache = self.shared.id;
+        let cleared = match store {
+            Some(store) => {
+                let cleared = revoke_step(timeout, store.clear()).await;
+                match &cleared {
+                    Ok(()) => trace::debug!(name: "store_clear", cache, "store cleared"),
+                    Err(error) => trace::debug!(
+                        name: "store_clear",
+                        cache,
+                        error_kind = ?error.kind(),
+                        error = %Chain(error),
+                        "store clear failed"
+                    ),
+                }
+                cleared
+            }
+            None => Ok(()),
+        };
+        let generation = token.as_ref().and_then(|(_, g)| *g);
+        let revoked = match &token {
+            Some((token, _)) => {
+                revoke_step(timeout, self.shared.provider.revoke(token.access_token())).await
+            }
+            None => Ok(()),
+        };
+        match &revoked {
+            Ok(()) => trace::debug!(name: "revoke", cache, generation, "token revoked"),
+            Err(error) => trace::debug!(
+                name: "revoke",
+                cache,
+                generation,
+                error_kind = ?error.kind(),
+                error = %Chain(error),
+                "token revocation failed"
+            ),
+        }
+        cleared.and(revoked)
+    }
+}
+
+/// One step of [`TokenCache::revoke`], bounded by `timeout`.
+async fn revoke_step(
+    timeout: Duration,
+    step: impl std::future::Future<Output = Result<(), crate::BoxError>>,
+) -> Result<(), TokenError> {
+    match tokio::time::timeout(timeout, step).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(TokenError::with_source(TokenErrorKind::Revoke, e)),
+        Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
+    }
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.lock();
+        f.debug_struct("TokenCache")
+            .field("config", &state.config)
+            .field("token", &state.token)
+            .field("usable", &state.usable)
+            .field("fetching", &state.flight.is_some())
+            .field("store", &state.store.is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;
