@@ -148,7 +148,11 @@ async fn a_login_under_way_at_revoke_is_neither_saved_nor_adopted() {
         "a-login-1",
         "adopted the token of a login started before the revoke"
     );
-    assert_eq!(provider.logins(), 2, "one login before the revoke, one after");
+    assert_eq!(
+        provider.logins(),
+        2,
+        "one login before the revoke, one after"
+    );
 }
 
 /// C2. Without a store: the requests waiting for a login when `revoke()` is called must not
@@ -342,6 +346,10 @@ async fn a_redis_lock_ttl_of_duration_max_does_not_panic() {
         .cache();
     let before = panics();
     let token = watchdog(cache.get()).await;
-    assert_eq!(panics() - before, 0, "a task panicked; the login gave {token:?}");
+    assert_eq!(
+        panics() - before,
+        0,
+        "a task panicked; the login gave {token:?}"
+    );
     assert_eq!(token.unwrap().access_token(), "a-login-1");
 }

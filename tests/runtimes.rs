@@ -96,9 +96,7 @@ fn layer(server: &TestServer) -> BearerAuthLayer {
 }
 
 fn request(server: &TestServer) -> Request<Full<Bytes>> {
-    Request::get(server.url(API))
-        .body(Full::default())
-        .unwrap()
+    Request::get(server.url(API)).body(Full::default()).unwrap()
 }
 
 fn kind(err: &BoxError) -> TokenErrorKind {
