@@ -1,0 +1,165 @@
+//! Reproductions of issue 12, part B: what a cache leaves behind.
+//!
+//! Once every handle to a cache is dropped, with its runtime still alive, none of its tasks
+//! may remain, and a cache runs at most one timer at a time. The tests count the runtime's
+//! live tasks (`RuntimeMetrics::num_alive_tasks`) against a baseline taken before, and the
+//! bytes this thread holds on the heap, through a counting global allocator.
+//!
+//! A test binary of its own, because it installs that allocator. The counter is per thread
+//! and each test runs on a current-thread runtime, so every allocation of a test's caches and
+//! tasks is made and freed on its thread, and tests running in parallel don't disturb it.
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    cell::Cell,
+    time::Duration,
+};
+
+use tokio::runtime::Handle;
+use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenResponse, provider_fn};
+
+struct Counting;
+
+thread_local! {
+    /// Bytes allocated on this thread minus bytes freed on it.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn add(bytes: usize) {
+    // `try_with`: the allocator also runs while thread-locals are torn down.
+    let _ = LIVE.try_with(|n| n.set(n.get().wrapping_add_unsigned(bytes)));
+}
+
+fn sub(bytes: usize) {
+    let _ = LIVE.try_with(|n| n.set(n.get().wrapping_sub_unsigned(bytes)));
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the only
+// addition is a thread-local counter that allocates nothing.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            add(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as above.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            add(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as above.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            sub(layout.size());
+            add(new_size);
+        }
+        new
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) };
+        sub(layout.size());
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live_bytes() -> isize {
+    LIVE.with(Cell::get)
+}
+
+fn alive_tasks() -> usize {
+    Handle::current().metrics().num_alive_tasks()
+}
+
+/// Lets the runtime run whatever the test's last steps woke (a cancelled task, say).
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A layer whose provider hands out one-hour tokens at once.
+fn layer() -> BearerAuthLayer {
+    BearerAuthLayer::new(provider_fn(|| async {
+        Ok::<_, BoxError>(TokenResponse::new("t").with_expires_in(Duration::from_secs(3600)))
+    }))
+}
+
+/// Creates `n` layers, each obtaining a token, and drops each right after.
+async fn churn(n: usize) {
+    for _ in 0..n {
+        let layer = layer();
+        layer.cache().get().await.unwrap();
+    }
+}
+
+/// B1. Creating and dropping 10,000 layers, each after obtaining a token that expires in an
+/// hour, leaves no task behind.
+#[tokio::test]
+async fn dropped_caches_leave_no_task_behind() {
+    let baseline = alive_tasks();
+    churn(10_000).await;
+    settle().await;
+    assert_eq!(
+        alive_tasks(),
+        baseline,
+        "tasks still alive after every cache was dropped"
+    );
+}
+
+/// B2. One cache, invalidated and asked for a token 5,000 times: at most one timer (task) of
+/// its own is alive at the end.
+#[tokio::test]
+async fn a_cache_runs_at_most_one_timer() {
+    let baseline = alive_tasks();
+    let layer = layer();
+    let cache = layer.cache();
+    cache.get().await.unwrap();
+    for _ in 0..5_000 {
+        cache.invalidate();
+        cache.get().await.unwrap();
+    }
+    settle().await;
+    let alive = alive_tasks();
+    assert!(
+        alive <= baseline + 1,
+        "{alive} tasks alive for one cache (baseline {baseline})"
+    );
+}
+
+/// What may stay on the heap after the caches are gone, and was not there at the baseline: a
+/// few small blocks that change hands between threads (the process-wide registry of caches is
+/// a `BTreeMap` whose nodes other tests split and merge too) and the growth of runtime queues
+/// whose capacity is kept. Caches whose tokens never expire (no timer) give back every byte
+/// here; 2,000 leaked caches would hold over a megabyte.
+const SLACK: isize = 16 * 1024;
+
+/// B3. Creating and dropping 2,000 layers, each after obtaining a token, gives back every byte
+/// but a small constant (`SLACK`).
+#[tokio::test]
+async fn dropped_caches_give_their_memory_back() {
+    // A warm-up, so that the runtime's and this thread's lazily made structures (timer wheel
+    // levels, queues, the thread's copies of headers) exist before the baseline.
+    churn(100).await;
+    settle().await;
+    let baseline = live_bytes();
+    churn(2_000).await;
+    settle().await;
+    let held = live_bytes() - baseline;
+    assert!(
+        held <= SLACK,
+        "{held} bytes still held after 2,000 caches were dropped (allowed: {SLACK})"
+    );
+}
