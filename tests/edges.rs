@@ -206,6 +206,9 @@ async fn timeout_refresh_ahead_and_jitter_of_duration_max_work() {
     let first = watchdog(cache.get()).await;
     // `refresh_ahead` is capped at half the token's life: due after 30 minutes at the latest.
     tokio::time::advance(Duration::from_secs(1900)).await;
+    // The due token is still valid: `get()` returns it and the refresh runs meanwhile.
+    let due = watchdog(cache.get()).await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
     let second = watchdog(cache.get()).await;
     let revoked = watchdog(cache.revoke()).await;
     assert_eq!(
@@ -214,6 +217,7 @@ async fn timeout_refresh_ahead_and_jitter_of_duration_max_work() {
         "a task panicked: {first:?}, {second:?}, {revoked:?}"
     );
     assert_eq!(first.unwrap().access_token(), "login-1");
+    assert_eq!(due.unwrap().access_token(), "login-1");
     assert_eq!(second.unwrap().access_token(), "refresh-1");
     revoked.unwrap();
 }

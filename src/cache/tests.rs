@@ -1,4 +1,3 @@
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::config::{DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX};
