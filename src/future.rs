@@ -333,7 +333,7 @@ where
         // replay carried is just as refused. A request is sent again once at most: only the
         // first attempt keeps a copy.
         let cache = rejected
-            .then(|| self.carried.as_ref())
+            .then_some(self.carried.as_ref())
             .flatten()
             .and_then(|carried| Some((carried.cache()?, carried.generation())));
         if let Some((cache, generation)) = cache {

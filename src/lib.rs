@@ -12,7 +12,11 @@
 //! - However many requests run at once, at most one login or refresh runs at a time; the
 //!   others wait for its result.
 //! - When the token is cached, a request takes no lock, allocates nothing and writes no memory
-//!   shared with other threads.
+//!   shared with other threads, at the same cost whether a thread uses one layer or ten
+//!   thousand.
+//! - Nothing depends on one runtime being driven: a request waits at most the layer's
+//!   timeout, a login stranded on a runtime that shut down or went idle is started again,
+//!   and no token is sent past its expiry.
 //! - Failures are typed ([`TokenError`]), nothing broken is cached, and the next request tries
 //!   again. Tokens, refresh tokens and passwords never appear in `Debug`, `Display` or errors.
 //!
@@ -70,10 +74,12 @@
 //! secret prints `<redacted>` in its place, and no error message carries one.
 //!
 //! Nothing is zeroized: tokens live in `String`s and in `HeaderValue`s, which share their
-//! bytes between clones and cannot be wiped reliably. A replaced token is dropped when the
-//! last request carrying it is done; the copy of the header each thread keeps for the
-//! lock-free hot path lives until that thread's next request through the same cache, or until
-//! the thread exits.
+//! bytes between clones and cannot be wiped reliably. The cache holds the access token once,
+//! in its `Authorization` header value, plus one copy of that header per thread that sent it
+//! (the lock-free hot path's). Those copies belong to the cache: a new token,
+//! [`TokenCache::invalidate`] and [`TokenCache::revoke`] retire and free them all at once, and
+//! dropping the cache frees them with it. A replaced token is dropped when the last request
+//! carrying it is done. No task or timer of the cache's outlives it.
 //! Providers keep their passwords for as long as they live.
 //!
 //! # Stacking with other layers
@@ -131,7 +137,7 @@
 //! # Tracing
 //!
 //! With the `tracing` feature the cache tells what it does through `tracing` events, whose
-//! target is the module emitting them (`tower_bearer_auth::cache` or
+//! target is the module emitting them (`tower_bearer_auth::cache`, one of its submodules, or
 //! `tower_bearer_auth::future`), so the filter `tower_bearer_auth=debug` shows them all. A
 //! request sent with the cached token emits nothing; without a subscriber that wants them,
 //! each event costs a check of its call site's cached interest, and only on the slow paths.
