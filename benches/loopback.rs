@@ -137,7 +137,7 @@ fn main() {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let plain: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
-        // A token that expires in an hour: the timer is armed, as for any refreshing token.
+        // A token that expires in an hour, as for any refreshing token.
         let layer = BearerAuthLayer::new(provider_fn(|| async {
             Ok::<_, BoxError>(
                 TokenResponse::new("loopback-token").with_expires_in(Duration::from_secs(3600)),

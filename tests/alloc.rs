@@ -126,8 +126,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Fills the cache and this thread's copy of the header; the runtime must stay alive so that
-/// the timer task watching an expiring token does.
+/// Fills the cache and this thread's copy of the header.
 fn warm_up<S>(rt: &tokio::runtime::Runtime, svc: &mut S)
 where
     S: Service<Request<()>, Response = Response<()>> + Clone,
