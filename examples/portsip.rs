@@ -35,8 +35,9 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_bearer_auth::{
-    BearerAuthLayer, BoxError, BoxFuture, HttpClient, OAuth2Error, PortSip, TokenError,
-    TokenProvider, TokenResponse,
+    BearerAuthLayer, BoxError, TokenError, TokenResponse,
+    client::HttpClient,
+    provider::{BoxFuture, TokenProvider, oauth2::OAuth2Error, portsip::PortSip},
     test_server::{TestServer, TestServerConfig},
 };
 
@@ -191,9 +192,13 @@ impl<P: TokenProvider> TokenProvider for Observed<P> {
         })
     }
 
-    fn revoke<'a>(&'a self, access_token: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
+    fn revoke<'a>(
+        &'a self,
+        access_token: &'a str,
+        refresh_token: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            let result = self.inner.revoke(access_token).await;
+            let result = self.inner.revoke(access_token, refresh_token).await;
             match &result {
                 Ok(()) => self.timeline.log("  revoke → token revoked (logged out)"),
                 Err(e) => self.timeline.log(format_args!("  revoke → failed: {e}")),
@@ -410,16 +415,16 @@ async fn run(args: Args) -> Result<bool, BoxError> {
     if let Some(server) = &server {
         println!(
             "server:  {}, {}, {}, {} answered 401, {}",
-            plural(server.password_grants(), "password grant"),
-            plural(server.refresh_grants(), "refresh grant"),
-            plural(server.api_requests(), "API request"),
-            server.unauthorized(),
-            plural(server.revocations(), "revocation"),
+            plural(server.counts().password_grants, "password grant"),
+            plural(server.counts().refresh_grants, "refresh grant"),
+            plural(server.counts().api_requests, "API request"),
+            server.counts().unauthorized,
+            plural(server.counts().revocations, "revocation"),
         );
-        consistent = server.password_grants() == logins
-            && server.refresh_grants() == refreshes
-            && server.api_requests() == sent
-            && server.unauthorized() == 0;
+        consistent = server.counts().password_grants == logins
+            && server.counts().refresh_grants == refreshes
+            && server.counts().api_requests == sent
+            && server.counts().unauthorized == 0;
         if !consistent {
             println!("the server's counters disagree with the client's");
         }

@@ -137,7 +137,7 @@ impl Default for Config {
 /// # Example
 ///
 /// ```
-/// use tower_bearer_auth::{BearerAuthLayer, StaticToken};
+/// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_bearer_auth::TokenError> {
@@ -508,7 +508,13 @@ impl TokenCache {
         };
         let revoked = match &token {
             Some(token) => {
-                revoke_step(timeout, self.shared.provider.revoke(token.access_token())).await
+                revoke_step(
+                    timeout,
+                    self.shared
+                        .provider
+                        .revoke(token.access_token(), token.refresh_token.as_deref()),
+                )
+                .await
             }
             None => Ok(()),
         };

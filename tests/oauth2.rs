@@ -12,9 +12,15 @@ use hyper::body::Incoming;
 use serde_json::json;
 use tower::ServiceExt;
 use tower_bearer_auth::{
-    BearerAuth, BearerAuthLayer, BoxError, ClientAuth, HttpClient, OAuth2Error, OAuth2Provider,
-    PortSip, TokenCache, TokenError, TokenErrorKind,
-    provider::{OAuth2ErrorKind, PORTSIP_CLIENT_ID},
+    BearerAuth, BearerAuthLayer, BoxError, TokenCache, TokenError, TokenErrorKind,
+    client::HttpClient,
+    provider::{
+        oauth2::{
+            BodyFormat, ClientAuth, OAuth2Error, OAuth2ErrorKind, OAuth2Provider,
+            OAuth2ProviderBuilder,
+        },
+        portsip::{PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH, PortSip},
+    },
     test_server::{CannedResponse, ExpiryFormat, TestServer, TestServerConfig},
 };
 
@@ -30,6 +36,21 @@ fn portsip(server: &TestServer, password: &str) -> OAuth2Provider<HttpClient> {
     PortSip::new(server.base_url(), USER, password)
         .build()
         .unwrap()
+}
+
+/// What `PortSip` builds for `server`, as a builder to change further.
+fn portsip_builder(server: &TestServer, password: &str) -> OAuth2ProviderBuilder<HttpClient> {
+    OAuth2Provider::password(
+        HttpClient::new(),
+        server.url(PORTSIP_TOKEN_PATH),
+        USER,
+        password,
+    )
+    .client_id(PORTSIP_CLIENT_ID)
+    .scope("all")
+    .revoke_url(server.url(PORTSIP_REVOKE_PATH))
+    .revoke_with_bearer(true)
+    .revoke_refresh_token(false)
 }
 
 /// A PortSIP client for `server`: the API service and its token cache.
@@ -64,9 +85,9 @@ async fn password_grant_through_the_layer() {
         let response = get(&client, &server).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     }
-    assert_eq!(server.password_grants(), 1, "the token is re-used");
-    assert_eq!(server.api_requests(), 3);
-    assert_eq!(server.unauthorized(), 0);
+    assert_eq!(server.counts().password_grants, 1, "the token is re-used");
+    assert_eq!(server.counts().api_requests, 3);
+    assert_eq!(server.counts().unauthorized, 0);
     let token = cache.token().unwrap();
     assert!(token.has_refresh_token());
     assert_eq!(token.scope(), Some("all"));
@@ -96,7 +117,7 @@ async fn refresh_token_grant_rotates_the_refresh_token() {
     let rt2 = second.refresh_token().unwrap();
     assert_ne!(rt1, rt2, "a new refresh token");
     assert_ne!(first.access_token(), second.access_token());
-    assert_eq!(server.refresh_grants(), 1);
+    assert_eq!(server.counts().refresh_grants, 1);
 
     // The used refresh token is retired.
     let err = provider.refresh(&rt1).await.unwrap_err();
@@ -132,8 +153,8 @@ async fn refresh_without_a_new_refresh_token_keeps_the_old_one() {
     let b = cache.refresh().await.unwrap();
     assert!(b.generation() > a.generation());
     assert!(b.has_refresh_token());
-    assert_eq!(server.password_grants(), 2, "one per provider");
-    assert_eq!(server.refresh_grants(), 3);
+    assert_eq!(server.counts().password_grants, 2, "one per provider");
+    assert_eq!(server.counts().refresh_grants, 3);
     assert_eq!(
         get(&client, &server).await.unwrap().status(),
         StatusCode::OK
@@ -149,21 +170,26 @@ async fn client_credentials_grant_by_basic_and_by_form() {
             .client_secret(secret),
     )
     .await;
-    let url = server.url("/api/login/oauth/token").parse().unwrap();
-    let basic = OAuth2Provider::client_credentials(HttpClient::new(), url, "my client", secret)
+    let url = server.url(PORTSIP_TOKEN_PATH);
+    let builder = OAuth2Provider::client_credentials(HttpClient::new(), url, "my client", secret)
         .scope("all");
+    let basic = builder.clone().build().unwrap();
     let token = basic.login().await.unwrap();
     assert_eq!(token.refresh_token(), None);
-    let form = basic.clone().client_auth(ClientAuth::Form);
+    let form = builder
+        .clone()
+        .client_auth(ClientAuth::Form)
+        .build()
+        .unwrap();
     form.login().await.unwrap();
-    assert_eq!(server.client_credentials_grants(), 2);
+    assert_eq!(server.counts().client_credentials_grants, 2);
     let log = server.token_request_log();
     assert!(log[0].basic_auth);
     assert!(!log[1].basic_auth);
     assert_eq!(log[1].client_id.as_deref(), Some("my client"));
 
     // A wrong secret is the client's fault: not transient, status 401.
-    let wrong = basic.clone().client_secret("nope");
+    let wrong = builder.client_secret("nope").build().unwrap();
     let err = wrong.login().await.unwrap_err();
     assert!(err.is_invalid_client(), "{err:?}");
     assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
@@ -259,9 +285,9 @@ async fn short_lived_tokens_are_refreshed_before_they_expire() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(server.unauthorized(), 0);
-    assert_eq!(server.password_grants(), 1);
-    assert!(server.refresh_grants() >= 1);
+    assert_eq!(server.counts().unauthorized, 0);
+    assert_eq!(server.counts().password_grants, 1);
+    assert!(server.counts().refresh_grants >= 1);
 }
 
 #[tokio::test]
@@ -283,7 +309,7 @@ async fn wrong_password_is_a_typed_error() {
     );
     assert!(!oauth.is_transient());
     assert!(cache.token().is_none());
-    assert_eq!(server.api_requests(), 0, "the request never left");
+    assert_eq!(server.counts().api_requests, 0, "the request never left");
 
     let text = format!("{err} {err:?} {oauth} {oauth:?} {cache:?}");
     assert!(!text.contains("not-the-password"), "{text}");
@@ -297,13 +323,13 @@ async fn refused_refresh_falls_back_to_one_login() {
     server.revoke_refresh_tokens();
     let token = cache.refresh().await.unwrap();
     assert_eq!(token.generation(), 2);
-    assert_eq!(server.refresh_grants(), 1);
-    assert_eq!(server.password_grants(), 2);
+    assert_eq!(server.counts().refresh_grants, 1);
+    assert_eq!(server.counts().password_grants, 2);
     assert_eq!(
         get(&client, &server).await.unwrap().status(),
         StatusCode::OK
     );
-    assert_eq!(server.token_requests(), 3);
+    assert_eq!(server.counts().token_requests, 3);
 }
 
 #[tokio::test]
@@ -326,7 +352,7 @@ async fn non_json_error_bodies_are_reported_bounded() {
     assert!(err.is_transient());
     assert_eq!(
         err.to_string(),
-        "token endpoint answered with status 502: <html>upstream down</html>"
+        "HTTP 502 from the token endpoint: <html>upstream down</html>"
     );
 
     let long = "x".repeat(10_000);
@@ -370,7 +396,7 @@ async fn oversized_bodies_are_refused() {
     );
     assert_eq!(
         err.to_string(),
-        "token endpoint response exceeds 65536 bytes"
+        "token endpoint response exceeds 65536 bytes (HTTP 200)"
     );
 
     // Chunked, no length: refused while reading.
@@ -379,7 +405,10 @@ async fn oversized_bodies_are_refused() {
     assert!(matches!(err.kind(), OAuth2ErrorKind::BodyTooLarge { .. }));
 
     // A smaller limit applies to ordinary responses too.
-    let tiny = provider.clone().max_body_size(16);
+    let tiny = portsip_builder(&server, PASSWORD)
+        .max_body_size(16)
+        .build()
+        .unwrap();
     let err = tiny.login().await.unwrap_err();
     assert_eq!(err.kind(), &OAuth2ErrorKind::BodyTooLarge { limit: 16 });
 
@@ -417,7 +446,7 @@ async fn revoke_logs_out_and_the_next_request_logs_in() {
     assert_eq!(server.live_tokens(), 1);
 
     cache.revoke().await.unwrap();
-    assert_eq!(server.revocations(), 1);
+    assert_eq!(server.counts().revocations, 1);
     assert_eq!(server.live_tokens(), 0);
     assert!(cache.token().is_none());
     // The server no longer takes the old token.
@@ -432,8 +461,12 @@ async fn revoke_logs_out_and_the_next_request_logs_in() {
         get(&client, &server).await.unwrap().status(),
         StatusCode::OK
     );
-    assert_eq!(server.password_grants(), 2);
-    assert_eq!(server.refresh_grants(), 0, "revoked refresh token not used");
+    assert_eq!(server.counts().password_grants, 2);
+    assert_eq!(
+        server.counts().refresh_grants,
+        0,
+        "revoked refresh token not used"
+    );
 }
 
 #[tokio::test]
@@ -482,7 +515,7 @@ async fn protected_endpoint_answers_401_with_www_authenticate() {
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"], "invalid_token");
     }
-    assert_eq!(server.unauthorized(), 3);
+    assert_eq!(server.counts().unauthorized, 3);
 }
 
 #[tokio::test]
@@ -502,7 +535,7 @@ async fn an_expired_token_gets_401() {
         status(token.access_token().to_owned()).await,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(server.expired_token_requests(), 1);
+    assert_eq!(server.counts().expired_token_requests, 1);
 
     // Expired and revoked: still counted. Unknown, or revoked before it expired: not.
     server.revoke_all();
@@ -517,8 +550,8 @@ async fn an_expired_token_gets_401() {
         status(fresh.access_token().to_owned()).await,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(server.expired_token_requests(), 2);
-    assert_eq!(server.unauthorized(), 4);
+    assert_eq!(server.counts().expired_token_requests, 2);
+    assert_eq!(server.counts().unauthorized, 4);
 }
 
 #[tokio::test]
@@ -541,9 +574,11 @@ async fn unreachable_server_is_a_transient_transport_error() {
 #[tokio::test]
 async fn json_bodies_for_other_vendors() {
     let server = server(TestServerConfig::new(USER, PASSWORD).client_id(None)).await;
-    let url = server.url("/api/login/oauth/token").parse().unwrap();
+    let url = server.url(PORTSIP_TOKEN_PATH);
     let provider = OAuth2Provider::password(HttpClient::new(), url, USER, PASSWORD)
-        .body_format(tower_bearer_auth::BodyFormat::Json);
+        .body_format(BodyFormat::Json)
+        .build()
+        .unwrap();
     provider.login().await.unwrap();
     let log = server.token_request_log();
     assert_eq!(log[0].content_type.as_deref(), Some("application/json"));
@@ -558,12 +593,12 @@ async fn secrets_stay_out_of_debug_and_errors() {
             .domain("tenant"),
     )
     .await;
-    let provider = PortSip::new(server.base_url(), USER, password)
-        .domain("tenant")
-        .build()
-        .unwrap()
+    let provider = portsip_builder(&server, password)
+        .login_param("domain", "tenant")
         .client_secret("CS-secret")
-        .client_auth(ClientAuth::Form);
+        .client_auth(ClientAuth::Form)
+        .build()
+        .unwrap();
     let layer = BearerAuthLayer::new(provider.clone());
     let cache = layer.cache();
     let api = tower::Layer::layer(&layer, HttpClient::new());
@@ -611,7 +646,7 @@ async fn any_tower_http_service_will_do() {
         .body(Full::<Bytes>::default())
         .unwrap();
     assert_eq!(api.oneshot(request).await.unwrap().status(), StatusCode::OK);
-    assert_eq!(server.password_grants(), 1);
+    assert_eq!(server.counts().password_grants, 1);
 }
 
 #[tokio::test]
@@ -630,5 +665,5 @@ async fn unknown_fields_are_kept() {
     assert_eq!(token.extra()["role"], "admin");
     assert_eq!(token.extra()["extension"]["number"], "101");
     assert!(token.has_refresh_token());
-    assert_eq!(server.failed_token_requests(), 0);
+    assert_eq!(server.counts().failed_token_requests, 0);
 }

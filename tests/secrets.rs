@@ -20,9 +20,13 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_bearer_auth::{
-    BearerAuthLayer, BearerChallenge, BoxError, BoxFuture, ClientAuth, HttpClient, OAuth2Provider,
-    PortSip, TokenError, TokenErrorKind,
-    provider::PORTSIP_CLIENT_ID,
+    BearerAuthLayer, BearerChallenge, BoxError, TokenError, TokenErrorKind,
+    client::HttpClient,
+    provider::{
+        BoxFuture,
+        oauth2::{ClientAuth, OAuth2Provider},
+        portsip::{PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH, PortSip},
+    },
     store::MemoryStore,
     test_server::{CannedResponse, TestServer, TestServerConfig},
 };
@@ -128,13 +132,24 @@ async fn no_secret_in_any_output() {
         capture: capture.clone(),
     };
 
-    let builder = PortSip::new(server.base_url(), USER, PASSWORD).domain("tenant.example");
-    capture.debug("portsip builder", &builder);
-    let provider = builder
-        .build_with(tap.clone())
-        .unwrap()
-        .client_secret(CLIENT_SECRET)
-        .client_auth(ClientAuth::Form);
+    let portsip = PortSip::new(server.base_url(), USER, PASSWORD).domain("tenant.example");
+    capture.debug("portsip builder", &portsip);
+    capture.debug(
+        "portsip provider",
+        &portsip.build_with(tap.clone()).unwrap(),
+    );
+    // PortSIP's settings, plus a client secret sent in the form.
+    let builder =
+        OAuth2Provider::password(tap.clone(), server.url(PORTSIP_TOKEN_PATH), USER, PASSWORD)
+            .client_id(PORTSIP_CLIENT_ID)
+            .scope("all")
+            .login_param("domain", "tenant.example")
+            .revoke_url(server.url(PORTSIP_REVOKE_PATH))
+            .revoke_with_bearer(true)
+            .client_secret(CLIENT_SECRET)
+            .client_auth(ClientAuth::Form);
+    capture.debug("provider builder", &builder);
+    let provider = builder.build().unwrap();
     capture.debug("provider", &provider);
     let store = MemoryStore::new();
     let hook = capture.clone();
@@ -207,12 +222,16 @@ async fn no_secret_in_any_output() {
         Err(e) => panic!("refresh failed: {e}"),
     }
     assert_eq!(send().await.unwrap(), StatusCode::OK);
-    assert!(server.refresh_grants() >= 2, "{}", server.refresh_grants());
+    assert!(
+        server.counts().refresh_grants >= 2,
+        "{}",
+        server.counts().refresh_grants
+    );
 
     // 401 recovery: the server forgets every token.
     server.revoke_all();
     assert_eq!(send().await.unwrap(), StatusCode::OK);
-    assert!(server.unauthorized() >= 1);
+    assert!(server.counts().unauthorized >= 1);
 
     // A changed password: the refresh is refused, then the login.
     server.set_password(NEW_PASSWORD);
@@ -277,9 +296,16 @@ async fn no_secret_in_any_output() {
     assert_eq!(send().await.unwrap(), StatusCode::OK);
 
     // The client-credentials grant, with the right and a wrong secret.
-    let url = server.url("/api/login/oauth/token").parse().unwrap();
+    let url = server.url(PORTSIP_TOKEN_PATH);
     let credentials =
         OAuth2Provider::client_credentials(tap.clone(), url, PORTSIP_CLIENT_ID, CLIENT_SECRET);
+    capture.debug("credentials builder", &credentials);
+    let wrong = credentials
+        .clone()
+        .client_secret(WRONG_SECRET)
+        .build()
+        .unwrap();
+    let credentials = credentials.build().unwrap();
     capture.debug("credentials provider", &credentials);
     let cc_layer = BearerAuthLayer::new(credentials.clone());
     let cc_api = cc_layer.layer(support::client());
@@ -293,7 +319,6 @@ async fn no_secret_in_any_output() {
     capture.debug("credentials token", &cc_token);
     capture.debug("credentials layer", &cc_layer);
     capture.debug("credentials service", &cc_api);
-    let wrong = credentials.clone().client_secret(WRONG_SECRET);
     capture.debug("wrong credentials provider", &wrong);
     capture.error("credentials error", &wrong.login().await.unwrap_err());
     let wrong_layer = BearerAuthLayer::new(wrong);
