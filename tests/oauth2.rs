@@ -667,3 +667,286 @@ async fn unknown_fields_are_kept() {
     assert!(token.has_refresh_token());
     assert_eq!(server.counts().failed_token_requests, 0);
 }
+
+#[tokio::test]
+async fn token_errors_say_what_happened_and_answer_the_usual_questions() {
+    let server = server(TestServerConfig::new(USER, PASSWORD)).await;
+
+    // A wrong password: the message alone tells, and the helpers agree.
+    let (wrong, _cache) = client(&server, "not-the-password");
+    let err = get(&wrong, &server).await.unwrap_err();
+    let token_error = err.downcast_ref::<TokenError>().unwrap();
+    assert_eq!(
+        token_error.to_string(),
+        "token provider failed to log in: invalid_grant: invalid username or password (HTTP 400)"
+    );
+    assert!(token_error.credentials_rejected());
+    assert!(!token_error.is_transient());
+    assert_eq!(token_error.status(), Some(StatusCode::BAD_REQUEST));
+    let oauth = token_error.oauth2_error().unwrap();
+    assert_eq!(oauth.error_code(), Some("invalid_grant"));
+    assert!(!err.to_string().contains("not-the-password"));
+
+    // A password changed while a token was cached: the refresh is refused and so is the login
+    // after it. Whatever kind that gets, the credentials were rejected.
+    let (client, cache) = client(&server, PASSWORD);
+    get(&client, &server).await.unwrap();
+    server.set_password("changed");
+    server.revoke_refresh_tokens();
+    let err = cache.refresh().await.unwrap_err();
+    assert!(err.credentials_rejected(), "{err}");
+    assert!(!err.is_transient());
+    assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
+
+    // An unknown client id: `invalid_client`, status 401.
+    let provider = PortSip::new(server.base_url(), USER, "changed")
+        .client_id("someone-else")
+        .build()
+        .unwrap();
+    let err = BearerAuthLayer::new(provider)
+        .cache()
+        .get()
+        .await
+        .unwrap_err();
+    assert!(err.credentials_rejected(), "{err}");
+    assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
+    assert_eq!(
+        err.oauth2_error().and_then(OAuth2Error::error_code),
+        Some("invalid_client")
+    );
+
+    // A server in trouble: transient, not the credentials' fault.
+    server.respond_next(CannedResponse::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "down for maintenance",
+    ));
+    let err = BearerAuthLayer::new(portsip(&server, "changed"))
+        .cache()
+        .get()
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(!err.credentials_rejected());
+    assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(
+        err.to_string(),
+        "token provider failed to log in: HTTP 503 from the token endpoint: down for maintenance"
+    );
+
+    // No server at all: transient, and no status.
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let provider = PortSip::new(format!("http://{addr}"), USER, PASSWORD)
+        .build()
+        .unwrap();
+    let err = BearerAuthLayer::new(provider)
+        .cache()
+        .get()
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(!err.credentials_rejected());
+    assert_eq!(err.status(), None);
+}
+
+#[test]
+fn plain_http_off_loopback_is_refused_unless_allowed() {
+    use tower_bearer_auth::provider::BuildErrorKind;
+
+    let err = PortSip::new("http://pbx.example.com:8887", USER, PASSWORD)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), BuildErrorKind::InsecureEndpoint);
+    assert!(
+        err.to_string().contains("http://pbx.example.com:8887"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains(PASSWORD));
+    let err = OAuth2Provider::password(
+        HttpClient::new(),
+        "http://auth.example.com/token",
+        USER,
+        PASSWORD,
+    )
+    .build()
+    .unwrap_err();
+    assert_eq!(err.kind(), BuildErrorKind::InsecureEndpoint);
+
+    // Opting in.
+    PortSip::new("http://pbx.example.com:8887", USER, PASSWORD)
+        .allow_insecure_http(true)
+        .build()
+        .unwrap();
+    OAuth2Provider::password(
+        HttpClient::new(),
+        "http://auth.example.com/token",
+        USER,
+        PASSWORD,
+    )
+    .allow_insecure_http(true)
+    .build()
+    .unwrap();
+
+    // https and loopback need no opt-in.
+    PortSip::new("https://pbx.example.com:8887", USER, PASSWORD)
+        .build()
+        .unwrap();
+    for loopback in [
+        "http://127.0.0.1:8887",
+        "http://[::1]:8887",
+        "http://localhost",
+    ] {
+        PortSip::new(loopback, USER, PASSWORD).build().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_embedded_server_works_over_plain_http_on_localhost() {
+    let server = server(TestServerConfig::new(USER, PASSWORD)).await;
+    let base = format!("http://localhost:{}", server.addr().port());
+    let provider = PortSip::new(base, USER, PASSWORD).build().unwrap();
+    provider.login().await.unwrap();
+    assert_eq!(server.counts().password_grants, 1);
+}
+
+#[tokio::test]
+async fn a_portsip_provider_is_bound_to_the_pbx() {
+    use tower_bearer_auth::{Origin, provider::TokenProvider};
+
+    let server = server(TestServerConfig::new(USER, PASSWORD)).await;
+    let origin = Origin::try_from(server.base_url().as_str()).unwrap();
+    let provider = portsip(&server, PASSWORD);
+    assert_eq!(TokenProvider::origin(&provider), Some(origin.clone()));
+    // Through the pointers the layer keeps.
+    let shared: std::sync::Arc<dyn TokenProvider> = std::sync::Arc::new(provider);
+    assert_eq!(shared.origin(), Some(origin));
+    // A generic provider says nothing unless told.
+    let generic = portsip_builder(&server, PASSWORD).build().unwrap();
+    assert_eq!(TokenProvider::origin(&generic), None);
+    let pbx = Origin::try_from("https://pbx.example.com:8887").unwrap();
+    let bound = portsip_builder(&server, PASSWORD)
+        .bind_origin(pbx.clone())
+        .build()
+        .unwrap();
+    assert_eq!(TokenProvider::origin(&bound), Some(pbx));
+}
+
+/// An RFC 7009 server's provider: the test server's endpoints, without PortSIP's bearer logout.
+fn rfc7009(server: &TestServer) -> OAuth2Provider<HttpClient> {
+    OAuth2Provider::password(
+        HttpClient::new(),
+        server.url(PORTSIP_TOKEN_PATH),
+        USER,
+        PASSWORD,
+    )
+    .client_id(PORTSIP_CLIENT_ID)
+    .revoke_url(server.url(PORTSIP_REVOKE_PATH))
+    .build()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn revoke_revokes_the_refresh_token_and_the_access_token() {
+    let server = server(TestServerConfig::new(USER, PASSWORD)).await;
+    let provider = rfc7009(&server);
+
+    // Directly: both tokens are dead afterwards.
+    let login = provider.login().await.unwrap();
+    let access = login.access_token().to_owned();
+    let refresh = login.refresh_token().unwrap().to_owned();
+    provider.revoke(&access, Some(&refresh)).await.unwrap();
+    let counts = server.counts();
+    assert_eq!(counts.revocations, 2, "one request per token");
+    assert_eq!(counts.refresh_token_revocations, 1);
+    assert_eq!(server.live_tokens(), 0);
+    let err = provider.refresh(&refresh).await.unwrap_err();
+    assert!(err.is_invalid_grant(), "{err}");
+    let log = server.token_request_log();
+    assert_eq!(
+        log.last().unwrap().grant_type.as_deref(),
+        Some("refresh_token")
+    );
+
+    // Through the cache: `TokenCache::revoke` hands over both.
+    let layer = BearerAuthLayer::new(provider);
+    let cache = layer.cache();
+    let api = tower::Layer::layer(&layer, HttpClient::new());
+    assert_eq!(get(&api, &server).await.unwrap().status(), StatusCode::OK);
+    let before = server.counts();
+    cache.revoke().await.unwrap();
+    let after = server.counts();
+    assert_eq!(after.revocations - before.revocations, 2);
+    assert_eq!(
+        after.refresh_token_revocations - before.refresh_token_revocations,
+        1
+    );
+    assert_eq!(server.live_tokens(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_refresh_token_revocation_still_revokes_the_access_token() {
+    use std::sync::{Arc, Mutex};
+
+    // A revocation endpoint that refuses refresh tokens and notes what it was asked.
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let endpoint = tower::service_fn(move |req: Request<Full<Bytes>>| {
+        let seen = seen.clone();
+        async move {
+            let body = req.into_body().collect().await?.to_bytes();
+            let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)?;
+            let hint = fields
+                .iter()
+                .find(|(k, _)| k == "token_type_hint")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            seen.lock().unwrap().push(hint.clone());
+            let (status, body) = if hint == "refresh_token" {
+                (503, r#"{"error":"temporarily_unavailable"}"#)
+            } else {
+                (200, "{}")
+            };
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            Ok::<_, BoxError>(response)
+        }
+    });
+    let provider = OAuth2Provider::password(endpoint, "https://auth.test/token", USER, PASSWORD)
+        .revoke_url("https://auth.test/revoke")
+        .build()
+        .unwrap();
+    let err = provider.revoke("at", Some("rt")).await.unwrap_err();
+    assert_eq!(err.error_code(), Some("temporarily_unavailable"));
+    assert_eq!(*asked.lock().unwrap(), ["refresh_token", "access_token"]);
+
+    // Without a refresh token, or with the second request turned off: one request.
+    asked.lock().unwrap().clear();
+    provider.revoke("at", None).await.unwrap();
+    assert_eq!(*asked.lock().unwrap(), ["access_token"]);
+}
+
+#[tokio::test]
+async fn portsip_logs_out_with_one_request_that_ends_the_session() {
+    let server = server(TestServerConfig::new(USER, PASSWORD)).await;
+    let provider = portsip(&server, PASSWORD);
+    let login = provider.login().await.unwrap();
+    let refresh = login.refresh_token().unwrap().to_owned();
+    provider
+        .revoke(login.access_token(), Some(&refresh))
+        .await
+        .unwrap();
+    let counts = server.counts();
+    assert_eq!(counts.revocations, 1, "PortSIP's logout is one request");
+    assert_eq!(counts.refresh_token_revocations, 0);
+    // The refresh token went with the session.
+    assert!(
+        provider
+            .refresh(&refresh)
+            .await
+            .unwrap_err()
+            .is_invalid_grant()
+    );
+    assert_eq!(server.live_tokens(), 0);
+}
