@@ -36,7 +36,9 @@ use std::{
 
 use http::{HeaderValue, Request, Response, header};
 use tower::{Layer, Service, ServiceExt};
-use tower_bearer_auth::{BearerAuth, BearerAuthLayer, BoxError, TokenResponse, provider_fn};
+use tower_bearer_auth::{
+    BearerAuth, BearerAuthLayer, BoxError, TokenResponse, provider::provider_fn,
+};
 use tower_http::auth::{AddAuthorization, AddAuthorizationLayer};
 
 /// Counts allocations, to report them per request.

@@ -40,7 +40,7 @@ use hyper_util::{
 };
 use tokio::net::TcpListener;
 use tower::{Layer, Service, ServiceExt};
-use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenResponse, provider_fn};
+use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenResponse, provider::provider_fn};
 use tower_http::auth::AddAuthorizationLayer;
 
 const SEQUENTIAL: usize = 2_000;

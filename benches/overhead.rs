@@ -40,7 +40,7 @@ use std::{
 use criterion::{BenchmarkId, Criterion};
 use http::{HeaderValue, Request, Response, header};
 use tower::{Layer, Service, ServiceExt};
-use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenResponse, provider_fn};
+use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenResponse, provider::provider_fn};
 use tower_http::auth::AddAuthorizationLayer;
 
 const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiZW5jaCIsImV4cCI6NDEwMjQ0NDgwMH0.c2lnbmF0dXJl";

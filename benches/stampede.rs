@@ -34,7 +34,10 @@ use std::{
 use http::{Request, Response};
 use tokio::time::{Instant, sleep, sleep_until};
 use tower::{Layer, Service, ServiceExt};
-use tower_bearer_auth::{BearerAuthLayer, BoxError, BoxFuture, TokenProvider, TokenResponse};
+use tower_bearer_auth::{
+    BearerAuthLayer, BoxError, TokenResponse,
+    provider::{BoxFuture, TokenProvider},
+};
 
 const DELAY: Duration = Duration::from_millis(50);
 const REQUESTS: usize = 10_000;

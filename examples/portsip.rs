@@ -17,26 +17,36 @@
 //!     [--path /api/...] [--ca-cert pbx-ca.pem]
 //! ```
 //!
+//! Each request is labelled with a fingerprint of the token it carried (the first six hex
+//! digits of a hash, never the token), and each login and refresh with the fingerprint of the
+//! token it brought, so the timeline shows which token each request used. A token is
+//! refreshed ahead of its expiry: 30 s before it by default, but never later than half its
+//! life, so the embedded server's 5 s tokens are refreshed after at most 2.5 s (and a little
+//! earlier, at random, so that clients started together don't refresh together), while the
+//! requests go on with the still-valid token.
+//!
 //! Exits 0 only when every request succeeded; a refused login ends it at once with exit code
 //! 1 and the server's error text.
 
 use std::{
     error::Error,
+    hash::{DefaultHasher, Hash, Hasher},
     process::ExitCode,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant, SystemTime},
 };
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::{Request, StatusCode, header::AUTHORIZATION};
 use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_bearer_auth::{
-    BearerAuthLayer, BoxError, BoxFuture, HttpClient, OAuth2Error, PortSip, TokenError,
-    TokenProvider, TokenResponse,
+    BearerAuthLayer, BoxError, Origin, TokenError, TokenResponse,
+    client::HttpClient,
+    provider::{BoxFuture, TokenProvider, oauth2::OAuth2Error, portsip::PortSip},
     test_server::{TestServer, TestServerConfig},
 };
 
@@ -129,6 +139,44 @@ impl Timeline {
     }
 }
 
+/// A short label for a token, safe to print: the first six hex digits of a hash of it.
+fn fingerprint(token: &str) -> String {
+    let mut hasher = DefaultHasher::new();
+    token.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())[..6].to_owned()
+}
+
+/// The fingerprint of the bearer token a request carried, put on its response by
+/// [`tagged`].
+#[derive(Clone)]
+struct Carried(Option<String>);
+
+/// The HTTP client under the layer, which notes on each response the token its request
+/// carried: the layer set the header, so this is the token the server really saw.
+fn tagged(
+    http: HttpClient,
+) -> impl Service<
+    Request<Full<Bytes>>,
+    Response = http::Response<hyper::body::Incoming>,
+    Error = BoxError,
+    Future = impl Send,
+> + Clone {
+    tower::service_fn(move |request: Request<Full<Bytes>>| {
+        let carried = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(fingerprint);
+        let response = http.clone().oneshot(request);
+        async move {
+            let mut response = response.await?;
+            response.extensions_mut().insert(Carried(carried));
+            Ok::<_, BoxError>(response)
+        }
+    })
+}
+
 /// A provider that prints and counts every login, refresh and revoke of the one it wraps.
 struct Observed<P> {
     inner: P,
@@ -136,35 +184,61 @@ struct Observed<P> {
     logins: AtomicUsize,
     refreshes: AtomicUsize,
     failed: AtomicUsize,
+    /// When the current token arrived, and how long it was valid for.
+    current: Mutex<Option<(Instant, Option<Duration>)>>,
 }
 
 impl<P> Observed<P> {
+    fn new(inner: P, timeline: Timeline) -> Self {
+        Self {
+            inner,
+            timeline,
+            logins: AtomicUsize::new(0),
+            refreshes: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            current: Mutex::new(None),
+        }
+    }
+
     fn report(&self, what: &str, result: &Result<TokenResponse, BoxError>) {
         match result {
             Ok(token) => {
-                let life = match (token.expires_in(), token.expires_at()) {
-                    (Some(d), _) => format!("valid {} s", d.as_secs()),
-                    (None, Some(at)) => format!(
-                        "valid {} s",
-                        at.duration_since(SystemTime::now())
-                            .unwrap_or_default()
-                            .as_secs()
-                    ),
-                    (None, None) => "no expiry given".to_owned(),
+                let lifetime = token.expires_in().or_else(|| {
+                    let at = token.expires_at()?;
+                    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+                });
+                let life = match lifetime {
+                    Some(d) => format!("valid {} s", d.as_secs()),
+                    None => "no expiry given".to_owned(),
                 };
                 let refresh = if token.refresh_token().is_some() {
                     "with a refresh token"
                 } else {
                     "without a refresh token"
                 };
+                *self.current.lock().unwrap() = Some((Instant::now(), lifetime));
                 self.timeline.log(format_args!(
-                    "  {what} → new access token, {life}, {refresh}"
+                    "  {what} → new access token {}, {life}, {refresh}",
+                    fingerprint(token.access_token())
                 ));
             }
             Err(e) => {
                 self.failed.fetch_add(1, Ordering::SeqCst);
                 self.timeline.log(format_args!("  {what} → failed: {e}"));
             }
+        }
+    }
+
+    /// Why the cache is refreshing now: how old the token is, against its life.
+    fn explain_refresh(&self) {
+        let current = *self.current.lock().unwrap();
+        if let Some((issued, Some(life))) = current {
+            self.timeline.log(format_args!(
+                "  the token is {:.2} s old of its {} s: past its refresh point (30 s before \
+                 expiry, or half its life if that comes first, a little earlier at random)",
+                issued.elapsed().as_secs_f64(),
+                life.as_secs()
+            ));
         }
     }
 }
@@ -185,29 +259,48 @@ impl<P: TokenProvider> TokenProvider for Observed<P> {
     ) -> BoxFuture<'a, Result<TokenResponse, BoxError>> {
         Box::pin(async move {
             self.refreshes.fetch_add(1, Ordering::SeqCst);
+            self.explain_refresh();
             let result = self.inner.refresh(refresh_token).await;
             self.report("refresh (refresh_token grant)", &result);
             result
         })
     }
 
-    fn revoke<'a>(&'a self, access_token: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
+    fn retry_after(&self, error: &(dyn Error + 'static)) -> Option<Duration> {
+        self.inner.retry_after(error)
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        access_token: &'a str,
+        refresh_token: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            let result = self.inner.revoke(access_token).await;
+            let result = self.inner.revoke(access_token, refresh_token).await;
             match &result {
-                Ok(()) => self.timeline.log("  revoke → token revoked (logged out)"),
+                Ok(()) => self.timeline.log(format_args!(
+                    "  revoke → token {} revoked (logged out)",
+                    fingerprint(access_token)
+                )),
                 Err(e) => self.timeline.log(format_args!("  revoke → failed: {e}")),
             }
             result
         })
     }
+
+    fn origin(&self) -> Option<Origin> {
+        self.inner.origin()
+    }
 }
 
-/// Whether `err` is a login the server refused for good (wrong credentials, unknown client).
+/// The server's error, when it refused the login for good (wrong credentials, unknown
+/// client).
 fn refused_login(err: &BoxError) -> Option<&OAuth2Error> {
     let token_error = err.downcast_ref::<TokenError>()?;
-    let oauth = token_error.source()?.downcast_ref::<OAuth2Error>()?;
-    (!oauth.is_transient()).then_some(oauth)
+    token_error
+        .credentials_rejected()
+        .then(|| token_error.oauth2_error())
+        .flatten()
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -218,12 +311,17 @@ fn plural(n: usize, what: &str) -> String {
     }
 }
 
+/// An error's message and those of its sources, each left out when the message before it
+/// already ends with it (a `TokenError` quotes its cause).
 fn chain(err: &(dyn Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
+        let message = e.to_string();
+        if !out.ends_with(&message) {
+            out.push_str(": ");
+            out.push_str(&message);
+        }
         source = e.source();
     }
     out
@@ -307,16 +405,10 @@ async fn run(args: Args) -> Result<bool, BoxError> {
     if let Some(domain) = domain {
         portsip = portsip.domain(domain);
     }
-    let provider = Arc::new(Observed {
-        inner: portsip.build_with(http.clone())?,
-        timeline,
-        logins: AtomicUsize::new(0),
-        refreshes: AtomicUsize::new(0),
-        failed: AtomicUsize::new(0),
-    });
+    let provider = Arc::new(Observed::new(portsip.build_with(http.clone())?, timeline));
     let layer = BearerAuthLayer::new(provider.clone()).timeout(Duration::from_secs(10));
     let cache = layer.cache();
-    let mut pbx = ServiceBuilder::new().layer(layer).service(http);
+    let mut pbx = ServiceBuilder::new().layer(layer).service(tagged(http));
 
     timeline.log(format_args!(
         "client: {username} at {base_url}, GET {} every {} ms for {} s",
@@ -324,6 +416,10 @@ async fn run(args: Args) -> Result<bool, BoxError> {
         args.interval.as_millis(),
         args.duration.as_secs_f64()
     ));
+    timeline.log(
+        "tokens are refreshed 30 s before they expire, or at half their life if that comes \
+         first (a little earlier at random), while requests go on with the current one",
+    );
 
     let url = format!("{}{}", base_url.trim_end_matches('/'), args.path);
     let (mut sent, mut ok, mut failed) = (0usize, 0usize, 0usize);
@@ -339,12 +435,15 @@ async fn run(args: Args) -> Result<bool, BoxError> {
         match result {
             Ok(Ok(response)) => {
                 let status = response.status();
+                let carried = match response.extensions().get::<Carried>() {
+                    Some(Carried(Some(fingerprint))) => format!("token {fingerprint}"),
+                    _ => "no token".to_owned(),
+                };
                 let body = response.into_body().collect().await.map(|b| b.to_bytes());
-                let generation = cache.token().map_or(0, |t| t.generation());
                 if status.is_success() {
                     ok += 1;
                     timeline.log(format_args!(
-                        "GET {} → {status} in {ms} ms (cached token #{generation})",
+                        "GET {} → {status} in {ms} ms, with {carried}",
                         args.path
                     ));
                 } else {
@@ -353,14 +452,14 @@ async fn run(args: Args) -> Result<bool, BoxError> {
                         .map(|b| String::from_utf8_lossy(&b).chars().take(200).collect())
                         .unwrap_or_default();
                     timeline.log(format_args!(
-                        "GET {} → {status} in {ms} ms: {}",
+                        "GET {} → {status} in {ms} ms, with {carried}: {}",
                         args.path,
                         text.trim()
                     ));
                     if status == StatusCode::UNAUTHORIZED {
-                        // The server no longer takes the token: get another one.
-                        cache.invalidate();
-                        timeline.log("  token invalidated; the next request gets a new one");
+                        // The layer has already dropped the refused token.
+                        timeline
+                            .log("  the layer dropped that token; the next request gets a new one");
                     }
                 }
             }
@@ -410,16 +509,16 @@ async fn run(args: Args) -> Result<bool, BoxError> {
     if let Some(server) = &server {
         println!(
             "server:  {}, {}, {}, {} answered 401, {}",
-            plural(server.password_grants(), "password grant"),
-            plural(server.refresh_grants(), "refresh grant"),
-            plural(server.api_requests(), "API request"),
-            server.unauthorized(),
-            plural(server.revocations(), "revocation"),
+            plural(server.counts().password_grants, "password grant"),
+            plural(server.counts().refresh_grants, "refresh grant"),
+            plural(server.counts().api_requests, "API request"),
+            server.counts().unauthorized,
+            plural(server.counts().revocations, "revocation"),
         );
-        consistent = server.password_grants() == logins
-            && server.refresh_grants() == refreshes
-            && server.api_requests() == sent
-            && server.unauthorized() == 0;
+        consistent = server.counts().password_grants == logins
+            && server.counts().refresh_grants == refreshes
+            && server.counts().api_requests == sent
+            && server.counts().unauthorized == 0;
         if !consistent {
             println!("the server's counters disagree with the client's");
         }

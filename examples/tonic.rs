@@ -41,7 +41,8 @@ use tonic::{
 use tonic_prost::ProstCodec;
 use tower::{Service, ServiceBuilder, service_fn};
 use tower_bearer_auth::{
-    BearerAuthLayer, BoxError, BoxFuture, PortSip, TokenProvider, TokenResponse,
+    BearerAuthLayer, BoxError, TokenResponse,
+    provider::{BoxFuture, TokenProvider, portsip::PortSip},
     test_server::{TestServer, TestServerConfig},
 };
 
@@ -320,16 +321,16 @@ async fn run(duration: Duration) -> Result<bool, BoxError> {
     );
     println!(
         "server:  {} token checks, {} refused, {} with an expired token",
-        tokens.api_requests(),
-        tokens.unauthorized(),
-        tokens.expired_token_requests()
+        tokens.counts().api_requests,
+        tokens.counts().unauthorized,
+        tokens.counts().expired_token_requests
     );
     let ok = refused
         && failed == 0
         && logins == 1
         && refreshes >= 1
-        && tokens.api_requests() == calls + 1
-        && tokens.unauthorized() == 1;
+        && tokens.counts().api_requests == calls + 1
+        && tokens.counts().unauthorized == 1;
     println!("{}", if ok { "ok" } else { "FAILED" });
     Ok(ok)
 }

@@ -7,9 +7,29 @@ use crate::BoxError;
 /// The error returned when no token could be obtained for a request.
 ///
 /// [`BearerAuth`](crate::BearerAuth) returns it boxed as a [`BoxError`]; recover it with
-/// `downcast_ref::<TokenError>()` and inspect [`kind`](TokenError::kind). The cause, if any,
-/// is available through [`Error::source`]. Neither the message nor the cause ever contains a
-/// token, refresh token or password.
+/// `downcast_ref::<TokenError>()`. Then ask it what you want to know:
+///
+/// - [`credentials_rejected`](Self::credentials_rejected): did the server refuse the
+///   credentials (a wrong password, an unknown client)? Trying again will not help; the user
+///   must fix the configuration.
+/// - [`is_transient`](Self::is_transient): may the same request succeed later (a timeout, a
+///   connection error, `5xx`, `429`)?
+/// - [`oauth2_error`](Self::oauth2_error) (feature `oauth2`) and [`status`](Self::status):
+///   the token endpoint's RFC 6749 error code and description, and its HTTP status.
+/// - [`kind`](Self::kind): which step failed.
+///
+/// Ask these rather than the kind: a password changed on the server shows as a refused login
+/// whether the cache was logging in or refreshing (a refused refresh is followed by a login),
+/// and the kind a given failure gets may be refined in later releases.
+///
+/// # Messages
+///
+/// The message names the step and quotes its cause's message, so that a log line that prints
+/// only `Display` still says what happened: `token provider failed to log in: invalid_grant:
+/// user credentials are invalid (HTTP 400)`. The cause stays available through
+/// [`Error::source`], so a reporter that walks the chain of sources (`anyhow`'s `{:#}`, the
+/// `tracing` events' `error` field) prints the cause's message twice. Neither the message nor
+/// the cause ever contains a token, refresh token or password.
 ///
 /// A `TokenError` is cheap to clone: every request that waited for the same failed login
 /// receives a clone of one error.
@@ -17,11 +37,18 @@ use crate::BoxError;
 /// # Example
 ///
 /// ```
-/// use tower_bearer_auth::{BoxError, TokenError, TokenErrorKind};
+/// use tower_bearer_auth::{BoxError, TokenError};
 ///
-/// fn is_login_failure(err: &BoxError) -> bool {
-///     err.downcast_ref::<TokenError>()
-///         .is_some_and(|e| e.kind() == TokenErrorKind::Login)
+/// /// What to tell the operator when a request fails for want of a token.
+/// fn advice(err: &BoxError) -> Option<&'static str> {
+///     let err = err.downcast_ref::<TokenError>()?;
+///     Some(if err.credentials_rejected() {
+///         "the server refused the user name, password or client id: fix the configuration"
+///     } else if err.is_transient() {
+///         "the token endpoint is unreachable or overloaded: the next request tries again"
+///     } else {
+///         "no token could be obtained"
+///     })
 /// }
 /// ```
 #[derive(Clone)]
@@ -64,15 +91,86 @@ impl TokenError {
         }
     }
 
-    /// What went wrong.
+    /// Which step went wrong.
     pub fn kind(&self) -> TokenErrorKind {
         self.kind
     }
-}
 
-impl fmt::Display for TokenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.kind {
+    /// Whether the server refused the credentials: the token endpoint answered a login (or a
+    /// refresh) with `invalid_grant`, `invalid_client` or `unauthorized_client`, or with
+    /// `401 Unauthorized`. A wrong or changed password, an unknown client id or a wrong client
+    /// secret; trying again with the same configuration will not help.
+    ///
+    /// It does not depend on the [`kind`](Self::kind): a password changed while a token was
+    /// cached shows up when the refresh is refused and the login after it too. Only this
+    /// crate's [`OAuth2Provider`](crate::provider::oauth2::OAuth2Provider) says why it failed,
+    /// so with another provider (or without the `oauth2` feature) this is `false`.
+    pub fn credentials_rejected(&self) -> bool {
+        #[cfg(feature = "oauth2")]
+        if let Some(error) = self.oauth2_error() {
+            return error.is_invalid_grant()
+                || error.is_invalid_client()
+                || error.status() == Some(http::StatusCode::UNAUTHORIZED);
+        }
+        false
+    }
+
+    /// Whether the same request may succeed later: the provider timed out
+    /// ([`TokenErrorKind::Timeout`]), or the cause is a transport failure (a connection
+    /// refused, reset or timed out, found as a [`std::io::Error`] in the chain of sources)
+    /// or, from the token endpoint, a `5xx` or `429` status or the error code
+    /// `temporarily_unavailable`.
+    ///
+    /// The cache already retries on its own after a pause (see
+    /// [`BearerAuthLayer::backoff`](crate::BearerAuthLayer::backoff)); this tells a caller
+    /// whether to retry the request, or to give up and report.
+    pub fn is_transient(&self) -> bool {
+        if self.kind == TokenErrorKind::Timeout {
+            return true;
+        }
+        #[cfg(feature = "oauth2")]
+        if let Some(error) = self.oauth2_error() {
+            return error.is_transient();
+        }
+        self.sources().any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| is_transient_io(e.kind()))
+        })
+    }
+
+    /// The token endpoint's error, when the provider is an
+    /// [`OAuth2Provider`](crate::provider::oauth2::OAuth2Provider) (or wraps its errors): the
+    /// first [`OAuth2Error`](crate::provider::oauth2::OAuth2Error) among the sources, with
+    /// the RFC 6749 [`error_code`](crate::provider::oauth2::OAuth2Error::error_code) and
+    /// description and the HTTP [`status`](crate::provider::oauth2::OAuth2Error::status).
+    #[cfg(feature = "oauth2")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
+    pub fn oauth2_error(&self) -> Option<&crate::provider::oauth2::OAuth2Error> {
+        self.sources().find_map(|e| e.downcast_ref())
+    }
+
+    /// The HTTP status the token endpoint answered with, when the cause says (see
+    /// [`oauth2_error`](Self::oauth2_error)). `None` without the `oauth2` feature, and when no
+    /// response was received.
+    pub fn status(&self) -> Option<http::StatusCode> {
+        #[cfg(feature = "oauth2")]
+        if let Some(error) = self.oauth2_error() {
+            return error.status();
+        }
+        None
+    }
+
+    /// The sources, nearest first.
+    fn sources(&self) -> impl Iterator<Item = &(dyn Error + 'static)> {
+        fn next<'a>(error: &&'a (dyn Error + 'static)) -> Option<&'a (dyn Error + 'static)> {
+            Error::source(*error)
+        }
+        std::iter::successors(Error::source(self), next)
+    }
+
+    /// The kind's phrase, without the cause.
+    fn phrase(&self) -> &'static str {
+        match self.kind {
             TokenErrorKind::Login => "token provider failed to log in",
             TokenErrorKind::Refresh => "token refresh and the fallback login failed",
             TokenErrorKind::InvalidResponse => "token provider returned an unusable token",
@@ -80,7 +178,36 @@ impl fmt::Display for TokenError {
             TokenErrorKind::Timeout => "token provider timed out",
             TokenErrorKind::Revoke => "token provider failed to revoke the token",
             TokenErrorKind::Aborted => "token fetch was abandoned",
-        })
+        }
+    }
+}
+
+/// I/O failures that a later attempt may not meet.
+fn is_transient_io(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | NotConnected
+            | BrokenPipe
+            | TimedOut
+            | Interrupted
+            | UnexpectedEof
+            | WouldBlock
+    )
+}
+
+impl fmt::Display for TokenError {
+    /// The kind's phrase, then the cause's message: `token provider failed to log in:
+    /// invalid_grant: user credentials are invalid (HTTP 400)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.phrase())?;
+        match &self.source {
+            Some(source) => write!(f, ": {source}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -119,14 +246,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn display_is_short_and_source_is_chained() {
+    fn display_quotes_the_cause_and_source_is_chained() {
         let err = TokenError::with_source(TokenErrorKind::Login, Reason("connection refused"));
-        assert_eq!(err.to_string(), "token provider failed to log in");
+        assert_eq!(
+            err.to_string(),
+            "token provider failed to log in: connection refused"
+        );
         assert_eq!(err.source().unwrap().to_string(), "connection refused");
         let boxed: BoxError = Box::new(err.clone());
         assert_eq!(
             boxed.downcast_ref::<TokenError>().unwrap().kind(),
             TokenErrorKind::Login
+        );
+        assert_eq!(
+            TokenError::new(TokenErrorKind::Timeout).to_string(),
+            "token provider timed out"
         );
     }
 
@@ -145,5 +279,96 @@ mod tests {
             assert!(msg.chars().next().unwrap().is_lowercase(), "{msg}");
             assert!(!msg.ends_with('.'), "{msg}");
         }
+    }
+
+    #[test]
+    fn transient_without_oauth2() {
+        assert!(TokenError::new(TokenErrorKind::Timeout).is_transient());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let err = TokenError::with_source(TokenErrorKind::Login, refused);
+        assert!(err.is_transient());
+        assert!(!err.credentials_rejected());
+        assert_eq!(err.status(), None);
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!TokenError::with_source(TokenErrorKind::Login, denied).is_transient());
+        assert!(!TokenError::new(TokenErrorKind::InvalidResponse).is_transient());
+    }
+
+    #[cfg(feature = "oauth2")]
+    #[test]
+    fn helpers_find_the_token_endpoint_error() {
+        use crate::provider::oauth2::{OAuth2Error, OAuth2ErrorKind};
+        use http::StatusCode;
+
+        let server = |code: &str, status: u16| {
+            OAuth2Error::new(
+                OAuth2ErrorKind::Server {
+                    error: code.into(),
+                    description: Some("user credentials are invalid".into()),
+                    uri: None,
+                },
+                Some(StatusCode::from_u16(status).unwrap()),
+            )
+        };
+        let err = TokenError::with_source(TokenErrorKind::Login, server("invalid_grant", 400));
+        assert_eq!(
+            err.to_string(),
+            "token provider failed to log in: invalid_grant: user credentials are invalid (HTTP 400)"
+        );
+        assert!(err.credentials_rejected());
+        assert!(!err.is_transient());
+        assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(
+            err.oauth2_error().unwrap().error_code(),
+            Some("invalid_grant")
+        );
+
+        // Whatever the step: a refused fallback login after a refused refresh.
+        let err = TokenError::with_source(TokenErrorKind::Refresh, server("invalid_client", 401));
+        assert!(err.credentials_rejected());
+        let err =
+            TokenError::with_source(TokenErrorKind::Login, server("unauthorized_client", 400));
+        assert!(err.credentials_rejected());
+        let status_401 = OAuth2Error::new(
+            OAuth2ErrorKind::Status {
+                body: String::new(),
+            },
+            Some(StatusCode::UNAUTHORIZED),
+        );
+        assert!(TokenError::with_source(TokenErrorKind::Login, status_401).credentials_rejected());
+
+        // Transient: 5xx, 429, temporarily_unavailable, transport.
+        for transient in [
+            server("server_error", 503),
+            server("temporarily_unavailable", 400),
+            server("slow_down", 429),
+            OAuth2Error::transport(Reason("connection refused")),
+        ] {
+            let err = TokenError::with_source(TokenErrorKind::Login, transient);
+            assert!(err.is_transient(), "{err}");
+            assert!(!err.credentials_rejected(), "{err}");
+        }
+
+        // Found however deep it sits: a provider that wraps the error.
+        #[derive(Debug)]
+        struct Wrapped(OAuth2Error);
+        impl fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("my provider failed")
+            }
+        }
+        impl Error for Wrapped {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err =
+            TokenError::with_source(TokenErrorKind::Login, Wrapped(server("invalid_grant", 400)));
+        assert!(err.credentials_rejected());
+        assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(
+            err.to_string(),
+            "token provider failed to log in: my provider failed"
+        );
     }
 }

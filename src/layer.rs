@@ -88,7 +88,7 @@ use crate::{
 /// use http::{Request, Response, header::AUTHORIZATION};
 /// use std::{convert::Infallible, time::Duration};
 /// use tower::{service_fn, ServiceBuilder, ServiceExt};
-/// use tower_bearer_auth::{BearerAuthLayer, StaticToken};
+/// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
@@ -223,7 +223,7 @@ impl<M> BearerAuthLayer<M> {
     /// (a tonic channel sets it further down) are treated as going to an allowed origin.
     ///
     /// ```
-    /// use tower_bearer_auth::{BearerAuthLayer, Origin, StaticToken};
+    /// use tower_bearer_auth::{BearerAuthLayer, Origin, provider::StaticToken};
     ///
     /// let layer = BearerAuthLayer::new(StaticToken::new("abc"))
     ///     .allow_origin(Origin::try_from("https://pbx.example.com:8887")?);
@@ -253,7 +253,7 @@ impl<M> BearerAuthLayer<M> {
     /// every response a header lookup, which HTTP clients need not pay.
     ///
     /// ```
-    /// use tower_bearer_auth::{BearerAuthLayer, StaticToken};
+    /// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
     ///
     /// // For a tonic channel.
     /// let layer = BearerAuthLayer::new(StaticToken::new("abc"))
@@ -313,7 +313,7 @@ impl BearerAuthLayer {
     /// use http::{Request, Response, header::AUTHORIZATION};
     /// use std::convert::Infallible;
     /// use tower::{service_fn, ServiceBuilder, ServiceExt};
-    /// use tower_bearer_auth::{BearerAuthLayer, StaticToken};
+    /// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
     ///
     /// // A body type of another crate, without a `ReplayBody` implementation.
     /// struct Upload;
@@ -349,7 +349,7 @@ impl<M> BearerAuthLayer<M> {
     /// By default tokens are kept in memory only.
     ///
     /// ```
-    /// use tower_bearer_auth::{BearerAuthLayer, StaticToken, store::MemoryStore};
+    /// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken, store::MemoryStore};
     ///
     /// let store = MemoryStore::new();
     /// let layer = BearerAuthLayer::new(StaticToken::new("abc")).store(store.clone());
@@ -367,7 +367,7 @@ impl<M> BearerAuthLayer<M> {
     /// the secrets: keep them out of logs.
     ///
     /// ```
-    /// use tower_bearer_auth::{BearerAuthLayer, StaticToken};
+    /// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
     ///
     /// let layer = BearerAuthLayer::new(StaticToken::new("abc")).on_token_change(|token| {
     ///     match token {

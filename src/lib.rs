@@ -4,7 +4,8 @@
 //! [`BearerAuthLayer`] wraps any tower HTTP service (a hyper-util client, a
 //! `tower::ServiceBuilder` stack, a tonic channel) and sets `Authorization: Bearer <token>` on
 //! every outgoing request, the header marked sensitive. Tokens come from a pluggable
-//! [`TokenProvider`]: it logs in and refreshes, and the layer's cache decides when.
+//! [`provider::TokenProvider`]: it logs in and refreshes, and the layer's cache
+//! decides when.
 //!
 //! - Tokens are re-used until they near expiry, then refreshed in the background with the
 //!   refresh token while requests keep using the still-valid one; a refused refresh is
@@ -26,7 +27,7 @@
 //! use http::{Request, Response, header::AUTHORIZATION};
 //! use std::{convert::Infallible, time::Duration};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
-//! use tower_bearer_auth::{provider_fn, BearerAuthLayer, BoxError, TokenResponse};
+//! use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenResponse, provider::provider_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), BoxError> {
@@ -48,6 +49,27 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Where things are
+//!
+//! Each item has one path. The crate root holds the layer and what its services take and
+//! return: [`BearerAuthLayer`], [`BearerAuth`], [`TokenCache`], [`Token`], [`TokenResponse`],
+//! [`TokenError`] and [`TokenErrorKind`], [`BoxError`], the [`Origin`] a token is bound to
+//! ([`InvalidOrigin`]), the [`BearerChallenge`] added to responses, and the body modes of
+//! [`BearerAuth`]'s third parameter ([`ReplayBody`], [`BodyMode`], [`Replayable`],
+//! [`AnyBody`], [`NoReplay`]). Everything else lives in a module named for what it is, as in
+//! tower-http, each module exporting its own items:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`provider`] | [`provider::TokenProvider`], [`provider::BoxFuture`], [`provider::StaticToken`], [`provider::provider_fn`] and [`provider::FnProvider`]; `BuildError` (feature `oauth2`) |
+//! | `provider::oauth2` | `OAuth2Provider`, its builder, options and `OAuth2Error` (feature `oauth2`) |
+//! | `provider::portsip` | `PortSip` and the `PORTSIP_*` constants (feature `oauth2`) |
+//! | `client` | `HttpClient` and its builder (feature `client`) |
+//! | [`store`] | [`TokenStore`](store::TokenStore) and the stores |
+//! | `retry` | `RetryUnauthorized` (feature `retry`) |
+//! | `test_server` | the embedded PortSIP-compatible server (feature `test-server`) |
+//! | [`future`] | the services' response future |
 //!
 //! # When the server refuses a token
 //!
@@ -114,20 +136,21 @@
 //!
 //! # Feature flags
 //!
-//! The core (layer, cache, [`StaticToken`], [`provider_fn`]) has no optional parts.
+//! The core (layer, cache, [`provider::StaticToken`],
+//! [`provider::provider_fn`]) has no optional parts.
 //!
-//! - `oauth2` (default): [`OAuth2Provider`], an OAuth 2.0 token-endpoint client over any tower
-//!   HTTP service you supply, and the [`PortSip`] preset, whose documentation shows the few
-//!   lines that make a PortSIP-ready layer.
-//! - `client`: [`HttpClient`], a ready-made hyper-util client over plain HTTP. Implies
+//! - `oauth2` (default): `provider::oauth2::OAuth2Provider`, an OAuth 2.0 token-endpoint
+//!   client over any tower HTTP service you supply, and the `provider::portsip::PortSip`
+//!   preset, whose documentation shows the few lines that make a PortSIP-ready layer.
+//! - `client`: `client::HttpClient`, a ready-made hyper-util client over plain HTTP. Implies
 //!   `oauth2`.
-//! - `rustls`: HTTPS for [`HttpClient`] with rustls, webpki or system roots and extra CA
+//! - `rustls`: HTTPS for `HttpClient` with rustls, webpki or system roots and extra CA
 //!   certificates from PEM files. Implies `client`. A PortSIP user wants this one
 //!   (`cargo run --example portsip` shows it at work).
-//! - `test-server`: [`test_server`], an embedded PortSIP-compatible server for tests and
+//! - `test-server`: `test_server`, an embedded PortSIP-compatible server for tests and
 //!   demos. Not for production.
-//! - `retry`: `RetryUnauthorized`, a `tower::retry::Policy` that retries once after `401`,
-//!   for stacks with their own retry layer.
+//! - `retry`: `retry::RetryUnauthorized`, a `tower::retry::Policy` that retries once after
+//!   `401`, for stacks with their own retry layer.
 //! - `redis`: `RedisStore`, a [token store](store) in Redis that replicas share: one login,
 //!   one refresh at a time across processes (a lock with an expiry), never a single-use
 //!   refresh token spent twice. Tokens are stored unencrypted; see its documentation.
@@ -177,7 +200,9 @@
 //!
 //! No event or span carries a token, refresh token, password, client secret, header value or
 //! body. `error` holds messages only: this crate's never contain a secret, and those of your
-//! [`TokenProvider`] and [`TokenStore`](store::TokenStore) must not either.
+//! [`provider::TokenProvider`] and [`TokenStore`](store::TokenStore) must not
+//! either. A [`TokenError`]'s message already quotes its cause, so `error` shows the cause's
+//! message twice.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -191,14 +216,18 @@
 
 mod cache;
 mod challenge;
-pub mod error;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod client;
+mod error;
 pub mod future;
 mod layer;
 mod origin;
 pub mod provider;
 mod replay;
 #[cfg(feature = "retry")]
-mod retry;
+#[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
+pub mod retry;
 mod service;
 pub mod store;
 #[cfg(feature = "test-server")]
@@ -207,33 +236,21 @@ pub mod test_server;
 mod token;
 mod trace;
 
-#[doc(inline)]
 pub use crate::{
     cache::TokenCache,
     challenge::BearerChallenge,
     error::{TokenError, TokenErrorKind},
     layer::BearerAuthLayer,
     origin::{InvalidOrigin, Origin},
-    provider::{BoxFuture, FnProvider, StaticToken, TokenProvider, provider_fn},
     replay::{AnyBody, BodyMode, NoReplay, ReplayBody, Replayable},
     service::BearerAuth,
     token::{Token, TokenResponse},
 };
 
-#[cfg(feature = "client")]
-#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
-#[doc(inline)]
-pub use crate::provider::HttpClient;
-#[cfg(feature = "oauth2")]
-#[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
-#[doc(inline)]
-pub use crate::provider::{
-    BodyFormat, ClientAuth, OAuth2Error, OAuth2ErrorKind, OAuth2Provider, PortSip, TokenShape,
-};
-#[cfg(feature = "retry")]
-#[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
-#[doc(inline)]
-pub use crate::retry::RetryUnauthorized;
+// Crate-internal short paths, for the modules that name these from the root.
+#[cfg(test)]
+pub(crate) use crate::provider::provider_fn;
+pub(crate) use crate::provider::{BoxFuture, TokenProvider};
 
 /// Alias for a type-erased error type, as used by tower.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,4 +1,5 @@
-//! A `tower::retry` policy for users who run their own retry layer.
+//! [`RetryUnauthorized`]: a `tower::retry` policy for users who run their own retry layer
+//! (feature `retry`).
 
 use std::future::{Ready, ready};
 
@@ -15,7 +16,7 @@ use crate::{BearerChallenge, NoReplay, ReplayBody, challenge::token_rejected};
 ///
 /// ```
 /// use tower::{ServiceBuilder, retry::RetryLayer};
-/// use tower_bearer_auth::{BearerAuthLayer, RetryUnauthorized, StaticToken};
+/// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken, retry::RetryUnauthorized};
 ///
 /// # let http_client = tower::service_fn(|_: http::Request<String>| async {
 /// #     Ok::<_, std::convert::Infallible>(http::Response::new(()))

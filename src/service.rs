@@ -92,7 +92,7 @@ fn has_authorization(headers: &HeaderMap) -> bool {
 /// use http::{Request, Response, header::AUTHORIZATION};
 /// use std::convert::Infallible;
 /// use tower::{service_fn, ServiceExt};
-/// use tower_bearer_auth::{BearerAuth, StaticToken};
+/// use tower_bearer_auth::{BearerAuth, provider::StaticToken};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_bearer_auth::BoxError> {

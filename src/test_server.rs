@@ -7,15 +7,17 @@
 //!   short-lived (5 s by default) and refresh tokens are single-use: each refresh returns a
 //!   new one. Errors are RFC 6749 §5.2 bodies (`invalid_grant` with status 400 for a wrong
 //!   password or refresh token, `invalid_client` with 401 for a wrong client id or secret).
-//! - `POST /api/login/oauth/revoke`: revokes the token sent as `Authorization: Bearer` or as
-//!   the `token` field, with its refresh token (RFC 7009).
+//! - `POST /api/login/oauth/revoke`: revokes the token sent as the `token` field (RFC 7009),
+//!   or else as `Authorization: Bearer` (PortSIP's logout). An access token is revoked with
+//!   its refresh token; a refresh token alone, whatever `token_type_hint` says.
 //! - every other path: a protected resource. A valid bearer token gets `200` and a small JSON
 //!   body; a missing, unknown, revoked or expired one gets `401` with
 //!   `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750).
 //!
-//! Counters tell what happened, [`revoke_all`](TestServer::revoke_all) and friends change
-//! state on demand, and [`respond_next`](TestServer::respond_next) makes the token endpoint
-//! answer with a canned response (a `502` page, an oversized body) to test error handling.
+//! [`counts`](TestServer::counts) tells what happened, [`revoke_all`](TestServer::revoke_all)
+//! and friends change state on demand, and [`respond_next`](TestServer::respond_next) makes
+//! the token endpoint answer with a canned response (a `502` page, an oversized body, an
+//! error that [echoes the request](CannedResponse::echo_request)) to test error handling.
 //! The server stops when the [`TestServer`] is dropped.
 //!
 //! It is not a secure server: it keeps everything in memory and compares secrets naively.
@@ -24,7 +26,7 @@
 //!
 //! ```
 //! use tower_bearer_auth::test_server::{TestServer, TestServerConfig};
-//! use tower_bearer_auth::{BearerAuthLayer, HttpClient, PortSip};
+//! use tower_bearer_auth::{BearerAuthLayer, client::HttpClient, provider::portsip::PortSip};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main]
@@ -40,7 +42,7 @@
 //!     .body(Default::default())?;
 //! let response = pbx.oneshot(request).await?;
 //! assert_eq!(response.status(), 200);
-//! assert_eq!(server.password_grants(), 1);
+//! assert_eq!(server.counts().password_grants, 1);
 //! # Ok(())
 //! # }
 //! ```
@@ -74,7 +76,7 @@ use serde_json::{Value, json};
 use tokio::{net::TcpListener, task::JoinSet};
 
 use crate::{
-    provider::{PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH},
+    provider::portsip::{PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH},
     token::Redacted,
 };
 
@@ -213,7 +215,11 @@ pub struct CannedResponse {
     content_type: Option<HeaderValue>,
     body: Bytes,
     chunked: bool,
+    echo: bool,
 }
+
+/// What [`CannedResponse::echo_request`] replaces with the request's body.
+pub const ECHO_PLACEHOLDER: &str = "{request}";
 
 impl CannedResponse {
     /// A response with `status` and `body`, sent with a `Content-Length` and no
@@ -224,6 +230,7 @@ impl CannedResponse {
             content_type: None,
             body: body.into(),
             chunked: false,
+            echo: false,
         }
     }
 
@@ -244,6 +251,73 @@ impl CannedResponse {
         self.chunked = true;
         self
     }
+
+    /// Makes the response echo the request: each [`ECHO_PLACEHOLDER`] (`{request}`) in the
+    /// body is replaced by the body of the request answered, as it arrived (form-encoded,
+    /// say), as careless servers quote what they were sent. For testing that error messages
+    /// never repeat a password or token.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tower_bearer_auth::test_server::CannedResponse;
+    ///
+    /// let echo = CannedResponse::new(StatusCode::BAD_REQUEST, "cannot parse: {request}")
+    ///     .echo_request();
+    /// ```
+    pub fn echo_request(mut self) -> Self {
+        self.echo = true;
+        self
+    }
+}
+
+/// A snapshot of a [`TestServer`]'s counters, from [`TestServer::counts`].
+///
+/// Compare two snapshots, or read one field:
+///
+/// ```
+/// # use tower_bearer_auth::test_server::{TestServer, TestServerConfig};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
+/// # let server = TestServer::start(TestServerConfig::new("admin", "s3cret")).await?;
+/// let before = server.counts();
+/// // ... nothing reaches the server ...
+/// assert_eq!(server.counts(), before);
+/// assert_eq!(before.password_grants, 0);
+/// # Ok(())
+/// # }
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Counts {
+    /// Calls to the token endpoint, whatever their outcome.
+    pub token_requests: usize,
+    /// Password-grant requests, successful or not.
+    pub password_grants: usize,
+    /// Refresh-token-grant requests, successful or not.
+    pub refresh_grants: usize,
+    /// Client-credentials-grant requests, successful or not.
+    pub client_credentials_grants: usize,
+    /// Token requests answered with an error status (canned responses included).
+    pub failed_token_requests: usize,
+    /// Calls to the revocation endpoint.
+    pub revocations: usize,
+    /// Calls to the revocation endpoint that revoked a refresh token sent as the `token`
+    /// field (RFC 7009 §2.1), the server still honouring it.
+    pub refresh_token_revocations: usize,
+    /// Requests to protected paths, answered `200` or `401`, and calls to
+    /// [`TestServer::authorize`].
+    pub api_requests: usize,
+    /// Requests to protected paths answered `401`, and calls to [`TestServer::authorize`]
+    /// that returned `None`.
+    pub unauthorized: usize,
+    /// Requests to protected paths (and [`TestServer::authorize`] calls) refused because their
+    /// token, issued by this server, had expired (whether or not it was also revoked). A
+    /// client that refreshes its tokens ahead of expiry sends none.
+    pub expired_token_requests: usize,
+    /// Refresh-token grants refused because the refresh token had already been exchanged
+    /// (with [rotation](TestServerConfig::rotate_refresh_tokens) on): a client, or a fleet of
+    /// clients sharing one login, spent a single-use refresh token twice.
+    pub reused_refresh_tokens: usize,
 }
 
 /// What the server saw in one token request; secrets left out.
@@ -283,6 +357,7 @@ struct Shared {
     client_credentials_grants: AtomicUsize,
     failed_token_requests: AtomicUsize,
     revocations: AtomicUsize,
+    refresh_token_revocations: AtomicUsize,
     api_requests: AtomicUsize,
     unauthorized: AtomicUsize,
     expired_token_requests: AtomicUsize,
@@ -297,7 +372,7 @@ struct State {
     canned: VecDeque<CannedResponse>,
     log: Vec<TokenRequestRecord>,
     /// When each access token ever issued expires, kept after it is revoked, so that
-    /// [`TestServer::expired_token_requests`] counts expired tokens that were also revoked.
+    /// [`Counts::expired_token_requests`] counts expired tokens that were also revoked.
     expiry: HashMap<String, Instant>,
     /// Refresh tokens already exchanged (with rotation on).
     spent: HashSet<String>,
@@ -337,6 +412,7 @@ impl TestServer {
             client_credentials_grants: AtomicUsize::new(0),
             failed_token_requests: AtomicUsize::new(0),
             revocations: AtomicUsize::new(0),
+            refresh_token_revocations: AtomicUsize::new(0),
             api_requests: AtomicUsize::new(0),
             unauthorized: AtomicUsize::new(0),
             expired_token_requests: AtomicUsize::new(0),
@@ -357,7 +433,7 @@ impl TestServer {
     }
 
     /// The base URL, such as `http://127.0.0.1:41234`, to give to
-    /// [`PortSip::new`](crate::PortSip::new).
+    /// [`PortSip::new`](crate::provider::portsip::PortSip::new).
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -367,60 +443,23 @@ impl TestServer {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// Calls to the token endpoint, whatever their outcome.
-    pub fn token_requests(&self) -> usize {
-        self.shared.token_requests.load(Ordering::SeqCst)
-    }
-
-    /// Password-grant requests, successful or not.
-    pub fn password_grants(&self) -> usize {
-        self.shared.password_grants.load(Ordering::SeqCst)
-    }
-
-    /// Refresh-token-grant requests, successful or not.
-    pub fn refresh_grants(&self) -> usize {
-        self.shared.refresh_grants.load(Ordering::SeqCst)
-    }
-
-    /// Client-credentials-grant requests, successful or not.
-    pub fn client_credentials_grants(&self) -> usize {
-        self.shared.client_credentials_grants.load(Ordering::SeqCst)
-    }
-
-    /// Token requests answered with an error status (canned responses included).
-    pub fn failed_token_requests(&self) -> usize {
-        self.shared.failed_token_requests.load(Ordering::SeqCst)
-    }
-
-    /// Calls to the revocation endpoint.
-    pub fn revocations(&self) -> usize {
-        self.shared.revocations.load(Ordering::SeqCst)
-    }
-
-    /// Requests to protected paths, answered `200` or `401`, and calls to
-    /// [`authorize`](Self::authorize).
-    pub fn api_requests(&self) -> usize {
-        self.shared.api_requests.load(Ordering::SeqCst)
-    }
-
-    /// Requests to protected paths answered `401`, and calls to [`authorize`](Self::authorize)
-    /// that returned `None`.
-    pub fn unauthorized(&self) -> usize {
-        self.shared.unauthorized.load(Ordering::SeqCst)
-    }
-
-    /// Requests to protected paths (and [`authorize`](Self::authorize) calls) refused because
-    /// their token, issued by this server, had expired (whether or not it was also revoked). A
-    /// client that refreshes its tokens ahead of expiry sends none.
-    pub fn expired_token_requests(&self) -> usize {
-        self.shared.expired_token_requests.load(Ordering::SeqCst)
-    }
-
-    /// Refresh-token grants refused because the refresh token had already been exchanged
-    /// (with [rotation](TestServerConfig::rotate_refresh_tokens) on): a client, or a fleet of
-    /// clients sharing one login, spent a single-use refresh token twice.
-    pub fn reused_refresh_tokens(&self) -> usize {
-        self.shared.reused_refresh_tokens.load(Ordering::SeqCst)
+    /// The counters, as they stand: what the server has seen so far.
+    pub fn counts(&self) -> Counts {
+        let shared = &*self.shared;
+        let load = |counter: &AtomicUsize| counter.load(Ordering::SeqCst);
+        Counts {
+            token_requests: load(&shared.token_requests),
+            password_grants: load(&shared.password_grants),
+            refresh_grants: load(&shared.refresh_grants),
+            client_credentials_grants: load(&shared.client_credentials_grants),
+            failed_token_requests: load(&shared.failed_token_requests),
+            revocations: load(&shared.revocations),
+            refresh_token_revocations: load(&shared.refresh_token_revocations),
+            api_requests: load(&shared.api_requests),
+            unauthorized: load(&shared.unauthorized),
+            expired_token_requests: load(&shared.expired_token_requests),
+            reused_refresh_tokens: load(&shared.reused_refresh_tokens),
+        }
     }
 
     /// Makes the token endpoint wait `delay` before answering each request (the request is
@@ -481,9 +520,8 @@ impl TestServer {
     }
 
     /// Checks an `Authorization` header value as the server checks a request to a protected
-    /// path, and counts it the same way (in [`api_requests`](Self::api_requests),
-    /// [`unauthorized`](Self::unauthorized) and
-    /// [`expired_token_requests`](Self::expired_token_requests)). Returns the user the bearer
+    /// path, and counts it the same way (in [`Counts::api_requests`],
+    /// [`Counts::unauthorized`] and [`Counts::expired_token_requests`]). Returns the user the bearer
     /// token was issued to, or `None` when the header is missing or not `Bearer`, or the token
     /// is unknown, revoked or expired.
     ///
@@ -728,8 +766,20 @@ async fn token_endpoint(shared: &Shared, req: Request<Incoming>) -> Response<Ser
         if !canned.status.is_success() {
             shared.failed_token_requests.fetch_add(1, Ordering::SeqCst);
         }
+        let body = if canned.echo {
+            let request = Limited::new(req.into_body(), MAX_REQUEST_BODY)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let template = String::from_utf8_lossy(&canned.body);
+            let echoed = template.replace(ECHO_PLACEHOLDER, &String::from_utf8_lossy(&request));
+            Bytes::from(echoed)
+        } else {
+            canned.body
+        };
         let mut response = Response::new(ServerBody {
-            data: Some(canned.body),
+            data: Some(body),
             chunked: canned.chunked,
         });
         *response.status_mut() = canned.status;
@@ -968,7 +1018,8 @@ async fn revoke_endpoint(shared: &Shared, req: Request<Incoming>) -> Response<Se
     shared.revocations.fetch_add(1, Ordering::SeqCst);
     let header_token = bearer(&req);
     let fields = read_fields(req).await.unwrap_or_default();
-    let token = header_token.or_else(|| fields.get("token").cloned());
+    // RFC 7009 names the token in the body; PortSIP's logout sends only the bearer token.
+    let token = fields.get("token").cloned().or(header_token);
     let Some(token) = token else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -976,8 +1027,14 @@ async fn revoke_endpoint(shared: &Shared, req: Request<Incoming>) -> Response<Se
             "no token to revoke",
         );
     };
-    // RFC 7009 §2.2: an unknown token is not an error.
-    shared.lock().revoke(&token);
+    // RFC 7009 §2.2: an unknown token is not an error. The hint only says where to look first.
+    let mut state = shared.lock();
+    if !state.revoke(&token) && state.refresh.remove(&token).is_some() {
+        shared
+            .refresh_token_revocations
+            .fetch_add(1, Ordering::SeqCst);
+    }
+    drop(state);
     respond(StatusCode::OK, &json!({}))
 }
 
@@ -1042,9 +1099,19 @@ mod tests {
         assert_eq!(server.authorize(Some("Bearer unknown")), None);
         assert_eq!(server.authorize(Some("Basic live")), None);
         assert_eq!(server.authorize(None), None);
-        assert_eq!(server.api_requests(), 6);
-        assert_eq!(server.unauthorized(), 4);
-        assert_eq!(server.expired_token_requests(), 1);
+        let counts = server.counts();
+        assert_eq!(counts.api_requests, 6);
+        assert_eq!(counts.unauthorized, 4);
+        assert_eq!(counts.expired_token_requests, 1);
+        assert_eq!(
+            counts,
+            Counts {
+                api_requests: 6,
+                unauthorized: 4,
+                expired_token_requests: 1,
+                ..Counts::default()
+            }
+        );
     }
 
     #[test]

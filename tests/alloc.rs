@@ -22,7 +22,10 @@ use std::{
 
 use http::{HeaderValue, Request, Response, header};
 use tower::{Layer, Service, ServiceExt};
-use tower_bearer_auth::{BearerAuthLayer, BoxError, StaticToken, TokenResponse, provider_fn};
+use tower_bearer_auth::{
+    BearerAuthLayer, BoxError, TokenResponse,
+    provider::{StaticToken, provider_fn},
+};
 
 struct Counting;
 

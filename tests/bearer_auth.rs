@@ -19,8 +19,8 @@ use tower::{
     util::BoxCloneService,
 };
 use tower_bearer_auth::{
-    BearerAuth, BearerAuthLayer, StaticToken, TokenError, TokenErrorKind, TokenResponse,
-    provider_fn,
+    BearerAuth, BearerAuthLayer, TokenError, TokenErrorKind, TokenResponse,
+    provider::{StaticToken, provider_fn},
 };
 
 fn token_error(err: &BoxError) -> &TokenError {
@@ -127,7 +127,10 @@ async fn a_failed_login_is_a_typed_error_and_the_next_call_works() {
     let err = svc.clone().oneshot(get(addr)).await.unwrap_err();
     let err = token_error(&err);
     assert_eq!(err.kind(), TokenErrorKind::Login);
-    assert_eq!(err.to_string(), "token provider failed to log in");
+    assert_eq!(
+        err.to_string(),
+        "token provider failed to log in: wrong password for user admin"
+    );
     let source = std::error::Error::source(err).unwrap().to_string();
     assert_eq!(source, "wrong password for user admin");
     assert_eq!(api.requests(), 0, "nothing was sent without a token");

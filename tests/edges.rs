@@ -26,8 +26,9 @@ use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use tokio::sync::oneshot;
 use tower::{Layer, ServiceExt, service_fn};
 use tower_bearer_auth::{
-    BearerAuthLayer, BoxError, BoxFuture, HttpClient, PortSip, StaticToken, TokenError,
-    TokenErrorKind, TokenProvider, TokenResponse,
+    BearerAuthLayer, BoxError, TokenError, TokenErrorKind, TokenResponse,
+    client::HttpClient,
+    provider::{BoxFuture, StaticToken, TokenProvider, portsip::PortSip},
     store::MemoryStore,
     test_server::{TestServer, TestServerConfig},
 };
@@ -303,7 +304,7 @@ async fn a_token_refused_on_replay_is_not_kept() {
 
     let first = watchdog(first).await.unwrap().unwrap();
     assert_eq!(
-        (first.status(), server.unauthorized()),
+        (first.status(), server.counts().unauthorized),
         (StatusCode::UNAUTHORIZED, 2),
         "token 1 refused, then the replay with token 2"
     );
@@ -314,7 +315,7 @@ async fn a_token_refused_on_replay_is_not_kept() {
     assert!(!kept, "token 2 is still cached after the server refused it");
     let next = watchdog(client.clone().oneshot(request())).await.unwrap();
     assert_eq!(
-        (next.status(), server.unauthorized()),
+        (next.status(), server.counts().unauthorized),
         (StatusCode::OK, 2),
         "the next request must carry a new token from the start"
     );

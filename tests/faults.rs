@@ -29,8 +29,11 @@ use tokio::{
 };
 use tower::{Layer, ServiceExt};
 use tower_bearer_auth::{
-    BearerAuth, BearerAuthLayer, OAuth2Error, PortSip, TokenError, TokenErrorKind,
-    provider::OAuth2ErrorKind,
+    BearerAuth, BearerAuthLayer, TokenError, TokenErrorKind,
+    provider::{
+        oauth2::{OAuth2Error, OAuth2ErrorKind, OAuth2Provider},
+        portsip::PortSip,
+    },
 };
 
 use support::{Api, HttpClient, client, get};
@@ -142,14 +145,14 @@ fn rows() -> Vec<Row> {
         row("connection refused", Fault::Refused, Fails(Login, Source::Transport, "token endpoint request failed")),
         row("hangs before answering", Fault::Hang, Fails(Timeout, Source::None, "timed out")),
         row("hangs after the headers", Fault::HangAfterHeaders, Fails(Timeout, Source::None, "timed out")),
-        row("500", reply(500, "Internal Server Error"), Fails(Login, Source::Status(500), "status 500: Internal Server Error")),
-        row("502 html", reply(502, "<html><h1>Bad Gateway</h1></html>"), Fails(Login, Source::Status(502), "status 502: <html>")),
-        row("503 empty", reply(503, ""), Fails(Login, Source::Status(503), "answered with status 503")),
-        row("429 retry-after seconds", busy(429, RetryAfter::Seconds(1), "slow down"), Fails(Login, Source::Status(429), "status 429: slow down")),
-        row("429 retry-after date", busy(429, RetryAfter::Date(1), "slow down"), Fails(Login, Source::Status(429), "status 429")),
-        row("503 retry-after seconds", busy(503, RetryAfter::Seconds(1), r#"{"error":"temporarily_unavailable"}"#), Fails(Login, Source::Server("temporarily_unavailable", 503), "`temporarily_unavailable` with status 503")),
-        row("503 retry-after date", busy(503, RetryAfter::Date(1), "maintenance"), Fails(Login, Source::Status(503), "status 503: maintenance")),
-        row("error inside a 200", reply(200, r#"{"error":"invalid_grant","error_description":"locked"}"#), Fails(Login, Source::Server("invalid_grant", 200), "`invalid_grant` with status 200: locked")),
+        row("500", reply(500, "Internal Server Error"), Fails(Login, Source::Status(500), "HTTP 500 from the token endpoint: Internal Server Error")),
+        row("502 html", reply(502, "<html><h1>Bad Gateway</h1></html>"), Fails(Login, Source::Status(502), "HTTP 502 from the token endpoint: <html>")),
+        row("503 empty", reply(503, ""), Fails(Login, Source::Status(503), "HTTP 503 from the token endpoint")),
+        row("429 retry-after seconds", busy(429, RetryAfter::Seconds(1), "slow down"), Fails(Login, Source::Status(429), "HTTP 429 from the token endpoint: slow down")),
+        row("429 retry-after date", busy(429, RetryAfter::Date(1), "slow down"), Fails(Login, Source::Status(429), "HTTP 429")),
+        row("503 retry-after seconds", busy(503, RetryAfter::Seconds(1), r#"{"error":"temporarily_unavailable"}"#), Fails(Login, Source::Server("temporarily_unavailable", 503), "temporarily_unavailable (HTTP 503)")),
+        row("503 retry-after date", busy(503, RetryAfter::Date(1), "maintenance"), Fails(Login, Source::Status(503), "HTTP 503 from the token endpoint: maintenance")),
+        row("error inside a 200", reply(200, r#"{"error":"invalid_grant","error_description":"locked"}"#), Fails(Login, Source::Server("invalid_grant", 200), "invalid_grant: locked (HTTP 200)")),
         row("non-json body", reply(200, "<html>please log in</html>"), Fails(Login, Source::Invalid, "not a JSON object")),
         row("json array", reply(200, r#"["a"]"#), Fails(Login, Source::Invalid, "not a JSON object")),
         row("no access_token", reply(200, r#"{"token_type":"Bearer","expires_in":60}"#), Fails(Login, Source::Invalid, "has no access token")),
@@ -288,7 +291,7 @@ impl Endpoint {
         self.state.requests.load(Ordering::SeqCst)
     }
 
-    fn provider(&self) -> tower_bearer_auth::OAuth2Provider<tower_bearer_auth::HttpClient> {
+    fn provider(&self) -> OAuth2Provider<tower_bearer_auth::client::HttpClient> {
         PortSip::new(self.base_url(), USER, PASSWORD)
             .build()
             .unwrap()
@@ -611,6 +614,13 @@ async fn run(row: &Row, via: Via) -> Result<Duration, String> {
     );
     ensure!(text.chars().count() < 1024, "message too long: {text}");
     let display = token_error.to_string();
+    // The message alone quotes the provider's error, as the chain does after it.
+    if let Some(oauth) = oauth {
+        ensure!(
+            display.ends_with(&oauth.to_string()),
+            "message {display:?} does not quote {oauth}"
+        );
+    }
     ensure!(
         display.starts_with(char::is_lowercase) && !display.ends_with('.'),
         "message style: {display:?}"

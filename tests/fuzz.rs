@@ -25,8 +25,12 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use tower::service_fn;
 use tower_bearer_auth::{
-    BearerAuthLayer, BearerChallenge, BoxError, OAuth2Error, PortSip, TokenResponse,
-    provider::OAuth2ErrorKind, provider_fn,
+    BearerAuthLayer, BearerChallenge, BoxError, TokenResponse,
+    provider::{
+        oauth2::{OAuth2Error, OAuth2ErrorKind, OAuth2Provider},
+        portsip::{PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH},
+        provider_fn,
+    },
 };
 
 fn seeds(dir: &str) -> Vec<Vec<u8>> {
@@ -343,10 +347,20 @@ proptest! {
             let response = reply.response();
             async move { Ok::<_, BoxError>(response) }
         });
-        let provider = PortSip::new("http://pbx.test:8887", "admin", "pw")
-            .build_with(client)
-            .unwrap()
-            .max_body_size(answer.limit);
+        // PortSIP's settings, with a body limit of its own.
+        let provider = OAuth2Provider::password(
+            client,
+            format!("https://pbx.test:8887{PORTSIP_TOKEN_PATH}"),
+            "admin",
+            "pw",
+        )
+        .client_id(PORTSIP_CLIENT_ID)
+        .scope("all")
+        .revoke_url(format!("https://pbx.test:8887{PORTSIP_REVOKE_PATH}"))
+        .revoke_with_bearer(true)
+        .max_body_size(answer.limit)
+        .build()
+        .unwrap();
         runtime().block_on(async {
             let too_large = answer.body.len() > answer.limit && !answer.fail;
             for result in [provider.login().await, provider.refresh("rt").await] {
@@ -359,7 +373,7 @@ proptest! {
                     Err(err) => check_oauth2(&answer, &err)?,
                 }
             }
-            if let Err(err) = provider.revoke("at").await {
+            if let Err(err) = provider.revoke("at", Some("rt")).await {
                 check_oauth2(&answer, &err)?;
             }
             // Through the cache, which also reads `retry_after` for its backoff.

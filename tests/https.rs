@@ -12,7 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tower_bearer_auth::{
-    BearerAuthLayer, HttpClient, OAuth2ErrorKind, PortSip,
+    BearerAuthLayer,
+    client::HttpClient,
+    provider::{oauth2::OAuth2ErrorKind, portsip::PortSip},
     test_server::{TestServer, TestServerConfig},
 };
 
@@ -78,11 +80,11 @@ async fn trusts_a_private_ca_from_a_pem_file() {
         .unwrap();
     let response = pbx.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(server.password_grants(), 1);
+    assert_eq!(server.counts().password_grants, 1);
 
     // Revocation goes over HTTPS too.
     layer.cache().revoke().await.unwrap();
-    assert_eq!(server.revocations(), 1);
+    assert_eq!(server.counts().revocations, 1);
 }
 
 #[tokio::test]
@@ -97,5 +99,5 @@ async fn refuses_a_certificate_from_an_unknown_ca() {
     let err = provider.login().await.unwrap_err();
     assert_eq!(err.kind(), &OAuth2ErrorKind::Transport);
     assert!(err.is_transient());
-    assert_eq!(server.token_requests(), 0);
+    assert_eq!(server.counts().token_requests, 0);
 }

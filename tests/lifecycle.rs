@@ -16,7 +16,7 @@ use std::{
 };
 
 use tokio::runtime::Handle;
-use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenResponse, provider_fn};
+use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenResponse, provider::provider_fn};
 
 struct Counting;
 

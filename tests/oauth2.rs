@@ -12,9 +12,15 @@ use hyper::body::Incoming;
 use serde_json::json;
 use tower::ServiceExt;
 use tower_bearer_auth::{
-    BearerAuth, BearerAuthLayer, BoxError, ClientAuth, HttpClient, OAuth2Error, OAuth2Provider,
-    PortSip, TokenCache, TokenError, TokenErrorKind,
-    provider::{OAuth2ErrorKind, PORTSIP_CLIENT_ID},
+    BearerAuth, BearerAuthLayer, BoxError, TokenCache, TokenError, TokenErrorKind,
+    client::HttpClient,
+    provider::{
+        oauth2::{
+            BodyFormat, ClientAuth, OAuth2Error, OAuth2ErrorKind, OAuth2Provider,
+            OAuth2ProviderBuilder,
+        },
+        portsip::{PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH, PortSip},
+    },
     test_server::{CannedResponse, ExpiryFormat, TestServer, TestServerConfig},
 };
 
@@ -30,6 +36,21 @@ fn portsip(server: &TestServer, password: &str) -> OAuth2Provider<HttpClient> {
     PortSip::new(server.base_url(), USER, password)
         .build()
         .unwrap()
+}
+
+/// What `PortSip` builds for `server`, as a builder to change further.
+fn portsip_builder(server: &TestServer, password: &str) -> OAuth2ProviderBuilder<HttpClient> {
+    OAuth2Provider::password(
+        HttpClient::new(),
+        server.url(PORTSIP_TOKEN_PATH),
+        USER,
+        password,
+    )
+    .client_id(PORTSIP_CLIENT_ID)
+    .scope("all")
+    .revoke_url(server.url(PORTSIP_REVOKE_PATH))
+    .revoke_with_bearer(true)
+    .revoke_refresh_token(false)
 }
 
 /// A PortSIP client for `server`: the API service and its token cache.
@@ -64,9 +85,9 @@ async fn password_grant_through_the_layer() {
         let response = get(&client, &server).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     }
-    assert_eq!(server.password_grants(), 1, "the token is re-used");
-    assert_eq!(server.api_requests(), 3);
-    assert_eq!(server.unauthorized(), 0);
+    assert_eq!(server.counts().password_grants, 1, "the token is re-used");
+    assert_eq!(server.counts().api_requests, 3);
+    assert_eq!(server.counts().unauthorized, 0);
     let token = cache.token().unwrap();
     assert!(token.has_refresh_token());
     assert_eq!(token.scope(), Some("all"));
@@ -96,7 +117,7 @@ async fn refresh_token_grant_rotates_the_refresh_token() {
     let rt2 = second.refresh_token().unwrap();
     assert_ne!(rt1, rt2, "a new refresh token");
     assert_ne!(first.access_token(), second.access_token());
-    assert_eq!(server.refresh_grants(), 1);
+    assert_eq!(server.counts().refresh_grants, 1);
 
     // The used refresh token is retired.
     let err = provider.refresh(&rt1).await.unwrap_err();
@@ -132,8 +153,8 @@ async fn refresh_without_a_new_refresh_token_keeps_the_old_one() {
     let b = cache.refresh().await.unwrap();
     assert!(b.generation() > a.generation());
     assert!(b.has_refresh_token());
-    assert_eq!(server.password_grants(), 2, "one per provider");
-    assert_eq!(server.refresh_grants(), 3);
+    assert_eq!(server.counts().password_grants, 2, "one per provider");
+    assert_eq!(server.counts().refresh_grants, 3);
     assert_eq!(
         get(&client, &server).await.unwrap().status(),
         StatusCode::OK
@@ -149,21 +170,26 @@ async fn client_credentials_grant_by_basic_and_by_form() {
             .client_secret(secret),
     )
     .await;
-    let url = server.url("/api/login/oauth/token").parse().unwrap();
-    let basic = OAuth2Provider::client_credentials(HttpClient::new(), url, "my client", secret)
+    let url = server.url(PORTSIP_TOKEN_PATH);
+    let builder = OAuth2Provider::client_credentials(HttpClient::new(), url, "my client", secret)
         .scope("all");
+    let basic = builder.clone().build().unwrap();
     let token = basic.login().await.unwrap();
     assert_eq!(token.refresh_token(), None);
-    let form = basic.clone().client_auth(ClientAuth::Form);
+    let form = builder
+        .clone()
+        .client_auth(ClientAuth::Form)
+        .build()
+        .unwrap();
     form.login().await.unwrap();
-    assert_eq!(server.client_credentials_grants(), 2);
+    assert_eq!(server.counts().client_credentials_grants, 2);
     let log = server.token_request_log();
     assert!(log[0].basic_auth);
     assert!(!log[1].basic_auth);
     assert_eq!(log[1].client_id.as_deref(), Some("my client"));
 
     // A wrong secret is the client's fault: not transient, status 401.
-    let wrong = basic.clone().client_secret("nope");
+    let wrong = builder.client_secret("nope").build().unwrap();
     let err = wrong.login().await.unwrap_err();
     assert!(err.is_invalid_client(), "{err:?}");
     assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
@@ -259,9 +285,9 @@ async fn short_lived_tokens_are_refreshed_before_they_expire() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(server.unauthorized(), 0);
-    assert_eq!(server.password_grants(), 1);
-    assert!(server.refresh_grants() >= 1);
+    assert_eq!(server.counts().unauthorized, 0);
+    assert_eq!(server.counts().password_grants, 1);
+    assert!(server.counts().refresh_grants >= 1);
 }
 
 #[tokio::test]
@@ -283,7 +309,7 @@ async fn wrong_password_is_a_typed_error() {
     );
     assert!(!oauth.is_transient());
     assert!(cache.token().is_none());
-    assert_eq!(server.api_requests(), 0, "the request never left");
+    assert_eq!(server.counts().api_requests, 0, "the request never left");
 
     let text = format!("{err} {err:?} {oauth} {oauth:?} {cache:?}");
     assert!(!text.contains("not-the-password"), "{text}");
@@ -297,13 +323,13 @@ async fn refused_refresh_falls_back_to_one_login() {
     server.revoke_refresh_tokens();
     let token = cache.refresh().await.unwrap();
     assert_eq!(token.generation(), 2);
-    assert_eq!(server.refresh_grants(), 1);
-    assert_eq!(server.password_grants(), 2);
+    assert_eq!(server.counts().refresh_grants, 1);
+    assert_eq!(server.counts().password_grants, 2);
     assert_eq!(
         get(&client, &server).await.unwrap().status(),
         StatusCode::OK
     );
-    assert_eq!(server.token_requests(), 3);
+    assert_eq!(server.counts().token_requests, 3);
 }
 
 #[tokio::test]
@@ -326,7 +352,7 @@ async fn non_json_error_bodies_are_reported_bounded() {
     assert!(err.is_transient());
     assert_eq!(
         err.to_string(),
-        "token endpoint answered with status 502: <html>upstream down</html>"
+        "HTTP 502 from the token endpoint: <html>upstream down</html>"
     );
 
     let long = "x".repeat(10_000);
@@ -370,7 +396,7 @@ async fn oversized_bodies_are_refused() {
     );
     assert_eq!(
         err.to_string(),
-        "token endpoint response exceeds 65536 bytes"
+        "token endpoint response exceeds 65536 bytes (HTTP 200)"
     );
 
     // Chunked, no length: refused while reading.
@@ -379,7 +405,10 @@ async fn oversized_bodies_are_refused() {
     assert!(matches!(err.kind(), OAuth2ErrorKind::BodyTooLarge { .. }));
 
     // A smaller limit applies to ordinary responses too.
-    let tiny = provider.clone().max_body_size(16);
+    let tiny = portsip_builder(&server, PASSWORD)
+        .max_body_size(16)
+        .build()
+        .unwrap();
     let err = tiny.login().await.unwrap_err();
     assert_eq!(err.kind(), &OAuth2ErrorKind::BodyTooLarge { limit: 16 });
 
@@ -417,7 +446,7 @@ async fn revoke_logs_out_and_the_next_request_logs_in() {
     assert_eq!(server.live_tokens(), 1);
 
     cache.revoke().await.unwrap();
-    assert_eq!(server.revocations(), 1);
+    assert_eq!(server.counts().revocations, 1);
     assert_eq!(server.live_tokens(), 0);
     assert!(cache.token().is_none());
     // The server no longer takes the old token.
@@ -432,8 +461,12 @@ async fn revoke_logs_out_and_the_next_request_logs_in() {
         get(&client, &server).await.unwrap().status(),
         StatusCode::OK
     );
-    assert_eq!(server.password_grants(), 2);
-    assert_eq!(server.refresh_grants(), 0, "revoked refresh token not used");
+    assert_eq!(server.counts().password_grants, 2);
+    assert_eq!(
+        server.counts().refresh_grants,
+        0,
+        "revoked refresh token not used"
+    );
 }
 
 #[tokio::test]
@@ -482,7 +515,7 @@ async fn protected_endpoint_answers_401_with_www_authenticate() {
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"], "invalid_token");
     }
-    assert_eq!(server.unauthorized(), 3);
+    assert_eq!(server.counts().unauthorized, 3);
 }
 
 #[tokio::test]
@@ -502,7 +535,7 @@ async fn an_expired_token_gets_401() {
         status(token.access_token().to_owned()).await,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(server.expired_token_requests(), 1);
+    assert_eq!(server.counts().expired_token_requests, 1);
 
     // Expired and revoked: still counted. Unknown, or revoked before it expired: not.
     server.revoke_all();
@@ -517,8 +550,8 @@ async fn an_expired_token_gets_401() {
         status(fresh.access_token().to_owned()).await,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(server.expired_token_requests(), 2);
-    assert_eq!(server.unauthorized(), 4);
+    assert_eq!(server.counts().expired_token_requests, 2);
+    assert_eq!(server.counts().unauthorized, 4);
 }
 
 #[tokio::test]
@@ -541,9 +574,11 @@ async fn unreachable_server_is_a_transient_transport_error() {
 #[tokio::test]
 async fn json_bodies_for_other_vendors() {
     let server = server(TestServerConfig::new(USER, PASSWORD).client_id(None)).await;
-    let url = server.url("/api/login/oauth/token").parse().unwrap();
+    let url = server.url(PORTSIP_TOKEN_PATH);
     let provider = OAuth2Provider::password(HttpClient::new(), url, USER, PASSWORD)
-        .body_format(tower_bearer_auth::BodyFormat::Json);
+        .body_format(BodyFormat::Json)
+        .build()
+        .unwrap();
     provider.login().await.unwrap();
     let log = server.token_request_log();
     assert_eq!(log[0].content_type.as_deref(), Some("application/json"));
@@ -558,12 +593,12 @@ async fn secrets_stay_out_of_debug_and_errors() {
             .domain("tenant"),
     )
     .await;
-    let provider = PortSip::new(server.base_url(), USER, password)
-        .domain("tenant")
-        .build()
-        .unwrap()
+    let provider = portsip_builder(&server, password)
+        .login_param("domain", "tenant")
         .client_secret("CS-secret")
-        .client_auth(ClientAuth::Form);
+        .client_auth(ClientAuth::Form)
+        .build()
+        .unwrap();
     let layer = BearerAuthLayer::new(provider.clone());
     let cache = layer.cache();
     let api = tower::Layer::layer(&layer, HttpClient::new());
@@ -611,7 +646,7 @@ async fn any_tower_http_service_will_do() {
         .body(Full::<Bytes>::default())
         .unwrap();
     assert_eq!(api.oneshot(request).await.unwrap().status(), StatusCode::OK);
-    assert_eq!(server.password_grants(), 1);
+    assert_eq!(server.counts().password_grants, 1);
 }
 
 #[tokio::test]
@@ -630,5 +665,288 @@ async fn unknown_fields_are_kept() {
     assert_eq!(token.extra()["role"], "admin");
     assert_eq!(token.extra()["extension"]["number"], "101");
     assert!(token.has_refresh_token());
-    assert_eq!(server.failed_token_requests(), 0);
+    assert_eq!(server.counts().failed_token_requests, 0);
+}
+
+#[tokio::test]
+async fn token_errors_say_what_happened_and_answer_the_usual_questions() {
+    let server = server(TestServerConfig::new(USER, PASSWORD)).await;
+
+    // A wrong password: the message alone tells, and the helpers agree.
+    let (wrong, _cache) = client(&server, "not-the-password");
+    let err = get(&wrong, &server).await.unwrap_err();
+    let token_error = err.downcast_ref::<TokenError>().unwrap();
+    assert_eq!(
+        token_error.to_string(),
+        "token provider failed to log in: invalid_grant: invalid username or password (HTTP 400)"
+    );
+    assert!(token_error.credentials_rejected());
+    assert!(!token_error.is_transient());
+    assert_eq!(token_error.status(), Some(StatusCode::BAD_REQUEST));
+    let oauth = token_error.oauth2_error().unwrap();
+    assert_eq!(oauth.error_code(), Some("invalid_grant"));
+    assert!(!err.to_string().contains("not-the-password"));
+
+    // A password changed while a token was cached: the refresh is refused and so is the login
+    // after it. Whatever kind that gets, the credentials were rejected.
+    let (client, cache) = client(&server, PASSWORD);
+    get(&client, &server).await.unwrap();
+    server.set_password("changed");
+    server.revoke_refresh_tokens();
+    let err = cache.refresh().await.unwrap_err();
+    assert!(err.credentials_rejected(), "{err}");
+    assert!(!err.is_transient());
+    assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
+
+    // An unknown client id: `invalid_client`, status 401.
+    let provider = PortSip::new(server.base_url(), USER, "changed")
+        .client_id("someone-else")
+        .build()
+        .unwrap();
+    let err = BearerAuthLayer::new(provider)
+        .cache()
+        .get()
+        .await
+        .unwrap_err();
+    assert!(err.credentials_rejected(), "{err}");
+    assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
+    assert_eq!(
+        err.oauth2_error().and_then(OAuth2Error::error_code),
+        Some("invalid_client")
+    );
+
+    // A server in trouble: transient, not the credentials' fault.
+    server.respond_next(CannedResponse::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "down for maintenance",
+    ));
+    let err = BearerAuthLayer::new(portsip(&server, "changed"))
+        .cache()
+        .get()
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(!err.credentials_rejected());
+    assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(
+        err.to_string(),
+        "token provider failed to log in: HTTP 503 from the token endpoint: down for maintenance"
+    );
+
+    // No server at all: transient, and no status.
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let provider = PortSip::new(format!("http://{addr}"), USER, PASSWORD)
+        .build()
+        .unwrap();
+    let err = BearerAuthLayer::new(provider)
+        .cache()
+        .get()
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(!err.credentials_rejected());
+    assert_eq!(err.status(), None);
+}
+
+#[test]
+fn plain_http_off_loopback_is_refused_unless_allowed() {
+    use tower_bearer_auth::provider::BuildErrorKind;
+
+    let err = PortSip::new("http://pbx.example.com:8887", USER, PASSWORD)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), BuildErrorKind::InsecureEndpoint);
+    assert!(
+        err.to_string().contains("http://pbx.example.com:8887"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains(PASSWORD));
+    let err = OAuth2Provider::password(
+        HttpClient::new(),
+        "http://auth.example.com/token",
+        USER,
+        PASSWORD,
+    )
+    .build()
+    .unwrap_err();
+    assert_eq!(err.kind(), BuildErrorKind::InsecureEndpoint);
+
+    // Opting in.
+    PortSip::new("http://pbx.example.com:8887", USER, PASSWORD)
+        .allow_insecure_http(true)
+        .build()
+        .unwrap();
+    OAuth2Provider::password(
+        HttpClient::new(),
+        "http://auth.example.com/token",
+        USER,
+        PASSWORD,
+    )
+    .allow_insecure_http(true)
+    .build()
+    .unwrap();
+
+    // https and loopback need no opt-in.
+    PortSip::new("https://pbx.example.com:8887", USER, PASSWORD)
+        .build()
+        .unwrap();
+    for loopback in [
+        "http://127.0.0.1:8887",
+        "http://[::1]:8887",
+        "http://localhost",
+    ] {
+        PortSip::new(loopback, USER, PASSWORD).build().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_embedded_server_works_over_plain_http_on_localhost() {
+    let server = server(TestServerConfig::new(USER, PASSWORD)).await;
+    let base = format!("http://localhost:{}", server.addr().port());
+    let provider = PortSip::new(base, USER, PASSWORD).build().unwrap();
+    provider.login().await.unwrap();
+    assert_eq!(server.counts().password_grants, 1);
+}
+
+#[tokio::test]
+async fn a_portsip_provider_is_bound_to_the_pbx() {
+    use tower_bearer_auth::{Origin, provider::TokenProvider};
+
+    let server = server(TestServerConfig::new(USER, PASSWORD)).await;
+    let origin = Origin::try_from(server.base_url().as_str()).unwrap();
+    let provider = portsip(&server, PASSWORD);
+    assert_eq!(TokenProvider::origin(&provider), Some(origin.clone()));
+    // Through the pointers the layer keeps.
+    let shared: std::sync::Arc<dyn TokenProvider> = std::sync::Arc::new(provider);
+    assert_eq!(shared.origin(), Some(origin));
+    // A generic provider says nothing unless told.
+    let generic = portsip_builder(&server, PASSWORD).build().unwrap();
+    assert_eq!(TokenProvider::origin(&generic), None);
+    let pbx = Origin::try_from("https://pbx.example.com:8887").unwrap();
+    let bound = portsip_builder(&server, PASSWORD)
+        .bind_origin(pbx.clone())
+        .build()
+        .unwrap();
+    assert_eq!(TokenProvider::origin(&bound), Some(pbx));
+}
+
+/// An RFC 7009 server's provider: the test server's endpoints, without PortSIP's bearer logout.
+fn rfc7009(server: &TestServer) -> OAuth2Provider<HttpClient> {
+    OAuth2Provider::password(
+        HttpClient::new(),
+        server.url(PORTSIP_TOKEN_PATH),
+        USER,
+        PASSWORD,
+    )
+    .client_id(PORTSIP_CLIENT_ID)
+    .revoke_url(server.url(PORTSIP_REVOKE_PATH))
+    .build()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn revoke_revokes_the_refresh_token_and_the_access_token() {
+    let server = server(TestServerConfig::new(USER, PASSWORD)).await;
+    let provider = rfc7009(&server);
+
+    // Directly: both tokens are dead afterwards.
+    let login = provider.login().await.unwrap();
+    let access = login.access_token().to_owned();
+    let refresh = login.refresh_token().unwrap().to_owned();
+    provider.revoke(&access, Some(&refresh)).await.unwrap();
+    let counts = server.counts();
+    assert_eq!(counts.revocations, 2, "one request per token");
+    assert_eq!(counts.refresh_token_revocations, 1);
+    assert_eq!(server.live_tokens(), 0);
+    let err = provider.refresh(&refresh).await.unwrap_err();
+    assert!(err.is_invalid_grant(), "{err}");
+    let log = server.token_request_log();
+    assert_eq!(
+        log.last().unwrap().grant_type.as_deref(),
+        Some("refresh_token")
+    );
+
+    // Through the cache: `TokenCache::revoke` hands over both.
+    let layer = BearerAuthLayer::new(provider);
+    let cache = layer.cache();
+    let api = tower::Layer::layer(&layer, HttpClient::new());
+    assert_eq!(get(&api, &server).await.unwrap().status(), StatusCode::OK);
+    let before = server.counts();
+    cache.revoke().await.unwrap();
+    let after = server.counts();
+    assert_eq!(after.revocations - before.revocations, 2);
+    assert_eq!(
+        after.refresh_token_revocations - before.refresh_token_revocations,
+        1
+    );
+    assert_eq!(server.live_tokens(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_refresh_token_revocation_still_revokes_the_access_token() {
+    use std::sync::{Arc, Mutex};
+
+    // A revocation endpoint that refuses refresh tokens and notes what it was asked.
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let endpoint = tower::service_fn(move |req: Request<Full<Bytes>>| {
+        let seen = seen.clone();
+        async move {
+            let body = req.into_body().collect().await?.to_bytes();
+            let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)?;
+            let hint = fields
+                .iter()
+                .find(|(k, _)| k == "token_type_hint")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            seen.lock().unwrap().push(hint.clone());
+            let (status, body) = if hint == "refresh_token" {
+                (503, r#"{"error":"temporarily_unavailable"}"#)
+            } else {
+                (200, "{}")
+            };
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            Ok::<_, BoxError>(response)
+        }
+    });
+    let provider = OAuth2Provider::password(endpoint, "https://auth.test/token", USER, PASSWORD)
+        .revoke_url("https://auth.test/revoke")
+        .build()
+        .unwrap();
+    let err = provider.revoke("at", Some("rt")).await.unwrap_err();
+    assert_eq!(err.error_code(), Some("temporarily_unavailable"));
+    assert_eq!(*asked.lock().unwrap(), ["refresh_token", "access_token"]);
+
+    // Without a refresh token, or with the second request turned off: one request.
+    asked.lock().unwrap().clear();
+    provider.revoke("at", None).await.unwrap();
+    assert_eq!(*asked.lock().unwrap(), ["access_token"]);
+}
+
+#[tokio::test]
+async fn portsip_logs_out_with_one_request_that_ends_the_session() {
+    let server = server(TestServerConfig::new(USER, PASSWORD)).await;
+    let provider = portsip(&server, PASSWORD);
+    let login = provider.login().await.unwrap();
+    let refresh = login.refresh_token().unwrap().to_owned();
+    provider
+        .revoke(login.access_token(), Some(&refresh))
+        .await
+        .unwrap();
+    let counts = server.counts();
+    assert_eq!(counts.revocations, 1, "PortSIP's logout is one request");
+    assert_eq!(counts.refresh_token_revocations, 0);
+    // The refresh token went with the session.
+    assert!(
+        provider
+            .refresh(&refresh)
+            .await
+            .unwrap_err()
+            .is_invalid_grant()
+    );
+    assert_eq!(server.live_tokens(), 0);
 }

@@ -19,7 +19,9 @@ use http_body_util::Full;
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
 use tower_bearer_auth::{
-    BearerAuth, BearerAuthLayer, HttpClient, PortSip, TokenResponse,
+    BearerAuth, BearerAuthLayer, TokenResponse,
+    client::HttpClient,
+    provider::portsip::PortSip,
     store::{RedisStore, StoredToken, TokenStore},
     test_server::{TestServer, TestServerConfig},
 };
@@ -220,11 +222,11 @@ async fn an_unreachable_redis_costs_a_login_not_the_request() {
     cache.invalidate();
     assert_eq!(get(&client, &server.url(API)).await, StatusCode::OK);
     assert_eq!(
-        server.password_grants(),
+        server.counts().password_grants,
         2,
         "no lock: log in, don't refresh"
     );
-    assert_eq!(server.refresh_grants(), 0);
+    assert_eq!(server.counts().refresh_grants, 0);
 }
 
 fn layer(server: &TestServer) -> BearerAuthLayer {
@@ -347,25 +349,29 @@ async fn a_fleet_refreshes_each_token_once() {
         .unwrap_or_else(|| panic!("no report from the second process: {member_out}"));
 
     let stored = redis.store("fleet").load().await.unwrap().unwrap();
-    let refreshes = server.refresh_grants();
+    let refreshes = server.counts().refresh_grants;
     println!(
         "{sent} requests here, {member_out}; {} logins, {refreshes} refreshes, {} tokens saved",
-        server.password_grants(),
+        server.counts().password_grants,
         stored.version()
     );
-    assert_eq!(server.password_grants(), 1, "one login for the whole fleet");
     assert_eq!(
-        server.reused_refresh_tokens(),
+        server.counts().password_grants,
+        1,
+        "one login for the whole fleet"
+    );
+    assert_eq!(
+        server.counts().reused_refresh_tokens,
         0,
         "no refresh token spent twice"
     );
-    assert_eq!(server.failed_token_requests(), 0);
+    assert_eq!(server.counts().failed_token_requests, 0);
     assert_eq!(
-        server.expired_token_requests(),
+        server.counts().expired_token_requests,
         0,
         "no request with an expired token"
     );
-    assert_eq!(server.unauthorized(), 0);
+    assert_eq!(server.counts().unauthorized, 0);
     // One refresh per token: every token the fleet got was saved once, and none refreshed
     // twice. 1 s tokens refreshed 0.3 to 0.4 s before expiry: about 45 in 30 s.
     assert_eq!(stored.version() as usize, 1 + refreshes);
@@ -390,7 +396,7 @@ async fn a_killed_lock_holder_blocks_the_others_no_longer_than_the_lock() {
     // Its refresh, when due, meets a slow token endpoint: it holds the lock meanwhile.
     server.set_token_delay(Duration::from_secs(4));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while server.token_requests() < 2 || redis.get(&lock_key).is_none() {
+    while server.counts().token_requests < 2 || redis.get(&lock_key).is_none() {
         assert!(
             Instant::now() < deadline,
             "the second process never refreshed"
@@ -398,7 +404,7 @@ async fn a_killed_lock_holder_blocks_the_others_no_longer_than_the_lock() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(
-        server.password_grants(),
+        server.counts().password_grants,
         1,
         "the second process adopted the token"
     );

@@ -26,7 +26,8 @@ use std::{
 use http::{Request, Response, header::AUTHORIZATION};
 use tower::{Layer, ServiceExt, service_fn};
 use tower_bearer_auth::{
-    BearerAuthLayer, BoxError, BoxFuture, TokenProvider, TokenResponse,
+    BearerAuthLayer, BoxError, TokenResponse,
+    provider::{BoxFuture, TokenProvider},
     store::{MemoryStore, RedisStore, TokenStore},
 };
 

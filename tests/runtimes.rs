@@ -27,7 +27,8 @@ use hyper_util::{
 use tokio::runtime::{Builder, Runtime};
 use tower::{Layer, ServiceExt};
 use tower_bearer_auth::{
-    BearerAuth, BearerAuthLayer, BoxError, PortSip, TokenError, TokenErrorKind,
+    BearerAuth, BearerAuthLayer, BoxError, TokenError, TokenErrorKind,
+    provider::portsip::PortSip,
     test_server::{TestServer, TestServerConfig},
 };
 
@@ -191,7 +192,7 @@ fn no_expired_token_is_sent_while_the_runtime_that_fetched_it_is_idle() {
         outcomes
     });
     assert_eq!(
-        server.expired_token_requests(),
+        server.counts().expired_token_requests,
         0,
         "requests sent with an expired token; outcomes on B: {outcomes:?}"
     );

@@ -20,9 +20,13 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_bearer_auth::{
-    BearerAuthLayer, BearerChallenge, BoxError, BoxFuture, ClientAuth, HttpClient, OAuth2Provider,
-    PortSip, TokenError, TokenErrorKind,
-    provider::PORTSIP_CLIENT_ID,
+    BearerAuthLayer, BearerChallenge, BoxError, TokenError, TokenErrorKind,
+    client::HttpClient,
+    provider::{
+        BoxFuture,
+        oauth2::{ClientAuth, OAuth2Provider},
+        portsip::{PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH, PortSip},
+    },
     store::MemoryStore,
     test_server::{CannedResponse, TestServer, TestServerConfig},
 };
@@ -128,13 +132,24 @@ async fn no_secret_in_any_output() {
         capture: capture.clone(),
     };
 
-    let builder = PortSip::new(server.base_url(), USER, PASSWORD).domain("tenant.example");
-    capture.debug("portsip builder", &builder);
-    let provider = builder
-        .build_with(tap.clone())
-        .unwrap()
-        .client_secret(CLIENT_SECRET)
-        .client_auth(ClientAuth::Form);
+    let portsip = PortSip::new(server.base_url(), USER, PASSWORD).domain("tenant.example");
+    capture.debug("portsip builder", &portsip);
+    capture.debug(
+        "portsip provider",
+        &portsip.build_with(tap.clone()).unwrap(),
+    );
+    // PortSIP's settings, plus a client secret sent in the form.
+    let builder =
+        OAuth2Provider::password(tap.clone(), server.url(PORTSIP_TOKEN_PATH), USER, PASSWORD)
+            .client_id(PORTSIP_CLIENT_ID)
+            .scope("all")
+            .login_param("domain", "tenant.example")
+            .revoke_url(server.url(PORTSIP_REVOKE_PATH))
+            .revoke_with_bearer(true)
+            .client_secret(CLIENT_SECRET)
+            .client_auth(ClientAuth::Form);
+    capture.debug("provider builder", &builder);
+    let provider = builder.build().unwrap();
     capture.debug("provider", &provider);
     let store = MemoryStore::new();
     let hook = capture.clone();
@@ -207,12 +222,16 @@ async fn no_secret_in_any_output() {
         Err(e) => panic!("refresh failed: {e}"),
     }
     assert_eq!(send().await.unwrap(), StatusCode::OK);
-    assert!(server.refresh_grants() >= 2, "{}", server.refresh_grants());
+    assert!(
+        server.counts().refresh_grants >= 2,
+        "{}",
+        server.counts().refresh_grants
+    );
 
     // 401 recovery: the server forgets every token.
     server.revoke_all();
     assert_eq!(send().await.unwrap(), StatusCode::OK);
-    assert!(server.unauthorized() >= 1);
+    assert!(server.counts().unauthorized >= 1);
 
     // A changed password: the refresh is refused, then the login.
     server.set_password(NEW_PASSWORD);
@@ -277,9 +296,16 @@ async fn no_secret_in_any_output() {
     assert_eq!(send().await.unwrap(), StatusCode::OK);
 
     // The client-credentials grant, with the right and a wrong secret.
-    let url = server.url("/api/login/oauth/token").parse().unwrap();
+    let url = server.url(PORTSIP_TOKEN_PATH);
     let credentials =
         OAuth2Provider::client_credentials(tap.clone(), url, PORTSIP_CLIENT_ID, CLIENT_SECRET);
+    capture.debug("credentials builder", &credentials);
+    let wrong = credentials
+        .clone()
+        .client_secret(WRONG_SECRET)
+        .build()
+        .unwrap();
+    let credentials = credentials.build().unwrap();
     capture.debug("credentials provider", &credentials);
     let cc_layer = BearerAuthLayer::new(credentials.clone());
     let cc_api = cc_layer.layer(support::client());
@@ -293,7 +319,6 @@ async fn no_secret_in_any_output() {
     capture.debug("credentials token", &cc_token);
     capture.debug("credentials layer", &cc_layer);
     capture.debug("credentials service", &cc_api);
-    let wrong = credentials.clone().client_secret(WRONG_SECRET);
     capture.debug("wrong credentials provider", &wrong);
     capture.error("credentials error", &wrong.login().await.unwrap_err());
     let wrong_layer = BearerAuthLayer::new(wrong);
@@ -344,5 +369,202 @@ async fn no_secret_in_any_output() {
         "{} outputs checked against {} secrets",
         output.len(),
         secrets.len()
+    );
+}
+
+/// The forms in which a careless server could echo `secret`: as sent in a form body
+/// (percent-encoded, space as `+` or `%20`), as it was, and escaped in JSON.
+fn leaks_of(secret: &str) -> Vec<String> {
+    let form = serde_urlencoded::to_string([("x", secret)]).unwrap()[2..].to_owned();
+    let json = serde_json::to_string(secret).unwrap();
+    vec![
+        secret.to_owned(),
+        form.clone(),
+        form.replace('+', "%20"),
+        json[1..json.len() - 1].to_owned(),
+    ]
+}
+
+/// `err`'s `Display` and `Debug`, and those of its sources.
+fn everything_printed(err: &(dyn Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut current = Some(err);
+    while let Some(e) = current {
+        out.push_str(&format!("{e} | {e:?} | "));
+        current = e.source();
+    }
+    out
+}
+
+fn assert_no_leak(text: &str, secrets: &[&str]) {
+    for secret in secrets {
+        for leak in leaks_of(secret) {
+            assert!(!text.contains(&leak), "{leak:?} leaked: {text}");
+        }
+    }
+    assert!(text.contains("<redacted>"), "nothing was echoed: {text}");
+}
+
+/// A password with every character that form encoding or JSON escapes.
+const HOSTILE_PASSWORD: &str = "p&ss=w+rd \"q\" 100% ü";
+
+#[tokio::test]
+async fn an_echoing_token_endpoint_never_gets_a_secret_into_an_error() {
+    let server = TestServer::start(
+        TestServerConfig::new(USER, HOSTILE_PASSWORD).client_secret(CLIENT_SECRET),
+    )
+    .await
+    .unwrap();
+    let provider = PortSip::new(server.base_url(), USER, HOSTILE_PASSWORD)
+        .build()
+        .unwrap();
+    let echoes = [
+        // An RFC 6749 error quoting the request in its description.
+        CannedResponse::json(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "invalid_request", "error_description": "cannot parse {request}"}),
+        )
+        .echo_request(),
+        // The request in the error code itself.
+        CannedResponse::json(StatusCode::BAD_REQUEST, &json!({"error": "{request}"}))
+            .echo_request(),
+        // A JSON body of another shape, with the request under an innocent name.
+        CannedResponse::json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"message": "{request}"}),
+        )
+        .echo_request(),
+        // A proxy's page.
+        CannedResponse::new(StatusCode::BAD_GATEWAY, "<pre>{request}</pre>").echo_request(),
+    ];
+
+    // Logins: the password.
+    for echo in echoes.clone() {
+        server.respond_next(echo);
+        let err = provider.login().await.unwrap_err();
+        assert_no_leak(&everything_printed(&err), &[HOSTILE_PASSWORD]);
+    }
+
+    // Through the layer: the password, and the token error's message quoting the cause.
+    server.respond_next(echoes[0].clone());
+    let layer = BearerAuthLayer::new(provider.clone());
+    let err = layer.cache().get().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("token provider failed to log in: invalid_request")
+    );
+    assert_no_leak(&everything_printed(&err), &[HOSTILE_PASSWORD]);
+
+    // Refreshes: the refresh token.
+    let refresh_token = provider
+        .login()
+        .await
+        .unwrap()
+        .refresh_token()
+        .unwrap()
+        .to_owned();
+    for echo in echoes.clone() {
+        server.respond_next(echo);
+        let err = provider.refresh(&refresh_token).await.unwrap_err();
+        assert_no_leak(&everything_printed(&err), &[&refresh_token]);
+    }
+
+    // The client-credentials grant with the secret in the form: the client secret.
+    let credentials = OAuth2Provider::client_credentials(
+        HttpClient::new(),
+        server.url(PORTSIP_TOKEN_PATH),
+        PORTSIP_CLIENT_ID,
+        CLIENT_SECRET,
+    )
+    .client_auth(ClientAuth::Form)
+    .build()
+    .unwrap();
+    for echo in echoes {
+        server.respond_next(echo);
+        let err = credentials.login().await.unwrap_err();
+        assert_no_leak(&everything_printed(&err), &[CLIENT_SECRET]);
+    }
+}
+
+/// A token endpoint that reads the form and quotes its fields, decoded, in its errors:
+/// `wrong password "…" for refresh token "…"`.
+async fn quoting_server() -> String {
+    use hyper::{server::conn::http1, service::service_fn};
+    use hyper_util::rt::TokioIo;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let body = req.into_body().collect().await?.to_bytes();
+                    let fields: Vec<(String, String)> =
+                        serde_urlencoded::from_bytes(&body).unwrap_or_default();
+                    let quoted: Vec<String> =
+                        fields.iter().map(|(k, v)| format!("{k} {v:?}")).collect();
+                    let error = json!({
+                        "error": "invalid_grant",
+                        "error_description": format!("refused: {}", quoted.join(", ")),
+                    });
+                    let mut response = Response::new(Full::new(Bytes::from(error.to_string())));
+                    *response.status_mut() = StatusCode::BAD_REQUEST;
+                    Ok::<_, hyper::Error>(response)
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_server_that_quotes_decoded_fields_never_gets_a_secret_into_an_error() {
+    let base = quoting_server().await;
+    let provider = OAuth2Provider::password(
+        HttpClient::new(),
+        format!("{base}/token"),
+        USER,
+        HOSTILE_PASSWORD,
+    )
+    .client_secret(CLIENT_SECRET)
+    .client_auth(ClientAuth::Form)
+    .revoke_url(format!("{base}/revoke"))
+    .build()
+    .unwrap();
+
+    let err = provider.login().await.unwrap_err();
+    let description = err.error_description().unwrap();
+    assert!(description.contains("username \"admin\""), "{description}");
+    assert_no_leak(
+        &everything_printed(&err),
+        &[HOSTILE_PASSWORD, CLIENT_SECRET],
+    );
+
+    let err = provider.refresh(BOGUS_REFRESH).await.unwrap_err();
+    assert_no_leak(&everything_printed(&err), &[BOGUS_REFRESH, CLIENT_SECRET]);
+
+    let access = "S3cr3t-at-revoked-77aa";
+    let err = provider
+        .revoke(access, Some(BOGUS_REFRESH))
+        .await
+        .unwrap_err();
+    assert_no_leak(
+        &everything_printed(&err),
+        &[access, BOGUS_REFRESH, CLIENT_SECRET],
+    );
+
+    // And through the layer, whose message quotes the provider's.
+    let err = BearerAuthLayer::new(provider)
+        .cache()
+        .get()
+        .await
+        .unwrap_err();
+    assert!(err.credentials_rejected());
+    assert_no_leak(
+        &everything_printed(&err),
+        &[HOSTILE_PASSWORD, CLIENT_SECRET],
     );
 }

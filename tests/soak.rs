@@ -20,7 +20,9 @@ use http_body_util::Full;
 use tokio::{task::JoinSet, time::Instant};
 use tower::{Layer, ServiceExt};
 use tower_bearer_auth::{
-    BearerAuth, BearerAuthLayer, HttpClient, PortSip, TokenCache,
+    BearerAuth, BearerAuthLayer, TokenCache,
+    client::HttpClient,
+    provider::portsip::PortSip,
     test_server::{TestServer, TestServerConfig},
 };
 
@@ -146,13 +148,13 @@ async fn soak() {
     eprintln!(
         "server: {} token requests ({} password, {} refresh, {} failed), {} API requests, \
          {} answered 401, {} with an expired token",
-        server.token_requests(),
-        server.password_grants(),
-        server.refresh_grants(),
-        server.failed_token_requests(),
-        server.api_requests(),
-        server.unauthorized(),
-        server.expired_token_requests(),
+        server.counts().token_requests,
+        server.counts().password_grants,
+        server.counts().refresh_grants,
+        server.counts().failed_token_requests,
+        server.counts().api_requests,
+        server.counts().unauthorized,
+        server.counts().expired_token_requests,
     );
     eprintln!(
         "revocations: {} single tokens, {} of everything",
@@ -162,14 +164,18 @@ async fn soak() {
     eprintln!("rss: {rss_start:?} KiB at start, {rss_warm:?} KiB warm, {rss_end:?} KiB at the end");
 
     assert!(requests > 1000, "only {requests} requests");
-    assert!(server.refresh_grants() > 0);
+    assert!(server.counts().refresh_grants > 0);
     assert!(
         failures.is_empty(),
         "{} failed requests:\n{}",
         failures.len(),
         failures[..failures.len().min(20)].join("\n")
     );
-    assert_eq!(server.expired_token_requests(), 0, "expired tokens sent");
+    assert_eq!(
+        server.counts().expired_token_requests,
+        0,
+        "expired tokens sent"
+    );
     if let (Some(warm), Some(end)) = (rss_warm, rss_end) {
         assert!(
             end < warm + 20 * 1024,

@@ -20,7 +20,8 @@ use http::{Request, Response, header::AUTHORIZATION};
 use tokio::time::{Instant, sleep, sleep_until};
 use tower::{Layer, Service, ServiceExt};
 use tower_bearer_auth::{
-    BearerAuth, BearerAuthLayer, BoxError, BoxFuture, TokenProvider, TokenResponse,
+    BearerAuth, BearerAuthLayer, BoxError, TokenResponse,
+    provider::{BoxFuture, TokenProvider},
 };
 
 const DELAY: Duration = Duration::from_millis(50);

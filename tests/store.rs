@@ -13,7 +13,9 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_bearer_auth::{
-    BearerAuth, BearerAuthLayer, BoxError, BoxFuture, HttpClient, PortSip,
+    BearerAuth, BearerAuthLayer, BoxError,
+    client::HttpClient,
+    provider::{BoxFuture, portsip::PortSip},
     store::{MemoryStore, StoredToken, TokenStore},
     test_server::{TestServer, TestServerConfig},
 };
@@ -83,7 +85,7 @@ async fn a_restarted_process_finds_its_token_in_the_store() {
     assert_eq!(get(&client, &server).await.unwrap(), StatusCode::OK);
     let token = first.cache().token().unwrap();
     drop((first, client));
-    assert_eq!(server.password_grants(), 1);
+    assert_eq!(server.counts().password_grants, 1);
 
     // The file holds the token (in plain text, as documented).
     let stored = StoredToken::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -93,8 +95,12 @@ async fn a_restarted_process_finds_its_token_in_the_store() {
     let second = layer(&server).store(FileStore(path.clone()));
     let client = second.layer(HttpClient::new());
     assert_eq!(get(&client, &server).await.unwrap(), StatusCode::OK);
-    assert_eq!(server.password_grants(), 1, "no login after the restart");
-    assert_eq!(server.token_requests(), 1);
+    assert_eq!(
+        server.counts().password_grants,
+        1,
+        "no login after the restart"
+    );
+    assert_eq!(server.counts().token_requests, 1);
     assert_eq!(
         second.cache().token().unwrap().access_token(),
         token.access_token()
@@ -106,7 +112,7 @@ async fn a_restarted_process_finds_its_token_in_the_store() {
     let third = layer(&server).store(FileStore(path.clone()));
     let client = third.layer(HttpClient::new());
     assert_eq!(get(&client, &server).await.unwrap(), StatusCode::OK);
-    assert_eq!(server.password_grants(), 2);
+    assert_eq!(server.counts().password_grants, 2);
     let _ = std::fs::remove_file(&path);
 }
 
@@ -123,9 +129,9 @@ async fn an_expired_stored_token_is_not_used() {
     let client = second.layer(HttpClient::new());
     assert_eq!(get(&client, &server).await.unwrap(), StatusCode::OK);
     // The stored refresh token is the newest one: it is used rather than the password.
-    assert_eq!(server.refresh_grants(), 1);
-    assert_eq!(server.password_grants(), 1);
-    assert_eq!(server.expired_token_requests(), 0);
+    assert_eq!(server.counts().refresh_grants, 1);
+    assert_eq!(server.counts().password_grants, 1);
+    assert_eq!(server.counts().expired_token_requests, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,20 +171,20 @@ async fn caches_sharing_a_store_refresh_each_token_once() {
 
     assert!(sent > 100, "{sent} requests");
     assert_eq!(
-        server.password_grants(),
+        server.counts().password_grants,
         1,
         "one login for all three caches"
     );
     assert_eq!(
-        server.reused_refresh_tokens(),
+        server.counts().reused_refresh_tokens,
         0,
         "no refresh token spent twice"
     );
-    assert_eq!(server.failed_token_requests(), 0);
-    assert_eq!(server.expired_token_requests(), 0);
+    assert_eq!(server.counts().failed_token_requests, 0);
+    assert_eq!(server.counts().expired_token_requests, 0);
     // 1 s tokens refreshed at about half their life: about 8 tokens in 4 s, whichever cache
     // refreshed them. Three caches refreshing on their own would need three times as many.
-    let refreshes = server.refresh_grants();
+    let refreshes = server.counts().refresh_grants;
     assert!((5..=10).contains(&refreshes), "{refreshes} refreshes");
     assert_eq!(
         store.get().unwrap().version() as usize,
@@ -195,7 +201,7 @@ async fn caches_sharing_a_store_recover_from_a_revocation_with_one_login() {
     let b = layer(&server).store(store.clone()).layer(HttpClient::new());
     assert_eq!(get(&a, &server).await.unwrap(), StatusCode::OK);
     assert_eq!(get(&b, &server).await.unwrap(), StatusCode::OK);
-    assert_eq!(server.password_grants(), 1);
+    assert_eq!(server.counts().password_grants, 1);
 
     server.revoke_all();
     // Each cache is refused once; the first to recover logs in, the other finds its token.
@@ -204,11 +210,15 @@ async fn caches_sharing_a_store_recover_from_a_revocation_with_one_login() {
     assert_eq!(get(&a, &server).await.unwrap(), StatusCode::OK);
     assert_eq!(get(&b, &server).await.unwrap(), StatusCode::OK);
     assert_eq!(
-        server.password_grants(),
+        server.counts().password_grants,
         2,
         "one login after the revocation"
     );
-    assert_eq!(server.refresh_grants(), 1, "one refused refresh before it");
+    assert_eq!(
+        server.counts().refresh_grants,
+        1,
+        "one refused refresh before it"
+    );
 }
 
 #[tokio::test]
@@ -245,5 +255,5 @@ async fn the_hook_sees_every_new_token_and_the_logout() {
         assert!(debug.contains("<redacted>"), "{debug}");
     }
     assert!(seen[2].is_none());
-    assert_eq!(server.refresh_grants(), 1);
+    assert_eq!(server.counts().refresh_grants, 1);
 }

@@ -26,7 +26,8 @@ use tonic::{
 use tonic_prost::ProstCodec;
 use tower::{Service, ServiceBuilder, service_fn};
 use tower_bearer_auth::{
-    AnyBody, BearerAuth, BearerAuthLayer, BoxError, BoxFuture, PortSip,
+    AnyBody, BearerAuth, BearerAuthLayer, BoxError,
+    provider::{BoxFuture, portsip::PortSip},
     test_server::{TestServer, TestServerConfig},
 };
 
@@ -209,8 +210,8 @@ async fn calls_without_the_layer_are_refused() {
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     let status = count(&mut bare, 3).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
-    assert_eq!(tokens.unauthorized(), 2);
-    assert_eq!(tokens.token_requests(), 0);
+    assert_eq!(tokens.counts().unauthorized, 2);
+    assert_eq!(tokens.counts().token_requests, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,7 +234,7 @@ async fn concurrent_calls_and_streams_across_token_refreshes_all_succeed() {
         assert!(reply.ends_with("(admin)"), "{reply}");
         unary += 1;
     }
-    assert_eq!(tokens.password_grants(), 1);
+    assert_eq!(tokens.counts().password_grants, 1);
 
     // Then, for 2.5 s, rounds of four concurrent calls and a stream.
     let (mut streams, deadline) = (0, Instant::now() + Duration::from_millis(2500));
@@ -257,15 +258,15 @@ async fn concurrent_calls_and_streams_across_token_refreshes_all_succeed() {
     // Every call reached the server with a token it accepted: one login, refreshes, no
     // expired token, nothing refused.
     assert!(streams >= 10, "only {streams} rounds ran");
-    assert_eq!(tokens.api_requests(), unary + streams);
-    assert_eq!(tokens.unauthorized(), 0);
-    assert_eq!(tokens.expired_token_requests(), 0);
-    assert_eq!(tokens.password_grants(), 1, "exactly one login");
+    assert_eq!(tokens.counts().api_requests, unary + streams);
+    assert_eq!(tokens.counts().unauthorized, 0);
+    assert_eq!(tokens.counts().expired_token_requests, 0);
+    assert_eq!(tokens.counts().password_grants, 1, "exactly one login");
     assert!(
-        tokens.refresh_grants() >= 1,
+        tokens.counts().refresh_grants >= 1,
         "no refresh in 2.5 s of 2 s tokens"
     );
-    assert_eq!(tokens.failed_token_requests(), 0);
+    assert_eq!(tokens.counts().failed_token_requests, 0);
     assert!(cache.token().unwrap().generation() >= 2);
 }
 
@@ -287,9 +288,9 @@ async fn after_unauthenticated_invalidating_the_cache_gets_a_new_token() {
     cache.invalidate();
     say_hello(&mut client, "after").await.unwrap();
     // The refresh token was revoked too, so a refresh was tried and a login followed.
-    assert_eq!(tokens.password_grants(), 2);
-    assert_eq!(tokens.refresh_grants(), 1);
-    assert_eq!(tokens.unauthorized(), 2);
+    assert_eq!(tokens.counts().password_grants, 2);
+    assert_eq!(tokens.counts().refresh_grants, 1);
+    assert_eq!(tokens.counts().unauthorized, 2);
 }
 
 /// With `grpc_unauthenticated(true)` the layer reads `grpc-status: 16` itself: one refused call,
@@ -314,8 +315,12 @@ async fn grpc_unauthenticated_invalidates_the_refused_token() {
     assert!(cache.token().is_none(), "the refused token was invalidated");
     say_hello(&mut client, "after").await.unwrap();
     assert!(cache.token().unwrap().generation() > first);
-    assert_eq!(tokens.unauthorized(), 1, "only the one call was refused");
-    assert_eq!(tokens.password_grants(), 2);
+    assert_eq!(
+        tokens.counts().unauthorized,
+        1,
+        "only the one call was refused"
+    );
+    assert_eq!(tokens.counts().password_grants, 2);
 
     // Other statuses leave the token alone: `UNIMPLEMENTED`, for a method the server lacks.
     let token = cache.token().unwrap().generation();

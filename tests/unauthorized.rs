@@ -308,7 +308,7 @@ async fn without_replay_a_401_still_invalidates_and_noreplay_opts_out_per_reques
 #[tokio::test]
 async fn an_outer_retry_layer_with_the_exported_policy_retries_once() {
     use tower::{ServiceBuilder, retry::RetryLayer};
-    use tower_bearer_auth::RetryUnauthorized;
+    use tower_bearer_auth::retry::RetryUnauthorized;
 
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api);

@@ -101,7 +101,7 @@ impl Carried {
 /// # Example
 ///
 /// ```
-/// use tower_bearer_auth::{BearerAuthLayer, StaticToken};
+/// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_bearer_auth::TokenError> {
@@ -592,7 +592,12 @@ impl TokenCache {
         let generation = token.as_ref().and_then(|(_, g)| *g);
         let revoked = match &token {
             Some((token, _)) => {
-                revoke_step(timeout, self.shared.provider.revoke(token.access_token())).await
+                let refresh_token = token.refresh_token.as_deref();
+                let revoking = self
+                    .shared
+                    .provider
+                    .revoke(token.access_token(), refresh_token);
+                revoke_step(timeout, revoking).await
             }
             None => Ok(()),
         };

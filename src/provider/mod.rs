@@ -1,35 +1,34 @@
 //! Token providers: where tokens come from.
 //!
 //! A [`TokenProvider`] logs in and refreshes; the cache inside
-//! [`BearerAuthLayer`](crate::BearerAuthLayer) decides when to call it. The crate ships
-//! [`StaticToken`] for a fixed token and [`provider_fn`] for a closure; with the `oauth2`
-//! feature (on by default), [`OAuth2Provider`] for OAuth 2.0 token
-//! endpoints and the [`PortSip`] preset.
+//! [`BearerAuthLayer`](crate::BearerAuthLayer) decides when to call it. This module holds the
+//! trait and the simple providers, [`StaticToken`] for a fixed token and [`provider_fn`] for a
+//! closure. With the `oauth2` feature (on by default) it also has:
+//!
+//! - [`oauth2`]: [`OAuth2Provider`](oauth2::OAuth2Provider), a client for OAuth 2.0 token
+//!   endpoints, with its options and its error type;
+//! - [`portsip`]: [`PortSip`](portsip::PortSip), which builds an `OAuth2Provider` for a
+//!   PortSIP PBX, and PortSIP's published constants;
+//! - [`BuildError`], what building either of them (or an
+//!   [`HttpClient`](crate::client::HttpClient)) fails with.
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use crate::{BoxError, TokenResponse};
+use crate::{BoxError, Origin, TokenResponse};
 
+#[cfg(feature = "oauth2")]
+mod build_error;
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
 pub mod oauth2;
 #[cfg(feature = "oauth2")]
-mod portsip;
+#[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
+pub mod portsip;
 mod static_token;
 
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
-#[doc(inline)]
-pub use oauth2::{
-    BodyFormat, ClientAuth, OAuth2Error, OAuth2ErrorKind, OAuth2Provider, RequestKind, TokenShape,
-};
-#[cfg(feature = "client")]
-#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
-#[doc(inline)]
-pub use oauth2::{HttpClient, HttpClientBuilder};
-#[cfg(feature = "oauth2")]
-#[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
-pub use portsip::{PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH, PortSip};
+pub use build_error::{BuildError, BuildErrorKind};
 pub use static_token::StaticToken;
 
 /// A boxed, `Send` future, as returned by [`TokenProvider`] methods.
@@ -37,12 +36,13 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Obtains tokens: logs in, and exchanges refresh tokens for new tokens.
 ///
-/// The trait is object safe; the layer stores providers as `Arc<dyn TokenProvider>`. The cache
+/// The trait is object safe; the layer stores providers as `Arc<dyn TokenProvider>`, and
+/// `Arc<P>` and `Box<P>` are providers when `P` is (`P` may be `dyn TokenProvider`). The cache
 /// never calls two methods at once and bounds each call with a timeout.
 ///
 /// Errors may be any [`BoxError`]; they reach callers as the
-/// [`source`](std::error::Error::source) of a [`TokenError`](crate::TokenError). Keep
-/// passwords and tokens out of their messages and `Debug` output.
+/// [`source`](std::error::Error::source) of a [`TokenError`](crate::TokenError), whose
+/// message quotes theirs. Keep passwords and tokens out of their messages and `Debug` output.
 ///
 /// # Example
 ///
@@ -50,7 +50,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_bearer_auth::{BoxError, BoxFuture, TokenProvider, TokenResponse};
+/// use tower_bearer_auth::{
+///     BoxError, TokenResponse,
+///     provider::{BoxFuture, TokenProvider},
+/// };
 ///
 /// struct MyApi;
 ///
@@ -94,56 +97,70 @@ pub trait TokenProvider: Send + Sync + 'static {
         None
     }
 
-    /// Revokes `access_token` at the server, for a clean logout. The default does nothing.
+    /// Revokes the tokens at the server, for a clean logout: `access_token` and, when the
+    /// token came with one, `refresh_token`. The default does nothing.
     ///
-    /// Called by [`TokenCache::revoke`](crate::TokenCache::revoke).
-    fn revoke<'a>(&'a self, access_token: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
-        let _ = access_token;
+    /// Called by [`TokenCache::revoke`](crate::TokenCache::revoke) with the current token. A
+    /// provider should try to revoke both even when the first attempt fails, and report the
+    /// first error.
+    fn revoke<'a>(
+        &'a self,
+        access_token: &'a str,
+        refresh_token: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        let _ = (access_token, refresh_token);
         Box::pin(async { Ok(()) })
     }
-}
 
-impl<P: TokenProvider + ?Sized> TokenProvider for Arc<P> {
-    fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
-        (**self).login()
-    }
-
-    fn refresh<'a>(
-        &'a self,
-        refresh_token: &'a str,
-    ) -> BoxFuture<'a, Result<TokenResponse, BoxError>> {
-        (**self).refresh(refresh_token)
-    }
-
-    fn retry_after(&self, error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
-        (**self).retry_after(error)
-    }
-
-    fn revoke<'a>(&'a self, access_token: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
-        (**self).revoke(access_token)
+    /// The origin (scheme, host and port) the tokens are meant for, if the provider knows it.
+    /// The default is `None`: the provider does not say, and the token goes wherever the
+    /// layer's own settings let it.
+    ///
+    /// A provider that knows which server its tokens belong to (such as one built by
+    /// [`PortSip`](portsip::PortSip), whose tokens are for the PBX that issued them) returns
+    /// that server's origin, so the layer can keep the token from being sent anywhere else,
+    /// as [`BearerAuthLayer::allow_origin`](crate::BearerAuthLayer::allow_origin) does.
+    fn origin(&self) -> Option<Origin> {
+        None
     }
 }
 
-impl<P: TokenProvider + ?Sized> TokenProvider for Box<P> {
-    fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
-        (**self).login()
-    }
+/// `Arc<P>` and `Box<P>` forward every method to `P`, so a shared or boxed provider, or a
+/// `dyn TokenProvider`, is a provider too.
+macro_rules! forward_token_provider {
+    ($($pointer:ident),+) => {$(
+        impl<P: TokenProvider + ?Sized> TokenProvider for $pointer<P> {
+            fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
+                (**self).login()
+            }
 
-    fn refresh<'a>(
-        &'a self,
-        refresh_token: &'a str,
-    ) -> BoxFuture<'a, Result<TokenResponse, BoxError>> {
-        (**self).refresh(refresh_token)
-    }
+            fn refresh<'a>(
+                &'a self,
+                refresh_token: &'a str,
+            ) -> BoxFuture<'a, Result<TokenResponse, BoxError>> {
+                (**self).refresh(refresh_token)
+            }
 
-    fn retry_after(&self, error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
-        (**self).retry_after(error)
-    }
+            fn retry_after(&self, error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+                (**self).retry_after(error)
+            }
 
-    fn revoke<'a>(&'a self, access_token: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
-        (**self).revoke(access_token)
-    }
+            fn revoke<'a>(
+                &'a self,
+                access_token: &'a str,
+                refresh_token: Option<&'a str>,
+            ) -> BoxFuture<'a, Result<(), BoxError>> {
+                (**self).revoke(access_token, refresh_token)
+            }
+
+            fn origin(&self) -> Option<Origin> {
+                (**self).origin()
+            }
+        }
+    )+};
 }
+
+forward_token_provider!(Arc, Box);
 
 /// Makes a [`TokenProvider`] from a closure that logs in.
 ///
@@ -153,7 +170,7 @@ impl<P: TokenProvider + ?Sized> TokenProvider for Box<P> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_bearer_auth::{provider_fn, BearerAuthLayer, BoxError, TokenResponse};
+/// use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenResponse, provider::provider_fn};
 ///
 /// let layer = BearerAuthLayer::new(provider_fn(|| async {
 ///     // Ask your secret store or identity service here.
@@ -197,3 +214,31 @@ where
 
 #[cfg(test)]
 fn _object_safe(_: Arc<dyn TokenProvider>) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Bound;
+
+    impl TokenProvider for Bound {
+        fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
+            Box::pin(async { Ok(TokenResponse::new("t")) })
+        }
+
+        fn origin(&self) -> Option<Origin> {
+            Origin::try_from("https://pbx.example.com:8887").ok()
+        }
+    }
+
+    #[test]
+    fn pointers_forward_every_method() {
+        let origin = Origin::try_from("https://pbx.example.com:8887").unwrap();
+        let arc: Arc<dyn TokenProvider> = Arc::new(Bound);
+        let boxed: Box<dyn TokenProvider> = Box::new(Bound);
+        assert_eq!(arc.origin(), Some(origin.clone()));
+        assert_eq!(boxed.origin(), Some(origin.clone()));
+        assert_eq!(Arc::new(boxed).origin(), Some(origin));
+        assert_eq!(StaticToken::new("t").origin(), None);
+    }
+}

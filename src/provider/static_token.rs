@@ -11,7 +11,7 @@ use super::TokenProvider;
 /// # Example
 ///
 /// ```
-/// use tower_bearer_auth::{BearerAuthLayer, StaticToken};
+/// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
 ///
 /// let layer = BearerAuthLayer::new(StaticToken::new("my-api-key"));
 /// assert!(!format!("{layer:?}").contains("my-api-key"));

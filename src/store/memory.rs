@@ -15,7 +15,7 @@ use crate::{BoxError, BoxFuture};
 /// # Example
 ///
 /// ```
-/// use tower_bearer_auth::{BearerAuthLayer, StaticToken, store::MemoryStore};
+/// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken, store::MemoryStore};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_bearer_auth::TokenError> {

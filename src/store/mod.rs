@@ -76,7 +76,8 @@ pub use redis::RedisStore;
 /// ```
 /// use std::path::PathBuf;
 /// use tower_bearer_auth::{
-///     BearerAuthLayer, BoxError, BoxFuture, StaticToken,
+///     BearerAuthLayer, BoxError,
+///     provider::{BoxFuture, StaticToken},
 ///     store::{StoredToken, TokenStore},
 /// };
 ///

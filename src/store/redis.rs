@@ -88,7 +88,7 @@ return 0
 /// # Example
 ///
 /// ```no_run
-/// use tower_bearer_auth::{BearerAuthLayer, PortSip, store::RedisStore};
+/// use tower_bearer_auth::{BearerAuthLayer, provider::portsip::PortSip, store::RedisStore};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // In every replica of the service:

@@ -22,7 +22,10 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
 };
 use tokio::net::TcpListener;
-use tower_bearer_auth::{BoxError, BoxFuture, TokenProvider, TokenResponse};
+use tower_bearer_auth::{
+    BoxError, TokenResponse,
+    provider::{BoxFuture, TokenProvider},
+};
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 

@@ -1,6 +1,7 @@
-//! Errors returned by [`OAuth2Provider`](super::OAuth2Provider) and when building a client.
+//! [`OAuth2Error`]: what a call to the token or revocation endpoint failed with, and the
+//! excerpts of server text it quotes, cleaned of the provider's secrets.
 
-use std::{error::Error, fmt, time::Duration};
+use std::{borrow::Cow, error::Error, fmt, time::Duration};
 
 use http::StatusCode;
 
@@ -14,22 +15,27 @@ pub(crate) const EXCERPT_CHARS: usize = 200;
 ///
 /// [`OAuth2Provider`](super::OAuth2Provider) returns it boxed as a [`BoxError`]; through the
 /// layer it arrives as the [`source`](Error::source) of a [`TokenError`](crate::TokenError).
+/// [`TokenError::oauth2_error`](crate::TokenError::oauth2_error) finds it there.
+///
 /// Neither its `Display` nor its `Debug` output holds a password, client secret or token: only
-/// the server's error code and description (RFC 6749 §5.2) or the start of a non-JSON error
-/// body, at most 200 characters.
+/// the server's error code and description (RFC 6749 §5.2) or the start of an error body, at
+/// most 200 characters each. A server that echoes the request back does not change that: the
+/// provider's password, client secret and the refresh or access token the request carried are
+/// replaced by `<redacted>` in everything quoted, and the fields of a JSON error body whose
+/// names mention a token, secret or password are left out.
 ///
 /// # Example
 ///
 /// ```
 /// use tower_bearer_auth::{BoxError, TokenError};
-/// use tower_bearer_auth::provider::oauth2::error::OAuth2Error;
 ///
-/// /// Whether a request failed because the server refused our credentials.
-/// fn credentials_refused(err: &BoxError) -> bool {
-///     err.downcast_ref::<TokenError>()
-///         .and_then(|e| std::error::Error::source(e))
-///         .and_then(|source| source.downcast_ref::<OAuth2Error>())
-///         .is_some_and(|e| e.is_invalid_grant() || e.is_invalid_client())
+/// /// Why a request failed, for a log line: "invalid_grant (HTTP 400)", say.
+/// fn why(err: &BoxError) -> Option<String> {
+///     let oauth = err.downcast_ref::<TokenError>()?.oauth2_error()?;
+///     Some(match (oauth.error_code(), oauth.status()) {
+///         (Some(code), Some(status)) => format!("{code} (HTTP {})", status.as_u16()),
+///         _ => oauth.to_string(),
+///     })
 /// }
 /// ```
 pub struct OAuth2Error {
@@ -48,7 +54,8 @@ pub enum OAuth2ErrorKind {
     Server {
         /// The error code, such as `invalid_grant` or `invalid_client`.
         error: String,
-        /// The server's human-readable `error_description`, at most 200 characters.
+        /// The server's human-readable `error_description`, at most 200 characters, the
+        /// provider's secrets replaced by `<redacted>`.
         description: Option<String>,
         /// The server's `error_uri`, at most 200 characters.
         uri: Option<String>,
@@ -56,8 +63,8 @@ pub enum OAuth2ErrorKind {
     /// The server answered with an error status and a body that is not an RFC 6749 error.
     Status {
         /// The start of the body as text, at most 200 characters, control characters
-        /// replaced. A JSON body is quoted without its fields whose names mention a token,
-        /// secret or password.
+        /// replaced and the provider's secrets replaced by `<redacted>`. A JSON body is
+        /// quoted without its fields whose names mention a token, secret or password.
         body: String,
     },
     /// The server answered with a success status but the body is not a usable token response.
@@ -108,7 +115,7 @@ impl OAuth2Error {
     /// header (seconds, or an HTTP date), usually sent with `429` or `503`.
     ///
     /// The token cache honours it through
-    /// [`TokenProvider::retry_after`](crate::TokenProvider::retry_after).
+    /// [`TokenProvider::retry_after`](crate::provider::TokenProvider::retry_after).
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -171,31 +178,38 @@ impl OAuth2Error {
 }
 
 impl fmt::Display for OAuth2Error {
+    /// Short enough to follow another message: `invalid_grant: bad password (HTTP 400)` for an
+    /// RFC 6749 error, `HTTP 502 from the token endpoint: <html>…` for another error status.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = |f: &mut fmt::Formatter<'_>| match self.status {
+            Some(status) => write!(f, " (HTTP {})", status.as_u16()),
+            None => Ok(()),
+        };
         match &self.kind {
             OAuth2ErrorKind::Server {
                 error, description, ..
             } => {
-                write!(f, "token endpoint returned error `{error}`")?;
-                if let Some(status) = self.status {
-                    write!(f, " with status {}", status.as_u16())?;
-                }
-                if let Some(description) = description {
+                f.write_str(error)?;
+                if let Some(description) = description.as_deref().filter(|d| !d.is_empty()) {
                     write!(f, ": {description}")?;
+                }
+                status(f)
+            }
+            OAuth2ErrorKind::Status { body } => {
+                let code = self.status.map_or(0, |s| s.as_u16());
+                write!(f, "HTTP {code} from the token endpoint")?;
+                if !body.is_empty() {
+                    write!(f, ": {body}")?;
                 }
                 Ok(())
             }
-            OAuth2ErrorKind::Status { body } => {
-                let status = self.status.map_or(0, |s| s.as_u16());
-                if body.is_empty() {
-                    write!(f, "token endpoint answered with status {status}")
-                } else {
-                    write!(f, "token endpoint answered with status {status}: {body}")
-                }
+            OAuth2ErrorKind::InvalidResponse => {
+                f.write_str("invalid token endpoint response")?;
+                status(f)
             }
-            OAuth2ErrorKind::InvalidResponse => f.write_str("invalid token endpoint response"),
             OAuth2ErrorKind::BodyTooLarge { limit } => {
-                write!(f, "token endpoint response exceeds {limit} bytes")
+                write!(f, "token endpoint response exceeds {limit} bytes")?;
+                status(f)
             }
             OAuth2ErrorKind::Transport => f.write_str("token endpoint request failed"),
         }
@@ -234,47 +248,66 @@ pub(crate) fn excerpt(text: &str) -> String {
     out
 }
 
-/// A client or provider that could not be built: an unusable URL, or a CA certificate that
-/// could not be loaded.
-pub struct BuildError {
-    message: &'static str,
-    source: Option<BoxError>,
+/// What replaces a secret in an excerpt.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+/// The secrets a request carried, to be kept out of what the error quotes of the answer: the
+/// provider's password and client secret, and the refresh or access token sent.
+#[derive(Default)]
+pub(crate) struct Secrets<'a> {
+    values: Vec<&'a str>,
 }
 
-impl BuildError {
-    pub(crate) fn new(message: &'static str) -> Self {
-        Self {
-            message,
-            source: None,
+impl<'a> Secrets<'a> {
+    pub(crate) fn add(&mut self, secret: Option<&'a str>) -> &mut Self {
+        if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+            self.values.push(secret);
         }
-    }
-
-    #[cfg_attr(not(feature = "rustls"), allow(dead_code))]
-    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(source.into());
         self
     }
-}
 
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message)
+    /// `text` with every secret replaced by [`REDACTED`], as it was sent and as a server
+    /// would echo it: verbatim, form-encoded (either way of encoding a space) and
+    /// percent-encoded, and escaped inside a JSON string.
+    pub(crate) fn scrub<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let mut out = Cow::Borrowed(text);
+        for secret in &self.values {
+            for form in encodings(secret) {
+                if out.contains(form.as_ref()) {
+                    out = Cow::Owned(out.replace(form.as_ref(), REDACTED));
+                }
+            }
+        }
+        out
+    }
+
+    /// The scrubbed [`excerpt`] of `text`: scrubbed whole first, so that cutting it short
+    /// never leaves the start of a secret behind.
+    pub(crate) fn excerpt(&self, text: &str) -> String {
+        excerpt(&self.scrub(text))
     }
 }
 
-impl fmt::Debug for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BuildError")
-            .field("message", &self.message)
-            .field("source", &self.source)
-            .finish()
-    }
-}
-
-impl Error for BuildError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn Error + 'static))
-    }
+/// The ways `secret` may appear in a server's text, longest first so that a form that
+/// contains another is replaced whole.
+fn encodings(secret: &str) -> Vec<Cow<'_, str>> {
+    let form = serde_urlencoded::to_string([("", secret)])
+        .map(|pair| pair[1..].to_owned())
+        .unwrap_or_default();
+    let percent = form.replace('+', "%20");
+    let json = serde_json::to_string(secret)
+        .map(|quoted| quoted[1..quoted.len() - 1].to_owned())
+        .unwrap_or_default();
+    let mut forms = vec![
+        Cow::Borrowed(secret),
+        form.into(),
+        percent.into(),
+        json.into(),
+    ];
+    forms.retain(|f| !f.is_empty());
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    forms
 }
 
 #[cfg(test)]
@@ -296,7 +329,7 @@ mod tests {
     fn display() {
         assert_eq!(
             server("invalid_grant", 400).to_string(),
-            "token endpoint returned error `invalid_grant` with status 400: bad password"
+            "invalid_grant: bad password (HTTP 400)"
         );
         let status = OAuth2Error::new(
             OAuth2ErrorKind::Status {
@@ -306,7 +339,7 @@ mod tests {
         );
         assert_eq!(
             status.to_string(),
-            "token endpoint answered with status 502: <html>"
+            "HTTP 502 from the token endpoint: <html>"
         );
         assert_eq!(
             OAuth2Error::new(OAuth2ErrorKind::BodyTooLarge { limit: 10 }, None).to_string(),
@@ -331,10 +364,7 @@ mod tests {
             Some(StatusCode::TOO_MANY_REQUESTS),
         );
         assert!(too_many.is_transient());
-        assert_eq!(
-            too_many.to_string(),
-            "token endpoint answered with status 429"
-        );
+        assert_eq!(too_many.to_string(), "HTTP 429 from the token endpoint");
     }
 
     #[test]
@@ -344,5 +374,31 @@ mod tests {
         assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
         assert_eq!(excerpt("  a\r\nb  "), "a  b");
         assert_eq!(excerpt("é".repeat(10).as_str()), "é".repeat(10));
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_in_every_encoding() {
+        let mut secrets = Secrets::default();
+        secrets
+            .add(Some("p&ss w\"rd ü"))
+            .add(Some("RT-123"))
+            .add(None)
+            .add(Some(""));
+        for echoed in [
+            "bad password p&ss w\"rd ü for RT-123",
+            "grant_type=password&password=p%26ss+w%22rd+%C3%BC&refresh_token=RT-123",
+            "password=p%26ss%20w%22rd%20%C3%BC",
+            r#"{"got":"p&ss w\"rd ü"}"#,
+        ] {
+            let scrubbed = secrets.scrub(echoed);
+            assert!(scrubbed.contains(REDACTED), "{scrubbed}");
+            for leak in ["p&ss", "p%26ss", "RT-123", "w\"rd", "w%22rd"] {
+                assert!(!scrubbed.contains(leak), "{leak} in {scrubbed}");
+            }
+        }
+        // Cut short only after scrubbing: no prefix of a secret is left at the end.
+        let long = format!("{}RT-123", "x".repeat(EXCERPT_CHARS - 3));
+        assert!(!secrets.excerpt(&long).contains("RT-"));
+        assert_eq!(secrets.scrub("nothing here"), "nothing here");
     }
 }

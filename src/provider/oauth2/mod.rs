@@ -3,24 +3,31 @@
 //! The provider logs in with the `password` or `client_credentials` grant, refreshes with the
 //! `refresh_token` grant and revokes tokens (RFC 6749, RFC 7009). It sends its requests through
 //! any tower HTTP service you give it, so it uses your own client, TLS, proxy and timeouts;
-//! [`HttpClient`] (feature `client`) is a ready-made one. For PortSIP PBXs, see
-//! [`PortSip`](super::PortSip).
+//! [`HttpClient`](crate::client::HttpClient) (feature `client`) is a ready-made one. For
+//! PortSIP PBXs, see [`PortSip`](super::portsip::PortSip).
+//!
+//! [`OAuth2Provider::password`] and [`OAuth2Provider::client_credentials`] return an
+//! [`OAuth2ProviderBuilder`]; its [`build`](OAuth2ProviderBuilder::build) checks the URLs and
+//! refuses a plain-`http` endpoint that is not on loopback, where the password or client
+//! secret would travel in cleartext, unless
+//! [`allow_insecure_http(true)`](OAuth2ProviderBuilder::allow_insecure_http) says otherwise.
 //!
 //! # Example
 //!
 //! ```no_run
 //! use tower::ServiceBuilder;
-//! use tower_bearer_auth::{BearerAuthLayer, HttpClient, OAuth2Provider};
+//! use tower_bearer_auth::{BearerAuthLayer, client::HttpClient, provider::oauth2::OAuth2Provider};
 //!
 //! # fn main() -> Result<(), tower_bearer_auth::BoxError> {
 //! let provider = OAuth2Provider::password(
 //!     HttpClient::new(),
-//!     "https://auth.example.com/oauth/token".parse()?,
+//!     "https://auth.example.com/oauth/token",
 //!     "alice",
 //!     "correct horse battery staple",
 //! )
 //! .client_id("my-app")
-//! .scope("read write");
+//! .scope("read write")
+//! .build()?;
 //!
 //! let api = ServiceBuilder::new()
 //!     .layer(BearerAuthLayer::new(provider))
@@ -37,8 +44,8 @@
 //! error, and a [`TokenShape`] for the response's field names. A Yeastar-style API, with a
 //! stand-in for the server:
 //!
-//! [`map_params`]: OAuth2Provider::map_params
-//! [`map_response`]: OAuth2Provider::map_response
+//! [`map_params`]: OAuth2ProviderBuilder::map_params
+//! [`map_response`]: OAuth2ProviderBuilder::map_response
 //!
 //! ```
 //! use bytes::Bytes;
@@ -47,7 +54,7 @@
 //! use serde_json::{json, Value};
 //! use std::{convert::Infallible, time::Duration};
 //! use tower::service_fn;
-//! use tower_bearer_auth::{BodyFormat, OAuth2Provider, TokenShape};
+//! use tower_bearer_auth::provider::oauth2::{BodyFormat, OAuth2Provider, TokenShape};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
@@ -66,11 +73,11 @@
 //!
 //! let provider = OAuth2Provider::password(
 //!     pbx,
-//!     "https://pbx.example.com/openapi/v1.0/get_token".parse()?,
+//!     "https://pbx.example.com/openapi/v1.0/get_token",
 //!     "api",
 //!     "s3cret",
 //! )
-//! .refresh_url("https://pbx.example.com/openapi/v1.0/refresh_token".parse()?)
+//! .refresh_url("https://pbx.example.com/openapi/v1.0/refresh_token")
 //! .body_format(BodyFormat::Json)
 //! // No `grant_type` field: the URL says what is asked for.
 //! .map_params(|_kind, params| params.retain(|(name, _)| name != "grant_type"))
@@ -87,7 +94,8 @@
 //!         .access_token("token")
 //!         .refresh_token("refreshtoken")
 //!         .expires_in("access_token_expire_time"),
-//! );
+//! )
+//! .build()?;
 //!
 //! let token = provider.login().await?;
 //! assert_eq!(token.access_token(), "abc");
@@ -119,47 +127,55 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tower_service::Service;
 
-use crate::{BoxError, BoxFuture, TokenProvider, TokenResponse, token::Redacted};
+use crate::{
+    BoxError, Origin, TokenResponse,
+    provider::{
+        BoxFuture, BuildError, TokenProvider,
+        build_error::{check_endpoint, to_uri},
+    },
+    token::Redacted,
+};
 
-#[cfg(feature = "client")]
-mod client;
-pub mod error;
+mod error;
 mod time;
 
-#[cfg(feature = "client")]
-#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
-pub use client::{HttpClient, HttpClientBuilder};
-use error::Reason;
-pub use error::{BuildError, OAuth2Error, OAuth2ErrorKind};
+pub use error::{OAuth2Error, OAuth2ErrorKind};
+use error::{Reason, Secrets};
 
 /// Default limit on the size of a token endpoint's response body: 64 KiB.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 64 * 1024;
 
-/// A hook that edits request fields; see [`OAuth2Provider::map_params`].
+/// A hook that edits request fields; see [`OAuth2ProviderBuilder::map_params`].
 type ParamsHook = Arc<dyn Fn(RequestKind, &mut Vec<(String, String)>) + Send + Sync>;
-/// A hook that edits a JSON response; see [`OAuth2Provider::map_response`].
+/// A hook that edits a JSON response; see [`OAuth2ProviderBuilder::map_response`].
 type ResponseHook = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync>;
 
 /// A [`TokenProvider`] that talks to an OAuth 2.0 token endpoint through the HTTP service `C`.
 ///
+/// Build one with [`password`](Self::password) or
+/// [`client_credentials`](Self::client_credentials), the options of the
+/// [`OAuth2ProviderBuilder`] they return, and its [`build`](OAuth2ProviderBuilder::build).
+///
 /// `C` is any tower service taking `http::Request<Full<Bytes>>` and returning an
 /// `http::Response` with any body: a hyper-util client, a `tower::ServiceBuilder` stack with
-/// your own timeouts, or [`HttpClient`].
+/// your own timeouts, or [`HttpClient`](crate::client::HttpClient).
 ///
 /// Requests are `POST`s with an `application/x-www-form-urlencoded` body (or JSON, see
-/// [`body_format`](Self::body_format)) and `Accept: application/json`:
+/// [`body_format`](OAuth2ProviderBuilder::body_format)) and `Accept: application/json`:
 ///
 /// | call | fields |
 /// |---|---|
-/// | [`login`](Self::login), password grant | `grant_type=password`, `username`, `password`, `scope`, extra [`login_param`](Self::login_param)s |
-/// | [`login`](Self::login), client credentials | `grant_type=client_credentials`, `scope`, extra [`login_param`](Self::login_param)s |
+/// | [`login`](Self::login), password grant | `grant_type=password`, `username`, `password`, `scope`, extra [`login_param`](OAuth2ProviderBuilder::login_param)s |
+/// | [`login`](Self::login), client credentials | `grant_type=client_credentials`, `scope`, extra [`login_param`](OAuth2ProviderBuilder::login_param)s |
 /// | [`refresh`](Self::refresh) | `grant_type=refresh_token`, `refresh_token` |
-/// | [`revoke`](Self::revoke) | `token`, `token_type_hint=access_token` |
+/// | [`revoke`](Self::revoke), the refresh token | `token`, `token_type_hint=refresh_token` |
+/// | [`revoke`](Self::revoke), the access token | `token`, `token_type_hint=access_token` |
 ///
-/// plus the client's identity (RFC 6749 §2.3.1): with a [`client_secret`](Self::client_secret),
-/// HTTP Basic (the default) or `client_id` and `client_secret` fields, as
-/// [`client_auth`](Self::client_auth) says; without one, a `client_id` field if a
-/// [`client_id`](Self::client_id) is set.
+/// plus the client's identity (RFC 6749 §2.3.1): with a
+/// [`client_secret`](OAuth2ProviderBuilder::client_secret), HTTP Basic (the default) or
+/// `client_id` and `client_secret` fields, as [`client_auth`](OAuth2ProviderBuilder::client_auth)
+/// says; without one, a `client_id` field if a [`client_id`](OAuth2ProviderBuilder::client_id)
+/// is set.
 ///
 /// # Responses
 ///
@@ -175,12 +191,15 @@ type ResponseHook = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync>;
 /// trait): an RFC 6749 §5.2 error body, even with a `200` status, becomes
 /// [`OAuth2ErrorKind::Server`] with the status; another error status becomes
 /// [`OAuth2ErrorKind::Status`] with the start of the body; a body larger than
-/// [`max_body_size`](Self::max_body_size) is refused without being read whole.
+/// [`max_body_size`](OAuth2ProviderBuilder::max_body_size) is refused without being read whole.
+/// What the error quotes of the server's answer never holds the provider's password or client
+/// secret, nor the token the request carried, even when the server echoes them back.
 ///
 /// How the layer's cache reacts: a refused refresh (`invalid_grant`, or any other failure) is
-/// followed by one login. [`OAuth2Error::is_transient`] tells a retry policy which errors are
-/// worth repeating: transport failures and `5xx` are, `invalid_grant`, `invalid_client` and
-/// `unauthorized_client` are not.
+/// followed by one login. [`TokenError::credentials_rejected`](crate::TokenError::credentials_rejected)
+/// and [`TokenError::is_transient`](crate::TokenError::is_transient) tell a caller what to do
+/// about the error that reaches it: transport failures and `5xx` are worth repeating,
+/// `invalid_grant`, `invalid_client` and `unauthorized_client` are not.
 ///
 /// # Example
 ///
@@ -199,9 +218,23 @@ pub struct OAuth2Provider<C> {
     body_format: BodyFormat,
     shape: TokenShape,
     revoke_with_bearer: bool,
+    revoke_refresh_token: bool,
     max_body_size: usize,
     map_params: Option<ParamsHook>,
     map_response: Option<ResponseHook>,
+    origin: Option<Origin>,
+}
+
+/// Configures an [`OAuth2Provider`]: returned by [`OAuth2Provider::password`] and
+/// [`OAuth2Provider::client_credentials`], turned into the provider by [`build`](Self::build).
+///
+/// Setters take and return `self`; a URL that cannot be parsed is reported by `build`.
+pub struct OAuth2ProviderBuilder<C> {
+    provider: OAuth2Provider<C>,
+    token_url: Result<Uri, BuildError>,
+    refresh_url: Option<Result<Uri, BuildError>>,
+    revoke_url: Option<Result<Uri, BuildError>>,
+    allow_insecure_http: bool,
 }
 
 #[derive(Clone)]
@@ -233,7 +266,7 @@ pub enum BodyFormat {
     Json,
 }
 
-/// Which call a request is for, as passed to [`OAuth2Provider::map_params`].
+/// Which call a request is for, as passed to [`OAuth2ProviderBuilder::map_params`].
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestKind {
@@ -253,7 +286,7 @@ pub enum RequestKind {
 /// # Example
 ///
 /// ```
-/// use tower_bearer_auth::TokenShape;
+/// use tower_bearer_auth::provider::oauth2::TokenShape;
 ///
 /// // Yeastar-style responses.
 /// let yeastar = TokenShape::new()
@@ -349,101 +382,85 @@ impl TokenShape {
     }
 }
 
-impl<C> OAuth2Provider<C> {
-    /// A provider that logs in with the resource owner password grant (RFC 6749 §4.3) at
-    /// `token_url`, sending requests through `client`.
-    pub fn password(
-        client: C,
-        token_url: Uri,
-        username: impl Into<String>,
-        password: impl Into<String>,
-    ) -> Self {
-        Self::with_grant(
-            client,
-            token_url,
-            Grant::Password {
-                username: username.into(),
-                password: password.into(),
-            },
-        )
-    }
-
-    /// A provider that logs in with the client credentials grant (RFC 6749 §4.4) at
-    /// `token_url`, identifying itself with `client_id` and `client_secret` (by HTTP Basic
-    /// unless [`client_auth`](Self::client_auth) says otherwise).
-    pub fn client_credentials(
-        client: C,
-        token_url: Uri,
-        client_id: impl Into<String>,
-        client_secret: impl Into<String>,
-    ) -> Self {
-        Self::with_grant(client, token_url, Grant::ClientCredentials)
-            .client_id(client_id)
-            .client_secret(client_secret)
-    }
-
-    fn with_grant(client: C, token_url: Uri, grant: Grant) -> Self {
+impl<C> OAuth2ProviderBuilder<C> {
+    fn new(client: C, token_url: Result<Uri, BuildError>, grant: Grant) -> Self {
         Self {
-            client,
+            provider: OAuth2Provider {
+                client,
+                token_url: Uri::default(),
+                refresh_url: None,
+                revoke_url: None,
+                grant,
+                client_id: None,
+                client_secret: None,
+                client_auth: ClientAuth::default(),
+                scope: None,
+                login_params: Vec::new(),
+                body_format: BodyFormat::default(),
+                shape: TokenShape::new(),
+                revoke_with_bearer: false,
+                revoke_refresh_token: true,
+                max_body_size: DEFAULT_MAX_BODY_SIZE,
+                map_params: None,
+                map_response: None,
+                origin: None,
+            },
             token_url,
             refresh_url: None,
             revoke_url: None,
-            grant,
-            client_id: None,
-            client_secret: None,
-            client_auth: ClientAuth::default(),
-            scope: None,
-            login_params: Vec::new(),
-            body_format: BodyFormat::default(),
-            shape: TokenShape::new(),
-            revoke_with_bearer: false,
-            max_body_size: DEFAULT_MAX_BODY_SIZE,
-            map_params: None,
-            map_response: None,
+            allow_insecure_http: false,
         }
     }
 
     /// The client id sent with every request. Defaults to none.
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
+        self.provider.client_id = Some(client_id.into());
         self
     }
 
     /// The client secret, for a confidential client. Defaults to none.
     pub fn client_secret(mut self, client_secret: impl Into<String>) -> Self {
-        self.client_secret = Some(client_secret.into());
+        self.provider.client_secret = Some(client_secret.into());
         self
     }
 
     /// How the client id and secret are sent when there is a secret. Defaults to
     /// [`ClientAuth::Basic`].
     pub fn client_auth(mut self, client_auth: ClientAuth) -> Self {
-        self.client_auth = client_auth;
+        self.provider.client_auth = client_auth;
         self
     }
 
     /// The scope asked for at login. Defaults to none (the server's default scope).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.scope = Some(scope.into());
+        self.provider.scope = Some(scope.into());
         self
     }
 
     /// Adds a field sent with every login, such as PortSIP's tenant `domain`.
     pub fn login_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.login_params.push((name.into(), value.into()));
+        self.provider.login_params.push((name.into(), value.into()));
         self
     }
 
     /// Where refresh requests go, if not to the token URL. Defaults to the token URL.
-    pub fn refresh_url(mut self, url: Uri) -> Self {
-        self.refresh_url = Some(url);
+    pub fn refresh_url<U>(mut self, url: U) -> Self
+    where
+        U: TryInto<Uri>,
+        U::Error: Into<http::Error>,
+    {
+        self.refresh_url = Some(to_uri(url, "refresh endpoint"));
         self
     }
 
-    /// The revocation endpoint (RFC 7009). Defaults to none: [`revoke`](Self::revoke) then
-    /// does nothing.
-    pub fn revoke_url(mut self, url: Uri) -> Self {
-        self.revoke_url = Some(url);
+    /// The revocation endpoint (RFC 7009). Defaults to none:
+    /// [`revoke`](OAuth2Provider::revoke) then does nothing.
+    pub fn revoke_url<U>(mut self, url: U) -> Self
+    where
+        U: TryInto<Uri>,
+        U::Error: Into<http::Error>,
+    {
+        self.revoke_url = Some(to_uri(url, "revocation endpoint"));
         self
     }
 
@@ -451,19 +468,19 @@ impl<C> OAuth2Provider<C> {
     /// `Authorization: Bearer`, as PortSIP expects. HTTP Basic client authentication, when
     /// used, takes precedence. Defaults to `false`.
     pub fn revoke_with_bearer(mut self, enabled: bool) -> Self {
-        self.revoke_with_bearer = enabled;
+        self.provider.revoke_with_bearer = enabled;
         self
     }
 
     /// How request bodies are encoded. Defaults to [`BodyFormat::Form`].
     pub fn body_format(mut self, format: BodyFormat) -> Self {
-        self.body_format = format;
+        self.provider.body_format = format;
         self
     }
 
     /// The names of the response's fields. Defaults to [`TokenShape::new`], RFC 6749's.
     pub fn token_shape(mut self, shape: TokenShape) -> Self {
-        self.shape = shape;
+        self.provider.shape = shape;
         self
     }
 
@@ -471,7 +488,7 @@ impl<C> OAuth2Provider<C> {
     /// [`OAuth2ErrorKind::BodyTooLarge`] without being read whole. Defaults to
     /// [`DEFAULT_MAX_BODY_SIZE`], 64 KiB.
     pub fn max_body_size(mut self, bytes: usize) -> Self {
-        self.max_body_size = bytes;
+        self.provider.max_body_size = bytes;
         self
     }
 
@@ -484,7 +501,7 @@ impl<C> OAuth2Provider<C> {
     where
         F: Fn(RequestKind, &mut Vec<(String, String)>) + Send + Sync + 'static,
     {
-        self.map_params = Some(Arc::new(f));
+        self.provider.map_params = Some(Arc::new(f));
         self
     }
 
@@ -496,8 +513,124 @@ impl<C> OAuth2Provider<C> {
     where
         F: Fn(&mut Map<String, Value>) + Send + Sync + 'static,
     {
-        self.map_response = Some(Arc::new(f));
+        self.provider.map_response = Some(Arc::new(f));
         self
+    }
+
+    /// Whether [`revoke`](OAuth2Provider::revoke) also revokes the refresh token, with a
+    /// request of its own (`token_type_hint=refresh_token`, RFC 7009 §2.1) before the one for
+    /// the access token, so that a server that keeps the two apart ends the whole session.
+    /// Defaults to `true`; [`PortSip`](super::portsip::PortSip) turns it off, as PortSIP ends
+    /// the session the access token belongs to, refresh token included.
+    pub fn revoke_refresh_token(mut self, enabled: bool) -> Self {
+        self.provider.revoke_refresh_token = enabled;
+        self
+    }
+
+    /// Whether [`build`](Self::build) accepts plain-`http` endpoints on hosts that are not
+    /// loopback. Defaults to `false`: logins carry a password or client secret, refreshes a
+    /// refresh token, and over plain `http` anyone on the path can read them, so such an
+    /// endpoint fails to build with
+    /// [`BuildErrorKind::InsecureEndpoint`](crate::provider::BuildErrorKind::InsecureEndpoint).
+    /// Loopback (`127.0.0.0/8`, `::1`, `localhost`) is always accepted.
+    ///
+    /// Set it only for a network you trust, such as a test PBX on a private segment.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Binds the provider's tokens to `origin`: the provider then reports it from
+    /// [`TokenProvider::origin`], so the layer can keep the tokens from other servers.
+    /// Defaults to none: the provider does not say where its tokens go.
+    /// [`PortSip`](super::portsip::PortSip) binds the PBX's origin.
+    pub fn bind_origin(mut self, origin: Origin) -> Self {
+        self.provider.origin = Some(origin);
+        self
+    }
+
+    /// Builds the provider.
+    ///
+    /// # Errors
+    ///
+    /// Fails with [`BuildErrorKind::InvalidUrl`](crate::provider::BuildErrorKind::InvalidUrl)
+    /// when the token, refresh or revocation URL cannot be parsed or is not an absolute `http`
+    /// or `https` URL, and with
+    /// [`BuildErrorKind::InsecureEndpoint`](crate::provider::BuildErrorKind::InsecureEndpoint)
+    /// when one of them is plain `http` on a host that is not loopback, unless
+    /// [`allow_insecure_http`](Self::allow_insecure_http) is set.
+    pub fn build(self) -> Result<OAuth2Provider<C>, BuildError> {
+        let allow = self.allow_insecure_http;
+        let checked = |url: Result<Uri, BuildError>, what| {
+            let url = url?;
+            check_endpoint(&url, what, allow)?;
+            Ok::<_, BuildError>(url)
+        };
+        let mut provider = self.provider;
+        provider.token_url = checked(self.token_url, "token endpoint")?;
+        provider.refresh_url = self
+            .refresh_url
+            .map(|url| checked(url, "refresh endpoint"))
+            .transpose()?;
+        provider.revoke_url = self
+            .revoke_url
+            .map(|url| checked(url, "revocation endpoint"))
+            .transpose()?;
+        Ok(provider)
+    }
+}
+
+impl<C> OAuth2Provider<C> {
+    /// A provider that logs in with the resource owner password grant (RFC 6749 §4.3) at
+    /// `token_url`, sending requests through `client`. `token_url` is a [`Uri`] or anything
+    /// that converts to one (a `&str`, a `String`); see [`OAuth2ProviderBuilder::build`] for
+    /// what it may be.
+    pub fn password<U>(
+        client: C,
+        token_url: U,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> OAuth2ProviderBuilder<C>
+    where
+        U: TryInto<Uri>,
+        U::Error: Into<http::Error>,
+    {
+        OAuth2ProviderBuilder::new(
+            client,
+            to_uri(token_url, "token endpoint"),
+            Grant::Password {
+                username: username.into(),
+                password: password.into(),
+            },
+        )
+    }
+
+    /// A provider that logs in with the client credentials grant (RFC 6749 §4.4) at
+    /// `token_url`, identifying itself with `client_id` and `client_secret` (by HTTP Basic
+    /// unless [`client_auth`](OAuth2ProviderBuilder::client_auth) says otherwise).
+    pub fn client_credentials<U>(
+        client: C,
+        token_url: U,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> OAuth2ProviderBuilder<C>
+    where
+        U: TryInto<Uri>,
+        U::Error: Into<http::Error>,
+    {
+        OAuth2ProviderBuilder::new(
+            client,
+            to_uri(token_url, "token endpoint"),
+            Grant::ClientCredentials,
+        )
+        .client_id(client_id)
+        .client_secret(client_secret)
+    }
+
+    /// The origin the tokens are bound to, if any; see
+    /// [`bind_origin`](OAuth2ProviderBuilder::bind_origin).
+    pub fn bound_origin(&self) -> Option<&Origin> {
+        self.origin.as_ref()
     }
 
     /// The token endpoint.
@@ -508,6 +641,20 @@ impl<C> OAuth2Provider<C> {
     /// The HTTP service requests are sent through.
     pub fn get_ref(&self) -> &C {
         &self.client
+    }
+
+    /// The secrets a request may carry, `sent` (a refresh or access token) among them, to be
+    /// kept out of what an error quotes of the answer.
+    fn secrets<'a>(&'a self, sent: &[&'a str]) -> Secrets<'a> {
+        let mut secrets = Secrets::default();
+        if let Grant::Password { password, .. } = &self.grant {
+            secrets.add(Some(password));
+        }
+        secrets.add(self.client_secret.as_deref());
+        for token in sent {
+            secrets.add(Some(token));
+        }
+        secrets
     }
 
     fn login_fields(&self) -> Vec<(String, String)> {
@@ -594,8 +741,13 @@ impl<C> OAuth2Provider<C> {
     }
 
     /// Reads a token endpoint's response.
-    fn parse_token(&self, status: StatusCode, body: &[u8]) -> Result<TokenResponse, OAuth2Error> {
-        let mut map = self.parse_object(status, body)?;
+    fn parse_token(
+        &self,
+        status: StatusCode,
+        body: &[u8],
+        secrets: &Secrets<'_>,
+    ) -> Result<TokenResponse, OAuth2Error> {
+        let mut map = self.parse_object(status, body, secrets)?;
         let invalid = |why| OAuth2Error::invalid_response(status, why);
         let Some(map) = map.as_mut() else {
             return Err(invalid("the token response is not a JSON object"));
@@ -634,11 +786,13 @@ impl<C> OAuth2Provider<C> {
 
     /// Parses a body as a JSON object and applies the response hook. Returns the error the
     /// body describes (an RFC 6749 error, or an error status), and `Ok(None)` for a success
-    /// whose body is not a JSON object.
+    /// whose body is not a JSON object. What an error quotes of the body is cleaned of
+    /// `secrets`.
     fn parse_object(
         &self,
         status: StatusCode,
         body: &[u8],
+        secrets: &Secrets<'_>,
     ) -> Result<Option<Map<String, Value>>, OAuth2Error> {
         let mut map = match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Some(map),
@@ -650,12 +804,12 @@ impl<C> OAuth2Provider<C> {
         if let Some(Value::String(code)) = map.as_ref().and_then(|m| m.get("error")) {
             let map = map.as_ref().expect("checked above");
             let text = |name: &str| match map.get(name) {
-                Some(Value::String(s)) => Some(error::excerpt(s)),
+                Some(Value::String(s)) => Some(secrets.excerpt(s)),
                 _ => None,
             };
             return Err(OAuth2Error::new(
                 OAuth2ErrorKind::Server {
-                    error: error::excerpt(code),
+                    error: secrets.excerpt(code),
                     description: text("error_description"),
                     uri: text("error_uri"),
                 },
@@ -668,9 +822,9 @@ impl<C> OAuth2Provider<C> {
                 Some(map) => {
                     let mut quoted = map.clone();
                     quoted.retain(|name, _| !may_hold_secret(name));
-                    error::excerpt(&Value::Object(quoted).to_string())
+                    secrets.excerpt(&Value::Object(quoted).to_string())
                 }
-                None => error::excerpt(&String::from_utf8_lossy(body)),
+                None => secrets.excerpt(&String::from_utf8_lossy(body)),
             };
             return Err(OAuth2Error::new(
                 OAuth2ErrorKind::Status { body },
@@ -703,7 +857,7 @@ where
             None,
         )?;
         let reply = self.send(request).await?;
-        reply.token(self.parse_token(reply.status, &reply.body))
+        reply.token(self.parse_token(reply.status, &reply.body, &self.secrets(&[])))
     }
 
     /// Exchanges `refresh_token` for a new token. A response without a refresh token keeps
@@ -721,7 +875,8 @@ where
         let url = self.refresh_url.as_ref().unwrap_or(&self.token_url);
         let request = self.build_request(RequestKind::Refresh, url, params, None)?;
         let reply = self.send(request).await?;
-        let response = reply.token(self.parse_token(reply.status, &reply.body))?;
+        let secrets = self.secrets(&[refresh_token]);
+        let response = reply.token(self.parse_token(reply.status, &reply.body, &secrets))?;
         Ok(if response.refresh_token().is_none() {
             response.with_refresh_token(refresh_token)
         } else {
@@ -729,24 +884,54 @@ where
         })
     }
 
-    /// Revokes `access_token` at the revocation endpoint (RFC 7009). Does nothing when no
-    /// [`revoke_url`](Self::revoke_url) is set.
+    /// Revokes the tokens at the revocation endpoint (RFC 7009): `refresh_token`, if given
+    /// and [`revoke_refresh_token`](OAuth2ProviderBuilder::revoke_refresh_token) is on (the
+    /// default), then `access_token`. Both are attempted even when the first fails. Does
+    /// nothing when no [`revoke_url`](OAuth2ProviderBuilder::revoke_url) is set.
     ///
     /// # Errors
     ///
-    /// See [`OAuth2Error`].
-    pub async fn revoke(&self, access_token: &str) -> Result<(), OAuth2Error> {
+    /// The first failure; see [`OAuth2Error`].
+    pub async fn revoke(
+        &self,
+        access_token: &str,
+        refresh_token: Option<&str>,
+    ) -> Result<(), OAuth2Error> {
         let Some(url) = &self.revoke_url else {
             return Ok(());
         };
+        let refresh = match refresh_token.filter(|_| self.revoke_refresh_token) {
+            Some(token) => {
+                self.revoke_one(url, token, "refresh_token", access_token)
+                    .await
+            }
+            None => Ok(()),
+        };
+        let access = self
+            .revoke_one(url, access_token, "access_token", access_token)
+            .await;
+        refresh.and(access)
+    }
+
+    /// One RFC 7009 request: revokes `token`, of type `hint`. `access_token` goes along as
+    /// `Authorization: Bearer` when [`revoke_with_bearer`](OAuth2ProviderBuilder::revoke_with_bearer)
+    /// says so.
+    async fn revoke_one(
+        &self,
+        url: &Uri,
+        token: &str,
+        hint: &str,
+        access_token: &str,
+    ) -> Result<(), OAuth2Error> {
         let params = vec![
-            ("token".into(), access_token.into()),
-            ("token_type_hint".into(), "access_token".into()),
+            ("token".into(), token.into()),
+            ("token_type_hint".into(), hint.into()),
         ];
         let bearer = self.revoke_with_bearer.then_some(access_token);
         let request = self.build_request(RequestKind::Revoke, url, params, bearer)?;
         let reply = self.send(request).await?;
-        self.parse_object(reply.status, &reply.body)
+        let secrets = self.secrets(&[token, access_token]);
+        self.parse_object(reply.status, &reply.body, &secrets)
             .map(drop)
             .map_err(|e| e.with_retry_after(reply.retry_after))
     }
@@ -876,9 +1061,13 @@ where
         })
     }
 
-    fn revoke<'a>(&'a self, access_token: &'a str) -> BoxFuture<'a, Result<(), BoxError>> {
+    fn revoke<'a>(
+        &'a self,
+        access_token: &'a str,
+        refresh_token: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            OAuth2Provider::revoke(self, access_token)
+            OAuth2Provider::revoke(self, access_token, refresh_token)
                 .await
                 .map_err(Into::into)
         })
@@ -886,6 +1075,10 @@ where
 
     fn retry_after(&self, error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
         error.downcast_ref::<OAuth2Error>()?.retry_after()
+    }
+
+    fn origin(&self) -> Option<Origin> {
+        self.origin.clone()
     }
 }
 
@@ -905,10 +1098,37 @@ impl<C: Clone> Clone for OAuth2Provider<C> {
             body_format: self.body_format,
             shape: self.shape.clone(),
             revoke_with_bearer: self.revoke_with_bearer,
+            revoke_refresh_token: self.revoke_refresh_token,
             max_body_size: self.max_body_size,
             map_params: self.map_params.clone(),
             map_response: self.map_response.clone(),
+            origin: self.origin.clone(),
         }
+    }
+}
+
+impl<C: Clone> Clone for OAuth2ProviderBuilder<C> {
+    fn clone(&self) -> Self {
+        Self {
+            provider: self.provider.clone(),
+            token_url: self.token_url.clone(),
+            refresh_url: self.refresh_url.clone(),
+            revoke_url: self.revoke_url.clone(),
+            allow_insecure_http: self.allow_insecure_http,
+        }
+    }
+}
+
+impl<C> fmt::Debug for OAuth2ProviderBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = |url: &Result<Uri, BuildError>| url.as_ref().ok().cloned();
+        f.debug_struct("OAuth2ProviderBuilder")
+            .field("token_url", &url(&self.token_url))
+            .field("refresh_url", &self.refresh_url.as_ref().map(url))
+            .field("revoke_url", &self.revoke_url.as_ref().map(url))
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("provider", &self.provider)
+            .finish()
     }
 }
 
@@ -941,9 +1161,11 @@ impl<C> fmt::Debug for OAuth2Provider<C> {
             .field("body_format", &self.body_format)
             .field("token_shape", &self.shape)
             .field("revoke_with_bearer", &self.revoke_with_bearer)
+            .field("revoke_refresh_token", &self.revoke_refresh_token)
             .field("max_body_size", &self.max_body_size)
             .field("map_params", &self.map_params.is_some())
             .field("map_response", &self.map_response.is_some())
+            .field("origin", &self.origin)
             .finish()
     }
 }
@@ -1024,8 +1246,16 @@ mod tests {
         assert_eq!(decoded, ("my id+1".into(), "s&e=c%r ü".into()));
     }
 
+    fn builder() -> OAuth2ProviderBuilder<()> {
+        OAuth2Provider::password((), "https://h/t", "user", "pa&ss")
+    }
+
     fn provider() -> OAuth2Provider<()> {
-        OAuth2Provider::password((), Uri::from_static("http://h/t"), "user", "pa&ss")
+        builder().build().unwrap()
+    }
+
+    fn none() -> Secrets<'static> {
+        Secrets::default()
     }
 
     #[test]
@@ -1073,6 +1303,7 @@ mod tests {
             .parse_token(
                 StatusCode::OK,
                 br#"{"access_token":"a","expires_at":"2033-05-18T03:33:20Z","refresh_token":null}"#,
+                &none(),
             )
             .unwrap();
         assert_eq!(
@@ -1092,7 +1323,7 @@ mod tests {
             br#"{"access_token":7}"#,
             br#"["SECRET"]"#,
         ] {
-            let err = p.parse_token(StatusCode::OK, body).unwrap_err();
+            let err = p.parse_token(StatusCode::OK, body, &none()).unwrap_err();
             assert_eq!(err.kind(), &OAuth2ErrorKind::InvalidResponse);
             let chain = format!(
                 "{err} {:?} {}",
@@ -1108,7 +1339,7 @@ mod tests {
         let body =
             br#"{"access_token":"leaked-token","refreshToken":"leaked-too","message":"nope"}"#;
         let err = provider()
-            .parse_token(StatusCode::BAD_GATEWAY, body)
+            .parse_token(StatusCode::BAD_GATEWAY, body, &none())
             .unwrap_err();
         assert_eq!(err.status(), Some(StatusCode::BAD_GATEWAY));
         assert!(!err.to_string().contains("leaked-token"), "{err}");
@@ -1122,6 +1353,7 @@ mod tests {
             .parse_token(
                 StatusCode::OK,
                 br#"{"error":"invalid_grant","access_token":"x"}"#,
+                &none(),
             )
             .unwrap_err();
         assert!(err.is_invalid_grant());
@@ -1130,11 +1362,82 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let p = provider()
+        let b = builder()
             .client_secret("SECRET-C")
             .login_param("domain", "SECRET-D");
+        let out = format!("{b:?}");
+        assert!(!out.contains("pa&ss") && !out.contains("SECRET"), "{out}");
+        let p = b.build().unwrap();
         let out = format!("{p:?}");
         assert!(!out.contains("pa&ss") && !out.contains("SECRET"), "{out}");
         assert!(out.contains("user"));
+    }
+
+    #[test]
+    fn errors_never_quote_the_secrets_sent() {
+        let p = builder().client_secret("CL-SECRET").build().unwrap();
+        let secrets = p.secrets(&["RT-SECRET"]);
+        let cases: [(u16, &[u8]); 4] = [
+            (
+                400,
+                br#"{"error":"invalid_grant","error_description":"bad password pa&ss","error_uri":"https://x/?rt=RT-SECRET"}"#,
+            ),
+            (401, br#"{"error":"invalid_client CL-SECRET"}"#),
+            (
+                500,
+                br#"{"message":"got grant_type=password&password=pa%26ss&refresh_token=RT-SECRET"}"#,
+            ),
+            (502, b"<html>password=pa%26ss client_secret=CL-SECRET</html>"),
+        ];
+        for (status, body) in cases {
+            let status = StatusCode::from_u16(status).unwrap();
+            let err = p.parse_token(status, body, &secrets).unwrap_err();
+            let text = format!("{err} {err:?}");
+            for leak in ["pa&ss", "pa%26ss", "RT-SECRET", "CL-SECRET"] {
+                assert!(!text.contains(leak), "{leak} in {text}");
+            }
+            assert!(text.contains(error::REDACTED), "{text}");
+        }
+    }
+
+    #[test]
+    fn insecure_endpoints_are_refused_unless_allowed() {
+        use crate::provider::BuildErrorKind;
+
+        let insecure = OAuth2Provider::password((), "http://auth.example.com/t", "u", "p");
+        let err = insecure.clone().build().unwrap_err();
+        assert_eq!(err.kind(), BuildErrorKind::InsecureEndpoint);
+        assert!(insecure.allow_insecure_http(true).build().is_ok());
+        for loopback in [
+            "http://127.0.0.1:1/t",
+            "http://[::1]:1/t",
+            "http://localhost/t",
+        ] {
+            assert!(
+                OAuth2Provider::password((), loopback, "u", "p")
+                    .build()
+                    .is_ok()
+            );
+        }
+        // Every endpoint is checked, not only the token endpoint.
+        let err = builder()
+            .revoke_url("http://auth.example.com/revoke")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), BuildErrorKind::InsecureEndpoint);
+        let err = builder().refresh_url("not a url").build().unwrap_err();
+        assert_eq!(err.kind(), BuildErrorKind::InvalidUrl);
+        let err = OAuth2Provider::password((), "/relative", "u", "p")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), BuildErrorKind::InvalidUrl);
+    }
+
+    #[test]
+    fn the_origin_is_bound_only_when_asked() {
+        assert_eq!(provider().bound_origin(), None);
+        let origin = Origin::try_from("https://h").unwrap();
+        let bound = builder().bind_origin(origin.clone()).build().unwrap();
+        assert_eq!(bound.bound_origin(), Some(&origin));
     }
 }

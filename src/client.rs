@@ -1,7 +1,13 @@
-//! [`HttpClient`]: a ready-made HTTP client for users who have none.
+//! [`HttpClient`]: a ready-made HTTP client for users who have none (feature `client`).
+//!
+//! One client serves both the token endpoint (give it to
+//! [`OAuth2Provider`](crate::provider::oauth2::OAuth2Provider) or
+//! [`PortSip::build_with`](crate::provider::portsip::PortSip::build_with)) and the API behind
+//! [`BearerAuthLayer`](crate::BearerAuthLayer); clones share one connection pool.
 
 use std::{
     fmt,
+    marker::PhantomData,
     task::{Context, Poll},
     time::Duration,
 };
@@ -11,7 +17,8 @@ use std::{path::PathBuf, sync::Arc};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
+use http_body::Body;
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use hyper_util::{
     client::legacy::{Client, ResponseFuture, connect::HttpConnector},
@@ -19,7 +26,9 @@ use hyper_util::{
 };
 use tower_service::Service;
 
-use super::error::BuildError;
+#[cfg(feature = "rustls")]
+use crate::provider::BuildErrorKind;
+use crate::{BoxError, provider::BuildError};
 
 #[cfg(feature = "rustls")]
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -32,9 +41,21 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pooled HTTP/1.1 client: hyper-util's legacy `Client`, over plain HTTP and, with the
 /// `rustls` feature, HTTPS.
 ///
-/// Use it for the token endpoint ([`OAuth2Provider`](super::OAuth2Provider)) and, wrapped in
-/// [`BearerAuthLayer`](crate::BearerAuthLayer), for the API itself. Clones share one
-/// connection pool.
+/// Use it for the token endpoint ([`OAuth2Provider`](crate::provider::oauth2::OAuth2Provider))
+/// and, wrapped in [`BearerAuthLayer`](crate::BearerAuthLayer), for the API itself. Clones
+/// share one connection pool.
+///
+/// # Request bodies
+///
+/// `B` is the type of the request bodies it sends: `Full<Bytes>` by default, which
+/// [`OAuth2Provider`](crate::provider::oauth2::OAuth2Provider) sends, or any body whose data
+/// is [`Bytes`] and whose error converts into a [`BoxError`] (`Empty<Bytes>`, a streaming or
+/// boxed body of your own, hyper's `Incoming` when proxying). Each body is boxed on its way in,
+/// so [`for_body`](Self::for_body) makes a client for another body type that shares this one's
+/// connection pool. Its error is hyper-util's `Error`, whose source tells whether connecting,
+/// sending the body or reading the answer failed.
+///
+/// # TLS
 ///
 /// With the `rustls` feature, HTTPS servers are checked against the Mozilla root certificates
 /// (webpki-roots) by default; [`HttpClientBuilder`] adds the system's roots or a private CA
@@ -43,24 +64,31 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// # Example
 ///
 /// ```
-/// use tower_bearer_auth::HttpClient;
+/// use bytes::Bytes;
+/// use http_body_util::{Empty, Full};
+/// use tower_bearer_auth::client::HttpClient;
 ///
 /// # fn main() -> Result<(), tower_bearer_auth::BoxError> {
-/// let default = HttpClient::new();
+/// let default: HttpClient<Full<Bytes>> = HttpClient::new();
 /// let custom = HttpClient::builder()
 ///     .connect_timeout(std::time::Duration::from_secs(3))
 ///     .build()?;
+/// // The same connection pool, for requests with empty bodies.
+/// let empty: HttpClient<Empty<Bytes>> = custom.for_body();
 /// # Ok(())
 /// # }
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
-#[derive(Clone)]
-pub struct HttpClient {
-    inner: Client<Connector, Full<Bytes>>,
+pub struct HttpClient<B = Full<Bytes>> {
+    inner: Client<Connector, RequestBody>,
+    _body: PhantomData<fn(B)>,
 }
 
+/// What every request body becomes on its way to hyper.
+type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
+
 impl HttpClient {
-    /// A client with default settings.
+    /// A client with default settings, for `Full<Bytes>` bodies.
     pub fn new() -> Self {
         // Only files and the system's roots can fail to load, and the default reads neither.
         Self::builder()
@@ -82,21 +110,44 @@ impl HttpClient {
     }
 }
 
+impl<B> HttpClient<B> {
+    /// A client for requests with bodies of type `B2`, with this one's settings and
+    /// connection pool.
+    pub fn for_body<B2>(&self) -> HttpClient<B2> {
+        HttpClient {
+            inner: self.inner.clone(),
+            _body: PhantomData,
+        }
+    }
+}
+
 impl Default for HttpClient {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl fmt::Debug for HttpClient {
+// Written by hand: a derive would add a needless `B: Clone` bound.
+impl<B> Clone for HttpClient<B> {
+    fn clone(&self) -> Self {
+        self.for_body()
+    }
+}
+
+impl<B> fmt::Debug for HttpClient<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpClient")
+            .field("body", &std::any::type_name::<B>())
             .field("https", &cfg!(feature = "rustls"))
             .finish_non_exhaustive()
     }
 }
 
-impl Service<Request<Full<Bytes>>> for HttpClient {
+impl<B> Service<Request<B>> for HttpClient<B>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     type Response = Response<Incoming>;
     type Error = hyper_util::client::legacy::Error;
     type Future = ResponseFuture;
@@ -105,8 +156,9 @@ impl Service<Request<Full<Bytes>>> for HttpClient {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Full<Bytes>>) -> Self::Future {
-        self.inner.request(req)
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.inner
+            .request(req.map(|body| body.map_err(Into::into).boxed_unsync()))
     }
 }
 
@@ -160,7 +212,7 @@ impl HttpClientBuilder {
     ///
     /// ```no_run
     /// # fn main() -> Result<(), tower_bearer_auth::BoxError> {
-    /// let client = tower_bearer_auth::HttpClient::builder()
+    /// let client = tower_bearer_auth::client::HttpClient::builder()
     ///     .add_ca_pem_file("/etc/pbx/ca.pem")
     ///     .build()?;
     /// # Ok(())
@@ -181,7 +233,8 @@ impl HttpClientBuilder {
         self
     }
 
-    /// Builds the client.
+    /// Builds the client, for `Full<Bytes>` bodies; [`HttpClient::for_body`] makes one for
+    /// another body type.
     ///
     /// # Errors
     ///
@@ -203,7 +256,10 @@ impl HttpClientBuilder {
         #[cfg(not(feature = "rustls"))]
         let connector = http;
         let inner = Client::builder(TokioExecutor::new()).build(connector);
-        Ok(HttpClient { inner })
+        Ok(HttpClient {
+            inner,
+            _body: PhantomData,
+        })
     }
 
     #[cfg(feature = "rustls")]
@@ -218,7 +274,10 @@ impl HttpClientBuilder {
             let loaded = rustls_native_certs::load_native_certs();
             let (added, _ignored) = roots.add_parsable_certificates(loaded.certs);
             if added == 0 && !self.webpki_roots && self.extra_cas.is_empty() {
-                let err = BuildError::new("failed to load the system's root certificates");
+                let err = BuildError::new(
+                    BuildErrorKind::Tls,
+                    "failed to load the system's root certificates",
+                );
                 return Err(match loaded.errors.into_iter().next() {
                     Some(source) => err.with_source(source),
                     None => err,
@@ -230,37 +289,56 @@ impl HttpClientBuilder {
                 CaSource::File(path) => CertificateDer::pem_file_iter(path)
                     .and_then(|iter| iter.collect::<Result<_, _>>())
                     .map_err(|e| {
-                        BuildError::new("failed to read a CA certificate file").with_source(e)
+                        BuildError::new(BuildErrorKind::Tls, "failed to read a CA certificate file")
+                            .with_source(e)
                     })?,
                 CaSource::Pem(pem) => CertificateDer::pem_slice_iter(pem)
                     .collect::<Result<_, _>>()
                     .map_err(|e| {
-                        BuildError::new("failed to read a CA certificate").with_source(e)
+                        BuildError::new(BuildErrorKind::Tls, "failed to read a CA certificate")
+                            .with_source(e)
                     })?,
             };
             if certs.is_empty() {
-                return Err(BuildError::new("no certificate found in the CA PEM data"));
+                return Err(BuildError::new(
+                    BuildErrorKind::Tls,
+                    "no certificate found in the CA PEM data",
+                ));
             }
             for cert in certs {
                 roots.add(cert).map_err(|e| {
-                    BuildError::new("failed to add a CA certificate").with_source(e)
+                    BuildError::new(BuildErrorKind::Tls, "failed to add a CA certificate")
+                        .with_source(e)
                 })?;
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| BuildError::new("failed to configure TLS").with_source(e))?
+            .map_err(|e| {
+                BuildError::new(BuildErrorKind::Tls, "failed to configure TLS").with_source(e)
+            })?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(config)
     }
 }
 
-#[cfg(all(test, feature = "rustls"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Any body of `Bytes` goes, not only `Full`.
+    fn _takes_any_body(client: HttpClient) {
+        fn sends<B>(_: &impl Service<Request<B>>) {}
+        sends::<Full<Bytes>>(&client);
+        sends::<http_body_util::Empty<Bytes>>(&client.for_body());
+        sends::<UnsyncBoxBody<Bytes, std::io::Error>>(&client.for_body());
+        sends::<http_body_util::combinators::BoxBody<Bytes, hyper::Error>>(&client.for_body());
+        sends::<Incoming>(&client.for_body());
+    }
+
+    #[cfg(feature = "rustls")]
     #[test]
     fn bad_ca_files_are_reported() {
         let err = HttpClient::builder()
@@ -268,6 +346,7 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(err.to_string(), "failed to read a CA certificate file");
+        assert_eq!(err.kind(), BuildErrorKind::Tls);
         let err = HttpClient::builder()
             .add_ca_pem(b"not a pem".to_vec())
             .build()
