@@ -79,6 +79,41 @@
 //! the new token when its body allows; see [`BearerAuthLayer`]'s section on recovering from
 //! `401` and [`ReplayBody`].
 //!
+//! # In application state
+//!
+//! A web application keeps one client in its state and clones it per request: clones of a
+//! [`BearerAuth`] share one token cache (and, with `client::HttpClient`, one connection
+//! pool). A type alias names the client; with axum, `State<AppState>` hands it to handlers,
+//! and the crate needs no axum dependency for it:
+//!
+//! ```
+//! # #[cfg(feature = "client")] {
+//! use bytes::Bytes;
+//! use http::{Request, StatusCode};
+//! use http_body_util::Full;
+//! use tower::ServiceExt;
+//! use tower_bearer_auth::{BearerAuth, client::HttpClient};
+//!
+//! /// The PBX client, behind the auth layer.
+//! type Pbx = BearerAuth<HttpClient>;
+//!
+//! /// The application's state: axum's `Router::with_state(AppState { pbx })`.
+//! #[derive(Clone)]
+//! struct AppState {
+//!     pbx: Pbx,
+//! }
+//!
+//! /// A handler's body; with axum its argument is `State(state): State<AppState>`.
+//! async fn extensions(state: AppState) -> Result<StatusCode, tower_bearer_auth::BoxError> {
+//!     let request = Request::get("https://pbx.example.com:8887/api/account/extensions")
+//!         .body(Full::<Bytes>::default())?;
+//!     Ok(state.pbx.oneshot(request).await?.status())
+//! }
+//! # }
+//! ```
+//!
+//! The README shows the whole axum program.
+//!
 //! # Beyond one process
 //!
 //! By default the token lives in the cache's memory. With [`BearerAuthLayer::store`] it is
