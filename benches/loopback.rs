@@ -142,15 +142,15 @@ fn main() {
             Ok::<_, BoxError>(
                 TokenResponse::new("loopback-token").with_expires_in(Duration::from_secs(3600)),
             )
-        }));
+        }))
+        .replay_unauthorized(false);
         let authed = layer.layer(plain.clone());
         // The same with replay after a `401`, which copies each request's head.
         let replay_layer = BearerAuthLayer::new(provider_fn(|| async {
             Ok::<_, BoxError>(
                 TokenResponse::new("loopback-token").with_expires_in(Duration::from_secs(3600)),
             )
-        }))
-        .replay_unauthorized(true);
+        }));
         let replaying = replay_layer.layer(plain.clone());
         // tower-http's static header: what sending any bearer header costs end to end.
         let static_header = AddAuthorizationLayer::bearer("loopback-token")

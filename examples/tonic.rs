@@ -241,9 +241,9 @@ async fn run(duration: Duration) -> Result<bool, BoxError> {
         tokens.base_url()
     ));
 
-    // The client: a tonic channel wrapped in the layer, with `any_body` because tonic's
-    // request body type has no `ReplayBody` implementation, and `grpc_unauthenticated` so that
-    // a call refused with `UNAUTHENTICATED` invalidates the token it carried.
+    // The client: a tonic channel wrapped in the layer (which takes tonic's body type like any
+    // other, and never replays it), with `grpc_unauthenticated` so that a call refused with
+    // `UNAUTHENTICATED` invalidates the token it carried.
     let channel = Channel::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;
@@ -255,8 +255,7 @@ async fn run(duration: Duration) -> Result<bool, BoxError> {
     });
     let layer = BearerAuthLayer::new(provider.clone())
         .refresh_ahead(Duration::from_secs(1))
-        .grpc_unauthenticated(true)
-        .any_body();
+        .grpc_unauthenticated(true);
     let cache = layer.cache();
     let mut client = Grpc::new(ServiceBuilder::new().layer(layer).service(channel.clone()));
 

@@ -1,11 +1,11 @@
 //! [`BearerAuthLayer`]: the middleware's configuration.
 
-use std::{fmt, marker::PhantomData, sync::Arc, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
 use crate::{
-    AnyBody, BearerAuth, Origin, Replayable, TokenCache, TokenProvider,
+    BearerAuth, Origin, TokenCache, TokenProvider,
     cache::Config,
     future::Recover,
     service::Settings,
@@ -66,21 +66,27 @@ use crate::{
 /// parsed challenge is added to the response's extensions as a
 /// [`BearerChallenge`](crate::BearerChallenge).
 ///
-/// With [`replay_unauthorized(true)`](Self::replay_unauthorized) the refused request is also
-/// sent once more with the new token, if its body can be replayed (see
-/// [`ReplayBody`](crate::ReplayBody)); otherwise, or if the second attempt is refused too,
-/// the caller gets the `401` response as it came. A request is never sent more than twice.
-/// Replaying is safe because a `401` means the server refused the request before acting on
-/// it; leave it off (or use [`NoReplay`](crate::NoReplay) per request) for servers that act
-/// first and check later, or when an outer `tower::retry` layer should decide (the `retry`
-/// feature has a policy for that).
+/// By default the refused request is also sent once more with the new token, if its body can
+/// be replayed without reading it again: `()`, `String`, `Vec<u8>`, `Bytes`, `&'static str`,
+/// `&'static [u8]`, `Full<Bytes>` and `Empty<Bytes>`, and `BoxBody<Bytes, E>` or
+/// `UnsyncBoxBody<Bytes, E>` (`E` being `BoxError` or `Infallible`) read into memory when their
+/// size hint promises at most [`replay_buffer_limit`](Self::replay_buffer_limit). The body's
+/// type decides, so any other body type (`hyper::body::Incoming`, axum's, reqwest's, tonic's,
+/// your own) is sent once, and the caller gets its `401` as it came; so does a request whose
+/// second attempt is refused too. A request is never sent more than twice. Replaying is safe
+/// because a `401` means the server refused the request before acting on it (RFC 9110
+/// §15.5.2); turn it off with [`replay_unauthorized(false)`](Self::replay_unauthorized) (or
+/// with [`NoReplay`](crate::NoReplay) per request) for servers that act first and check
+/// later, or when an outer `tower::retry` layer should decide (the `retry` feature has a
+/// policy for that).
 ///
-/// Replay is off by default because it is not free: keeping a request for a replay costs a
-/// copy of its head (method, URI, header map, extensions) and a clone of the inner service
-/// for every request whose body can be replayed, and a box that holds both: three allocations
-/// for a request with headers. With replay off, a request with a cached token allocates
-/// nothing. The cache lives as long as the layer or any service built from it: a request
-/// still in flight when the last of them is dropped is not replayed.
+/// What replay costs: for every request whose body can be replayed, a copy of its head
+/// (method, URI, header map, extensions) and a clone of the inner service, kept in one box
+/// until the response arrives; see `BENCHMARKS.md` for the instructions and allocations per
+/// request. Requests whose body type is never replayed pay nothing, and with replay off a
+/// request with a cached token allocates nothing. The cache lives as long as the layer or any
+/// service built from it: a request still in flight when the last of them is dropped is not
+/// replayed.
 ///
 /// # Example
 ///
@@ -108,11 +114,9 @@ use crate::{
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct BearerAuthLayer<M = Replayable> {
+pub struct BearerAuthLayer {
     cache: TokenCache,
     settings: Settings,
-    // The request bodies its services take: `Replayable` or, after `any_body`, `AnyBody`.
-    mode: PhantomData<fn() -> M>,
 }
 
 /// Default cap on a body read into memory so it can be replayed.
@@ -134,22 +138,24 @@ impl BearerAuthLayer {
     ///
     /// The cache keeps its settings; a setter of this layer that changes them
     /// ([`timeout`](Self::timeout), say) gives the layer a cache of its own instead.
+    ///
+    /// When the provider knows which origin its tokens are for
+    /// ([`TokenProvider::origin`]; a [`PortSip`](crate::provider::portsip::PortSip) provider
+    /// does), the token is bound to it, as with [`allow_origin`](Self::allow_origin).
     pub fn from_cache(cache: TokenCache) -> Self {
+        let origins = cache.provider().origin().map(|origin| Arc::from([origin]));
         Self {
             cache,
             settings: Settings {
                 overwrite: false,
-                replay: false,
+                replay: true,
                 buffer_limit: DEFAULT_REPLAY_BUFFER_LIMIT,
                 recover: Recover::Unauthorized,
-                origins: None,
+                origins,
             },
-            mode: PhantomData,
         }
     }
-}
 
-impl<M> BearerAuthLayer<M> {
     /// The layer with a new cache, for the same provider, whose settings are the current
     /// ones changed by `change`. Services built before, and other clones of this layer, keep
     /// the cache they have.
@@ -256,9 +262,7 @@ impl<M> BearerAuthLayer<M> {
     /// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
     ///
     /// // For a tonic channel.
-    /// let layer = BearerAuthLayer::new(StaticToken::new("abc"))
-    ///     .grpc_unauthenticated(true)
-    ///     .any_body();
+    /// let layer = BearerAuthLayer::new(StaticToken::new("abc")).grpc_unauthenticated(true);
     /// ```
     pub fn grpc_unauthenticated(mut self, recover: bool) -> Self {
         self.settings.recover = if recover {
@@ -276,24 +280,23 @@ impl<M> BearerAuthLayer<M> {
         self.settings.overwrite = overwrite;
         self
     }
-}
 
-impl BearerAuthLayer {
     /// Whether to send a request a second time, with a new token, when the server answers
     /// `401 Unauthorized` to the first; see [Recovering from `401`](Self#recovering-from-401).
     ///
-    /// Defaults to `false`, because keeping each request's copy costs every request a copy of
-    /// its head (three allocations, and several times what the token alone costs; see
-    /// `BENCHMARKS.md`) for the sake of a rare event. Off, a `401` still invalidates the
-    /// rejected token, so only that one request fails and the next gets a new token. On,
+    /// Defaults to `true`: a revoked session or a restarted server costs no request. Off, a
+    /// `401` still invalidates the rejected token, so only that one request fails and the next
+    /// gets a new one, and a request with a cached token allocates nothing. On,
     /// [`NoReplay`](crate::NoReplay) turns it off for one request.
     pub fn replay_unauthorized(mut self, replay: bool) -> Self {
         self.settings.replay = replay;
         self
     }
 
-    /// The largest body, in bytes, read into memory so it can be replayed, for body types that
-    /// must be read to be copied (see [`ReplayBody`](crate::ReplayBody)).
+    /// The largest body, in bytes, read into memory so it can be replayed, for the boxed body
+    /// types that must be read to be copied (see [Recovering from
+    /// `401`](Self#recovering-from-401)). Reading stops at the limit whatever the body's size
+    /// hint promised, and fails the request.
     ///
     /// Defaults to 64 KiB.
     pub fn replay_buffer_limit(mut self, limit: usize) -> Self {
@@ -301,47 +304,6 @@ impl BearerAuthLayer {
         self
     }
 
-    /// Lets the services take requests with any body type, at the price of never replaying
-    /// one: for clients whose body type does not implement [`ReplayBody`](crate::ReplayBody)
-    /// and cannot be given an implementation, such as a tonic channel, whose requests carry
-    /// `tonic::body::Body`. The services are then [`BearerAuth<S, AnyBody>`](BearerAuth).
-    ///
-    /// Turns [`replay_unauthorized`](Self::replay_unauthorized) off, and it cannot be turned
-    /// on again. Everything else stays as it was: a `401` still invalidates the refused token.
-    ///
-    /// ```
-    /// use http::{Request, Response, header::AUTHORIZATION};
-    /// use std::convert::Infallible;
-    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
-    /// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
-    ///
-    /// // A body type of another crate, without a `ReplayBody` implementation.
-    /// struct Upload;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
-    /// let client = service_fn(|req: Request<Upload>| async move {
-    ///     assert_eq!(req.headers()[AUTHORIZATION], "Bearer abc123");
-    ///     Ok::<_, Infallible>(Response::new(()))
-    /// });
-    /// let client = ServiceBuilder::new()
-    ///     .layer(BearerAuthLayer::new(StaticToken::new("abc123")).any_body())
-    ///     .service(client);
-    /// client.oneshot(Request::new(Upload)).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn any_body(mut self) -> BearerAuthLayer<AnyBody> {
-        self.settings.replay = false;
-        BearerAuthLayer {
-            cache: self.cache,
-            settings: self.settings,
-            mode: PhantomData,
-        }
-    }
-}
-
-impl<M> BearerAuthLayer<M> {
     /// Keeps tokens in `store` as well as in memory: the cache reads it before every login or
     /// refresh and saves every new token to it, so a restarted process finds its token again
     /// and caches sharing the store share one login. See [`crate::store`].
@@ -389,20 +351,20 @@ impl<M> BearerAuthLayer<M> {
         self.cache.clone()
     }
 
-    pub(crate) fn layer_service<S>(&self, inner: S) -> BearerAuth<S, M> {
+    pub(crate) fn layer_service<S>(&self, inner: S) -> BearerAuth<S> {
         BearerAuth::from_parts(inner, self.cache.clone(), self.settings.clone())
     }
 }
 
-impl<S, M> Layer<S> for BearerAuthLayer<M> {
-    type Service = BearerAuth<S, M>;
+impl<S> Layer<S> for BearerAuthLayer {
+    type Service = BearerAuth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         self.layer_service(inner)
     }
 }
 
-impl<M> fmt::Debug for BearerAuthLayer<M> {
+impl fmt::Debug for BearerAuthLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BearerAuthLayer")
             .field("config", &self.cache.config())

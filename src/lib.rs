@@ -55,9 +55,8 @@
 //! Each item has one path. The crate root holds the layer and what its services take and
 //! return: [`BearerAuthLayer`], [`BearerAuth`], [`TokenCache`], [`Token`], [`TokenResponse`],
 //! [`TokenError`] and [`TokenErrorKind`], [`BoxError`], the [`Origin`] a token is bound to
-//! ([`InvalidOrigin`]), the [`BearerChallenge`] added to responses, and the body modes of
-//! [`BearerAuth`]'s third parameter ([`ReplayBody`], [`BodyMode`], [`Replayable`],
-//! [`AnyBody`], [`NoReplay`]). Everything else lives in a module named for what it is, as in
+//! ([`InvalidOrigin`]), the [`BearerChallenge`] added to responses, and the [`NoReplay`]
+//! request extension. Everything else lives in a module named for what it is, as in
 //! tower-http, each module exporting its own items:
 //!
 //! | module | what it holds |
@@ -74,10 +73,10 @@
 //! # When the server refuses a token
 //!
 //! A `401 Unauthorized` to a token the cache believed fresh invalidates that token (only that
-//! one: a late `401` never discards its successor), so the next request gets a new one. With
-//! [`BearerAuthLayer::replay_unauthorized`] the refused request itself is replayed once with
-//! the new token when its body allows; see [`BearerAuthLayer`]'s section on recovering from
-//! `401` and [`ReplayBody`].
+//! one: a late `401` never discards its successor), so the next request gets a new one, and
+//! the refused request itself is replayed once with the new token when its body's type
+//! allows ([`BearerAuthLayer::replay_unauthorized`], on by default); see [`BearerAuthLayer`]'s
+//! section on recovering from `401`.
 //!
 //! # In application state
 //!
@@ -156,11 +155,10 @@
 //!
 //! # gRPC with tonic
 //!
-//! A tonic `Channel` sends `http::Request<tonic::body::Body>`, a body type that implements no
-//! [`ReplayBody`] and, belonging to neither crate, cannot be given one. Build the layer with
-//! [`BearerAuthLayer::any_body`], which takes any body type and never replays, and hand the
-//! wrapped channel, `ServiceBuilder::new().layer(layer).service(channel)`, to
-//! `tonic::client::Grpc::new` or to a generated client's `new`.
+//! A tonic `Channel` sends `http::Request<tonic::body::Body>`, which the layer takes like any
+//! other body type (and never replays: it cannot be copied). Hand the wrapped channel,
+//! `ServiceBuilder::new().layer(layer).service(channel)`, to `tonic::client::Grpc::new` or to
+//! a generated client's `new`.
 //!
 //! gRPC refuses a token with the status `UNAUTHENTICATED` in an HTTP `200` response, which
 //! the layer reads only when asked, with
@@ -277,7 +275,7 @@ pub use crate::{
     error::{TokenError, TokenErrorKind},
     layer::BearerAuthLayer,
     origin::{InvalidOrigin, Origin},
-    replay::{AnyBody, BodyMode, NoReplay, ReplayBody, Replayable},
+    replay::NoReplay,
     service::BearerAuth,
     token::{Token, TokenResponse},
 };

@@ -1,6 +1,26 @@
 //! Which request bodies can be sent a second time after a `401 Unauthorized`.
+//!
+//! The layer takes requests of any body type `B`; whether one can be replayed is decided by
+//! its type, checked through [`Any`] (request bodies are `'static`). The checks compare type
+//! ids known at compile time, so they cost nothing at run time: each service keeps only the
+//! branch for its own body type.
+//!
+//! - Copied without reading: `()`, `String`, `Vec<u8>`, [`Bytes`], `&'static str`,
+//!   `&'static [u8]`, [`Full<Bytes>`](Full) and [`Empty<Bytes>`](Empty).
+//! - Read into memory first, when the body's size hint promises at most the layer's
+//!   [`replay_buffer_limit`](crate::BearerAuthLayer::replay_buffer_limit) (and the reading
+//!   stops at that limit whatever the hint said): [`BoxBody<Bytes, E>`](BoxBody) and
+//!   [`UnsyncBoxBody<Bytes, E>`](UnsyncBoxBody) with `E` one of [`BoxError`] and
+//!   [`Infallible`]. An empty one is copied without reading.
+//! - Any other body type (`hyper::body::Incoming`, `axum::body::Body`, `reqwest::Body`,
+//!   `tonic::body::Body`, a type of your own) is sent once; after a `401` the refused token is
+//!   still invalidated, so the next request gets a new one. Convert such a body to one of the
+//!   types above, where it is small and known, to have it replayed.
+
+use std::{any::Any, convert::Infallible};
 
 use bytes::Bytes;
+use http::Extensions;
 use http_body::Body;
 use http_body_util::{
     BodyExt, Empty, Full, Limited,
@@ -9,100 +29,131 @@ use http_body_util::{
 
 use crate::{BoxError, BoxFuture};
 
-/// A request body that [`BearerAuth`](crate::BearerAuth) may send again, with a new token,
-/// after the server answered `401 Unauthorized`.
-///
-/// The body type decides:
-///
-/// - Bodies that can be copied without reading them implement
-///   [`try_clone`](ReplayBody::try_clone): `()`, `String`, `Vec<u8>`, [`Bytes`], `&'static str`,
-///   `&'static [u8]`, [`Full`] and [`Empty`] here. The copy is kept until the response arrives.
-/// - Type-erased bodies that can be rebuilt from bytes implement
-///   [`buffer`](ReplayBody::buffer): [`BoxBody`] and [`UnsyncBoxBody`] here (an empty one is
-///   simply copied). The layer reads
-///   such a body into memory before sending it, but only when its size hint promises at most
-///   the layer's [`replay_buffer_limit`](crate::BearerAuthLayer::replay_buffer_limit) (64 KiB
-///   by default); a longer or unbounded stream is sent once, as it comes. A body that yields
-///   more than the limit its size hint promised fails the request with
-///   `http_body_util::LengthLimitError` once the limit is reached, without reading further.
-/// - Any other body is never replayed. A body type of your own needs one line,
-///   `impl ReplayBody for MyBody {}`, to be sent through the layer; implement `try_clone` if it
-///   can be copied cheaply.
-/// - A body type of another crate that lacks an implementation (a tonic channel's
-///   `tonic::body::Body`) cannot be given one outside this crate. For such a client, build the
-///   layer with [`any_body`](crate::BearerAuthLayer::any_body): it takes any body type and
-///   never replays.
-///
-/// # Example
-///
-/// ```
-/// use tower_bearer_auth::ReplayBody;
-///
-/// #[derive(Clone)]
-/// struct JsonBody(std::sync::Arc<[u8]>);
-///
-/// impl ReplayBody for JsonBody {
-///     fn try_clone(&self) -> Option<Self> {
-///         Some(self.clone())
-///     }
-/// }
-///
-/// // A streaming body that cannot be replayed.
-/// struct Upload;
-/// impl ReplayBody for Upload {}
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a request body `BearerAuth` knows how to replay",
-    label = "this body type does not implement `ReplayBody`",
-    note = "for a body type of your own, add `impl tower_bearer_auth::ReplayBody for {Self} {{}}`",
-    note = "for a body type of another crate (a tonic channel's, say), build the layer with \
-            `BearerAuthLayer::any_body()`"
-)]
-pub trait ReplayBody: Sized {
-    /// A copy of this body, if it can be made without reading the body. Defaults to `None`.
-    fn try_clone(&self) -> Option<Self> {
-        None
-    }
+/// A body read into memory, and its copy.
+pub(crate) type Buffered<B> = BoxFuture<'static, Result<(B, B), BoxError>>;
 
-    /// Reads the whole body, which promises at most `limit` bytes, and returns two bodies with
-    /// the same content: one to send now and one to keep for a replay.
-    ///
-    /// Returns the body unchanged (`Err(self)`) when this type cannot be rebuilt from bytes or
-    /// the body may be longer than `limit`. This is the default.
-    #[allow(clippy::type_complexity)]
-    fn buffer(
-        self,
-        limit: usize,
-    ) -> Result<BoxFuture<'static, Result<(Self, Self), BoxError>>, Self> {
-        let _ = limit;
-        Err(self)
+/// `value` as a `U`, if `T` is `U`.
+fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+    let mut slot = Some(value);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
+        Some(u) => Ok(u.take().expect("just filled")),
+        None => Err(slot.expect("left alone")),
     }
 }
 
-macro_rules! clone_bodies {
-    ($($ty:ty),* $(,)?) => {
-        $(
-            impl ReplayBody for $ty {
-                fn try_clone(&self) -> Option<Self> {
-                    Some(self.clone())
+/// A copy of `body`, if its type can be copied without reading it.
+#[inline]
+pub(crate) fn try_clone<B: 'static>(body: &B) -> Option<B> {
+    let any = body as &dyn Any;
+    macro_rules! copied {
+        ($($ty:ty),* $(,)?) => {
+            $(
+                if let Some(body) = any.downcast_ref::<$ty>() {
+                    return cast(body.clone()).ok();
                 }
-            }
-        )*
-    };
+            )*
+        };
+    }
+    copied!(
+        (),
+        String,
+        Vec<u8>,
+        Bytes,
+        &'static str,
+        &'static [u8],
+        Full<Bytes>,
+        Empty<Bytes>
+    );
+    macro_rules! empty_boxed {
+        ($($ty:ident<$err:ty> => $boxed:ident),* $(,)?) => {
+            $(
+                if let Some(body) = any.downcast_ref::<$ty<Bytes, $err>>() {
+                    return body
+                        .is_end_stream()
+                        .then(|| {
+                            let empty = Empty::<Bytes>::new().map_err(|never| -> $err { match never {} });
+                            cast::<$ty<Bytes, $err>, B>(empty.$boxed()).ok()
+                        })
+                        .flatten();
+                }
+            )*
+        };
+    }
+    empty_boxed!(
+        BoxBody<BoxError> => boxed,
+        BoxBody<Infallible> => boxed,
+        UnsyncBoxBody<BoxError> => boxed_unsync,
+        UnsyncBoxBody<Infallible> => boxed_unsync,
+    );
+    None
 }
 
-clone_bodies!((), String, Vec<u8>, Bytes, &'static str, &'static [u8]);
-
-impl<D: Clone> ReplayBody for Full<D> {
-    fn try_clone(&self) -> Option<Self> {
-        Some(self.clone())
+/// Reads `body` into memory and returns it twice, if its type can be rebuilt from bytes and
+/// its size hint promises at most `limit` bytes; otherwise gives it back.
+pub(crate) fn buffer<B: 'static>(body: B, limit: usize) -> Result<Buffered<B>, B> {
+    macro_rules! buffered {
+        ($body:ident, $($ty:ident<$err:ty> => $boxed:ident),* $(,)?) => {
+            $(
+                let $body = match cast::<B, $ty<Bytes, $err>>($body) {
+                    Ok(boxed) if fits(&boxed, limit) => {
+                        let rebuild: fn(Bytes) -> B = |bytes| {
+                            let body = Full::new(bytes).map_err(|never| -> $err { match never {} });
+                            cast(body.$boxed()).ok().expect("B is this type")
+                        };
+                        return Ok(Box::pin(read_twice(boxed, limit, rebuild)));
+                    }
+                    Ok(boxed) => return Err(cast(boxed).ok().expect("B is this type")),
+                    Err(body) => body,
+                };
+            )*
+        };
     }
+    buffered!(
+        body,
+        BoxBody<BoxError> => boxed,
+        BoxBody<Infallible> => boxed,
+        UnsyncBoxBody<BoxError> => boxed_unsync,
+        UnsyncBoxBody<Infallible> => boxed_unsync,
+    );
+    Err(body)
 }
 
-impl<D> ReplayBody for Empty<D> {
-    fn try_clone(&self) -> Option<Self> {
-        Some(*self)
-    }
+/// Whether requests with bodies of type `B` may ever be replayed: lets a service skip keeping
+/// anything for bodies that never are.
+#[inline]
+pub(crate) fn replayable<B: 'static>() -> bool {
+    use std::any::TypeId;
+    let id = TypeId::of::<B>();
+    [
+        TypeId::of::<()>(),
+        TypeId::of::<String>(),
+        TypeId::of::<Vec<u8>>(),
+        TypeId::of::<Bytes>(),
+        TypeId::of::<&'static str>(),
+        TypeId::of::<&'static [u8]>(),
+        TypeId::of::<Full<Bytes>>(),
+        TypeId::of::<Empty<Bytes>>(),
+        TypeId::of::<BoxBody<Bytes, BoxError>>(),
+        TypeId::of::<BoxBody<Bytes, Infallible>>(),
+        TypeId::of::<UnsyncBoxBody<Bytes, BoxError>>(),
+        TypeId::of::<UnsyncBoxBody<Bytes, Infallible>>(),
+    ]
+    .contains(&id)
+}
+
+/// Reads `body`, at most `limit` bytes of it whatever its size hint said, and rebuilds it
+/// twice.
+async fn read_twice<T, B>(
+    body: T,
+    limit: usize,
+    rebuild: fn(Bytes) -> B,
+) -> Result<(B, B), BoxError>
+where
+    T: Body<Data = Bytes>,
+    T::Error: Into<BoxError>,
+{
+    let bytes = Limited::new(body, limit).collect().await?.to_bytes();
+    Ok((rebuild(bytes.clone()), rebuild(bytes)))
 }
 
 fn fits(body: &impl Body, limit: usize) -> bool {
@@ -111,101 +162,10 @@ fn fits(body: &impl Body, limit: usize) -> bool {
         .is_some_and(|upper| upper <= limit as u64)
 }
 
-/// Type-erased bodies: buffered when small, rebuilt as a boxed [`Full`].
-macro_rules! buffered_bodies {
-    ($($ty:ident => $boxed:ident),* $(,)?) => {
-        $(
-            impl<E> ReplayBody for $ty<Bytes, E>
-            where
-                E: Into<BoxError> + 'static,
-            {
-                /// An empty body is copied as a new empty one, without buffering.
-                fn try_clone(&self) -> Option<Self> {
-                    self.is_end_stream()
-                        .then(|| Empty::new().map_err(|never| match never {}).$boxed())
-                }
-
-                fn buffer(
-                    self,
-                    limit: usize,
-                ) -> Result<BoxFuture<'static, Result<(Self, Self), BoxError>>, Self> {
-                    if !fits(&self, limit) {
-                        return Err(self);
-                    }
-                    Ok(Box::pin(async move {
-                        // The size hint is the body's word; the limit is enforced on what
-                        // it yields, so a body that lied fails instead of filling memory.
-                        let bytes = Limited::new(self, limit).collect().await?.to_bytes();
-                        let body = |b| Full::new(b).map_err(|never| match never {}).$boxed();
-                        Ok((body(bytes.clone()), body(bytes)))
-                    }))
-                }
-            }
-        )*
-    };
-}
-
-buffered_bodies!(BoxBody => boxed, UnsyncBoxBody => boxed_unsync);
-
-/// How a [`BearerAuth`](crate::BearerAuth) service treats request bodies, chosen on its
-/// layer: [`Replayable`] (the default) or [`AnyBody`].
-///
-/// Sealed: only this crate implements it.
-pub trait BodyMode<B>: sealed::Sealed {
-    /// As [`ReplayBody::try_clone`].
-    #[doc(hidden)]
-    fn try_clone(body: &B) -> Option<B>;
-
-    /// As [`ReplayBody::buffer`].
-    #[doc(hidden)]
-    #[allow(clippy::type_complexity)]
-    fn buffer(body: B, limit: usize) -> Result<BoxFuture<'static, Result<(B, B), BoxError>>, B>;
-}
-
-/// The default [`BodyMode`]: the request body type must implement [`ReplayBody`], so that a
-/// request refused with `401` can be sent again when
-/// [`replay_unauthorized`](crate::BearerAuthLayer::replay_unauthorized) is on.
-///
-/// A type-level marker: it has no values.
-#[derive(Debug, Clone, Copy)]
-pub enum Replayable {}
-
-/// The [`BodyMode`] set by [`BearerAuthLayer::any_body`](crate::BearerAuthLayer::any_body):
-/// any request body type, never replayed.
-///
-/// For clients whose body type does not implement [`ReplayBody`] and cannot be given an
-/// implementation, because neither the type nor the trait belongs to the crate that needs it
-/// (the orphan rule): a tonic channel's `tonic::body::Body`, say.
-///
-/// A type-level marker: it has no values.
-#[derive(Debug, Clone, Copy)]
-pub enum AnyBody {}
-
-impl<B: ReplayBody> BodyMode<B> for Replayable {
-    fn try_clone(body: &B) -> Option<B> {
-        body.try_clone()
-    }
-
-    fn buffer(body: B, limit: usize) -> Result<BoxFuture<'static, Result<(B, B), BoxError>>, B> {
-        body.buffer(limit)
-    }
-}
-
-impl<B> BodyMode<B> for AnyBody {
-    fn try_clone(_: &B) -> Option<B> {
-        None
-    }
-
-    fn buffer(body: B, _: usize) -> Result<BoxFuture<'static, Result<(B, B), BoxError>>, B> {
-        Err(body)
-    }
-}
-
-#[allow(unreachable_pub)] // the supertrait that seals `BodyMode`: public, but not nameable
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::Replayable {}
-    impl Sealed for super::AnyBody {}
+/// Whether `extensions` opt the request out of a replay.
+#[inline]
+pub(crate) fn opted_out(extensions: &Extensions) -> bool {
+    extensions.get::<NoReplay>().is_some()
 }
 
 /// A request extension that stops [`BearerAuth`](crate::BearerAuth) from replaying this
@@ -228,14 +188,43 @@ pub struct NoReplay;
 mod tests {
     use super::*;
 
+    /// A body type this crate knows nothing about.
+    struct Opaque;
+
+    #[test]
+    fn known_bodies_are_copied_and_others_are_not() {
+        assert_eq!(try_clone(&String::from("x")).as_deref(), Some("x"));
+        assert_eq!(
+            try_clone(&Bytes::from_static(b"x")),
+            Some(Bytes::from_static(b"x"))
+        );
+        assert!(try_clone(&()).is_some());
+        assert!(try_clone(&Full::new(Bytes::from_static(b"x"))).is_some());
+        assert!(try_clone(&Opaque).is_none());
+        assert!(replayable::<String>() && !replayable::<Opaque>());
+        assert!(buffer(Opaque, 1024).is_err());
+    }
+
     #[test]
     fn empty_boxed_bodies_are_copied_without_buffering() {
         let empty: BoxBody<Bytes, BoxError> = Full::new(Bytes::new()).map_err(Into::into).boxed();
-        assert!(empty.try_clone().is_some());
+        assert!(try_clone(&empty).is_some());
         let full: BoxBody<Bytes, BoxError> = Full::new(Bytes::from_static(b"x"))
             .map_err(Into::into)
             .boxed();
-        assert!(full.try_clone().is_none());
-        assert!(full.buffer(1).is_ok());
+        assert!(try_clone(&full).is_none());
+        assert!(buffer(full, 1).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_small_boxed_body_is_read_once_and_returned_twice() {
+        let body: UnsyncBoxBody<Bytes, Infallible> =
+            Full::new(Bytes::from_static(b"hello")).boxed_unsync();
+        let Ok(read) = buffer(body, 64) else {
+            panic!("fits")
+        };
+        let (a, b) = read.await.unwrap();
+        assert_eq!(a.collect().await.unwrap().to_bytes(), "hello");
+        assert_eq!(b.collect().await.unwrap().to_bytes(), "hello");
     }
 }

@@ -6,13 +6,13 @@ use std::future::{Ready, ready};
 use http::{Request, Response, StatusCode};
 use tower::retry::Policy;
 
-use crate::{BearerChallenge, NoReplay, ReplayBody, challenge::token_rejected};
+use crate::{BearerChallenge, challenge::token_rejected, replay};
 
 /// A [`tower::retry::Policy`] that retries a request once after `401 Unauthorized`.
 ///
 /// For stacks that already run a [`RetryLayer`](tower::retry::RetryLayer) outside the auth
-/// layer. Leave the layer's own replay off (the default) so a request is not sent three
-/// times; the layer invalidates the rejected token, so the retry goes out with a new one:
+/// layer. Turn the layer's own replay off so a request is not sent three times; the layer
+/// invalidates the rejected token, so the retry goes out with a new one:
 ///
 /// ```
 /// use tower::{ServiceBuilder, retry::RetryLayer};
@@ -23,13 +23,15 @@ use crate::{BearerChallenge, NoReplay, ReplayBody, challenge::token_rejected};
 /// # });
 /// let client = ServiceBuilder::new()
 ///     .layer(RetryLayer::new(RetryUnauthorized::default()))
-///     .layer(BearerAuthLayer::new(StaticToken::new("abc")))
+///     .layer(BearerAuthLayer::new(StaticToken::new("abc")).replay_unauthorized(false))
 ///     .service(http_client);
 /// ```
 ///
 /// It retries on the same `401`s the layer recovers from (no challenge, a bare `Bearer`
 /// challenge, or `error="invalid_token"`), never more than once, and only requests whose body
-/// can be copied ([`ReplayBody::try_clone`]) and that don't carry [`NoReplay`].
+/// can be copied without reading it (the body types listed under [Recovering from
+/// `401`](crate::BearerAuthLayer#recovering-from-401), but not the boxed ones, which the layer
+/// reads first) and that don't carry [`NoReplay`](crate::NoReplay).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RetryUnauthorized {
     retried: bool,
@@ -37,7 +39,7 @@ pub struct RetryUnauthorized {
 
 impl<B, R, E> Policy<Request<B>, Response<R>, E> for RetryUnauthorized
 where
-    B: ReplayBody,
+    B: 'static,
 {
     type Future = Ready<()>;
 
@@ -59,10 +61,10 @@ where
     }
 
     fn clone_request(&mut self, request: &Request<B>) -> Option<Request<B>> {
-        if request.extensions().get::<NoReplay>().is_some() {
+        if replay::opted_out(request.extensions()) {
             return None;
         }
-        let mut copy = Request::new(request.body().try_clone()?);
+        let mut copy = Request::new(replay::try_clone(request.body())?);
         *copy.method_mut() = request.method().clone();
         *copy.uri_mut() = request.uri().clone();
         *copy.version_mut() = request.version();

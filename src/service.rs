@@ -2,7 +2,6 @@
 
 use std::{
     fmt,
-    marker::PhantomData,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -11,9 +10,10 @@ use http::{HeaderMap, Request, Response, header::AUTHORIZATION};
 use tower_service::Service;
 
 use crate::{
-    BearerAuthLayer, BodyMode, BoxError, NoReplay, Origin, Replayable, TokenCache, TokenProvider,
+    BearerAuthLayer, BoxError, Origin, TokenCache, TokenProvider,
     cache::{Carried, Lookup},
     future::{Recover, ResponseFuture, Wait, token_for},
+    replay,
 };
 
 /// The per-service settings, copied from the layer.
@@ -62,11 +62,10 @@ fn has_authorization(headers: &HeaderMap) -> bool {
 /// A request to an origin the layer does not allow (see [`BearerAuthLayer::allow_origin`]) is
 /// sent as it is, without the token.
 ///
-/// The inner service takes `http::Request<B>` for any body type `B` that implements
-/// [`ReplayBody`](crate::ReplayBody) (the common ones do; see there for your own) and answers
-/// `http::Response<R>` for any `R`. That is the default [`BodyMode`], [`Replayable`]; a layer
-/// built with [`BearerAuthLayer::any_body`] makes `BearerAuth<S, AnyBody>`, which takes any
-/// body type and never replays (for a tonic channel, say).
+/// The inner service takes `http::Request<B>` for any body type `B` (a hyper-util client's,
+/// `hyper::body::Incoming`, axum's, reqwest's, a tonic channel's, your own) and answers
+/// `http::Response<R>` for any `R`. Which bodies can be replayed after a `401` is decided by
+/// their type; see [Recovering from `401`](BearerAuthLayer#recovering-from-401).
 ///
 /// # Errors
 ///
@@ -105,11 +104,10 @@ fn has_authorization(headers: &HeaderMap) -> bool {
 /// # Ok(())
 /// # }
 /// ```
-pub struct BearerAuth<S, M = Replayable> {
+pub struct BearerAuth<S> {
     inner: S,
     cache: TokenCache,
     settings: Settings,
-    mode: PhantomData<fn() -> M>,
 }
 
 impl<S> BearerAuth<S> {
@@ -125,13 +123,12 @@ impl<S> BearerAuth<S> {
     }
 }
 
-impl<S, M> BearerAuth<S, M> {
+impl<S> BearerAuth<S> {
     pub(crate) fn from_parts(inner: S, cache: TokenCache, settings: Settings) -> Self {
         Self {
             inner,
             cache,
             settings,
-            mode: PhantomData,
         }
     }
 
@@ -156,18 +153,17 @@ impl<S, M> BearerAuth<S, M> {
     }
 }
 
-impl<S: Clone, M> Clone for BearerAuth<S, M> {
+impl<S: Clone> Clone for BearerAuth<S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             cache: self.cache.clone(),
             settings: self.settings.clone(),
-            mode: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, M> fmt::Debug for BearerAuth<S, M> {
+impl<S: fmt::Debug> fmt::Debug for BearerAuth<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BearerAuth")
             .field("inner", &self.inner)
@@ -177,11 +173,11 @@ impl<S: fmt::Debug, M> fmt::Debug for BearerAuth<S, M> {
     }
 }
 
-impl<S, B, R, M> Service<Request<B>> for BearerAuth<S, M>
+impl<S, B, R> Service<Request<B>> for BearerAuth<S>
 where
     S: Service<Request<B>, Response = Response<R>> + Clone,
     S::Error: Into<BoxError>,
-    M: BodyMode<B>,
+    B: 'static,
 {
     type Response = Response<R>;
     type Error = BoxError;
@@ -196,9 +192,11 @@ where
         if skip || !self.settings.allows(request.uri()) {
             return ResponseFuture::called(&mut self.inner, request, None, Recover::No);
         }
-        // The hot path: no copy to keep, and this thread holds a current copy of the header.
-        // Kept apart from the rest so that the request is moved once, into the inner service.
-        if !self.settings.replay {
+        // The hot path: no copy to keep (replay is off, or this body type is never replayed;
+        // both known without looking at the request), and this thread holds a current copy of
+        // the header. Kept apart from the rest so that the request is moved once, into the
+        // inner service.
+        if !self.settings.replay || !replay::replayable::<B>() {
             if let Some(local) = self.cache.cached() {
                 request
                     .headers_mut()
@@ -215,18 +213,18 @@ where
     }
 }
 
-impl<S: Clone, M> BearerAuth<S, M> {
+impl<S: Clone> BearerAuth<S> {
     /// Everything but the hot path: a copy of the request kept for a replay after `401`, or no
     /// current copy of the header on this thread.
     fn call_slow<B, R>(&mut self, request: Request<B>) -> ResponseFuture<S, B>
     where
         S: Service<Request<B>, Response = Response<R>>,
-        M: BodyMode<B>,
+        B: 'static,
     {
         let (mut request, replay) =
-            if self.settings.replay && request.extensions().get::<NoReplay>().is_none() {
+            if self.settings.replay && !replay::opted_out(request.extensions()) {
                 let (parts, body) = request.into_parts();
-                match M::try_clone(&body) {
+                match replay::try_clone(&body) {
                     Some(copy) => {
                         // Send the original head and keep the copy: a cloned header map has
                         // no spare capacity, so inserting `Authorization` into it would
@@ -237,7 +235,7 @@ impl<S: Clone, M> BearerAuth<S, M> {
                             Some(Request::from_parts(kept, copy)),
                         )
                     }
-                    None => match M::buffer(body, self.settings.buffer_limit) {
+                    None => match replay::buffer(body, self.settings.buffer_limit) {
                         Ok(fut) => {
                             let ready = self.take_ready();
                             return ResponseFuture::waiting(
@@ -315,13 +313,13 @@ mod tests {
     use tower::{ServiceExt, service_fn};
 
     use super::*;
-    use crate::{AnyBody, TokenResponse, provider_fn};
+    use crate::{TokenResponse, provider_fn};
 
-    /// A body type with no `ReplayBody` implementation, as a tonic channel's is to this crate.
+    /// A body type this crate knows nothing about, as a tonic channel's is.
     struct Opaque;
 
     #[tokio::test]
-    async fn any_body_takes_any_body_type_and_never_replays() {
+    async fn any_body_type_is_taken_and_an_unknown_one_is_never_replayed() {
         let logins = Arc::new(AtomicUsize::new(0));
         let counter = logins.clone();
         let provider = provider_fn(move || {
@@ -343,11 +341,9 @@ mod tests {
             *response.status_mut() = status;
             async move { Ok::<_, Infallible>(response) }
         });
-        // Replay asked for, then given up by `any_body`.
-        let layer = BearerAuthLayer::new(provider)
-            .replay_unauthorized(true)
-            .any_body();
-        let client: BearerAuth<_, AnyBody> = layer.layer_service(server);
+        // Replay on (the default), but this body type cannot be copied.
+        let layer = BearerAuthLayer::new(provider);
+        let client: BearerAuth<_> = layer.layer_service(server);
 
         let first = client.clone().oneshot(Request::new(Opaque)).await.unwrap();
         assert_eq!(first.status(), StatusCode::UNAUTHORIZED, "not replayed");

@@ -29,7 +29,7 @@ use tokio::{
 };
 use tower::{Layer, ServiceExt};
 use tower_bearer_auth::{
-    BearerAuth, BearerAuthLayer, TokenError, TokenErrorKind,
+    BearerAuth, BearerAuthLayer, Origin, TokenError, TokenErrorKind,
     provider::{
         oauth2::{OAuth2Error, OAuth2ErrorKind, OAuth2Provider},
         portsip::PortSip,
@@ -507,8 +507,15 @@ macro_rules! ensure {
     };
 }
 
-fn service(endpoint: &Endpoint) -> (BearerAuth<HttpClient>, BearerAuthLayer) {
+/// The API runs apart from the token endpoint, whose origin a PortSIP provider binds the
+/// token to: the API's origin is allowed too.
+fn api_origin(api: SocketAddr) -> Origin {
+    Origin::try_from(format!("http://{api}").as_str()).unwrap()
+}
+
+fn service(endpoint: &Endpoint, api: SocketAddr) -> (BearerAuth<HttpClient>, BearerAuthLayer) {
     let layer = BearerAuthLayer::new(endpoint.provider())
+        .allow_origin(api_origin(api))
         .timeout(TIMEOUT)
         .backoff(Duration::from_millis(1), Duration::from_millis(5));
     (layer.layer(client()), layer)
@@ -528,7 +535,7 @@ async fn run(row: &Row, via: Via) -> Result<Duration, String> {
     let (api, api_addr) = Api::start().await;
     let initial = (via == Via::Login).then(|| row.fault.clone());
     let endpoint = Endpoint::start(api.clone(), initial).await;
-    let (svc, layer) = service(&endpoint);
+    let (svc, layer) = service(&endpoint, api_addr);
     let cache = layer.cache();
     if via == Via::Refresh {
         let response = svc
@@ -760,7 +767,7 @@ async fn an_outage_costs_a_handful_of_token_calls() {
     let (api, api_addr) = Api::start().await;
     let endpoint = Endpoint::start(api, Some(reply(503, "down for maintenance"))).await;
     // The default backoff: 100 ms, doubling, up to 30 s.
-    let layer = BearerAuthLayer::new(endpoint.provider());
+    let layer = BearerAuthLayer::new(endpoint.provider()).allow_origin(api_origin(api_addr));
     let svc = layer.layer(client());
 
     let started = Instant::now();

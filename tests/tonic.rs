@@ -26,7 +26,7 @@ use tonic::{
 use tonic_prost::ProstCodec;
 use tower::{Service, ServiceBuilder, service_fn};
 use tower_bearer_auth::{
-    AnyBody, BearerAuth, BearerAuthLayer, BoxError,
+    BearerAuth, BearerAuthLayer, BoxError,
     provider::{BoxFuture, portsip::PortSip},
     test_server::{TestServer, TestServerConfig},
 };
@@ -165,7 +165,7 @@ where
     Ok(ticks)
 }
 
-type Client = Grpc<BearerAuth<Channel, AnyBody>>;
+type Client = Grpc<BearerAuth<Channel>>;
 
 /// The token server (tokens living `lifetime`), the gRPC server on a port of its own, and a
 /// channel to it; both servers stop with the test's runtime.
@@ -189,16 +189,14 @@ async fn start(lifetime: Duration) -> (Arc<TestServer>, Channel) {
     (tokens, channel)
 }
 
-fn layer(tokens: &TestServer) -> BearerAuthLayer<AnyBody> {
+fn layer(tokens: &TestServer) -> BearerAuthLayer {
     let provider = PortSip::new(tokens.base_url(), "admin", "s3cret")
         .build()
         .unwrap();
-    BearerAuthLayer::new(provider)
-        .refresh_ahead(Duration::from_secs(1))
-        .any_body()
+    BearerAuthLayer::new(provider).refresh_ahead(Duration::from_secs(1))
 }
 
-fn client(layer: BearerAuthLayer<AnyBody>, channel: Channel) -> Client {
+fn client(layer: BearerAuthLayer, channel: Channel) -> Client {
     Grpc::new(ServiceBuilder::new().layer(layer).service(channel))
 }
 
@@ -301,9 +299,7 @@ async fn grpc_unauthenticated_invalidates_the_refused_token() {
     let provider = PortSip::new(tokens.base_url(), "admin", "s3cret")
         .build()
         .unwrap();
-    let layer = BearerAuthLayer::new(provider)
-        .grpc_unauthenticated(true)
-        .any_body();
+    let layer = BearerAuthLayer::new(provider).grpc_unauthenticated(true);
     let cache = layer.cache();
     let mut client = client(layer, channel);
     say_hello(&mut client, "before").await.unwrap();

@@ -284,8 +284,9 @@ async fn a_late_401_for_an_old_token_keeps_the_new_one() {
 async fn without_replay_a_401_still_invalidates_and_noreplay_opts_out_per_request() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api);
-    // Replay is off by default.
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = BearerAuthLayer::new(issuer.clone())
+        .replay_unauthorized(false)
+        .layer(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
     api.revoke("access-login-1");
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 401);
@@ -314,7 +315,7 @@ async fn an_outer_retry_layer_with_the_exported_policy_retries_once() {
     let issuer = Issuer::new(&api);
     let svc = ServiceBuilder::new()
         .layer(RetryLayer::new(RetryUnauthorized::default()))
-        .layer(BearerAuthLayer::new(issuer.clone()))
+        .layer(BearerAuthLayer::new(issuer.clone()).replay_unauthorized(false))
         .service(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
     api.revoke("access-login-1");
