@@ -15,6 +15,7 @@ use crate::{
     cache::{Carried, Lookup, TokenFuture},
     challenge::token_rejected,
     error::TokenErrorKind,
+    replay::RequestCopy,
     trace,
 };
 
@@ -39,9 +40,9 @@ pin_project! {
 
 pin_project! {
     // The hot path is `Call`: the inner future and nothing else to move, poll or drop. What the
-    // other states keep (service, request, copy, body or token future) is boxed, so that it
-    // does not make every future larger; a request that is sent again moves its box from
-    // state to state without allocating another.
+    // other states keep is boxed, so that it does not make every future larger: a request
+    // kept for a replay only its copy and a service (`Kept`, made for every such request, so
+    // as small as it can be); a request waiting before its call everything else (`Slow`).
     #[project = StateProj]
     #[project_replace = StateReplace]
     enum State<S, F, B> {
@@ -50,12 +51,12 @@ pin_project! {
             #[pin]
             fut: F,
         },
-        // Waiting for the response, with a service and a copy of the request (in `slow`) to
-        // send again after a `401`.
+        // Waiting for the response, with a service and a copy of the request to send again
+        // after a `401`.
         Replayable {
             #[pin]
             fut: F,
-            slow: Box<Slow<S, B>>,
+            kept: Box<Kept<S, B>>,
         },
         // Waiting before the call: for a body, a token or the service.
         Waiting {
@@ -66,7 +67,15 @@ pin_project! {
     }
 }
 
-/// What a request keeps while it waits before its call, or to send it again.
+/// What a request keeps to be sent again after a `401`.
+struct Kept<S, B> {
+    // A clone of the service, or the one that was called, polled ready again before the
+    // replay.
+    service: S,
+    copy: RequestCopy<B>,
+}
+
+/// What a request keeps while it waits before its call.
 struct Slow<S, B> {
     step: Step<B>,
     // The service that was polled ready, or a clone for a replay.
@@ -74,7 +83,7 @@ struct Slow<S, B> {
     // The request waiting for its token or for the service.
     request: Option<Request<B>>,
     // A copy of the request to send again after a `401`.
-    replay: Option<Request<B>>,
+    replay: Option<RequestCopy<B>>,
 }
 
 #[allow(clippy::large_enum_variant)] // lives in `Slow`, boxed, and only on the slow paths
@@ -139,18 +148,16 @@ where
         service: &mut S,
         request: Request<B>,
         spare: S,
-        replay: Request<B>,
+        replay: RequestCopy<B>,
         carried: Carried,
         recover: Recover,
     ) -> Self {
         Self {
             state: State::Replayable {
                 fut: service.call(request),
-                slow: Box::new(Slow {
-                    step: Step::Ready,
+                kept: Box::new(Kept {
                     service: spare,
-                    request: None,
-                    replay: Some(replay),
+                    copy: replay,
                 }),
             },
             carried: Some(carried),
@@ -162,7 +169,7 @@ where
     pub(crate) fn waiting(
         ready: S,
         request: Option<Request<B>>,
-        replay: Option<Request<B>>,
+        replay: Option<RequestCopy<B>>,
         cache: &TokenCache,
         wait: Wait<B>,
         recover: Recover,
@@ -204,8 +211,8 @@ where
                 Step::Buffer(fut, parts) => {
                     let (body, copy) = ready!(fut.as_mut().poll(cx))?;
                     let parts = parts.take().expect("polled after completion");
-                    self.request = Some(Request::from_parts(parts.clone(), body));
-                    self.replay = Some(Request::from_parts(parts, copy));
+                    self.replay = Some(RequestCopy::new(&parts, copy));
+                    self.request = Some(Request::from_parts(parts, body));
                     let cache = carried.as_ref().and_then(Carried::cache).ok_or_else(gone)?;
                     match token_for(&cache) {
                         Lookup::Ready(header, sent) => {
@@ -287,12 +294,19 @@ where
                 }
                 StateProj::Waiting { slow } => {
                     let fut = ready!(slow.poll_call(this.carried, cx))?;
-                    let replayable = slow.replay.is_some();
                     match this.state.as_mut().project_replace(State::Done) {
-                        StateReplace::Waiting { slow } if replayable => {
-                            this.state.set(State::Replayable { fut, slow });
-                        }
-                        _ => this.state.set(State::Call { fut }),
+                        StateReplace::Waiting { slow } => match *slow {
+                            Slow {
+                                service,
+                                replay: Some(copy),
+                                ..
+                            } => {
+                                let kept = Box::new(Kept { service, copy });
+                                this.state.set(State::Replayable { fut, kept });
+                            }
+                            _ => this.state.set(State::Call { fut }),
+                        },
+                        _ => unreachable!("the state was `Waiting`"),
                     }
                     continue;
                 }
@@ -345,14 +359,15 @@ where
                 "the server refused the request's token"
             );
             cache.invalidate_generation(generation);
-            if let StateReplace::Replayable { mut slow, .. } =
+            if let StateReplace::Replayable { kept, .. } =
                 self.state.as_mut().project_replace(State::Done)
             {
                 // The copy becomes the request.
-                slow.request = slow.replay.take();
-                slow.step = match token_for(&cache) {
+                let Kept { service, copy } = *kept;
+                let mut request = Some(copy.into_request());
+                let step = match token_for(&cache) {
                     Lookup::Ready(header, sent) => {
-                        set_token(&mut slow.request, self.carried, header, sent);
+                        set_token(&mut request, self.carried, header, sent);
                         Step::Ready
                     }
                     Lookup::Wait(fut) => {
@@ -360,6 +375,12 @@ where
                         Step::Token(fut)
                     }
                 };
+                let slow = Box::new(Slow {
+                    step,
+                    service,
+                    request,
+                    replay: None,
+                });
                 self.state.set(State::Waiting { slow });
                 return None;
             }

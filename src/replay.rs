@@ -20,7 +20,9 @@
 use std::{any::Any, convert::Infallible};
 
 use bytes::Bytes;
-use http::Extensions;
+use http::{
+    Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version, request::Parts,
+};
 use http_body::Body;
 use http_body_util::{
     BodyExt, Empty, Full, Limited,
@@ -160,6 +162,51 @@ fn fits(body: &impl Body, limit: usize) -> bool {
     body.size_hint()
         .upper()
         .is_some_and(|upper| upper <= limit as u64)
+}
+
+/// A copy of a request kept to send it again: its head with the headers in a plain list (one
+/// allocation, where a copied `HeaderMap` takes two), and its body. The header map is
+/// rebuilt only when the copy is sent.
+pub(crate) struct RequestCopy<B> {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    extensions: Extensions,
+    body: B,
+}
+
+impl<B> RequestCopy<B> {
+    /// A copy of the request made of `parts` and a body already copied.
+    #[inline]
+    pub(crate) fn new(parts: &Parts, body: B) -> Self {
+        let mut headers = Vec::with_capacity(parts.headers.len());
+        headers.extend(parts.headers.iter().map(|(n, v)| (n.clone(), v.clone())));
+        Self {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers,
+            extensions: parts.extensions.clone(),
+            body,
+        }
+    }
+
+    /// The request to send.
+    pub(crate) fn into_request(self) -> Request<B> {
+        let mut request = Request::new(self.body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.extensions_mut() = self.extensions;
+        // One more slot for the `Authorization` header the replay gets.
+        let mut headers = HeaderMap::with_capacity(self.headers.len() + 1);
+        for (name, value) in self.headers {
+            headers.append(name, value);
+        }
+        *request.headers_mut() = headers;
+        request
+    }
 }
 
 /// Whether `extensions` opt the request out of a replay.

@@ -226,14 +226,9 @@ impl<S: Clone> BearerAuth<S> {
                 let (parts, body) = request.into_parts();
                 match replay::try_clone(&body) {
                     Some(copy) => {
-                        // Send the original head and keep the copy: a cloned header map has
-                        // no spare capacity, so inserting `Authorization` into it would
-                        // reallocate on every request.
-                        let kept = parts.clone();
-                        (
-                            Request::from_parts(parts, body),
-                            Some(Request::from_parts(kept, copy)),
-                        )
+                        // Send the original head and keep the copy.
+                        let kept = replay::RequestCopy::new(&parts, copy);
+                        (Request::from_parts(parts, body), Some(kept))
                     }
                     None => match replay::buffer(body, self.settings.buffer_limit) {
                         Ok(fut) => {

@@ -173,24 +173,20 @@ fn cached_path_adds_no_allocation() {
     }
 }
 
-/// With replay on, a request costs the copy of its head kept for a replay and the box that
-/// holds it (with a clone of the service), and nothing more: the box is not the future, so
-/// that the future stays small for requests that keep no copy.
+/// With replay on (the default), a request costs the copy of its head kept for a replay and
+/// the box that holds it (with a clone of the service), and nothing more: the copy keeps the
+/// headers in one list (one allocation for a request with headers, where a copied header map
+/// takes two), and the box is not the future, so that the future stays small for requests
+/// that keep no copy.
 #[test]
 fn replay_costs_only_the_head_copy_and_its_box() {
     let rt = runtime();
     let mut bare = Echo;
     send(&mut bare, 10);
     let baseline = allocations(|| send(&mut bare, N));
-    let copies = allocations(|| {
-        for _ in 0..N {
-            let (parts, body) = request().into_parts();
-            black_box(parts.clone());
-            drop(black_box(Request::from_parts(parts, body)));
-        }
-    });
-    let head_copy = copies - baseline;
-    assert!(head_copy >= N as u64, "a header map copy allocates");
+    // The request carries a header, so its copy has a list to allocate.
+    assert!(!request().headers().is_empty());
+    let head_copy = N as u64;
 
     let mut svc = hour_token().layer(Echo);
     warm_up(&rt, &mut svc);
