@@ -74,8 +74,8 @@ pub enum TokenErrorKind {
     Timeout,
     /// The provider failed to revoke the token.
     Revoke,
-    /// The token fetch was abandoned before it finished: the runtime it ran on shut down, or
-    /// there was no Tokio runtime to run it on.
+    /// No token could be waited for: the request was polled outside any Tokio runtime (a
+    /// login whose runtime shut down is started again instead).
     Aborted,
 }
 

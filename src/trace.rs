@@ -154,13 +154,19 @@ pub(crate) struct Chain<'a>(pub(crate) &'a (dyn Error + 'static));
 
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        // A message that already ends with its source's (as `TokenError`'s does) is not
+        // followed by it again.
+        let mut text = self.0.to_string();
         let mut source = self.0.source();
         while let Some(error) = source {
-            write!(f, ": {error}")?;
+            let next = error.to_string();
+            if !text.ends_with(&next) {
+                text.push_str(": ");
+                text.push_str(&next);
+            }
             source = error.source();
         }
-        Ok(())
+        f.write_str(&text)
     }
 }
 
@@ -172,5 +178,20 @@ impl<'a> Chain<'a> {
             Some(source) if error.kind() == TokenErrorKind::Refresh => Self(source),
             _ => Self(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Reason;
+
+    #[test]
+    fn a_chain_does_not_repeat_a_cause_the_message_already_holds() {
+        let error = TokenError::with_source(TokenErrorKind::Login, Reason("connection refused"));
+        assert!(error.to_string().ends_with("connection refused"), "{error}");
+        assert_eq!(Chain(&error).to_string(), error.to_string());
+        let plain = std::io::Error::other(Reason("inner"));
+        assert_eq!(Chain(&plain).to_string(), "inner");
     }
 }
