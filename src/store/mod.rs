@@ -50,8 +50,7 @@ use crate::{BoxError, BoxFuture, TokenResponse};
 
 mod memory;
 #[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub mod redis;
+mod redis;
 pub(crate) mod sync;
 
 pub use memory::MemoryStore;

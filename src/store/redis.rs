@@ -1,44 +1,4 @@
-//! [`RedisStore`]: one token shared by processes through Redis.
-//!
-//! # Key layout
-//!
-//! For a store named `name` (one per account: every process logging in as the same user
-//! with the same provider uses the same name), under the prefix `tower-bearer-auth`:
-//!
-//! | key | type | holds |
-//! | --- | --- | --- |
-//! | `tower-bearer-auth:{name}:token` | hash | `version`: the last version saved (an integer, kept when the token is cleared); `token`: the [`StoredToken`] as JSON ([`StoredToken::to_json`]), absent after a revoke |
-//! | `tower-bearer-auth:{name}:lock` | string | a random id of the process holding the lock, with an expiry ([`RedisStore::lock_ttl`]) |
-//!
-//! The braces make both keys hash to one slot of a Redis Cluster. Neither key expires on its
-//! own except the lock: the token stays until a newer one replaces it or a revoke clears it.
-//!
-//! # Pointing several services at it
-//!
-//! Give every process that logs in as one account the same Redis server and the same name:
-//! `RedisStore::new("redis://redis.internal:6379/", "pbx-admin")`, with its own provider for
-//! that account (same server, same user). Another account, or the same user on another PBX,
-//! needs another name; two accounts under one name would hand each other their tokens. All
-//! of them should use the same [`lock_ttl`](RedisStore::lock_ttl). Nothing else is shared:
-//! each process keeps its own cache and its own provider, and its settings (refresh margin,
-//! timeouts) may differ.
-//!
-//! # What is stored
-//!
-//! **The access token and the refresh token are stored unencrypted**, in the `token` field,
-//! with their expiry, type, scope and any other fields the server sent. Anyone who can read
-//! the key can use the account until the tokens expire or are revoked: protect the Redis
-//! server as you would the password (authentication, TLS with a `rediss://` URL, a network only
-//! the services reach, an ACL limiting the user to the `tower-bearer-auth:*` keys).
-//!
-//! # Locking
-//!
-//! `SET … NX PX` takes the lock with an expiry; a Lua script deletes it only if it still holds
-//! this process's id. A process waiting for the lock polls for it (every 10 to 100 ms) for
-//! a little more than the lock's lifetime, then gives up: the cache then logs in without spending the shared
-//! refresh token. A holder that crashes blocks the others for at most the lock's lifetime.
-//! A holder whose lock expired while it was still refreshing cannot overwrite a newer token:
-//! saving is a Lua script that only writes a greater version.
+//! [`RedisStore`]: a token store in Redis (feature `redis`).
 
 use std::{
     fmt,
@@ -82,8 +42,47 @@ return 0
 
 /// A [`TokenStore`] in Redis, shared by every process that uses the same server and name:
 /// at most one of them logs in or refreshes at a time, and the others use the token it
-/// saved. See the [module documentation](self) for the keys and what they hold (the tokens,
-/// unencrypted).
+/// saved.
+///
+/// # Key layout
+///
+/// For a store named `name` (one per account: every process logging in as the same user
+/// with the same provider uses the same name), under the prefix `tower-bearer-auth`:
+///
+/// | key | type | holds |
+/// | --- | --- | --- |
+/// | `tower-bearer-auth:{name}:token` | hash | `version`: the last version saved (an integer, kept when the token is cleared); `token`: the [`StoredToken`] as JSON ([`StoredToken::to_json`]), absent after a revoke |
+/// | `tower-bearer-auth:{name}:lock` | string | a random id of the process holding the lock, with an expiry ([`RedisStore::lock_ttl`]) |
+///
+/// The braces make both keys hash to one slot of a Redis Cluster. Neither key expires on its
+/// own except the lock: the token stays until a newer one replaces it or a revoke clears it.
+///
+/// # Pointing several services at it
+///
+/// Give every process that logs in as one account the same Redis server and the same name:
+/// `RedisStore::new("redis://redis.internal:6379/", "pbx-admin")`, with its own provider for
+/// that account (same server, same user). Another account, or the same user on another PBX,
+/// needs another name; two accounts under one name would hand each other their tokens. All
+/// of them should use the same [`lock_ttl`](RedisStore::lock_ttl). Nothing else is shared:
+/// each process keeps its own cache and its own provider, and its settings (refresh margin,
+/// timeouts) may differ.
+///
+/// # What is stored
+///
+/// **The access token and the refresh token are stored unencrypted**, in the `token` field,
+/// with their expiry, type, scope and any other fields the server sent. Anyone who can read
+/// the key can use the account until the tokens expire or are revoked: protect the Redis
+/// server as you would the password (authentication, TLS with a `rediss://` URL, a network only
+/// the services reach, an ACL limiting the user to the `tower-bearer-auth:*` keys).
+///
+/// # Locking
+///
+/// `SET … NX PX` takes the lock with an expiry; a Lua script deletes it only if it still holds
+/// this process's id. A process waiting for the lock polls for it (every 10 to 100 ms) for
+/// a little more than the lock's lifetime, then gives up: the cache then logs in without spending the shared
+/// refresh token. A holder that crashes blocks the others for at most the lock's lifetime.
+/// A holder whose lock expired while it was still refreshing cannot overwrite a newer token:
+/// saving is a Lua script that only writes a greater version.
 ///
 /// # Example
 ///
