@@ -545,3 +545,81 @@ async fn replay_off_returns_the_401_and_the_next_request_gets_a_new_token() {
     assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
     assert_eq!(server.counts().password_grants, 2);
 }
+
+/// The middleware's `unauthorized` event, and the cache's `invalidated`, as the layer emits
+/// them; no captured text holds the token or password.
+#[cfg(feature = "tracing")]
+#[tokio::test]
+async fn a_refused_token_is_traced_like_the_layer_does() {
+    use tracing::{
+        Event, Metadata, Subscriber,
+        field::{Field, Visit},
+        span,
+    };
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<(String, String, String)>>>);
+
+    struct Text(String);
+
+    impl Visit for Text {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!("{}={value:?} ", field.name()));
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+            span::Id::from_u64(1)
+        }
+        fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut text = Text(String::new());
+            event.record(&mut text);
+            let metadata = event.metadata();
+            let entry = (
+                metadata.name().to_owned(),
+                metadata.target().to_owned(),
+                text.0,
+            );
+            self.0.lock().unwrap().push(entry);
+        }
+        fn enter(&self, _: &span::Id) {}
+        fn exit(&self, _: &span::Id) {}
+    }
+
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    let server =
+        server(TestServerConfig::new(USER, PASSWORD).lifetime(Duration::from_secs(3600))).await;
+    let client = client(&server);
+    let url = server.url(PATH);
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    server.revoke_all();
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+
+    let events = capture.0.lock().unwrap().clone();
+    let names: Vec<_> = events
+        .iter()
+        .map(|(name, ..)| name.as_str())
+        .filter(|name| ["login", "refresh", "unauthorized", "invalidated"].contains(name))
+        .collect();
+    assert_eq!(
+        names,
+        ["login", "unauthorized", "invalidated", "refresh", "login"]
+    );
+    let (_, target, fields) = events
+        .iter()
+        .find(|(name, ..)| name == "unauthorized")
+        .unwrap();
+    assert_eq!(target, "tower_bearer_auth::reqwest::middleware");
+    assert!(fields.contains("generation=1 "), "{fields}");
+    assert!(fields.contains("replay=true "), "{fields}");
+    for (_, _, fields) in &events {
+        assert!(!fields.contains(PASSWORD), "{fields}");
+    }
+}
