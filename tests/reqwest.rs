@@ -623,3 +623,33 @@ async fn a_refused_token_is_traced_like_the_layer_does() {
         assert!(!fields.contains(PASSWORD), "{fields}");
     }
 }
+
+#[tokio::test]
+async fn the_tower_layer_over_reqwest_replays_reqwest_bodies_made_of_bytes() {
+    let server =
+        server(TestServerConfig::new(USER, PASSWORD).lifetime(Duration::from_secs(3600))).await;
+    let http = ReqwestService::default();
+    let pbx = BearerAuthLayer::new(portsip(&server, http.get_ref()))
+        .replay_unauthorized(true)
+        .layer(http);
+    let post = |body: reqwest::Body| Request::post(server.url(PATH)).body(body).unwrap();
+    let response = pbx.clone().oneshot(post("{}".into())).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    server.revoke_all();
+    let before = server.counts();
+    let response = pbx.clone().oneshot(post("{}".into())).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "replayed with a new token"
+    );
+    assert_eq!(server.counts().api_requests - before.api_requests, 2);
+
+    // A streaming body is sent once, its 401 returned.
+    server.revoke_all();
+    let before = server.counts();
+    let response = pbx.oneshot(post(streaming_body())).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(server.counts().api_requests - before.api_requests, 1);
+}

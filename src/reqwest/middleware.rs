@@ -62,8 +62,9 @@ use ::reqwest::{Request, Response, Url};
 /// made: `client.post(url).with_extension(NoReplay)`; for every request of a client,
 /// `ClientBuilder::with_init(reqwest_middleware::Extension(NoReplay))`, or
 /// [`replay_unauthorized(false)`](Self::replay_unauthorized) here. Replay is on by default:
-/// the copy costs a request a clone of its URL and header map (see `BENCHMARKS.md`), and a
-/// `401` replayed is one the caller never has to handle.
+/// the copy costs a request a clone of its URL and header map, about 0.7 µs or 3 % of a
+/// loopback request (see `BENCHMARKS.md`), and a `401` replayed is one the caller never has to
+/// handle.
 ///
 /// # Errors
 ///
