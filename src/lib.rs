@@ -65,6 +65,7 @@
 //! | `provider::oauth2` | `OAuth2Provider`, its builder, options and `OAuth2Error` (feature `oauth2`) |
 //! | `provider::portsip` | `PortSip` and the `PORTSIP_*` constants (feature `oauth2`) |
 //! | `client` | `HttpClient` and its builder (feature `client`) |
+//! | `reqwest` | `ReqwestService` (feature `reqwest`); `BearerAuthMiddleware` and `token_error` (feature `reqwest-middleware`) |
 //! | [`store`] | [`TokenStore`](store::TokenStore) and the stores |
 //! | `retry` | `RetryUnauthorized` (feature `retry`) |
 //! | `test_server` | the embedded PortSIP-compatible server (feature `test-server`) |
@@ -182,6 +183,11 @@
 //!   (`cargo run --example portsip` shows it at work).
 //! - `test-server`: `test_server`, an embedded PortSIP-compatible server for tests and
 //!   demos. Not for production.
+//! - `reqwest`: `reqwest::ReqwestService`, a `reqwest::Client` as a tower HTTP service, for the
+//!   token endpoint and below the layer. Implies `oauth2`; turns on none of reqwest's TLS
+//!   features, which you choose.
+//! - `reqwest-middleware`: `reqwest::BearerAuthMiddleware`, the token cache as a
+//!   `reqwest_middleware::Middleware`, for reqwest's own request builder. Implies `reqwest`.
 //! - `retry`: `retry::RetryUnauthorized`, a `tower::retry::Policy` that retries once after
 //!   `401`, for stacks with their own retry layer.
 //! - `redis`: `RedisStore`, a [token store](store) in Redis that replicas share: one login,
@@ -193,8 +199,9 @@
 //! # Tracing
 //!
 //! With the `tracing` feature the cache tells what it does through `tracing` events, whose
-//! target is the module emitting them (`tower_bearer_auth::cache`, one of its submodules, or
-//! `tower_bearer_auth::future`), so the filter `tower_bearer_auth=debug` shows them all. A
+//! target is the module emitting them (`tower_bearer_auth::cache`, one of its submodules,
+//! `tower_bearer_auth::future`, or `tower_bearer_auth::reqwest::middleware` for
+//! `BearerAuthMiddleware`), so the filter `tower_bearer_auth=debug` shows them all. A
 //! request sent with the cached token emits nothing; without a subscriber that wants them,
 //! each event costs a check of its call site's cached interest, and only on the slow paths.
 //!
@@ -258,6 +265,9 @@ mod layer;
 mod origin;
 pub mod provider;
 mod replay;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 #[cfg(feature = "retry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
 pub mod retry;

@@ -6,7 +6,8 @@
 //! branch for its own body type.
 //!
 //! - Copied without reading: `()`, `String`, `Vec<u8>`, [`Bytes`], `&'static str`,
-//!   `&'static [u8]`, [`Full<Bytes>`](Full) and [`Empty<Bytes>`](Empty).
+//!   `&'static [u8]`, [`Full<Bytes>`](Full) and [`Empty<Bytes>`](Empty); with the `reqwest`
+//!   feature, a `reqwest::Body` made from bytes.
 //! - Read into memory first, when the body's size hint promises at most the layer's
 //!   [`replay_buffer_limit`](crate::BearerAuthLayer::replay_buffer_limit) (and the reading
 //!   stops at that limit whatever the hint said): [`BoxBody<Bytes, E>`](BoxBody) and
@@ -66,6 +67,12 @@ pub(crate) fn try_clone<B: 'static>(body: &B) -> Option<B> {
         Full<Bytes>,
         Empty<Bytes>
     );
+    // A reqwest body made from bytes is copied; a streaming one cannot be.
+    #[cfg(feature = "reqwest")]
+    if let Some(body) = any.downcast_ref::<::reqwest::Body>() {
+        let bytes = Bytes::copy_from_slice(body.as_bytes()?);
+        return cast(::reqwest::Body::from(bytes)).ok();
+    }
     macro_rules! empty_boxed {
         ($($ty:ident<$err:ty> => $boxed:ident),* $(,)?) => {
             $(
@@ -139,6 +146,8 @@ pub(crate) fn replayable<B: 'static>() -> bool {
         TypeId::of::<BoxBody<Bytes, Infallible>>(),
         TypeId::of::<UnsyncBoxBody<Bytes, BoxError>>(),
         TypeId::of::<UnsyncBoxBody<Bytes, Infallible>>(),
+        #[cfg(feature = "reqwest")]
+        TypeId::of::<::reqwest::Body>(),
     ]
     .contains(&id)
 }

@@ -1,0 +1,461 @@
+//! [`BearerAuthMiddleware`]: the token cache as a `reqwest_middleware::Middleware`.
+
+use std::{fmt, sync::Arc};
+
+use http::{Extensions, HeaderValue, StatusCode, Uri, header::AUTHORIZATION};
+use reqwest_middleware::{Middleware, Next};
+
+use crate::{
+    BearerChallenge, NoReplay, Origin, TokenCache, TokenError, cache::Lookup,
+    challenge::token_rejected, trace,
+};
+
+use ::reqwest::{Request, Response, Url};
+
+/// Sets `Authorization: Bearer <token>` on the requests of a
+/// [`reqwest_middleware::ClientWithMiddleware`], with the token of a [`TokenCache`]: the
+/// engine behind [`BearerAuthLayer`](crate::BearerAuthLayer), for reqwest's own request
+/// builder.
+///
+/// ```text
+/// let client = ClientBuilder::new(reqwest::Client::new())
+///     .with(BearerAuthMiddleware::new(TokenCache::new(provider)))
+///     .build();
+/// let response = client.get(url).json(&body).send().await?;
+/// ```
+///
+/// Everything the cache does comes with it: a request with a cached token takes no lock and
+/// does not wait, one login or refresh runs at a time however many requests need it, the token
+/// is refreshed ahead of its expiry while requests keep using it, and failed logins back off.
+/// Build the cache with [`TokenCache::new`] (default settings), or configure a
+/// [`BearerAuthLayer`](crate::BearerAuthLayer) and take its
+/// [`cache`](crate::BearerAuthLayer::cache): the middleware and the layer's services then
+/// share one token. The header is marked sensitive.
+///
+/// A request that already carries an `Authorization` header is sent as it is, unless
+/// [`overwrite_existing(true)`](Self::overwrite_existing) is set.
+///
+/// # Origins
+///
+/// The token goes only to the origins it is bound to: the provider's own
+/// [`origin`](crate::provider::TokenProvider::origin) when it has one (the PBX of a
+/// [`PortSip`](crate::provider::portsip::PortSip) provider, say), and each origin given to
+/// [`allow_origin`](Self::allow_origin). A request to any other origin is sent without it.
+/// With neither, the token goes to every origin.
+///
+/// Redirects are followed inside `reqwest::Client`, below every middleware, so the middleware
+/// sees the first request only; reqwest removes `Authorization` from a redirected request to
+/// another scheme, host or port, so the token never reaches another origin that way.
+///
+/// # Recovering from `401`
+///
+/// A `401 Unauthorized` whose challenge says the token was rejected (`error="invalid_token"`,
+/// a bare `Bearer` challenge, or no challenge at all) invalidates the token the request
+/// carried, unless the cache already holds a newer one, and the request is sent once more
+/// with a new token when reqwest can copy it (`Request::try_clone`: a body of bytes, or none).
+/// A request with a streaming body is sent once, and its `401` returned. A second `401`
+/// invalidates the second token and is returned. The parsed challenge is added to a `401` or
+/// `403` response's extensions as a [`BearerChallenge`]. `insufficient_scope`, and any other
+/// error code, is about the request and changes nothing.
+///
+/// For one request, [`NoReplay`] as a reqwest-middleware extension keeps its copy from being
+/// made: `client.post(url).with_extension(NoReplay)`; for every request of a client,
+/// `ClientBuilder::with_init(reqwest_middleware::Extension(NoReplay))`, or
+/// [`replay_unauthorized(false)`](Self::replay_unauthorized) here. Replay is on by default:
+/// the copy costs a request a clone of its URL and header map, about 0.7 µs or 3 % of a
+/// loopback request (see `BENCHMARKS.md`), and a `401` replayed is one the caller never has to
+/// handle.
+///
+/// # Errors
+///
+/// A request for which no token could be had fails with
+/// [`reqwest_middleware::Error::Middleware`] holding the [`TokenError`], without being sent;
+/// [`token_error`](super::token_error) finds it. Errors from further down the chain pass
+/// through unchanged.
+///
+/// # With `reqwest-retry` and `reqwest-tracing`
+///
+/// Middlewares run in the order they were added, the first outermost. Put this one last, right
+/// above the client:
+///
+/// ```text
+/// ClientBuilder::new(reqwest::Client::new())
+///     .with(TracingMiddleware::default())                             // 1: outermost
+///     .with(RetryTransientMiddleware::new_with_policy(retry_policy))  // 2
+///     .with(BearerAuthMiddleware::new(cache))                         // 3: next to the client
+///     .build()
+/// ```
+///
+/// - **Retry outside.** Each attempt of `reqwest-retry` passes through this middleware again
+///   and carries the token current at that moment, so an attempt made after a long backoff,
+///   once the first token has expired or been refreshed, does not carry a stale one. A `401`
+///   is dealt with here, within one attempt: the retry middleware sees the replay's answer,
+///   and its default strategy treats a remaining `401` as fatal rather than retrying it with
+///   the same token. A [`TokenError`] is a `Middleware` error, which the default strategy does
+///   not retry either: the cache has its own backoff, and retrying a refused login
+///   would not help. Inside the retry middleware, this one would instead see only the retry
+///   middleware's first request: every retry would reuse its token.
+/// - **Tracing outermost.** The request's span then covers the whole exchange: the wait for a
+///   login (with the `tracing` feature, the cache's `token_fetch` span and events nest inside
+///   it), every retry and the replay after a `401`, and records the status the caller gets.
+///   Neither this middleware nor the cache records a header value, and `reqwest-tracing` does
+///   not record request headers by default. Inside this one, the span would see each attempt
+///   separately, the refused one included.
+///
+/// # Example
+///
+/// ```
+/// # #[cfg(feature = "test-server")] {
+/// use reqwest_middleware::ClientBuilder;
+/// use tower_bearer_auth::{
+///     TokenCache, provider::portsip::PortSip, reqwest::{BearerAuthMiddleware, ReqwestService},
+///     test_server::{TestServer, TestServerConfig},
+/// };
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
+/// # let server = TestServer::start(TestServerConfig::new("admin", "s3cret")).await?;
+/// # let pbx_url = server.base_url();
+/// let http = reqwest::Client::new();
+/// // Logins go through the same client.
+/// let provider = PortSip::new(pbx_url.as_str(), "admin", "s3cret")
+///     .build_with(ReqwestService::new(http.clone()))?;
+/// let client = ClientBuilder::new(http)
+///     .with(BearerAuthMiddleware::new(TokenCache::new(provider)))
+///     .build();
+///
+/// let response = client
+///     .get(format!("{pbx_url}/api/account/extensions"))
+///     .send()
+///     .await?;
+/// assert_eq!(response.status(), 200);
+/// # assert_eq!(server.counts().password_grants, 1);
+/// # Ok(())
+/// # }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct BearerAuthMiddleware {
+    cache: TokenCache,
+    /// The origins the token may go to, as given; `None` for any.
+    origins: Option<Arc<[Origin]>>,
+    /// The same, ready to compare with a request's URL.
+    bound: Arc<[Bound]>,
+    replay: bool,
+    overwrite: bool,
+}
+
+impl BearerAuthMiddleware {
+    /// A middleware that takes its tokens from `cache`, bound to the provider's
+    /// [origin](crate::provider::TokenProvider::origin) if it has one.
+    pub fn new(cache: TokenCache) -> Self {
+        let this = Self {
+            cache,
+            origins: None,
+            bound: Arc::from([]),
+            replay: true,
+            overwrite: false,
+        };
+        match this.cache.provider().origin() {
+            Some(origin) => this.allow_origin(origin),
+            None => this,
+        }
+    }
+
+    /// Also sends the token to `origin`. Once any origin is allowed (by this call or by the
+    /// provider's own origin), requests to every other origin are sent without the token.
+    ///
+    /// ```
+    /// use tower_bearer_auth::{Origin, TokenCache, provider::StaticToken, reqwest::BearerAuthMiddleware};
+    ///
+    /// let middleware = BearerAuthMiddleware::new(TokenCache::new(StaticToken::new("abc")))
+    ///     .allow_origin(Origin::try_from("https://api.example.com")?);
+    /// # Ok::<(), tower_bearer_auth::InvalidOrigin>(())
+    /// ```
+    pub fn allow_origin(mut self, origin: Origin) -> Self {
+        let mut origins = self.origins.as_deref().unwrap_or_default().to_vec();
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+        self.bound = origins.iter().filter_map(Bound::new).collect();
+        self.origins = Some(origins.into());
+        self
+    }
+
+    /// Whether a request refused with `401` is sent once more with a new token, when reqwest
+    /// can copy it; see [Recovering from `401`](Self#recovering-from-401). Off, a `401` still
+    /// invalidates the refused token, so the next request gets a new one.
+    ///
+    /// Defaults to `true`.
+    pub fn replay_unauthorized(mut self, replay: bool) -> Self {
+        self.replay = replay;
+        self
+    }
+
+    /// Whether to replace an `Authorization` header the request already carries.
+    ///
+    /// Defaults to `false`: such a request is sent as it is, and no token is fetched for it.
+    pub fn overwrite_existing(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
+    }
+
+    /// The cache the tokens come from.
+    pub fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    /// Whether the token goes with a request to `url`.
+    #[inline]
+    fn allows(&self, url: &Url) -> bool {
+        self.origins.is_none() || self.bound.iter().any(|bound| bound.matches(url))
+    }
+
+    /// Sets the token on `request`; returns its generation.
+    async fn authorize(&self, request: &mut Request) -> Result<u64, TokenError> {
+        let (header, generation) = match self.cache.cached() {
+            // The hot path: this thread's copy of the header.
+            Some(local) => (local.header.clone(), local.generation),
+            None => match self.cache.lookup() {
+                Lookup::Ready(header, carried) => (header, carried.generation()),
+                Lookup::Wait(fut) => {
+                    let token = fut.await?;
+                    (token.header.clone(), token.generation)
+                }
+            },
+        };
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, sensitive(header));
+        Ok(generation)
+    }
+
+    /// After a `401`: whether the server rejected the token of `generation`, which is then
+    /// invalidated.
+    fn rejected(
+        &self,
+        response: &Response,
+        challenge: Option<&BearerChallenge>,
+        generation: u64,
+        replay: bool,
+    ) -> bool {
+        if response.status() != StatusCode::UNAUTHORIZED
+            || !token_rejected(response.headers(), challenge)
+        {
+            return false;
+        }
+        trace::debug!(
+            name: "unauthorized",
+            cache = self.cache.id(),
+            generation,
+            replay,
+            "the server refused the request's token"
+        );
+        self.cache.invalidate_generation(generation);
+        true
+    }
+}
+
+/// `header`, marked sensitive (the cache's copies already are; this costs a store).
+#[inline]
+fn sensitive(mut header: HeaderValue) -> HeaderValue {
+    header.set_sensitive(true);
+    header
+}
+
+/// Whether the server refused the request: `401 Unauthorized` or `403 Forbidden`.
+#[inline]
+fn refused(status: StatusCode) -> bool {
+    status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
+}
+
+/// Parses the challenge of a refused response.
+fn challenge_of(response: &Response) -> Option<BearerChallenge> {
+    BearerChallenge::from_headers(response.headers())
+}
+
+/// Adds the parsed challenge to a response returned to the caller.
+fn with_challenge(mut response: Response, challenge: Option<BearerChallenge>) -> Response {
+    if let Some(challenge) = challenge {
+        response.extensions_mut().insert(challenge);
+    }
+    response
+}
+
+#[async_trait::async_trait]
+impl Middleware for BearerAuthMiddleware {
+    async fn handle(
+        &self,
+        mut request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let skip = !self.overwrite && request.headers().contains_key(AUTHORIZATION);
+        if skip || !self.allows(request.url()) {
+            return next.run(request, extensions).await;
+        }
+        // The copy is made before the token is set: the request sent keeps its header map,
+        // with room for `Authorization`, and a copy that is never sent never holds the token.
+        let mut copy = if self.replay && extensions.get::<NoReplay>().is_none() {
+            request.try_clone()
+        } else {
+            None
+        };
+        let generation = self
+            .authorize(&mut request)
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let response = next.clone().run(request, extensions).await?;
+        if !refused(response.status()) {
+            return Ok(response);
+        }
+        let challenge = challenge_of(&response);
+        if !self.rejected(&response, challenge.as_ref(), generation, copy.is_some()) {
+            return Ok(with_challenge(response, challenge));
+        }
+        let Some(mut request) = copy.take() else {
+            return Ok(with_challenge(response, challenge));
+        };
+        drop(response);
+        let generation = self
+            .authorize(&mut request)
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let response = next.run(request, extensions).await?;
+        if !refused(response.status()) {
+            return Ok(response);
+        }
+        // Refused again: that token is just as refused, and the caller gets the answer.
+        let challenge = challenge_of(&response);
+        self.rejected(&response, challenge.as_ref(), generation, false);
+        Ok(with_challenge(response, challenge))
+    }
+}
+
+impl fmt::Debug for BearerAuthMiddleware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerAuthMiddleware")
+            .field("cache", &self.cache)
+            .field("origins", &self.origins)
+            .field("replay", &self.replay)
+            .field("overwrite", &self.overwrite)
+            .finish()
+    }
+}
+
+/// An allowed origin, ready to compare with a `reqwest::Url` without parsing it again.
+#[derive(Debug)]
+struct Bound {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Bound {
+    /// `origin`'s parts, read from its text, `scheme://host:port`.
+    fn new(origin: &Origin) -> Option<Self> {
+        let uri: Uri = origin.to_string().parse().ok()?;
+        Some(Self {
+            scheme: uri.scheme_str()?.to_owned(),
+            host: uri.host()?.to_owned(),
+            port: uri.port_u16()?,
+        })
+    }
+
+    /// Whether `url` points at this origin. Both sides' scheme and host are lowercase (a URL
+    /// parser and [`Origin`] normalise them); IPv6 hosts come in brackets on both.
+    #[inline]
+    fn matches(&self, url: &Url) -> bool {
+        url.port_or_known_default() == Some(self.port)
+            && url.scheme().eq_ignore_ascii_case(&self.scheme)
+            && url
+                .host_str()
+                .is_some_and(|host| host.eq_ignore_ascii_case(&self.host))
+    }
+}
+
+/// The [`TokenError`] in `error`: why a request of a
+/// [`ClientWithMiddleware`](reqwest_middleware::ClientWithMiddleware) got no token, if that is
+/// why it failed.
+///
+/// ```
+/// use tower_bearer_auth::reqwest::token_error;
+///
+/// fn advice(error: &reqwest_middleware::Error) -> &'static str {
+///     match token_error(error) {
+///         Some(e) if e.credentials_rejected() => "wrong user name, password or client id",
+///         Some(e) if e.is_transient() => "the token endpoint is unreachable; try again later",
+///         Some(_) => "no token could be had",
+///         None => "the request itself failed",
+///     }
+/// }
+/// ```
+pub fn token_error(error: &reqwest_middleware::Error) -> Option<&TokenError> {
+    match error {
+        reqwest_middleware::Error::Middleware(error) => {
+            error.chain().find_map(|e| e.downcast_ref::<TokenError>())
+        }
+        reqwest_middleware::Error::Reqwest(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn bound_origins_match_scheme_host_and_port() {
+        let bound = Bound::new(&Origin::try_from("https://PBX.example.com:8887").unwrap()).unwrap();
+        assert!(bound.matches(&url("https://pbx.example.com:8887/api")));
+        assert!(bound.matches(&url("HTTPS://PBX.EXAMPLE.COM:8887")));
+        for other in [
+            "http://pbx.example.com:8887/",
+            "https://pbx.example.com/",
+            "https://evil.example.com:8887/",
+            "https://pbx.example.com.evil.com:8887/",
+        ] {
+            assert!(!bound.matches(&url(other)), "{other}");
+        }
+        let default = Bound::new(&Origin::try_from("https://api.example.com").unwrap()).unwrap();
+        assert!(default.matches(&url("https://api.example.com:443/v1")));
+        assert!(default.matches(&url("https://api.example.com/v1")));
+        let v6 = Bound::new(&Origin::try_from("http://[::1]:8080").unwrap()).unwrap();
+        assert!(v6.matches(&url("http://[::1]:8080/x")));
+        assert!(!v6.matches(&url("http://127.0.0.1:8080/x")));
+    }
+
+    #[test]
+    fn the_provider_origin_binds_the_token_by_default() {
+        struct Pbx;
+        impl crate::TokenProvider for Pbx {
+            fn login(&self) -> crate::BoxFuture<'_, Result<crate::TokenResponse, crate::BoxError>> {
+                Box::pin(async { Ok(crate::TokenResponse::new("t")) })
+            }
+            fn origin(&self) -> Option<Origin> {
+                Origin::try_from("https://pbx.example.com:8887").ok()
+            }
+        }
+        let bound = BearerAuthMiddleware::new(TokenCache::new(Pbx));
+        assert!(bound.allows(&url("https://pbx.example.com:8887/api")));
+        assert!(!bound.allows(&url("https://other.example.com/")));
+        let more = bound.allow_origin(Origin::try_from("https://other.example.com").unwrap());
+        assert!(more.allows(&url("https://other.example.com/")));
+        assert!(more.allows(&url("https://pbx.example.com:8887/api")));
+
+        let any =
+            BearerAuthMiddleware::new(TokenCache::new(crate::provider::StaticToken::new("t")));
+        assert!(any.allows(&url("https://anywhere.example.com/")));
+    }
+
+    #[test]
+    fn debug_shows_no_token() {
+        let middleware = BearerAuthMiddleware::new(TokenCache::new(
+            crate::provider::StaticToken::new("s3cret-token"),
+        ));
+        assert!(!format!("{middleware:?}").contains("s3cret-token"));
+    }
+}
