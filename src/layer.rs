@@ -193,15 +193,16 @@ impl BearerAuthLayer {
         self.reconfigure(|c, _, _| c.policy.jitter = jitter)
     }
 
-    /// How long a request waits for a token, and how long each login, refresh or revoke call
-    /// to the provider may take, before it fails with
-    /// [`TokenErrorKind::Timeout`](crate::TokenErrorKind::Timeout).
+    /// How long a request waits for a token, how long a fetch may take (a refresh and the
+    /// login that follows a refused one share it), and how long a revoke call may take,
+    /// before each fails with [`TokenErrorKind::Timeout`](crate::TokenErrorKind::Timeout).
     ///
     /// Defaults to 10 seconds. The wait is timed on the waiting request's own runtime, so it
-    /// ends even when the login it waits for runs on a runtime that is no longer driven. A
-    /// login or refresh goes on after a request stopped waiting for it (a refresh that times
-    /// out, then the login that follows, may take twice this long), for the requests after
-    /// it. Durations beyond a year count as a year.
+    /// ends even when the login it waits for runs on a runtime that is no longer driven; the
+    /// fetch goes on for the requests after it. With a [store](Self::store), the store's lock,
+    /// load and save are bounded apart (three timeouts for the lock, one for each other
+    /// call), and a request may stop waiting before such a fetch ends. Durations beyond a year
+    /// count as a year.
     pub fn timeout(self, timeout: Duration) -> Self {
         self.reconfigure(|c, _, _| c.timeout = timeout)
     }

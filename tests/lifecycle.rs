@@ -166,10 +166,11 @@ async fn dropped_caches_give_their_memory_back() {
 
 /// What an idle cache holds, per cache: its state, its token (the header value and the
 /// `Token` around it) and this thread's copy of the header, measured over 1,000 layers that
-/// each sent two requests and keep their service. Printed with `--nocapture` (864 bytes at
-/// the time of writing, of which 174 are the secret's two copies). The bound is a guard
-/// against growth, 1 KiB; the target of twice tower-http's 119 bytes plus the token and its
-/// copies is not met yet (see BENCHMARKS.md, "Bytes per cache").
+/// each sent two requests and keep their service. Printed with `--nocapture` (736 bytes at
+/// the time of writing: the token with its header value, 303; this thread's copy with its
+/// header value, 215; the cache itself, 218). The bound guards the cache's own part: twice
+/// tower-http's 119 bytes per layer, plus the token and the copy as measured here (see
+/// BENCHMARKS.md, "Bytes per cache").
 #[tokio::test]
 async fn an_idle_cache_holds_little_beyond_its_token() {
     use http::{Request, Response};
@@ -197,6 +198,9 @@ async fn an_idle_cache_holds_little_beyond_its_token() {
     settle().await;
     let per_cache = (live_bytes() - baseline - vec_bytes) / 1_000;
     println!("{per_cache} bytes per idle cache with its token and one thread's copy");
-    assert!(per_cache <= 1024, "{per_cache} bytes per idle cache");
+    assert!(
+        per_cache <= 2 * 119 + 303 + 215,
+        "{per_cache} bytes per idle cache"
+    );
     drop(kept);
 }

@@ -70,15 +70,16 @@ impl Flight {
     }
 
     /// Tells the waiters.
-    pub(crate) fn land(self, landing: Landing) {
+    pub(crate) fn land(&self, landing: Landing) {
         self.tx.send_replace(landing);
     }
 }
 
-/// The longest a flight can legitimately take: each provider and store call is bounded by
-/// `timeout`; the store's lock by three of them.
+/// The longest a flight can legitimately take.
 fn flight_bound(config: &Config, store: bool) -> Duration {
-    let steps = if store { 7 } else { 2 };
+    // The provider's calls share one `timeout`; with a store, its lock (three of them), load
+    // and save come on top.
+    let steps = if store { 6 } else { 1 };
     config.timeout.saturating_mul(steps) + Duration::from_millis(100)
 }
 
@@ -111,12 +112,12 @@ impl From<TokenError> for Failure {
 pub(crate) fn register(shared: &Arc<Shared>, state: &mut State, now: Instant) -> FlightTask {
     let id = super::next_id();
     let (tx, _) = watch::channel(Landing::Pending);
-    let bound = flight_bound(&state.config, state.store.is_some());
-    let replaced = state.flight.replace(Flight {
+    let bound = flight_bound(&state.config, state.store().is_some());
+    let replaced = state.flight.replace(Box::new(Flight {
         id,
         tx,
         deadline: now + bound,
-    });
+    }));
     if let Some(stuck) = replaced {
         stuck.land(Landing::Restart);
     }
@@ -124,11 +125,11 @@ pub(crate) fn register(shared: &Arc<Shared>, state: &mut State, now: Instant) ->
         shared: shared.clone(),
         id,
         refresh_token: state.token.as_ref().and_then(|t| t.refresh_token.clone()),
-        replaces: state.token.as_ref().map_or(0, |_| state.store_version),
-        known_version: state.store_version,
-        revocations: state.revocations,
-        store: state.store.clone(),
-        on_change: state.on_change.clone(),
+        replaces: state.token.as_ref().map_or(0, |_| state.store_version()),
+        known_version: state.store_version(),
+        revocations: state.revocations(),
+        store: state.store().cloned(),
+        on_change: state.on_change().cloned(),
         config: state.config,
         bound,
         done: false,
@@ -189,7 +190,7 @@ impl FlightTask {
             self.replaces,
             self.known_version,
             &self.config,
-            || self.shared.lock().revocations != self.revocations,
+            || self.shared.lock().revocations() != self.revocations,
         )
         .await
     }
@@ -221,7 +222,7 @@ impl FlightTask {
                 state.usable = true;
                 state.backoff = None;
                 if let Some(stored) = &stored {
-                    state.store_version = stored.version();
+                    state.set_store_version(stored.version());
                 }
                 if let Some(on_change) = &self.on_change {
                     let stored = stored
@@ -314,17 +315,17 @@ impl std::fmt::Display for Panicked {
 
 impl std::error::Error for Panicked {}
 
-/// Runs a provider call, bounded by `timeout`, turning a panic (in the call or its future)
+/// Runs a provider call, bounded by `deadline`, turning a panic (in the call or its future)
 /// into an error.
 async fn call<'a, T>(
-    timeout: Duration,
+    deadline: Instant,
     make: impl FnOnce() -> crate::BoxFuture<'a, Result<T, BoxError>>,
 ) -> Result<Result<T, BoxError>, TokenError> {
     let fut = match catch_unwind(AssertUnwindSafe(make)) {
         Ok(fut) => fut,
         Err(_) => return Ok(Err(Panicked.into())),
     };
-    match tokio::time::timeout(timeout, CatchUnwind(fut)).await {
+    match tokio::time::timeout_at(deadline, CatchUnwind(fut)).await {
         Ok(result) => Ok(result),
         Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
     }
@@ -344,17 +345,19 @@ impl<T> Future for CatchUnwind<'_, T> {
     }
 }
 
-/// Refreshes with `refresh_token` if there is one, else (or if that fails) logs in.
+/// Refreshes with `refresh_token` if there is one, else (or if that fails) logs in, the two
+/// within one `timeout`: a fetch never outlasts the wait of the request that started it.
 pub(crate) async fn fetch(
     provider: &dyn TokenProvider,
     refresh_token: Option<String>,
     config: &Config,
 ) -> Result<Fetched, Failure> {
-    let timeout = config.timeout;
+    let now = Instant::now();
+    let deadline = now.checked_add(config.timeout).unwrap_or(now);
     let mut refresh_failed = false;
     if let Some(refresh_token) = refresh_token {
         let issued = Instant::now();
-        let refreshed = match call(timeout, || provider.refresh(&refresh_token)).await {
+        let refreshed = match call(deadline, || provider.refresh(&refresh_token)).await {
             // A response without a refresh token keeps the one just used.
             Ok(Ok(response)) => Token::from_response(
                 response,
@@ -387,7 +390,7 @@ pub(crate) async fn fetch(
         refresh_failed = true;
     }
     let issued = Instant::now();
-    let result = match call(timeout, || provider.login()).await {
+    let result = match call(deadline, || provider.login()).await {
         Ok(Ok(response)) => {
             Token::from_response(response, issued, &config.policy, None, (config.jitter)())
                 .map_err(Failure::from)

@@ -138,22 +138,30 @@ pub(crate) struct State {
     token: Option<Arc<Token>>,
     /// Whether `token` may be sent (false after `invalidate`).
     usable: bool,
-    /// The login or refresh under way.
-    flight: Option<Flight>,
+    /// The login or refresh under way (boxed, like the other fields an idle cache rarely
+    /// has, to keep idle caches small).
+    flight: Option<Box<Flight>>,
     /// The last generation handed out.
     generation: u64,
     /// The failures in a row, and until when no new fetch starts.
-    backoff: Option<Backoff>,
+    backoff: Option<Box<Backoff>>,
+    /// The store and the change hook, when there is either.
+    hooks: Option<Box<Hooks>>,
+    /// The threads' copies of `token`'s header.
+    locals: Vec<Arc<Local>>,
+}
+
+/// What a cache with a [`TokenStore`] or a change hook keeps besides.
+struct Hooks {
     /// Where tokens are also kept, and the greatest version seen there: that of `token`, or
     /// of the last token before a `revoke` (versions never go back).
     store: Option<Arc<dyn TokenStore>>,
     store_version: u64,
+    /// How many times `revoke` ran: a token saved by a flight started before one is cleared
+    /// from the store again.
+    revocations: u64,
     /// Called with every new token.
     on_change: Option<OnChange>,
-    /// The threads' copies of `token`'s header.
-    locals: Vec<Arc<Local>>,
-    /// How many times `revoke` ran: a flight started before one hands out nothing.
-    revocations: u64,
 }
 
 struct Backoff {
@@ -173,6 +181,30 @@ enum Next {
 }
 
 impl State {
+    pub(crate) fn store(&self) -> Option<&Arc<dyn TokenStore>> {
+        self.hooks.as_ref()?.store.as_ref()
+    }
+
+    pub(crate) fn on_change(&self) -> Option<&OnChange> {
+        self.hooks.as_ref()?.on_change.as_ref()
+    }
+
+    /// The greatest store version seen (0 without a store).
+    pub(crate) fn store_version(&self) -> u64 {
+        self.hooks.as_ref().map_or(0, |h| h.store_version)
+    }
+
+    pub(crate) fn set_store_version(&mut self, version: u64) {
+        if let Some(hooks) = &mut self.hooks {
+            hooks.store_version = version;
+        }
+    }
+
+    /// How many times `revoke` ran (counted only with a store, which is what it guards).
+    pub(crate) fn revocations(&self) -> u64 {
+        self.hooks.as_ref().map_or(0, |h| h.revocations)
+    }
+
     /// The token to send at `now`, and whether it has reached its refresh point.
     fn usable_token(&self, now: Instant) -> Option<(&Arc<Token>, bool)> {
         let token = self.token.as_ref().filter(|_| self.usable)?;
@@ -193,7 +225,7 @@ impl State {
 
     /// The flight under way, unless it is stuck.
     fn live_flight(&self, now: Instant) -> Option<&Flight> {
-        self.flight.as_ref().filter(|f| !f.stuck(now))
+        self.flight.as_deref().filter(|f| !f.stuck(now))
     }
 
     /// Stops every thread's copy of the header from being sent, and frees them.
@@ -226,11 +258,11 @@ impl State {
             .max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
             .min(MAX_DURATION);
         let now = Instant::now();
-        self.backoff = Some(Backoff {
+        self.backoff = Some(Box::new(Backoff {
             error: error.clone(),
             until: now.checked_add(pause).unwrap_or(now),
             streak,
-        });
+        }));
         (pause, streak)
     }
 }
@@ -279,6 +311,8 @@ impl Shared {
     ) -> Option<Arc<Local>> {
         let local = Arc::new(Local::new(self, token)?);
         local::set(self.slot.index(), &local).then(|| {
+            // Room for one more at a time: most caches are used by one thread, or a few.
+            state.locals.reserve_exact(1);
             state.locals.push(local.clone());
             local
         })
@@ -347,10 +381,17 @@ impl TokenCache {
         store: Option<Arc<dyn TokenStore>>,
         on_change: Option<OnChange>,
     ) -> Self {
+        let hooks = (store.is_some() || on_change.is_some()).then(|| {
+            Box::new(Hooks {
+                store,
+                store_version: 0,
+                revocations: 0,
+                on_change,
+            })
+        });
         let state = State {
             config: config.clamped(),
-            store,
-            on_change,
+            hooks,
             ..State::default()
         };
         Self {
@@ -372,11 +413,11 @@ impl TokenCache {
     }
 
     pub(crate) fn store(&self) -> Option<Arc<dyn TokenStore>> {
-        self.shared.lock().store.clone()
+        self.shared.lock().store().cloned()
     }
 
     pub(crate) fn on_change(&self) -> Option<OnChange> {
-        self.shared.lock().on_change.clone()
+        self.shared.lock().on_change().cloned()
     }
 
     /// The hot path: this thread's copy of the header, if it may be sent now.
@@ -551,15 +592,17 @@ impl TokenCache {
         let (token, timeout, store, on_change, discarded) = {
             let mut state = self.shared.lock();
             state.usable = false;
-            state.revocations += 1;
+            if let Some(hooks) = &mut state.hooks {
+                hooks.revocations += 1;
+            }
             state.retire_locals();
             let generation = state.token.as_ref().map(|t| t.generation);
             let discarded = state.flight.take();
             (
                 state.token.take().map(|t| (t, generation)),
                 state.config.timeout,
-                state.store.clone(),
-                state.on_change.clone(),
+                state.store().cloned(),
+                state.on_change().cloned(),
                 discarded,
             )
         };
@@ -636,7 +679,7 @@ impl fmt::Debug for TokenCache {
             .field("token", &state.token)
             .field("usable", &state.usable)
             .field("fetching", &state.flight.is_some())
-            .field("store", &state.store.is_some())
+            .field("store", &state.store().is_some())
             .finish()
     }
 }

@@ -13,7 +13,7 @@ use super::{StoreLock, StoredToken, TokenStore};
 use crate::{BoxError, BoxFuture};
 
 /// Default lifetime of the lock: longer than the longest hold with the cache's default
-/// 10-second timeout (load, refresh, fallback login and save, each bounded by it: 40 s).
+/// 10-second timeout (load, the fetch and save, each bounded by it: 30 s), with room.
 const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(60);
 /// The longest lock lifetime: a day is longer than any hold, and keeps the deadline
 /// arithmetic from overflowing.
@@ -138,11 +138,11 @@ impl RedisStore {
     /// How long the lock lives when its holder does not release it (it crashed). A process
     /// waits for a held lock this long at most.
     ///
-    /// Make it longer than the longest hold, four times the layer's
+    /// Make it longer than the longest hold, three times the layer's
     /// [`timeout`](crate::BearerAuthLayer::timeout): the holder loads the stored token,
-    /// refreshes, logs in after a refused refresh and saves, each step bounded by the
-    /// timeout. A lock that expires under a live holder lets a second process spend the same
-    /// refresh token.
+    /// refreshes (and logs in after a refused refresh, the two within one timeout) and saves,
+    /// each step bounded by the timeout. A lock that expires under a live holder lets a
+    /// second process spend the same refresh token.
     ///
     /// Defaults to 60 seconds, which covers the default 10-second timeout. Clamped to between
     /// a millisecond and a day.
