@@ -263,6 +263,7 @@ mod replay;
 pub mod retry;
 mod service;
 pub mod store;
+pub mod tenants;
 #[cfg(feature = "test-server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-server")))]
 pub mod test_server;
