@@ -56,11 +56,6 @@ impl TenantKey {
         self.tenant.as_ref()
     }
 
-    /// Whether a request to `uri` carrying `tenant` has this key.
-    pub(crate) fn matches(&self, uri: &Uri, tenant: Option<&TenantId>) -> bool {
-        self.tenant.as_ref() == tenant && self.origin.matches(uri)
-    }
-
     /// The key of a request to `uri` carrying `tenant`; `None` if `uri` has no origin.
     pub(crate) fn of(uri: &Uri, tenant: Option<&TenantId>) -> Option<Self> {
         Some(Self::new(Origin::try_from(uri).ok()?, tenant.cloned()))
@@ -76,39 +71,91 @@ impl fmt::Display for TenantKey {
     }
 }
 
-/// The port of `uri`, or its scheme's default, as [`Origin`] reads it.
-fn port_of(uri: &Uri, scheme: &str) -> Option<u16> {
-    uri.port_u16().or_else(|| {
-        if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
-            Some(443)
-        } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
-            Some(80)
-        } else {
-            None
-        }
-    })
+/// Where a request goes: its URI's scheme, host and port (the scheme's default if the URI
+/// has none), as [`Origin`] reads them, found in one pass over the authority and without
+/// allocating. `http`'s own accessors parse the authority again for each of host and port.
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    scheme: &'a str,
+    host: &'a str,
+    port: u16,
 }
 
-/// The hash of the key of a request to `uri` carrying `tenant`, without building the key (no
-/// allocation): equal keys hash alike, whatever the case of scheme and host and whether the
-/// port is written. `None` if `uri` has no origin.
-///
-/// The hash is seeded per map but not meant to resist collisions chosen by an attacker: the
-/// origins are those of the client's own requests, and the map is bounded.
-pub(crate) fn hash_of(seed: u64, uri: &Uri, tenant: Option<&TenantId>) -> Option<u64> {
-    let scheme = uri.scheme_str()?;
-    let host = uri.host()?;
-    let port = port_of(uri, scheme)?;
-    let mut hasher = FoldHasher(seed);
-    write_lowercase(&mut hasher, scheme.as_bytes());
-    hasher.write_u64(0xff);
-    write_lowercase(&mut hasher, host.as_bytes());
-    hasher.write_u64(u64::from(port));
-    if let Some(tenant) = tenant {
-        hasher.write(tenant.as_str().as_bytes());
-        hasher.write_u64(1);
+impl<'a> Target<'a> {
+    /// `None` if `uri` has no scheme, host, or known port.
+    #[inline]
+    pub(crate) fn of(uri: &'a Uri) -> Option<Self> {
+        let scheme = uri.scheme_str()?;
+        let authority = uri.authority()?.as_str();
+        let bytes = authority.as_bytes();
+        let (mut start, mut colon) = (0, None);
+        for (i, &b) in bytes.iter().enumerate() {
+            match b {
+                b'@' => (start, colon) = (i + 1, None),
+                b':' => colon = Some(i),
+                b']' => colon = None,
+                _ => {}
+            }
+        }
+        let end = colon.unwrap_or(bytes.len());
+        let host = &authority[start..end];
+        let port = match colon {
+            Some(i) => authority[i + 1..].parse().ok(),
+            None => None,
+        };
+        let port = match port {
+            Some(port) => port,
+            None => default_port(scheme)?,
+        };
+        Some(Self { scheme, host, port })
     }
-    Some(hasher.finish())
+
+    /// Whether this is where `entry` (lowercase scheme and host) sends its requests.
+    #[inline]
+    pub(crate) fn is(&self, scheme: &str, host: &str, port: u16) -> bool {
+        self.port == port
+            && self.host.eq_ignore_ascii_case(host)
+            && self.scheme.eq_ignore_ascii_case(scheme)
+    }
+
+    /// The scheme and host, lowercase, and the port, to keep with a key.
+    pub(crate) fn to_parts(self) -> (Box<str>, Box<str>, u16) {
+        (
+            self.scheme.to_ascii_lowercase().into(),
+            self.host.to_ascii_lowercase().into(),
+            self.port,
+        )
+    }
+
+    /// The hash of this target with `tenant`: equal keys hash alike, whatever the case of
+    /// scheme and host and whether the port is written.
+    ///
+    /// Seeded per map, but not meant to resist collisions chosen by an attacker: the origins
+    /// are those of the client's own requests, and the map is bounded.
+    #[inline]
+    pub(crate) fn hash(&self, seed: u64, tenant: Option<&TenantId>) -> u64 {
+        let mut hasher = FoldHasher(seed);
+        write_lowercase(&mut hasher, self.scheme.as_bytes());
+        hasher.write_u64(0xff);
+        write_lowercase(&mut hasher, self.host.as_bytes());
+        hasher.write_u64(u64::from(self.port));
+        if let Some(tenant) = tenant {
+            hasher.write(tenant.as_str().as_bytes());
+            hasher.write_u64(1);
+        }
+        hasher.finish()
+    }
+}
+
+/// A scheme's default port, as [`Origin`] knows them.
+fn default_port(scheme: &str) -> Option<u16> {
+    if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+        Some(443)
+    } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
+        Some(80)
+    } else {
+        None
+    }
 }
 
 /// Feeds `bytes` to `hasher` ASCII-lowercased, eight at a time.
@@ -179,11 +226,15 @@ impl Hasher for Prehashed {
 mod tests {
     use super::*;
 
+    fn hash(uri: &str, tenant: Option<&str>) -> Option<u64> {
+        let uri: Uri = uri.parse().unwrap();
+        let tenant = tenant.map(TenantId::new);
+        Some(Target::of(&uri)?.hash(7, tenant.as_ref()))
+    }
+
     #[test]
     fn equal_keys_hash_alike() {
-        let h = |s: &str, t: Option<&str>| {
-            hash_of(7, &s.parse().unwrap(), t.map(TenantId::new).as_ref())
-        };
+        let h = hash;
         assert_eq!(
             h("https://PBX.example.com/x", None),
             h("https://pbx.example.com:443", None)
@@ -205,12 +256,29 @@ mod tests {
             h("https://pbx-b.example.com", None)
         );
         assert_eq!(h("/relative", None), None);
+        assert_eq!(h("ftp://x.example.com/", None), None);
+    }
+
+    #[test]
+    fn targets_read_as_origins_do() {
+        for uri in [
+            "https://pbx.example.com:8887/api",
+            "HTTP://PBX.example.com/",
+            "http://user:pw@pbx.example.com:8080/",
+            "http://[::1]:8080/",
+            "http://[::1]/",
+            "https://127.0.0.1/x?y=1",
+        ] {
+            let parsed: Uri = uri.parse().unwrap();
+            let origin = Origin::try_from(&parsed).unwrap();
+            let (scheme, host, port) = Target::of(&parsed).unwrap().to_parts();
+            assert_eq!(
+                format!("{scheme}://{host}:{port}"),
+                origin.to_string(),
+                "{uri}"
+            );
+        }
         let key = TenantKey::new(Origin::try_from("https://pbx.example.com").unwrap(), None);
-        assert!(key.matches(&"HTTPS://pbx.example.com:443/api".parse().unwrap(), None));
-        assert!(!key.matches(
-            &"https://pbx.example.com/".parse().unwrap(),
-            Some(&TenantId::new("a"))
-        ));
         assert_eq!(key.to_string(), "https://pbx.example.com:443");
     }
 }

@@ -17,7 +17,7 @@ use tokio::{sync::OnceCell, time::Instant};
 
 use super::{
     TenantError, TenantId, TenantKey,
-    key::{Prehashed, hash_of},
+    key::{Prehashed, Target},
 };
 use crate::{BearerAuthLayer, BoxError, BoxFuture, Origin, TokenProvider, TokenResponse, trace};
 
@@ -97,7 +97,7 @@ impl TokenProvider for Rotating {
         Box::pin(async move { provider.revoke(access_token, refresh_token).await })
     }
 
-    /// None: the layer binds the token to the key's origin itself, and to no other (whatever
+    /// None: the key's lookup binds the token to the key's origin, and to no other (whatever
     /// origin the provider's login URL has).
     fn origin(&self) -> Option<Origin> {
         None
@@ -114,6 +114,10 @@ pub(crate) struct Ready {
 pub(crate) struct Entry {
     pub(crate) key: TenantKey,
     hash: u64,
+    // The key's origin as the hot path compares it: scheme and host lowercase, and the port.
+    scheme: Box<str>,
+    host: Box<str>,
+    port: u16,
     /// Set once the factory gave a provider; concurrent first requests wait for one factory
     /// call.
     pub(crate) ready: OnceCell<Ready>,
@@ -125,6 +129,11 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    #[inline]
+    fn is(&self, target: &Target<'_>, tenant: Option<&TenantId>) -> bool {
+        target.is(&self.scheme, &self.host, self.port) && self.key.tenant() == tenant
+    }
+
     /// Marks the key used: a load, and a store only for the first request since a sweep.
     #[inline]
     pub(crate) fn touch(&self) {
@@ -143,18 +152,25 @@ struct Map {
 }
 
 impl Map {
-    fn find(&self, hash: u64, uri: &Uri, tenant: Option<&TenantId>) -> Option<&Arc<Entry>> {
+    #[inline]
+    fn find(
+        &self,
+        hash: u64,
+        target: &Target<'_>,
+        tenant: Option<&TenantId>,
+    ) -> Option<&Arc<Entry>> {
         self.buckets
             .get(&hash)?
             .iter()
-            .find(|entry| entry.key.matches(uri, tenant))
+            .find(|entry| entry.is(target, tenant))
     }
 
     fn find_key(&self, seed: u64, key: &TenantKey) -> Option<&Arc<Entry>> {
         // An origin's `Display` form is a URI with scheme, host and port.
         let uri: Uri = key.origin().to_string().parse().ok()?;
-        let hash = hash_of(seed, &uri, key.tenant())?;
-        self.find(hash, &uri, key.tenant())
+        let target = Target::of(&uri)?;
+        let hash = target.hash(seed, key.tenant());
+        self.find(hash, &target, key.tenant())
     }
 
     fn remove(&mut self, entry: &Arc<Entry>) -> bool {
@@ -226,9 +242,10 @@ impl Registry {
         tenant: Option<&TenantId>,
         with: impl FnOnce(&Ready) -> T,
     ) -> Result<T, Option<u64>> {
-        let hash = hash_of(self.seed, uri, tenant).ok_or(None)?;
+        let target = Target::of(uri).ok_or(None)?;
+        let hash = target.hash(self.seed, tenant);
         let map = self.read();
-        match map.find(hash, uri, tenant) {
+        match map.find(hash, &target, tenant) {
             Some(entry) => match entry.ready.get() {
                 Some(ready) => {
                     entry.touch();
@@ -251,11 +268,13 @@ impl Registry {
         let mut evicted = Vec::new();
         let entry = {
             let mut map = self.write();
-            if let Some(entry) = map.find(hash, uri, tenant) {
+            let target = Target::of(uri)?;
+            if let Some(entry) = map.find(hash, &target, tenant) {
                 entry.touch();
                 return Some(entry.clone());
             }
             let key = TenantKey::of(uri, tenant)?;
+            let (scheme, host, port) = target.to_parts();
             let now = self.now_ms();
             if map.len >= self.settings.max_tenants.max(1) {
                 self.sweep_locked(&mut map, now, &mut evicted);
@@ -280,6 +299,9 @@ impl Registry {
             let entry = Arc::new(Entry {
                 key,
                 hash,
+                scheme,
+                host,
+                port,
                 ready: OnceCell::new(),
                 used: AtomicBool::new(true),
                 last_seen: AtomicU64::new(now),
@@ -312,11 +334,13 @@ impl Registry {
                 let provider = Arc::new(Rotating {
                     current: RwLock::new(provider),
                 });
+                // The token is bound to the key's origin by the lookup itself: a request is
+                // sent with the token of the key made from its own origin, never another's.
+                // (`allow_origin` would only check that again, reading the URI once more.)
                 let mut layer = BearerAuthLayer::from_arc(provider.clone());
                 if let Some(configure) = &self.settings.configure {
                     layer = configure(&entry.key, layer);
                 }
-                let layer = layer.allow_origin(entry.key.origin().clone());
                 trace::debug!(name: "tenant_created", key = %entry.key, "tenant created");
                 Ok(Ready { layer, provider })
             })

@@ -87,8 +87,8 @@ impl TenantsLayer {
 
     /// Configures each key's [`BearerAuthLayer`], made for the key's provider, before its first
     /// request: its [`timeout`](BearerAuthLayer::timeout), [`backoff`](BearerAuthLayer::backoff),
-    /// [`refresh_ahead`](BearerAuthLayer::refresh_ahead), replay and the rest. The token is then
-    /// bound to the key's origin.
+    /// [`refresh_ahead`](BearerAuthLayer::refresh_ahead), replay and the rest. Whatever it
+    /// sets, the key's token goes only with requests to the key's origin.
     ///
     /// With a [store](BearerAuthLayer::store), give each key a store of its own, or one whose
     /// entry is named after the key ([`TenantKey`]'s `Display` form): keys sharing one stored
