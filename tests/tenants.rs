@@ -581,3 +581,36 @@ async fn evicted_keys_give_their_memory_and_tasks_back() {
         tasks
     );
 }
+
+/// The README's "Many tenants" example, compiled.
+#[allow(dead_code)]
+mod readme {
+    use std::time::Duration;
+    use tower::ServiceBuilder;
+    use tower_bearer_auth::tenants::{TenantKey, Tenants, TenantsLayer};
+    use tower_bearer_auth::{BoxError, client::HttpClient, provider::portsip::PortSip};
+
+    async fn password_for(key: &TenantKey) -> Result<String, BoxError> {
+        // Read it from your vault; an unknown PBX is an error.
+        let _ = key;
+        Ok("s3cret".into())
+    }
+
+    fn client() -> Tenants<HttpClient> {
+        let layer = TenantsLayer::new(|key: &TenantKey| {
+            let key = key.clone();
+            async move {
+                let password = password_for(&key).await?; // an error refuses the key
+                Ok::<_, BoxError>(
+                    PortSip::new(key.origin().to_string(), "admin", password).build()?,
+                )
+            }
+        })
+        .configure(|_key, layer| layer.timeout(Duration::from_secs(5)))
+        .max_tenants(5_000)
+        .idle_timeout(Duration::from_secs(30 * 60));
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(HttpClient::new())
+    }
+}

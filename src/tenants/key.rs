@@ -2,7 +2,7 @@
 
 use std::{fmt, hash::Hasher, sync::Arc};
 
-use http::Uri;
+use http::{Uri, uri::Scheme};
 
 use crate::Origin;
 
@@ -85,29 +85,33 @@ impl<'a> Target<'a> {
     /// `None` if `uri` has no scheme, host, or known port.
     #[inline]
     pub(crate) fn of(uri: &'a Uri) -> Option<Self> {
-        let scheme = uri.scheme_str()?;
+        let scheme = uri.scheme()?;
         let authority = uri.authority()?.as_str();
         let bytes = authority.as_bytes();
-        let (mut start, mut colon) = (0, None);
-        for (i, &b) in bytes.iter().enumerate() {
-            match b {
-                b'@' => (start, colon) = (i + 1, None),
-                b':' => colon = Some(i),
-                b']' => colon = None,
-                _ => {}
-            }
+        // The port: the digits after the last `:`, if nothing but digits follows it (an IPv6
+        // host ends with `]`). An empty or too large port is no port, as for `http`.
+        let mut digits = bytes.len();
+        while digits > 0 && bytes[digits - 1].is_ascii_digit() {
+            digits -= 1;
         }
-        let end = colon.unwrap_or(bytes.len());
-        let host = &authority[start..end];
-        let port = match colon {
-            Some(i) => authority[i + 1..].parse().ok(),
-            None => None,
+        let (mut host, port) = if digits > 0 && bytes[digits - 1] == b':' {
+            (&authority[..digits - 1], parse_port(&bytes[digits..]))
+        } else {
+            (authority, None)
         };
+        // User info before the host, rare in a client's requests.
+        if contains_at(host.as_bytes()) {
+            host = &host[host.rfind('@').map_or(0, |i| i + 1)..];
+        }
         let port = match port {
             Some(port) => port,
             None => default_port(scheme)?,
         };
-        Some(Self { scheme, host, port })
+        Some(Self {
+            scheme: scheme.as_str(),
+            host,
+            port,
+        })
     }
 
     /// Whether this is where `entry` (lowercase scheme and host) sends its requests.
@@ -136,7 +140,6 @@ impl<'a> Target<'a> {
     pub(crate) fn hash(&self, seed: u64, tenant: Option<&TenantId>) -> u64 {
         let mut hasher = FoldHasher(seed);
         write_lowercase(&mut hasher, self.scheme.as_bytes());
-        hasher.write_u64(0xff);
         write_lowercase(&mut hasher, self.host.as_bytes());
         hasher.write_u64(u64::from(self.port));
         if let Some(tenant) = tenant {
@@ -148,34 +151,91 @@ impl<'a> Target<'a> {
 }
 
 /// A scheme's default port, as [`Origin`] knows them.
-fn default_port(scheme: &str) -> Option<u16> {
-    if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+#[inline]
+fn default_port(scheme: &Scheme) -> Option<u16> {
+    if *scheme == Scheme::HTTPS {
         Some(443)
-    } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
+    } else if *scheme == Scheme::HTTP {
         Some(80)
     } else {
-        None
+        let scheme = scheme.as_str();
+        if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+            Some(443)
+        } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
+            Some(80)
+        } else {
+            None
+        }
     }
 }
 
-/// Feeds `bytes` to `hasher` ASCII-lowercased, eight at a time.
-fn write_lowercase(hasher: &mut FoldHasher, bytes: &[u8]) {
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0; 8];
-        for (w, b) in word.iter_mut().zip(chunk) {
-            *w = b.to_ascii_lowercase();
-        }
-        hasher.write_u64(u64::from_le_bytes(word));
+/// Decimal digits as a port; `None` if there are none or the number is too large.
+#[inline]
+fn parse_port(digits: &[u8]) -> Option<u16> {
+    if digits.is_empty() || digits.len() > 5 {
+        return None;
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0; 8];
-        for (w, b) in word.iter_mut().zip(rest) {
-            *w = b.to_ascii_lowercase();
-        }
-        hasher.write_u64(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+    let mut port: u32 = 0;
+    for &d in digits {
+        port = port * 10 + u32::from(d - b'0');
     }
+    u16::try_from(port).ok()
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The next (up to) eight bytes of `bytes` as a little-endian word, zero-padded, and the rest.
+#[inline(always)]
+fn word(bytes: &[u8]) -> (u64, &[u8]) {
+    if let Some((head, rest)) = bytes.split_first_chunk::<8>() {
+        (u64::from_le_bytes(*head), rest)
+    } else {
+        let mut buf = [0; 8];
+        buf[..bytes.len()].copy_from_slice(bytes);
+        (u64::from_le_bytes(buf), &[])
+    }
+}
+
+/// Whether `bytes` hold an `@`, eight at a time.
+#[inline]
+fn contains_at(mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        let (w, rest) = word(bytes);
+        let x = w ^ (ONES * u64::from(b'@'));
+        // Zero padding is never `@`: a zero byte of `x` is an `@` of `w`.
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            // The test may flag a byte after a real match only; confirm bytewise.
+            let n = bytes.len().min(8);
+            if bytes[..n].contains(&b'@') {
+                return true;
+            }
+        }
+        bytes = rest;
+    }
+    false
+}
+
+/// `w` with its ASCII capital letters made small, eight bytes at once.
+#[inline(always)]
+fn lowercase(w: u64) -> u64 {
+    let heptets = w & !HIGHS;
+    let above_z = heptets.wrapping_add(ONES * u64::from(0x7f - b'Z'));
+    let from_a = heptets.wrapping_add(ONES * u64::from(0x80 - b'A'));
+    let upper = from_a & !above_z & !w & HIGHS;
+    w | (upper >> 2)
+}
+
+/// Feeds `bytes` to `hasher` ASCII-lowercased, eight at a time, then their length.
+#[inline]
+fn write_lowercase(hasher: &mut FoldHasher, mut bytes: &[u8]) {
+    let len = bytes.len() as u64;
+    while !bytes.is_empty() {
+        let (w, rest) = word(bytes);
+        hasher.write_u64(lowercase(w));
+        bytes = rest;
+    }
+    hasher.write_u64(len);
 }
 
 /// A small multiply-and-fold hash over 64-bit words.
@@ -260,6 +320,21 @@ mod tests {
     }
 
     #[test]
+    fn words_are_lowercased_and_searched_as_bytes_are() {
+        for b in 0..=255u8 {
+            let w = u64::from_le_bytes([b, b'A', b'z', b'@', b'[', 0xc3, b'Z', b'`']);
+            let want = u64::from_le_bytes(
+                [b, b'A', b'z', b'@', b'[', 0xc3, b'Z', b'`'].map(|c| c.to_ascii_lowercase()),
+            );
+            assert_eq!(lowercase(w), want, "{b}");
+            let bytes = [b, b'x', b'y'];
+            assert_eq!(contains_at(&bytes), b == b'@', "{b}");
+        }
+        assert!(contains_at(b"user:pw-long-enough@host"));
+        assert!(!contains_at(b"pbx.example.com:8887"));
+    }
+
+    #[test]
     fn targets_read_as_origins_do() {
         for uri in [
             "https://pbx.example.com:8887/api",
@@ -268,6 +343,10 @@ mod tests {
             "http://[::1]:8080/",
             "http://[::1]/",
             "https://127.0.0.1/x?y=1",
+            "https://u@a-much-longer-host-name.example.com:65535/",
+            "ws://pbx.example.com/",
+            "WSS://pbx.example.com/",
+            "http://pbx.example.com:/",
         ] {
             let parsed: Uri = uri.parse().unwrap();
             let origin = Origin::try_from(&parsed).unwrap();

@@ -304,17 +304,23 @@ pin_project! {
             #[pin]
             fut: future::ResponseFuture<S, B>,
         },
-        // Waiting for the factory to build the key's provider.
+        // Waiting for the factory to build the key's provider. Boxed, so that the future
+        // of the hot path (`Called`) is no larger than the one it wraps.
         Creating {
-            fut: BoxFuture<'static, Result<BearerAuthLayer, TenantError>>,
-            service: Option<S>,
-            request: Option<Request<B>>,
+            creating: Box<Creating<S, B>>,
         },
         // Failed before the call.
         Failed {
             error: Option<BoxError>,
         },
     }
+}
+
+/// What a request whose key is new keeps while the factory runs.
+struct Creating<S, B> {
+    fut: BoxFuture<'static, Result<BearerAuthLayer, TenantError>>,
+    service: Option<S>,
+    request: Option<Request<B>>,
 }
 
 impl<S, B> ResponseFuture<S, B>
@@ -350,9 +356,11 @@ where
         });
         Self {
             state: State::Creating {
-                fut,
-                service: Some(service),
-                request: Some(request),
+                creating: Box::new(Creating {
+                    fut,
+                    service: Some(service),
+                    request: Some(request),
+                }),
             },
         }
     }
@@ -371,17 +379,13 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Called { fut } => return fut.poll(cx),
-                StateProj::Creating {
-                    fut,
-                    service,
-                    request,
-                } => {
-                    let layer = match ready!(fut.as_mut().poll(cx)) {
+                StateProj::Creating { creating } => {
+                    let layer = match ready!(creating.fut.as_mut().poll(cx)) {
                         Ok(layer) => layer,
                         Err(error) => return Poll::Ready(Err(error.into())),
                     };
-                    let service = service.take().expect("polled after completion");
-                    let request = request.take().expect("polled after completion");
+                    let service = creating.service.take().expect("polled after completion");
+                    let request = creating.request.take().expect("polled after completion");
                     // `service` was polled ready; so is the `BearerAuth` around it.
                     let fut = layer.layer_service(service).call(request);
                     this.state.set(State::Called { fut });
