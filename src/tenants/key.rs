@@ -2,7 +2,7 @@
 
 use std::{fmt, hash::Hasher, sync::Arc};
 
-use http::{Uri, uri::Scheme};
+use http::Uri;
 
 use crate::Origin;
 
@@ -85,7 +85,7 @@ impl<'a> Target<'a> {
     /// `None` if `uri` has no scheme, host, or known port.
     #[inline]
     pub(crate) fn of(uri: &'a Uri) -> Option<Self> {
-        let scheme = uri.scheme()?;
+        let scheme = uri.scheme_str()?;
         let authority = uri.authority()?.as_str();
         let bytes = authority.as_bytes();
         // The port: the digits after the last `:`, if nothing but digits follows it (an IPv6
@@ -107,19 +107,13 @@ impl<'a> Target<'a> {
             Some(port) => port,
             None => default_port(scheme)?,
         };
-        Some(Self {
-            scheme: scheme.as_str(),
-            host,
-            port,
-        })
+        Some(Self { scheme, host, port })
     }
 
     /// Whether this is where `entry` (lowercase scheme and host) sends its requests.
     #[inline]
     pub(crate) fn is(&self, scheme: &str, host: &str, port: u16) -> bool {
-        self.port == port
-            && self.host.eq_ignore_ascii_case(host)
-            && self.scheme.eq_ignore_ascii_case(scheme)
+        self.port == port && same(self.host, host) && same(self.scheme, scheme)
     }
 
     /// The scheme and host, lowercase, and the port, to keep with a key.
@@ -150,22 +144,24 @@ impl<'a> Target<'a> {
     }
 }
 
+/// Whether `a` and `b` are equal but for ASCII case; `lower` is lowercase already. Most
+/// requests write their origin in lowercase: compare the bytes first.
+#[inline]
+fn same(a: &str, lower: &str) -> bool {
+    a.len() == lower.len() && (a == lower || a.eq_ignore_ascii_case(lower))
+}
+
 /// A scheme's default port, as [`Origin`] knows them.
 #[inline]
-fn default_port(scheme: &Scheme) -> Option<u16> {
-    if *scheme == Scheme::HTTPS {
-        Some(443)
-    } else if *scheme == Scheme::HTTP {
-        Some(80)
-    } else {
-        let scheme = scheme.as_str();
-        if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme.as_bytes() {
+        b"https" => Some(443),
+        b"http" => Some(80),
+        _ if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") => {
             Some(443)
-        } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
-            Some(80)
-        } else {
-            None
         }
+        _ if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") => Some(80),
+        _ => None,
     }
 }
 
@@ -189,12 +185,27 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 #[inline(always)]
 fn word(bytes: &[u8]) -> (u64, &[u8]) {
     if let Some((head, rest)) = bytes.split_first_chunk::<8>() {
-        (u64::from_le_bytes(*head), rest)
-    } else {
-        let mut buf = [0; 8];
-        buf[..bytes.len()].copy_from_slice(bytes);
-        (u64::from_le_bytes(buf), &[])
+        return (u64::from_le_bytes(*head), rest);
     }
+    // Fewer than eight: two overlapping loads (or three bytes), no copy.
+    let n = bytes.len();
+    let w = if n >= 4 {
+        let lo = u64::from(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
+        let hi = u64::from(u32::from_le_bytes([
+            bytes[n - 4],
+            bytes[n - 3],
+            bytes[n - 2],
+            bytes[n - 1],
+        ]));
+        lo | (hi << (8 * (n - 4)))
+    } else if n > 0 {
+        u64::from(bytes[0])
+            | (u64::from(bytes[n / 2]) << (8 * (n / 2)))
+            | (u64::from(bytes[n - 1]) << (8 * (n - 1)))
+    } else {
+        0
+    };
+    (w, &[])
 }
 
 /// Whether `bytes` hold an `@`, eight at a time.
@@ -317,6 +328,19 @@ mod tests {
         );
         assert_eq!(h("/relative", None), None);
         assert_eq!(h("ftp://x.example.com/", None), None);
+    }
+
+    #[test]
+    fn short_words_are_the_bytes_zero_padded() {
+        let bytes = b"abcdefghij";
+        for n in 0..=10 {
+            let (w, rest) = word(&bytes[..n]);
+            let mut buf = [0; 8];
+            let k = n.min(8);
+            buf[..k].copy_from_slice(&bytes[..k]);
+            assert_eq!(w, u64::from_le_bytes(buf), "{n}");
+            assert_eq!(rest, &bytes[k..n]);
+        }
     }
 
     #[test]
