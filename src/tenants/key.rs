@@ -116,13 +116,14 @@ impl<'a> Target<'a> {
         self.port == port && same(self.host, host) && same(self.scheme, scheme)
     }
 
-    /// The scheme and host, lowercase, and the port, to keep with a key.
-    pub(crate) fn to_parts(self) -> (Box<str>, Box<str>, u16) {
-        (
-            self.scheme.to_ascii_lowercase().into(),
-            self.host.to_ascii_lowercase().into(),
-            self.port,
-        )
+    /// The scheme and host, lowercase, one after the other, the scheme's length, and the
+    /// port, to keep with a key.
+    pub(crate) fn to_parts(self) -> (Box<str>, usize, u16) {
+        let mut scheme_host = String::with_capacity(self.scheme.len() + self.host.len());
+        scheme_host.push_str(self.scheme);
+        scheme_host.push_str(self.host);
+        scheme_host.make_ascii_lowercase();
+        (scheme_host.into(), self.scheme.len(), self.port)
     }
 
     /// The hash of this target with `tenant`: equal keys hash alike, whatever the case of

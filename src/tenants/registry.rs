@@ -114,9 +114,10 @@ pub(crate) struct Ready {
 pub(crate) struct Entry {
     pub(crate) key: TenantKey,
     hash: u64,
-    // The key's origin as the hot path compares it: scheme and host lowercase, and the port.
-    scheme: Box<str>,
-    host: Box<str>,
+    // The key's origin as the hot path compares it: scheme and host lowercase, one after
+    // the other in one allocation, and the port.
+    scheme_host: Box<str>,
+    scheme_len: usize,
     port: u16,
     /// Set once the factory gave a provider; concurrent first requests wait for one factory
     /// call.
@@ -131,7 +132,8 @@ pub(crate) struct Entry {
 impl Entry {
     #[inline]
     fn is(&self, target: &Target<'_>, tenant: Option<&TenantId>) -> bool {
-        target.is(&self.scheme, &self.host, self.port) && self.key.tenant() == tenant
+        let (scheme, host) = self.scheme_host.split_at(self.scheme_len);
+        target.is(scheme, host, self.port) && self.key.tenant() == tenant
     }
 
     /// Marks the key used: a load, and a store only for the first request since a sweep.
@@ -143,7 +145,47 @@ impl Entry {
     }
 }
 
-type Buckets = HashMap<u64, Vec<Arc<Entry>>, BuildHasherDefault<Prehashed>>;
+type Buckets = HashMap<u64, Bucket, BuildHasherDefault<Prehashed>>;
+
+/// The keys of one hash: almost always one, kept in the map's own slot (a `Vec` would cost
+/// every lookup one more pointer to follow, a cache miss with thousands of keys).
+enum Bucket {
+    One(Arc<Entry>),
+    Many(Vec<Arc<Entry>>),
+}
+
+impl Bucket {
+    fn as_slice(&self) -> &[Arc<Entry>] {
+        match self {
+            Self::One(entry) => std::slice::from_ref(entry),
+            Self::Many(entries) => entries,
+        }
+    }
+
+    fn push(&mut self, entry: Arc<Entry>) {
+        match self {
+            Self::One(first) => *self = Self::Many(vec![first.clone(), entry]),
+            Self::Many(entries) => entries.push(entry),
+        }
+    }
+
+    /// Removes `entry`; returns whether it was here and whether the bucket is now empty.
+    fn remove(&mut self, entry: &Arc<Entry>) -> (bool, bool) {
+        match self {
+            Self::One(only) => {
+                let found = Arc::ptr_eq(only, entry);
+                (found, found)
+            }
+            Self::Many(entries) => match entries.iter().position(|e| Arc::ptr_eq(e, entry)) {
+                Some(at) => {
+                    entries.swap_remove(at);
+                    (true, entries.is_empty())
+                }
+                None => (false, false),
+            },
+        }
+    }
+}
 
 #[derive(Default)]
 struct Map {
@@ -161,6 +203,7 @@ impl Map {
     ) -> Option<&Arc<Entry>> {
         self.buckets
             .get(&hash)?
+            .as_slice()
             .iter()
             .find(|entry| entry.is(target, tenant))
     }
@@ -177,15 +220,14 @@ impl Map {
         let Some(bucket) = self.buckets.get_mut(&entry.hash) else {
             return false;
         };
-        let Some(at) = bucket.iter().position(|e| Arc::ptr_eq(e, entry)) else {
-            return false;
-        };
-        bucket.swap_remove(at);
-        if bucket.is_empty() {
+        let (found, empty) = bucket.remove(entry);
+        if empty {
             self.buckets.remove(&entry.hash);
         }
-        self.len -= 1;
-        true
+        if found {
+            self.len -= 1;
+        }
+        found
     }
 
     /// Gives back the memory of many removed keys.
@@ -196,7 +238,7 @@ impl Map {
     }
 
     fn entries(&self) -> impl Iterator<Item = &Arc<Entry>> {
-        self.buckets.values().flatten()
+        self.buckets.values().flat_map(Bucket::as_slice)
     }
 }
 
@@ -274,7 +316,7 @@ impl Registry {
                 return Some(entry.clone());
             }
             let key = TenantKey::of(uri, tenant)?;
-            let (scheme, host, port) = target.to_parts();
+            let (scheme_host, scheme_len, port) = target.to_parts();
             let now = self.now_ms();
             if map.len >= self.settings.max_tenants.max(1) {
                 self.sweep_locked(&mut map, now, &mut evicted);
@@ -299,14 +341,21 @@ impl Registry {
             let entry = Arc::new(Entry {
                 key,
                 hash,
-                scheme,
-                host,
+                scheme_host,
+                scheme_len,
                 port,
                 ready: OnceCell::new(),
                 used: AtomicBool::new(true),
                 last_seen: AtomicU64::new(now),
             });
-            map.buckets.entry(hash).or_default().push(entry.clone());
+            match map.buckets.entry(hash) {
+                std::collections::hash_map::Entry::Occupied(mut bucket) => {
+                    bucket.get_mut().push(entry.clone())
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(Bucket::One(entry.clone()));
+                }
+            }
             map.len += 1;
             entry
         };
