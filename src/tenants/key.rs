@@ -375,7 +375,8 @@ mod tests {
         ] {
             let parsed: Uri = uri.parse().unwrap();
             let origin = Origin::try_from(&parsed).unwrap();
-            let (scheme, host, port) = Target::of(&parsed).unwrap().to_parts();
+            let (scheme_host, scheme_len, port) = Target::of(&parsed).unwrap().to_parts();
+            let (scheme, host) = scheme_host.split_at(scheme_len);
             assert_eq!(
                 format!("{scheme}://{host}:{port}"),
                 origin.to_string(),
