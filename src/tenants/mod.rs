@@ -87,11 +87,21 @@
 //!
 //! # The hot path
 //!
-//! A request whose key is known takes a read lock on the key map (a `std::sync::RwLock`,
-//! whose read side writes the lock's counter, shared by every thread), hashes its origin and
-//! id without allocating, and hands the request to its key's
-//! [`BearerAuth`](crate::BearerAuth), which then takes its own lock-free hot path. It
-//! allocates nothing and clones no inner service. `BENCHMARKS.md` has the numbers.
+//! A request whose key is known reads its URI's origin once (no allocation), hashes it with
+//! the tenant id, takes a **read lock** on the key map (a `std::sync::RwLock`: its counter is
+//! written by every request, on every thread, so unlike [`BearerAuth`](crate::BearerAuth)'s
+//! own hot path this one writes memory that other threads share), and hands the request to
+//! its key's `BearerAuth`, which then takes its lock-free hot path. It allocates nothing and
+//! clones no inner service. Measured on one thread with 10,000 keys round-robin: about 2,030
+//! instructions per request, 1.85 times tower-http's `AddAuthorization` and about 650 more
+//! than a `BearerAuth` chosen by hand; `BENCHMARKS.md` has the numbers.
+//!
+//! # Limits
+//!
+//! No task or timer runs for the keys: idle keys are evicted by sweeps that requests trigger
+//! (see [`TenantCaches::evict_idle`]). A key's token is bound to its origin by the lookup
+//! itself; a layer set up by [`TenantsLayer::configure`] that adds
+//! [`allow_origin`](crate::BearerAuthLayer::allow_origin) narrows that further.
 
 mod caches;
 mod error;
