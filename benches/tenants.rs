@@ -129,7 +129,11 @@ fn token(key: usize) -> String {
 }
 
 fn one_hour(token: String) -> impl Fn() -> Ready<Result<TokenResponse, BoxError>> + Send + Sync {
-    move || ready(Ok(TokenResponse::new(token.clone()).with_expires_in(Duration::from_secs(3600))))
+    move || {
+        ready(Ok(
+            TokenResponse::new(token.clone()).with_expires_in(Duration::from_secs(3600))
+        ))
+    }
 }
 
 enum Services {
@@ -290,7 +294,8 @@ fn main() {
     println!("ns per request, one thread, median of 5 interleaved rounds of {REQUESTS}");
     println!("  keys  add_authorization  bearer_auth  tenants  tenants/add_authorization");
     for n in [1, 64, 10_000] {
-        let mut benches = ["add_authorization", "bearer_auth", "tenants"].map(|v| Bench::build(v, n));
+        let mut benches =
+            ["add_authorization", "bearer_auth", "tenants"].map(|v| Bench::build(v, n));
         let mut times = [(); 3].map(|_| Vec::new());
         for _ in 0..5 {
             for (bench, times) in benches.iter_mut().zip(&mut times) {

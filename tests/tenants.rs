@@ -726,3 +726,65 @@ async fn tenant_events_carry_the_key_and_no_secret() {
         "a token in an event"
     );
 }
+
+/// At the key limit, a new key evicts a key whose provider is built before one still being
+/// built, and an unused key before a used one.
+#[tokio::test(start_paused = true)]
+async fn the_limit_evicts_built_and_unused_keys_first() {
+    let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+    let layer = TenantsLayer::new(|key: &TenantKey| {
+        let slow = key.origin().to_string().contains("slow");
+        async move {
+            if slow {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Ok::<_, BoxError>(provider_fn(|| async {
+                Ok::<_, BoxError>(TokenResponse::new("t"))
+            }))
+        }
+    })
+    .max_tenants(2);
+    let caches = layer.caches();
+    let client = layer.layer(inner);
+    let get = |host: &str| Request::get(format!("https://{host}/")).body(()).unwrap();
+    let key = |host: &str| {
+        TenantKey::new(
+            Origin::try_from(format!("https://{host}").as_str()).unwrap(),
+            None,
+        )
+    };
+
+    client
+        .clone()
+        .oneshot(get("built.example.com"))
+        .await
+        .unwrap();
+    let pending = tokio::spawn(client.clone().oneshot(get("slow.example.com")));
+    tokio::task::yield_now().await;
+    assert_eq!(caches.len(), 2);
+    client
+        .clone()
+        .oneshot(get("third.example.com"))
+        .await
+        .unwrap();
+    let kept: Vec<TenantKey> = caches.tenants().into_iter().map(|t| t.key).collect();
+    assert!(kept.contains(&key("slow.example.com")), "{kept:?}");
+    assert!(kept.contains(&key("third.example.com")), "{kept:?}");
+    pending.await.unwrap().unwrap();
+
+    // Both built now; a sweep marks them unused, then one is used again.
+    caches.evict_idle();
+    client
+        .clone()
+        .oneshot(get("third.example.com"))
+        .await
+        .unwrap();
+    client
+        .clone()
+        .oneshot(get("fourth.example.com"))
+        .await
+        .unwrap();
+    let kept: Vec<TenantKey> = caches.tenants().into_iter().map(|t| t.key).collect();
+    assert!(kept.contains(&key("third.example.com")), "{kept:?}");
+    assert!(kept.contains(&key("fourth.example.com")), "{kept:?}");
+}

@@ -328,7 +328,7 @@ impl Registry {
                     .entries()
                     .min_by_key(|e| {
                         (
-                            e.ready.initialized(),
+                            !e.ready.initialized(),
                             e.used.load(Ordering::Relaxed),
                             e.last_seen.load(Ordering::Relaxed),
                         )
