@@ -725,6 +725,13 @@ async fn tenant_events_carry_the_key_and_no_secret() {
         !format!("{events:?}").contains(TOKEN),
         "a token in an event"
     );
+    // Nor in the handles' and the service's `Debug`.
+    let mut c = Request::get("https://a.example.com/").body(()).unwrap();
+    c.extensions_mut().insert(TenantId::new("c"));
+    client.clone().oneshot(c).await.unwrap();
+    let debug = format!("{caches:?} {client:?} {:?}", caches.tenants());
+    assert!(debug.contains("tenants: 1"), "{debug}");
+    assert!(!debug.contains(TOKEN), "{debug}");
 }
 
 /// At the key limit, a new key evicts a key whose provider is built before one still being
