@@ -69,6 +69,7 @@
 //! | [`store`] | [`TokenStore`](store::TokenStore) and the stores |
 //! | `retry` | `RetryUnauthorized` (feature `retry`) |
 //! | `test_server` | the embedded PortSIP-compatible server (feature `test-server`) |
+//! | [`tenants`] | [`tenants::TenantsLayer`]: a token per tenant, chosen per request |
 //! | [`future`] | the services' response future |
 //!
 //! # When the server refuses a token
@@ -138,6 +139,15 @@
 //! dropping the cache frees them with it. A replaced token is dropped when the last request
 //! carrying it is done. No task or timer of the cache's outlives it.
 //! Providers keep their passwords for as long as they live.
+//!
+//! # Many tenants
+//!
+//! A client of many PBXs, each with its own credentials, uses one
+//! [`TenantsLayer`](tenants::TenantsLayer): each request gets the token of its
+//! [`TenantKey`](tenants::TenantKey), its origin and, if it carries one, a
+//! [`TenantId`](tenants::TenantId). A factory builds each key's provider on first use, each
+//! key has a cache of its own, and keys are bounded in number and evicted when idle. See
+//! [`tenants`].
 //!
 //! # Stacking with other layers
 //!
@@ -225,6 +235,9 @@
 //! | `store_save` | `DEBUG`, `WARN` | `version`, `saved`; `error` | `saved = false`: the store holds a newer token; or the store failed |
 //! | `store_clear` | `DEBUG` | `cache`; `error_kind`, `error` | [`TokenCache::revoke`] cleared the store, or failed to |
 //! | `revoke` | `DEBUG` | `cache`, `generation`; `error_kind`, `error` | [`TokenCache::revoke`] revoked the token, or failed to |
+//! | `tenant_created` | `DEBUG` | `key` | a [`tenants::TenantsLayer`] key got its provider from the factory |
+//! | `tenant_refused` | `WARN` | `key`, `error` | the factory refused the key |
+//! | `tenant_evicted` | `DEBUG` | `key`, `reason` | a key was evicted: `idle`, `full` (the key limit) or `asked` |
 //!
 //! - `generation` is the token's [`Token::generation`]; `version` its version in the store,
 //!   when there is one; `replaces` the version of the token being replaced (0 for none).
@@ -234,6 +247,7 @@
 //! - `error_kind` is the [`TokenErrorKind`]; `error` the error's message followed by those of
 //!   its sources, `: `-separated.
 //! - `cache` tells caches apart: a number unique in the process.
+//! - `key` is a [`tenants::TenantKey`]: the origin, and the tenant id if there is one.
 //!
 //! `WARN` marks failures that fail requests or that the cache works around on its own (a
 //! store that is down); failures returned to the caller and recoveries are `DEBUG`.
@@ -273,6 +287,7 @@ pub mod reqwest;
 pub mod retry;
 mod service;
 pub mod store;
+pub mod tenants;
 #[cfg(feature = "test-server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-server")))]
 pub mod test_server;

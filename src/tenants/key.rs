@@ -1,0 +1,389 @@
+//! [`TenantKey`] and [`TenantId`]: which tenant a request is for.
+
+use std::{fmt, hash::Hasher, sync::Arc};
+
+use http::Uri;
+
+use crate::Origin;
+
+/// A tenant's id, put in a request's extensions to tell apart tenants that share an origin
+/// (several tenants of one PBX).
+///
+/// The id is no secret: it appears in [`TenantKey`]'s `Debug` and `Display`, and in tracing
+/// events.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(Arc<str>);
+
+impl TenantId {
+    /// A tenant id.
+    pub fn new(id: impl Into<Arc<str>>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which tenant a request is for: its [`Origin`], and its [`TenantId`] if it carries one in
+/// its extensions. Each key has its own provider, cache and token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TenantKey {
+    origin: Origin,
+    tenant: Option<TenantId>,
+}
+
+impl TenantKey {
+    /// The key of requests to `origin` that carry `tenant` (or no [`TenantId`]).
+    pub fn new(origin: Origin, tenant: Option<TenantId>) -> Self {
+        Self { origin, tenant }
+    }
+
+    /// The origin the key's requests go to, and its token is bound to.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The tenant id, if the key's requests carry one.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.tenant.as_ref()
+    }
+
+    /// The key of a request to `uri` carrying `tenant`; `None` if `uri` has no origin.
+    pub(crate) fn of(uri: &Uri, tenant: Option<&TenantId>) -> Option<Self> {
+        Some(Self::new(Origin::try_from(uri).ok()?, tenant.cloned()))
+    }
+}
+
+impl fmt::Display for TenantKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.tenant {
+            Some(tenant) => write!(f, "{} (tenant {tenant})", self.origin),
+            None => write!(f, "{}", self.origin),
+        }
+    }
+}
+
+/// Where a request goes: its URI's scheme, host and port (the scheme's default if the URI
+/// has none), as [`Origin`] reads them, found in one pass over the authority and without
+/// allocating. `http`'s own accessors parse the authority again for each of host and port.
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    scheme: &'a str,
+    host: &'a str,
+    port: u16,
+}
+
+impl<'a> Target<'a> {
+    /// `None` if `uri` has no scheme, host, or known port.
+    #[inline]
+    pub(crate) fn of(uri: &'a Uri) -> Option<Self> {
+        let scheme = uri.scheme_str()?;
+        let authority = uri.authority()?.as_str();
+        let bytes = authority.as_bytes();
+        // The port: the digits after the last `:`, if nothing but digits follows it (an IPv6
+        // host ends with `]`). An empty or too large port is no port, as for `http`.
+        let mut digits = bytes.len();
+        while digits > 0 && bytes[digits - 1].is_ascii_digit() {
+            digits -= 1;
+        }
+        let (mut host, port) = if digits > 0 && bytes[digits - 1] == b':' {
+            (&authority[..digits - 1], parse_port(&bytes[digits..]))
+        } else {
+            (authority, None)
+        };
+        // User info before the host, rare in a client's requests.
+        if contains_at(host.as_bytes()) {
+            host = &host[host.rfind('@').map_or(0, |i| i + 1)..];
+        }
+        let port = match port {
+            Some(port) => port,
+            None => default_port(scheme)?,
+        };
+        Some(Self { scheme, host, port })
+    }
+
+    /// Whether this is where `entry` (lowercase scheme and host) sends its requests.
+    #[inline]
+    pub(crate) fn is(&self, scheme: &str, host: &str, port: u16) -> bool {
+        self.port == port && same(self.host, host) && same(self.scheme, scheme)
+    }
+
+    /// The scheme and host, lowercase, one after the other, the scheme's length, and the
+    /// port, to keep with a key.
+    pub(crate) fn to_parts(self) -> (Box<str>, usize, u16) {
+        let mut scheme_host = String::with_capacity(self.scheme.len() + self.host.len());
+        scheme_host.push_str(self.scheme);
+        scheme_host.push_str(self.host);
+        scheme_host.make_ascii_lowercase();
+        (scheme_host.into(), self.scheme.len(), self.port)
+    }
+
+    /// The hash of this target with `tenant`: equal keys hash alike, whatever the case of
+    /// scheme and host and whether the port is written.
+    ///
+    /// Seeded per map, but not meant to resist collisions chosen by an attacker: the origins
+    /// are those of the client's own requests, and the map is bounded.
+    #[inline]
+    pub(crate) fn hash(&self, seed: u64, tenant: Option<&TenantId>) -> u64 {
+        let mut hasher = FoldHasher(seed);
+        write_lowercase(&mut hasher, self.scheme.as_bytes());
+        write_lowercase(&mut hasher, self.host.as_bytes());
+        hasher.write_u64(u64::from(self.port));
+        if let Some(tenant) = tenant {
+            hasher.write(tenant.as_str().as_bytes());
+            hasher.write_u64(1);
+        }
+        hasher.finish()
+    }
+}
+
+/// Whether `a` and `b` are equal but for ASCII case; `lower` is lowercase already. Most
+/// requests write their origin in lowercase: compare the bytes first.
+#[inline]
+fn same(a: &str, lower: &str) -> bool {
+    a.len() == lower.len() && (a == lower || a.eq_ignore_ascii_case(lower))
+}
+
+/// A scheme's default port, as [`Origin`] knows them.
+#[inline]
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme.as_bytes() {
+        b"https" => Some(443),
+        b"http" => Some(80),
+        _ if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") => {
+            Some(443)
+        }
+        _ if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") => Some(80),
+        _ => None,
+    }
+}
+
+/// Decimal digits as a port; `None` if there are none or the number is too large.
+#[inline]
+fn parse_port(digits: &[u8]) -> Option<u16> {
+    if digits.is_empty() || digits.len() > 5 {
+        return None;
+    }
+    let mut port: u32 = 0;
+    for &d in digits {
+        port = port * 10 + u32::from(d - b'0');
+    }
+    u16::try_from(port).ok()
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The next (up to) eight bytes of `bytes` as a little-endian word, zero-padded, and the rest.
+#[inline(always)]
+fn word(bytes: &[u8]) -> (u64, &[u8]) {
+    if let Some((head, rest)) = bytes.split_first_chunk::<8>() {
+        return (u64::from_le_bytes(*head), rest);
+    }
+    // Fewer than eight: two overlapping loads (or three bytes), no copy.
+    let n = bytes.len();
+    let w = if n >= 4 {
+        let lo = u64::from(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
+        let hi = u64::from(u32::from_le_bytes([
+            bytes[n - 4],
+            bytes[n - 3],
+            bytes[n - 2],
+            bytes[n - 1],
+        ]));
+        lo | (hi << (8 * (n - 4)))
+    } else if n > 0 {
+        u64::from(bytes[0])
+            | (u64::from(bytes[n / 2]) << (8 * (n / 2)))
+            | (u64::from(bytes[n - 1]) << (8 * (n - 1)))
+    } else {
+        0
+    };
+    (w, &[])
+}
+
+/// Whether `bytes` hold an `@`, eight at a time.
+#[inline]
+fn contains_at(mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        let (w, rest) = word(bytes);
+        let x = w ^ (ONES * u64::from(b'@'));
+        // Zero padding is never `@`: a zero byte of `x` is an `@` of `w`.
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            // The test may flag a byte after a real match only; confirm bytewise.
+            let n = bytes.len().min(8);
+            if bytes[..n].contains(&b'@') {
+                return true;
+            }
+        }
+        bytes = rest;
+    }
+    false
+}
+
+/// `w` with its ASCII capital letters made small, eight bytes at once.
+#[inline(always)]
+fn lowercase(w: u64) -> u64 {
+    let heptets = w & !HIGHS;
+    let above_z = heptets.wrapping_add(ONES * u64::from(0x7f - b'Z'));
+    let from_a = heptets.wrapping_add(ONES * u64::from(0x80 - b'A'));
+    let upper = from_a & !above_z & !w & HIGHS;
+    w | (upper >> 2)
+}
+
+/// Feeds `bytes` to `hasher` ASCII-lowercased, eight at a time, then their length.
+#[inline]
+fn write_lowercase(hasher: &mut FoldHasher, mut bytes: &[u8]) {
+    let len = bytes.len() as u64;
+    while !bytes.is_empty() {
+        let (w, rest) = word(bytes);
+        hasher.write_u64(lowercase(w));
+        bytes = rest;
+    }
+    hasher.write_u64(len);
+}
+
+/// A small multiply-and-fold hash over 64-bit words.
+struct FoldHasher(u64);
+
+const MULTIPLIER: u64 = 0x5851_f42d_4c95_7f2d;
+
+impl Hasher for FoldHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word) ^ ((chunk.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, word: u64) {
+        let folded = u128::from(self.0 ^ word) * u128::from(MULTIPLIER);
+        self.0 = (folded as u64) ^ ((folded >> 64) as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(23)
+    }
+}
+
+/// A hasher for maps keyed by [`hash_of`]'s output, which is hashed already.
+#[derive(Default)]
+pub(crate) struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(uri: &str, tenant: Option<&str>) -> Option<u64> {
+        let uri: Uri = uri.parse().unwrap();
+        let tenant = tenant.map(TenantId::new);
+        Some(Target::of(&uri)?.hash(7, tenant.as_ref()))
+    }
+
+    #[test]
+    fn equal_keys_hash_alike() {
+        let h = hash;
+        assert_eq!(
+            h("https://PBX.example.com/x", None),
+            h("https://pbx.example.com:443", None)
+        );
+        assert_ne!(
+            h("https://pbx.example.com", None),
+            h("http://pbx.example.com", None)
+        );
+        assert_ne!(
+            h("https://pbx.example.com", None),
+            h("https://pbx.example.com", Some("a"))
+        );
+        assert_ne!(
+            h("https://pbx.example.com", Some("a")),
+            h("https://pbx.example.com", Some("b"))
+        );
+        assert_ne!(
+            h("https://pbx-a.example.com", None),
+            h("https://pbx-b.example.com", None)
+        );
+        assert_eq!(h("/relative", None), None);
+        assert_eq!(h("ftp://x.example.com/", None), None);
+    }
+
+    #[test]
+    fn short_words_are_the_bytes_zero_padded() {
+        let bytes = b"abcdefghij";
+        for n in 0..=10 {
+            let (w, rest) = word(&bytes[..n]);
+            let mut buf = [0; 8];
+            let k = n.min(8);
+            buf[..k].copy_from_slice(&bytes[..k]);
+            assert_eq!(w, u64::from_le_bytes(buf), "{n}");
+            assert_eq!(rest, &bytes[k..n]);
+        }
+    }
+
+    #[test]
+    fn words_are_lowercased_and_searched_as_bytes_are() {
+        for b in 0..=255u8 {
+            let w = u64::from_le_bytes([b, b'A', b'z', b'@', b'[', 0xc3, b'Z', b'`']);
+            let want = u64::from_le_bytes(
+                [b, b'A', b'z', b'@', b'[', 0xc3, b'Z', b'`'].map(|c| c.to_ascii_lowercase()),
+            );
+            assert_eq!(lowercase(w), want, "{b}");
+            let bytes = [b, b'x', b'y'];
+            assert_eq!(contains_at(&bytes), b == b'@', "{b}");
+        }
+        assert!(contains_at(b"user:pw-long-enough@host"));
+        assert!(!contains_at(b"pbx.example.com:8887"));
+    }
+
+    #[test]
+    fn targets_read_as_origins_do() {
+        for uri in [
+            "https://pbx.example.com:8887/api",
+            "HTTP://PBX.example.com/",
+            "http://user:pw@pbx.example.com:8080/",
+            "http://[::1]:8080/",
+            "http://[::1]/",
+            "https://127.0.0.1/x?y=1",
+            "https://u@a-much-longer-host-name.example.com:65535/",
+            "ws://pbx.example.com/",
+            "WSS://pbx.example.com/",
+            "http://pbx.example.com:/",
+        ] {
+            let parsed: Uri = uri.parse().unwrap();
+            let origin = Origin::try_from(&parsed).unwrap();
+            let (scheme_host, scheme_len, port) = Target::of(&parsed).unwrap().to_parts();
+            let (scheme, host) = scheme_host.split_at(scheme_len);
+            assert_eq!(
+                format!("{scheme}://{host}:{port}"),
+                origin.to_string(),
+                "{uri}"
+            );
+        }
+        let key = TenantKey::new(Origin::try_from("https://pbx.example.com").unwrap(), None);
+        assert_eq!(key.to_string(), "https://pbx.example.com:443");
+    }
+}

@@ -1,0 +1,408 @@
+//! [`TenantsLayer`], the [`Tenants`] service and its [`ResponseFuture`].
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{
+    TenantCaches, TenantError, TenantId, TenantKey,
+    registry::{Configure, Entry, Factory, Registry, Settings},
+};
+use crate::{BearerAuthLayer, BoxError, BoxFuture, TokenProvider, future};
+
+/// Default cap on the number of keys kept.
+pub const DEFAULT_MAX_TENANTS: usize = 10_000;
+/// Default time after which a key unused is evicted.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// How many requests a service sends between two checks for a sweep of idle keys.
+const SWEEP_CHECK_EVERY: u32 = 64;
+
+/// Applies [`Tenants`] to services: each request gets the token of its tenant, chosen by its
+/// [`TenantKey`]. See the [module documentation](super) for an example.
+///
+/// The layer owns the key map, shared by every service it builds and all their clones. As
+/// with [`BearerAuthLayer`], the layer is a plain value: a setter gives the layer a new, empty
+/// key map with the new settings, so configure the layer first, then build services and take
+/// its [`caches`](Self::caches) handle.
+#[derive(Clone)]
+pub struct TenantsLayer {
+    registry: Arc<Registry>,
+}
+
+impl TenantsLayer {
+    /// A layer whose keys get their provider from `factory`, called once for each new key
+    /// (and again after the key is evicted). Concurrent first requests for a key share one
+    /// call. The factory may be async (to read credentials from a vault); an error refuses
+    /// the key, and the request fails with a [`TenantError`] of kind
+    /// [`Refused`](super::TenantErrorKind::Refused), without reaching the inner service. A
+    /// refused key is not kept: its next request calls the factory again.
+    ///
+    /// The token is bound to the key's origin whatever the provider's own origin.
+    pub fn new<F, Fut, P, E>(factory: F) -> Self
+    where
+        F: Fn(&TenantKey) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<P, E>> + Send + 'static,
+        P: TokenProvider,
+        E: Into<BoxError>,
+    {
+        let factory: Factory = Arc::new(move |key: &TenantKey| {
+            let fut = factory(key);
+            Box::pin(async move {
+                match fut.await {
+                    Ok(provider) => Ok(Arc::new(provider) as Arc<dyn TokenProvider>),
+                    Err(error) => Err(error.into()),
+                }
+            }) as BoxFuture<'static, _>
+        });
+        Self::from_settings(Settings {
+            factory,
+            configure: None,
+            max_tenants: DEFAULT_MAX_TENANTS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        })
+    }
+
+    fn from_settings(settings: Settings) -> Self {
+        Self {
+            registry: Arc::new(Registry::new(settings)),
+        }
+    }
+
+    fn reconfigure(self, change: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.registry.settings.clone();
+        change(&mut settings);
+        Self::from_settings(settings)
+    }
+
+    /// Configures each key's [`BearerAuthLayer`], made for the key's provider, before its first
+    /// request: its [`timeout`](BearerAuthLayer::timeout), [`backoff`](BearerAuthLayer::backoff),
+    /// [`refresh_ahead`](BearerAuthLayer::refresh_ahead), replay and the rest. Whatever it
+    /// sets, the key's token goes only with requests to the key's origin.
+    ///
+    /// With a [store](BearerAuthLayer::store), give each key a store of its own, or one whose
+    /// entry is named after the key ([`TenantKey`]'s `Display` form): keys sharing one stored
+    /// token would share one login, whatever their credentials. Return the layer given,
+    /// configured: a layer made anew here ignores
+    /// [`replace_provider`](TenantCaches::replace_provider).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_bearer_auth::{BoxError, provider::StaticToken, tenants::TenantsLayer};
+    ///
+    /// let layer = TenantsLayer::new(|_key: &_| async { Ok::<_, BoxError>(StaticToken::new("abc")) })
+    ///     .configure(|_key, layer| {
+    ///         layer
+    ///             .timeout(Duration::from_secs(5))
+    ///             .backoff(Duration::from_millis(200), Duration::from_secs(60))
+    ///     });
+    /// ```
+    pub fn configure(
+        self,
+        configure: impl Fn(&TenantKey, BearerAuthLayer) -> BearerAuthLayer + Send + Sync + 'static,
+    ) -> Self {
+        let configure: Configure = Arc::new(configure);
+        self.reconfigure(|s| s.configure = Some(configure))
+    }
+
+    /// The most keys kept. A new key beyond it evicts idle keys, then the least recently used
+    /// ones (as of the last sweep; a key whose provider is being built goes last).
+    ///
+    /// Defaults to [`DEFAULT_MAX_TENANTS`] (10,000). At least 1.
+    pub fn max_tenants(self, max: usize) -> Self {
+        self.reconfigure(|s| s.max_tenants = max.max(1))
+    }
+
+    /// How long a key may go unused before it is evicted; see
+    /// [`TenantCaches::evict_idle`] for when that happens.
+    ///
+    /// Defaults to [`DEFAULT_IDLE_TIMEOUT`] (30 minutes).
+    pub fn idle_timeout(self, idle: Duration) -> Self {
+        self.reconfigure(|s| s.idle_timeout = idle)
+    }
+
+    /// The handle to the keys shared by this layer and every service it builds.
+    pub fn caches(&self) -> TenantCaches {
+        TenantCaches {
+            registry: self.registry.clone(),
+        }
+    }
+}
+
+impl<S> Layer<S> for TenantsLayer {
+    type Service = Tenants<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Tenants {
+            inner: Some(inner),
+            registry: self.registry.clone(),
+            calls: 0,
+        }
+    }
+}
+
+impl fmt::Debug for TenantsLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantsLayer")
+            .field("registry", &self.registry)
+            .finish()
+    }
+}
+
+/// Adds `Authorization: Bearer <token>` to every request, with the token of the request's
+/// tenant. Built by [`TenantsLayer`]; see the [module documentation](super).
+///
+/// Each key is served by a [`BearerAuth`](crate::BearerAuth) over this service's inner
+/// service, made for the request and dropped after its call, and behaves as one: see
+/// [`BearerAuthLayer`] for how tokens are cached and refreshed and what happens after `401`.
+///
+/// # Errors
+///
+/// The error type is [`BoxError`]. Errors of the inner service and
+/// [`TokenError`](crate::TokenError)s pass through as from [`BearerAuth`](crate::BearerAuth);
+/// a request whose URI has no origin, or whose key the factory refused, fails with a
+/// [`TenantError`] without reaching the inner service.
+///
+/// # Clone
+///
+/// As for [`BearerAuth`](crate::BearerAuth): `S` must be [`Clone`], and a request that waits
+/// (for the factory, or for a token) keeps the instance polled ready and leaves a clone in its
+/// place. A request whose key and token are ready clones nothing. Clones share one key map.
+pub struct Tenants<S> {
+    // `None` only while a request is handed to its key's `BearerAuth`, during `call`.
+    inner: Option<S>,
+    registry: Arc<Registry>,
+    // Requests sent by this instance, to check for a sweep now and then.
+    calls: u32,
+}
+
+impl<S> Tenants<S> {
+    /// The handle to the keys this service shares with its layer and clones.
+    pub fn caches(&self) -> TenantCaches {
+        TenantCaches {
+            registry: self.registry.clone(),
+        }
+    }
+
+    /// A reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        self.inner.as_ref().expect(GONE)
+    }
+
+    /// A mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.inner.as_mut().expect(GONE)
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner.expect(GONE)
+    }
+}
+
+const GONE: &str = "the inner service panicked in `call`";
+
+impl<S: Clone> Clone for Tenants<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            registry: self.registry.clone(),
+            calls: 0,
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Tenants<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tenants")
+            .field("inner", &self.inner)
+            .field("registry", &self.registry)
+            .finish()
+    }
+}
+
+impl<S, B, R> Service<Request<B>> for Tenants<S>
+where
+    S: Service<Request<B>, Response = Response<R>> + Clone,
+    S::Error: Into<BoxError>,
+    B: 'static,
+{
+    type Response = Response<R>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.get_mut().poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        self.calls = self.calls.wrapping_add(1);
+        if self.calls % SWEEP_CHECK_EVERY == 0 {
+            self.registry.maybe_sweep();
+        }
+        let tenant = request.extensions().get::<TenantId>();
+        let inner = &mut self.inner;
+        // The hot path: the key's layer is ready. Its `BearerAuth` takes the instance that was
+        // polled ready, calls it, and gives it back: nothing cloned but the cache's handle.
+        let found = self.registry.with_ready(request.uri(), tenant, |ready| {
+            ready.layer.layer_service(inner.take().expect(GONE))
+        });
+        match found {
+            Ok(mut auth) => {
+                let fut = auth.call(request);
+                self.inner = Some(auth.into_inner());
+                ResponseFuture::called(fut)
+            }
+            Err(None) => ResponseFuture::failed(TenantError::no_origin().into()),
+            Err(Some(hash)) => {
+                let tenant = request.extensions().get::<TenantId>();
+                match self.registry.entry(hash, request.uri(), tenant) {
+                    None => ResponseFuture::failed(TenantError::no_origin().into()),
+                    Some(entry) => {
+                        self.registry.maybe_sweep();
+                        // See "Be careful when cloning inner services" in the `tower-service`
+                        // documentation: keep the instance polled ready, leave a clone.
+                        let ready = self.inner.take().expect(GONE);
+                        self.inner = Some(ready.clone());
+                        ResponseFuture::creating(self.registry.clone(), entry, ready, request)
+                    }
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// Response future for [`Tenants`].
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        // Waiting for the key's `BearerAuth` to answer.
+        Called {
+            #[pin]
+            fut: future::ResponseFuture<S, B>,
+        },
+        // Waiting for the factory to build the key's provider. Boxed, so that the future
+        // of the hot path (`Called`) is no larger than the one it wraps.
+        Creating {
+            creating: Box<Creating<S, B>>,
+        },
+        // Failed before the call.
+        Failed {
+            error: Option<BoxError>,
+        },
+    }
+}
+
+/// What a request whose key is new keeps while the factory runs.
+struct Creating<S, B> {
+    fut: BoxFuture<'static, Result<BearerAuthLayer, TenantError>>,
+    service: Option<S>,
+    request: Option<Request<B>>,
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn called(fut: future::ResponseFuture<S, B>) -> Self {
+        Self {
+            state: State::Called { fut },
+        }
+    }
+
+    fn failed(error: BoxError) -> Self {
+        Self {
+            state: State::Failed { error: Some(error) },
+        }
+    }
+
+    fn creating(
+        registry: Arc<Registry>,
+        entry: Arc<Entry>,
+        service: S,
+        request: Request<B>,
+    ) -> Self {
+        let fut = Box::pin(async move {
+            match registry.ready(&entry).await {
+                Ok(ready) => Ok(ready.layer.clone()),
+                Err(error) => {
+                    registry.forget_refused(&entry);
+                    Err(error)
+                }
+            }
+        });
+        Self {
+            state: State::Creating {
+                creating: Box::new(Creating {
+                    fut,
+                    service: Some(service),
+                    request: Some(request),
+                }),
+            },
+        }
+    }
+}
+
+impl<S, B, R> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<R>> + Clone,
+    S::Error: Into<BoxError>,
+    B: 'static,
+{
+    type Output = Result<Response<R>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Called { fut } => return fut.poll(cx),
+                StateProj::Creating { creating } => {
+                    let layer = match ready!(creating.fut.as_mut().poll(cx)) {
+                        Ok(layer) => layer,
+                        Err(error) => return Poll::Ready(Err(error.into())),
+                    };
+                    let service = creating.service.take().expect("polled after completion");
+                    let request = creating.request.take().expect("polled after completion");
+                    // `service` was polled ready; so is the `BearerAuth` around it.
+                    let fut = layer.layer_service(service).call(request);
+                    this.state.set(State::Called { fut });
+                }
+                StateProj::Failed { error } => {
+                    return Poll::Ready(Err(error.take().expect("polled after completion")));
+                }
+            }
+        }
+    }
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,797 @@
+//! Issue 15: many PBXs, one client. A token per tenant, chosen per request by
+//! `tower_bearer_auth::tenants`.
+//!
+//! Most tests run over real sockets, with several embedded `TestServer`s standing in for PBXs
+//! with different credentials, and the crate's `HttpClient`. The cold-start test uses 100
+//! servers with 10 tenant ids each (1,000 keys): a thousand servers, each with its accept
+//! loop and connections, would test the machine more than the layer. The memory test runs
+//! without sockets, on a current-thread runtime, so that the counting allocator (per thread)
+//! sees every byte of the keys and nothing of servers and connection pools.
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    cell::Cell,
+    collections::HashMap,
+    convert::Infallible,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header::AUTHORIZATION};
+use http_body_util::Full;
+use tower::{Layer, Service, ServiceExt, service_fn};
+use tower_bearer_auth::{
+    BoxError, Origin, TokenError, TokenErrorKind, TokenResponse,
+    client::HttpClient,
+    provider::{portsip::PortSip, provider_fn},
+    tenants::{TenantError, TenantErrorKind, TenantId, TenantKey, TenantsLayer},
+    test_server::{TestServer, TestServerConfig},
+};
+
+// A counting allocator, as in tests/lifecycle.rs: bytes held by this thread.
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn add(bytes: usize) {
+    let _ = LIVE.try_with(|n| n.set(n.get().wrapping_add_unsigned(bytes)));
+}
+
+fn sub(bytes: usize) {
+    let _ = LIVE.try_with(|n| n.set(n.get().wrapping_sub_unsigned(bytes)));
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the only
+// addition is a thread-local counter that allocates nothing.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            add(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as above.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            add(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as above.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            sub(layout.size());
+            add(new_size);
+        }
+        new
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) };
+        sub(layout.size());
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live_bytes() -> isize {
+    LIVE.with(Cell::get)
+}
+
+const USER: &str = "admin";
+const API: &str = "/api/account/extensions";
+
+/// Credentials per PBX, as a vault would hold them: read by the factory at each provider
+/// build.
+#[derive(Clone, Default)]
+struct Vault(Arc<Mutex<HashMap<Origin, String>>>);
+
+impl Vault {
+    fn set(&self, server: &TestServer, password: &str) {
+        let origin = Origin::try_from(server.base_url().as_str()).unwrap();
+        self.0.lock().unwrap().insert(origin, password.to_owned());
+    }
+
+    fn password(&self, origin: &Origin) -> Option<String> {
+        self.0.lock().unwrap().get(origin).cloned()
+    }
+}
+
+/// A server with its own password, and the vault entry for it.
+async fn pbx(vault: &Vault, n: usize) -> TestServer {
+    let password = format!("pw-{n}");
+    let config = TestServerConfig::new(USER, &password).lifetime(Duration::from_secs(600));
+    let server = TestServer::start(config).await.unwrap();
+    vault.set(&server, &password);
+    server
+}
+
+/// A layer whose factory logs in to the key's origin with the vault's password for it, and
+/// refuses origins the vault does not know. Counts factory calls.
+fn layer(vault: &Vault, http: &HttpClient, builds: &Arc<AtomicUsize>) -> TenantsLayer {
+    let (vault, http, builds) = (vault.clone(), http.clone(), builds.clone());
+    TenantsLayer::new(move |key: &TenantKey| {
+        builds.fetch_add(1, Ordering::SeqCst);
+        let password = vault.password(key.origin());
+        let base = key.origin().to_string();
+        let http = http.clone();
+        async move {
+            let password = password.ok_or("unknown PBX")?;
+            // A credentials store that takes a moment, so concurrent first requests overlap.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            PortSip::new(base, USER, password)
+                .build_with(http)
+                .map_err(BoxError::from)
+        }
+    })
+    .configure(|_, layer| {
+        layer
+            .timeout(Duration::from_secs(30))
+            .backoff(Duration::from_secs(5), Duration::from_secs(30))
+    })
+}
+
+fn get(server: &TestServer, tenant: Option<&str>) -> Request<Full<Bytes>> {
+    let mut request = Request::get(server.url(API)).body(Full::default()).unwrap();
+    if let Some(tenant) = tenant {
+        request.extensions_mut().insert(TenantId::new(tenant));
+    }
+    request
+}
+
+fn key(server: &TestServer, tenant: Option<&str>) -> TenantKey {
+    TenantKey::new(
+        Origin::try_from(server.base_url().as_str()).unwrap(),
+        tenant.map(TenantId::new),
+    )
+}
+
+/// 1,000 keys (100 PBXs × 10 tenant ids) × 20 concurrent requests at a cold start: exactly one
+/// factory call and one login per key, and every request gets `200`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_start_logs_in_once_per_key() {
+    const SERVERS: usize = 100;
+    const TENANTS: usize = 10;
+    const CONCURRENT: usize = 20;
+    let vault = Vault::default();
+    let mut servers = Vec::new();
+    for n in 0..SERVERS {
+        servers.push(pbx(&vault, n).await);
+    }
+    let builds = Arc::new(AtomicUsize::new(0));
+    let http = HttpClient::new();
+    let layer = layer(&vault, &http, &builds);
+    let caches = layer.caches();
+    // Every request enters the layer at once; only their sending, after the token is set, is
+    // limited, so that 20,000 requests don't open 20,000 connections (and twice the files).
+    let sending = Arc::new(tokio::sync::Semaphore::new(256));
+    let inner = service_fn(move |req: Request<Full<Bytes>>| {
+        let (http, sending) = (http.clone(), sending.clone());
+        async move {
+            let _permit = sending.acquire().await.expect("never closed");
+            http.oneshot(req).await
+        }
+    });
+    let client = layer.layer(inner);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CONCURRENT {
+        for server in &servers {
+            for t in 0..TENANTS {
+                let request = get(server, Some(&format!("tenant-{t}")));
+                let client = client.clone();
+                tasks.spawn(async move { client.oneshot(request).await.map(|r| r.status()) });
+            }
+        }
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap().unwrap(), StatusCode::OK);
+    }
+    assert_eq!(builds.load(Ordering::SeqCst), SERVERS * TENANTS);
+    for server in &servers {
+        assert_eq!(
+            server.counts().password_grants,
+            TENANTS,
+            "one login per key"
+        );
+        assert_eq!(server.counts().unauthorized, 0);
+    }
+    assert_eq!(caches.len(), SERVERS * TENANTS);
+    let tenants = caches.tenants();
+    assert!(tenants.iter().all(|t| t.ready && t.has_token));
+    // The token state is listed, never a secret.
+    assert!(!format!("{tenants:?}").contains("Bearer"));
+}
+
+/// Many keys through a small limit, sequentially and concurrently: never more keys than the
+/// limit, and every request is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_limit_holds_under_churn() {
+    const LIMIT: usize = 16;
+    let vault = Vault::default();
+    let server = pbx(&vault, 0).await;
+    let builds = Arc::new(AtomicUsize::new(0));
+    let http = HttpClient::new();
+    let layer = layer(&vault, &http, &builds).max_tenants(LIMIT);
+    let caches = layer.caches();
+    let client = layer.layer(http);
+    for round in 0..5 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..100 {
+            let request = get(&server, Some(&format!("tenant-{round}-{t}")));
+            let client = client.clone();
+            tasks.spawn(async move { client.oneshot(request).await.map(|r| r.status()) });
+        }
+        while let Some(status) = tasks.join_next().await {
+            assert_eq!(status.unwrap().unwrap(), StatusCode::OK);
+            assert!(caches.len() <= LIMIT, "{} keys", caches.len());
+        }
+    }
+    assert!(caches.len() <= LIMIT);
+    assert_eq!(builds.load(Ordering::SeqCst), 500);
+}
+
+/// A factory that refuses a key fails its requests with a `TenantError`, and never reaches the
+/// inner service; a request with no origin fails too.
+#[tokio::test]
+async fn a_refused_key_fails_without_reaching_the_server() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let seen = reached.clone();
+    let inner = service_fn(move |_: Request<()>| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, Infallible>(Response::new(())) }
+    });
+    let layer = TenantsLayer::new(|key: &TenantKey| {
+        let known = key.origin().to_string() == "https://known.example.com:443";
+        async move {
+            if known {
+                Ok(provider_fn(|| async {
+                    Ok::<_, BoxError>(TokenResponse::new("t"))
+                }))
+            } else {
+                Err(BoxError::from("no credentials for s3cret-vault-path"))
+            }
+        }
+    });
+    let caches = layer.caches();
+    let client = layer.layer(inner);
+    let refused = Request::get("https://other.example.com/").body(()).unwrap();
+    let err = client.clone().oneshot(refused).await.unwrap_err();
+    let err = err.downcast_ref::<TenantError>().expect("a TenantError");
+    assert_eq!(err.kind(), TenantErrorKind::Refused);
+    assert_eq!(
+        err.to_string(),
+        "no provider for tenant https://other.example.com:443"
+    );
+    assert_eq!(reached.load(Ordering::SeqCst), 0);
+    assert!(caches.is_empty(), "a refused key is not kept");
+
+    let relative = Request::get("/no/origin").body(()).unwrap();
+    let err = client.clone().oneshot(relative).await.unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<TenantError>().unwrap().kind(),
+        TenantErrorKind::NoOrigin
+    );
+
+    let ok = Request::get("https://known.example.com/").body(()).unwrap();
+    client.oneshot(ok).await.unwrap();
+    assert_eq!(reached.load(Ordering::SeqCst), 1);
+    assert_eq!(caches.len(), 1);
+}
+
+/// One PBX down: its requests fail fast (the second within the backoff without trying again),
+/// and the others are served as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pbx_down_leaves_the_others_alone() {
+    let vault = Vault::default();
+    let up = [pbx(&vault, 0).await, pbx(&vault, 1).await];
+    let down = pbx(&vault, 2).await;
+    let down_request = || get(&down, None);
+    let builds = Arc::new(AtomicUsize::new(0));
+    let http = HttpClient::new();
+    let client = layer(&vault, &http, &builds).layer(http);
+    for server in &up {
+        let response = client.clone().oneshot(get(server, None)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let first = down_request();
+    let second = down_request();
+    drop(down); // the PBX stops: connections are refused
+
+    let err = client.clone().oneshot(first).await.unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<TokenError>().unwrap().kind(),
+        TokenErrorKind::Login
+    );
+    let started = Instant::now();
+    let err = client.clone().oneshot(second).await.unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<TokenError>().unwrap().kind(),
+        TokenErrorKind::Login
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "failed at once, backing off"
+    );
+
+    for server in &up {
+        for _ in 0..10 {
+            let response = client.clone().oneshot(get(server, None)).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        assert_eq!(server.counts().password_grants, 1);
+    }
+}
+
+/// A password rotated on one PBX: after the vault and the key's provider are updated, only
+/// that PBX's next login uses the new password; the other PBX is untouched. Evicting the key
+/// instead makes the factory read the vault again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_password_is_used_by_that_pbx_next_login_only() {
+    let vault = Vault::default();
+    let a = pbx(&vault, 0).await;
+    let b = pbx(&vault, 1).await;
+    let builds = Arc::new(AtomicUsize::new(0));
+    let http = HttpClient::new();
+    let layer = layer(&vault, &http, &builds);
+    let caches = layer.caches();
+    let client = layer.layer(http.clone());
+    for server in [&a, &b] {
+        let response = client.clone().oneshot(get(server, None)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    // Rotate A's password: the server, the vault, and the key's provider.
+    a.set_password("rotated-1");
+    vault.set(&a, "rotated-1");
+    let provider = PortSip::new(a.base_url(), USER, "rotated-1")
+        .build_with(http.clone())
+        .unwrap();
+    assert!(caches.replace_provider(&key(&a, None), provider));
+    // The token is kept: the next request needs no login.
+    let response = client.clone().oneshot(get(&a, None)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(a.counts().password_grants, 1);
+    // Its next login uses the new password.
+    caches
+        .cache(&key(&a, None))
+        .unwrap()
+        .revoke()
+        .await
+        .unwrap();
+    let response = client.clone().oneshot(get(&a, None)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let log = a.token_request_log();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[1].grant_type.as_deref(), Some("password"));
+    assert_eq!(log[1].status, 200);
+
+    // Rotate again, and evict instead: the factory reads the vault anew.
+    a.set_password("rotated-2");
+    vault.set(&a, "rotated-2");
+    assert!(caches.evict(&key(&a, None)));
+    let response = client.clone().oneshot(get(&a, None)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(a.token_request_log().last().unwrap().status, 200);
+    assert_eq!(builds.load(Ordering::SeqCst), 3);
+
+    // B saw one login, and its token still works.
+    let response = client.clone().oneshot(get(&b, None)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(b.counts().token_requests, 1);
+}
+
+/// A redirect from PBX A to PBX B: the request to B carries B's token (or none), never A's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_never_takes_a_token_to_another_pbx() {
+    use tower_http::follow_redirect::{FollowRedirectLayer, policy};
+
+    let vault = Vault::default();
+    let a = Arc::new(pbx(&vault, 0).await);
+    let b = Arc::new(pbx(&vault, 1).await);
+    let builds = Arc::new(AtomicUsize::new(0));
+    let http = HttpClient::new();
+    let layer = layer(&vault, &http, &builds);
+
+    // In front of the real client: A answers its API path with a redirect to B's, and every
+    // `Authorization` sent to B is recorded.
+    let sent_to_b = Arc::new(Mutex::new(Vec::new()));
+    let (to_b, a_base, b_url) = (sent_to_b.clone(), a.base_url(), b.url(API));
+    let a_origin = Origin::try_from(a_base.as_str()).unwrap();
+    let b_origin = Origin::try_from(b_url.as_str()).unwrap();
+    let inner = service_fn(move |req: Request<Full<Bytes>>| {
+        let mut http = http.clone();
+        let (a_origin, b_origin, b_url, to_b) = (
+            a_origin.clone(),
+            b_origin.clone(),
+            b_url.clone(),
+            to_b.clone(),
+        );
+        async move {
+            if a_origin.matches(req.uri()) && req.uri().path() == API {
+                let response = Response::builder()
+                    .status(StatusCode::FOUND)
+                    .header("location", b_url)
+                    .body(Full::<Bytes>::default())
+                    .unwrap();
+                return Ok::<_, BoxError>(response);
+            }
+            if b_origin.matches(req.uri()) {
+                let header = req
+                    .headers()
+                    .get(AUTHORIZATION)
+                    .map(|h| h.to_str().unwrap().to_owned());
+                to_b.lock().unwrap().push(header);
+            }
+            let response = http.ready().await?.call(req).await?;
+            let (parts, _) = response.into_parts();
+            Ok(Response::from_parts(parts, Full::default()))
+        }
+    });
+    // Follow redirects with credentials kept, to show that the layer alone keeps A's token
+    // from B (tower-http's default policy would drop the header on its own).
+    let client = tower::ServiceBuilder::new()
+        .layer(FollowRedirectLayer::with_policy(policy::Limited::new(3)))
+        .layer(layer)
+        .service(inner);
+
+    let response = client.clone().oneshot(get(&a, None)).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "B served the redirected request"
+    );
+    let seen = sent_to_b.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let header = seen[0].as_deref().expect("B's own token");
+    assert_eq!(
+        b.authorize(Some(header)).as_deref(),
+        Some(USER),
+        "a token issued by B"
+    );
+    assert_eq!(a.authorize(Some(header)), None, "not A's");
+    assert_eq!(a.counts().password_grants, 1);
+    assert_eq!(b.counts().password_grants, 1);
+}
+
+/// Concurrent first requests for one key share one factory call, and an async factory that
+/// takes its time is waited for.
+#[tokio::test(start_paused = true)]
+async fn concurrent_first_requests_share_one_factory_call() {
+    let builds = Arc::new(AtomicUsize::new(0));
+    let logins = Arc::new(AtomicUsize::new(0));
+    let (b, l) = (builds.clone(), logins.clone());
+    let layer = TenantsLayer::new(move |_: &TenantKey| {
+        b.fetch_add(1, Ordering::SeqCst);
+        let l = l.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok::<_, BoxError>(provider_fn(move || {
+                let n = l.fetch_add(1, Ordering::SeqCst);
+                async move { Ok::<_, BoxError>(TokenResponse::new(format!("t{n}"))) }
+            }))
+        }
+    });
+    let inner = service_fn(|req: Request<()>| async move {
+        Ok::<_, Infallible>(Response::new(req.headers()[AUTHORIZATION].clone()))
+    });
+    let client = layer.layer(inner);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let request = Request::get("https://pbx.example.com/").body(()).unwrap();
+        tasks.spawn(client.clone().oneshot(request));
+    }
+    while let Some(response) = tasks.join_next().await {
+        assert_eq!(response.unwrap().unwrap().body(), "Bearer t0");
+    }
+    assert_eq!(builds.load(Ordering::SeqCst), 1);
+    assert_eq!(logins.load(Ordering::SeqCst), 1);
+}
+
+/// Idle keys are evicted after the idle timeout, and eviction gives the memory back: 1,000
+/// keys that each logged in, then evicted, leave the thread's heap where it was (but a small
+/// slack), and no task behind. Also prints the bytes per idle key.
+#[tokio::test(start_paused = true)]
+async fn evicted_keys_give_their_memory_and_tasks_back() {
+    const KEYS: usize = 1_000;
+    const TOKEN: &str =
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiZW5jaCIsImV4cCI6NDEwMjQ0NDgwMH0.c2lnbmF0dXJl";
+    let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+    let layer = TenantsLayer::new(|_: &TenantKey| async {
+        Ok::<_, BoxError>(provider_fn(|| async {
+            Ok::<_, BoxError>(TokenResponse::new(TOKEN).with_expires_in(Duration::from_secs(3600)))
+        }))
+    })
+    .idle_timeout(Duration::from_secs(60));
+    let caches = layer.caches();
+    let mut client = layer.layer(inner);
+    let tenants: Vec<TenantId> = (0..KEYS)
+        .map(|n| TenantId::new(format!("tenant-{n}")))
+        .collect();
+    let mut send = async |tenant: &TenantId| {
+        let mut request = Request::get("https://pbx.example.com:8887/api")
+            .body(())
+            .unwrap();
+        request.extensions_mut().insert(tenant.clone());
+        client.ready().await.unwrap().call(request).await.unwrap();
+    };
+    // A first cycle, so that lazily made structures exist before the baseline: the runtime's,
+    // and this thread's table of header copies, which grows to the number of caches alive at
+    // once and keeps its size (as `Vec`s do).
+    for tenant in &tenants {
+        send(tenant).await;
+        send(tenant).await;
+    }
+    assert_eq!(caches.evict_idle(), 0, "used since the last sweep");
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(caches.evict_idle(), KEYS);
+    assert!(caches.is_empty());
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let baseline = live_bytes();
+
+    for tenant in &tenants {
+        // The first request makes the key and logs in, the second makes this thread's copy.
+        send(tenant).await;
+        send(tenant).await;
+    }
+    let per_key = (live_bytes() - baseline) / KEYS as isize;
+    println!("{per_key} bytes per idle key, its token and one thread's copy included");
+    assert!(per_key <= 2048, "{per_key} bytes per idle key");
+    assert_eq!(caches.len(), KEYS);
+
+    // Keys used recently survive a sweep; idle ones go.
+    assert_eq!(caches.evict_idle(), 0);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    send(&tenants[1]).await;
+    assert_eq!(caches.evict_idle(), 0);
+    tokio::time::advance(Duration::from_secs(31)).await;
+    assert_eq!(caches.evict_idle(), KEYS - 1);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(caches.evict_idle(), 1);
+    assert!(caches.is_empty());
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let held = live_bytes() - baseline;
+    println!("{held} bytes held after every key was evicted");
+    assert!(held <= 4 * 1024, "{held} bytes still held");
+    assert_eq!(
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks(),
+        tasks
+    );
+}
+
+/// The README's "Many tenants" example, compiled.
+#[allow(dead_code)]
+mod readme {
+    use std::time::Duration;
+    use tower::ServiceBuilder;
+    use tower_bearer_auth::tenants::{TenantKey, Tenants, TenantsLayer};
+    use tower_bearer_auth::{BoxError, client::HttpClient, provider::portsip::PortSip};
+
+    async fn password_for(key: &TenantKey) -> Result<String, BoxError> {
+        // Read it from your vault; an unknown PBX is an error.
+        let _ = key;
+        Ok("s3cret".into())
+    }
+
+    fn client() -> Tenants<HttpClient> {
+        let layer = TenantsLayer::new(|key: &TenantKey| {
+            let key = key.clone();
+            async move {
+                let password = password_for(&key).await?; // an error refuses the key
+                Ok::<_, BoxError>(
+                    PortSip::new(key.origin().to_string(), "admin", password).build()?,
+                )
+            }
+        })
+        .configure(|_key, layer| layer.timeout(Duration::from_secs(5)))
+        .max_tenants(5_000)
+        .idle_timeout(Duration::from_secs(30 * 60));
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(HttpClient::new())
+    }
+}
+
+/// Tracing: creating, refusing and evicting keys emit events that carry the key (its origin
+/// and tenant id), and none carries the token.
+#[tokio::test(start_paused = true)]
+async fn tenant_events_carry_the_key_and_no_secret() {
+    use tracing::{
+        Event, Metadata, Subscriber,
+        field::{Field, Visit},
+        span,
+    };
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<(&'static str, String)>>>);
+
+    struct Text(String);
+
+    impl Visit for Text {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+            span::Id::from_u64(1)
+        }
+        fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut text = Text(String::new());
+            event.record(&mut text);
+            self.0
+                .lock()
+                .unwrap()
+                .push((event.metadata().name(), text.0));
+        }
+        fn enter(&self, _: &span::Id) {}
+        fn exit(&self, _: &span::Id) {}
+    }
+
+    const TOKEN: &str = "tok-3f9a1c-never-logged";
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+    let layer = TenantsLayer::new(|key: &TenantKey| {
+        let known = key.origin().to_string().starts_with("https://a.");
+        async move {
+            if known {
+                Ok(provider_fn(|| async {
+                    Ok::<_, BoxError>(TokenResponse::new(TOKEN))
+                }))
+            } else {
+                Err(BoxError::from("unknown PBX"))
+            }
+        }
+    })
+    .idle_timeout(Duration::from_secs(60));
+    let caches = layer.caches();
+    let client = layer.layer(inner);
+    let mut a = Request::get("https://a.example.com/").body(()).unwrap();
+    a.extensions_mut().insert(TenantId::new("acme"));
+    client.clone().oneshot(a).await.unwrap();
+    let b = Request::get("https://b.example.com/").body(()).unwrap();
+    client.clone().oneshot(b).await.unwrap_err();
+    let plain_a = Request::get("https://a.example.com/").body(()).unwrap();
+    client.clone().oneshot(plain_a).await.unwrap();
+    let acme = TenantKey::new(
+        Origin::try_from("https://a.example.com").unwrap(),
+        Some(TenantId::new("acme")),
+    );
+    assert!(caches.evict(&acme));
+    caches.evict_idle();
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(caches.evict_idle(), 1);
+
+    let events = capture.0.lock().unwrap().clone();
+    let of = |name: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, text)| text.clone())
+            .collect()
+    };
+    let created = of("tenant_created");
+    assert_eq!(created.len(), 2, "{events:?}");
+    assert!(
+        created[0].contains("key=https://a.example.com:443 (tenant acme)"),
+        "{created:?}"
+    );
+    assert!(
+        created[1].contains("key=https://a.example.com:443"),
+        "{created:?}"
+    );
+    let refused = of("tenant_refused");
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0].contains("key=https://b.example.com:443"),
+        "{refused:?}"
+    );
+    assert!(refused[0].contains("unknown PBX"), "{refused:?}");
+    let evicted = of("tenant_evicted");
+    assert_eq!(evicted.len(), 2, "{events:?}");
+    assert!(evicted[0].contains("(tenant acme)") && evicted[0].contains("reason=\"asked\""));
+    assert!(evicted[1].contains("reason=\"idle\""), "{evicted:?}");
+    assert!(
+        !format!("{events:?}").contains(TOKEN),
+        "a token in an event"
+    );
+    // Nor in the handles' and the service's `Debug`.
+    let mut c = Request::get("https://a.example.com/").body(()).unwrap();
+    c.extensions_mut().insert(TenantId::new("c"));
+    client.clone().oneshot(c).await.unwrap();
+    let debug = format!("{caches:?} {client:?} {:?}", caches.tenants());
+    assert!(debug.contains("tenants: 1"), "{debug}");
+    assert!(!debug.contains(TOKEN), "{debug}");
+}
+
+/// At the key limit, a new key evicts a key whose provider is built before one still being
+/// built, and an unused key before a used one.
+#[tokio::test(start_paused = true)]
+async fn the_limit_evicts_built_and_unused_keys_first() {
+    let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+    let layer = TenantsLayer::new(|key: &TenantKey| {
+        let slow = key.origin().to_string().contains("slow");
+        async move {
+            if slow {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Ok::<_, BoxError>(provider_fn(|| async {
+                Ok::<_, BoxError>(TokenResponse::new("t"))
+            }))
+        }
+    })
+    .max_tenants(2);
+    let caches = layer.caches();
+    let client = layer.layer(inner);
+    let get = |host: &str| Request::get(format!("https://{host}/")).body(()).unwrap();
+    let key = |host: &str| {
+        TenantKey::new(
+            Origin::try_from(format!("https://{host}").as_str()).unwrap(),
+            None,
+        )
+    };
+
+    client
+        .clone()
+        .oneshot(get("built.example.com"))
+        .await
+        .unwrap();
+    let pending = tokio::spawn(client.clone().oneshot(get("slow.example.com")));
+    tokio::task::yield_now().await;
+    assert_eq!(caches.len(), 2);
+    client
+        .clone()
+        .oneshot(get("third.example.com"))
+        .await
+        .unwrap();
+    let kept: Vec<TenantKey> = caches.tenants().into_iter().map(|t| t.key).collect();
+    assert!(kept.contains(&key("slow.example.com")), "{kept:?}");
+    assert!(kept.contains(&key("third.example.com")), "{kept:?}");
+    pending.await.unwrap().unwrap();
+
+    // Both built now; a sweep marks them unused, then one is used again.
+    caches.evict_idle();
+    client
+        .clone()
+        .oneshot(get("third.example.com"))
+        .await
+        .unwrap();
+    client
+        .clone()
+        .oneshot(get("fourth.example.com"))
+        .await
+        .unwrap();
+    let kept: Vec<TenantKey> = caches.tenants().into_iter().map(|t| t.key).collect();
+    assert!(kept.contains(&key("third.example.com")), "{kept:?}");
+    assert!(kept.contains(&key("fourth.example.com")), "{kept:?}");
+}
