@@ -12,9 +12,10 @@
 //!   followed by a fresh login.
 //! - However many requests run at once, at most one login or refresh runs at a time; the
 //!   others wait for its result.
-//! - When the token is cached, a request takes no lock, allocates nothing and writes no memory
-//!   shared with other threads, at the same cost whether a thread uses one layer or ten
-//!   thousand.
+//! - When the token is cached, a request takes no lock and writes no memory shared with other
+//!   threads, at the same cost whether a thread uses one layer or ten thousand. It allocates
+//!   nothing unless it is kept to be sent again after a `401` (the default, for bodies that
+//!   can be copied; see [`BearerAuthLayer`]'s section on recovering from `401`).
 //! - Nothing depends on one runtime being driven: a request waits at most the layer's
 //!   timeout, a login stranded on a runtime that shut down or went idle is started again,
 //!   and no token is sent past its expiry.
