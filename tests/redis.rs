@@ -30,72 +30,16 @@ const USER: &str = "admin";
 const PASSWORD: &str = "s3cret-pw";
 const API: &str = "/api/account/extensions";
 
-/// A `redis-server` of this test's own, stopped when dropped.
-struct Redis {
-    child: Child,
-    url: String,
-}
+#[path = "support/redis_server.rs"]
+mod redis_server;
 
-impl Redis {
-    /// Starts one, or returns `None` (outside CI) when it cannot be started.
-    fn start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let spawned = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-                eprintln!(
-                    "skipping: redis-server could not be started ({e}); install the \
-                     redis-server package to run this test"
-                );
-                return None;
-            }
-            Err(e) => panic!("redis-server could not be started: {e}"),
-        };
-        let redis = Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}/"),
-        };
-        let client = redis::Client::open(redis.url.as_str()).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while client
-            .get_connection()
-            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-            .is_err()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not answer"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(redis)
-    }
+use redis_server::Redis;
 
-    fn store(&self, name: &str) -> RedisStore {
-        RedisStore::new(&self.url, name).unwrap()
-    }
-
-    fn get(&self, key: &str) -> Option<String> {
-        let client = redis::Client::open(self.url.as_str()).unwrap();
-        let mut connection = client.get_connection().unwrap();
-        redis::cmd("GET").arg(key).query(&mut connection).unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The raw value of `key`, read with a connection of the test's own.
+fn raw_value(redis: &Redis, key: &str) -> Option<String> {
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    redis::cmd("GET").arg(key).query(&mut connection).unwrap()
 }
 
 fn token(version: u64, access: &str) -> StoredToken {
@@ -144,7 +88,7 @@ async fn the_lock_is_exclusive_expires_and_is_released_by_its_holder_only() {
     let lock_key = lock_key.to_owned();
 
     let held = store.lock().await.unwrap();
-    let owner = redis.get(&lock_key).expect("the lock key is set");
+    let owner = raw_value(&redis, &lock_key).expect("the lock key is set");
     // A second taker waits for the release.
     let started = Instant::now();
     let waiting = tokio::spawn({
@@ -156,7 +100,7 @@ async fn the_lock_is_exclusive_expires_and_is_released_by_its_holder_only() {
     drop(held);
     let (second, taken_at) = waiting.await.unwrap().unwrap();
     assert!(taken_at - started < Duration::from_millis(500));
-    assert_ne!(redis.get(&lock_key).unwrap(), owner, "a new owner");
+    assert_ne!(raw_value(&redis, &lock_key).unwrap(), owner, "a new owner");
 
     // A holder that never releases (it crashed) blocks the others for the lock's life only.
     std::mem::forget(second);
@@ -396,7 +340,7 @@ async fn a_killed_lock_holder_blocks_the_others_no_longer_than_the_lock() {
     // Its refresh, when due, meets a slow token endpoint: it holds the lock meanwhile.
     server.set_token_delay(Duration::from_secs(4));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while server.counts().token_requests < 2 || redis.get(&lock_key).is_none() {
+    while server.counts().token_requests < 2 || raw_value(&redis, &lock_key).is_none() {
         assert!(
             Instant::now() < deadline,
             "the second process never refreshed"

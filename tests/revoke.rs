@@ -14,8 +14,6 @@ use std::{
     cell::Cell,
     convert::Infallible,
     future::Future,
-    net::TcpListener,
-    process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex, Once,
         atomic::{AtomicUsize, Ordering},
@@ -28,7 +26,7 @@ use tower::{Layer, ServiceExt, service_fn};
 use tower_bearer_auth::{
     BearerAuthLayer, BoxError, TokenResponse,
     provider::{BoxFuture, TokenProvider},
-    store::{MemoryStore, RedisStore, TokenStore},
+    store::{MemoryStore, TokenStore},
 };
 
 /// Turns a hang into a failure; under the paused clock it fires as soon as all is idle.
@@ -248,67 +246,10 @@ async fn memory_store_versions_go_on_after_a_revoke() {
     the_login_after_a_revoke_is_saved_and_shared(MemoryStore::new()).await;
 }
 
-/// A `redis-server` of this test's own, stopped when dropped.
-struct Redis {
-    child: Child,
-    url: String,
-}
+#[path = "support/redis_server.rs"]
+mod redis_server;
 
-impl Redis {
-    /// Starts one, or returns `None` (outside CI) when it cannot be started.
-    fn start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let spawned = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-                eprintln!(
-                    "skipping: redis-server could not be started ({e}); install the \
-                     redis-server package to run this test"
-                );
-                return None;
-            }
-            Err(e) => panic!("redis-server could not be started: {e}"),
-        };
-        let redis = Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}/"),
-        };
-        let client = redis::Client::open(redis.url.as_str()).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while client
-            .get_connection()
-            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-            .is_err()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not answer"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(redis)
-    }
-
-    fn store(&self, name: &str) -> RedisStore {
-        RedisStore::new(&self.url, name).unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use redis_server::Redis;
 
 /// C4.
 #[tokio::test]

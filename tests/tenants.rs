@@ -9,8 +9,6 @@
 //! sees every byte of the keys and nothing of servers and connection pools.
 
 use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    cell::Cell,
     collections::HashMap,
     convert::Infallible,
     sync::{
@@ -32,65 +30,11 @@ use tower_bearer_auth::{
     test_server::{TestServer, TestServerConfig},
 };
 
-// A counting allocator, as in tests/lifecycle.rs: bytes held by this thread.
-struct Counting;
+// A counting allocator: bytes held by this thread.
+#[path = "support/live_bytes.rs"]
+mod live_bytes;
 
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-fn add(bytes: usize) {
-    let _ = LIVE.try_with(|n| n.set(n.get().wrapping_add_unsigned(bytes)));
-}
-
-fn sub(bytes: usize) {
-    let _ = LIVE.try_with(|n| n.set(n.get().wrapping_sub_unsigned(bytes)));
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the only
-// addition is a thread-local counter that allocates nothing.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            add(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as above.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            add(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: as above.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            sub(layout.size());
-            add(new_size);
-        }
-        new
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) };
-        sub(layout.size());
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live_bytes() -> isize {
-    LIVE.with(Cell::get)
-}
+use live_bytes::live_bytes;
 
 const USER: &str = "admin";
 const API: &str = "/api/account/extensions";
