@@ -1,4 +1,5 @@
-//! The response future of [`BearerAuth`](crate::BearerAuth).
+//! The response future of [`BearerAuth`](crate::BearerAuth) and of
+//! [`Tenants`](crate::tenants::Tenants).
 
 use std::{
     future::Future,
@@ -11,7 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::{
-    BearerChallenge, BoxError, BoxFuture, TokenCache, TokenError,
+    BearerAuthLayer, BearerChallenge, BoxError, BoxFuture, TokenCache, TokenError,
     cache::{Carried, Lookup, TokenFuture},
     challenge::token_rejected,
     error::TokenErrorKind,
@@ -20,7 +21,8 @@ use crate::{
 };
 
 pin_project! {
-    /// Response future for [`BearerAuth`](crate::BearerAuth).
+    /// Response future for [`BearerAuth`](crate::BearerAuth) and for
+    /// [`Tenants`](crate::tenants::Tenants).
     #[project = ResponseFutureProj]
     pub struct ResponseFuture<S, B>
     where
@@ -58,9 +60,14 @@ pin_project! {
             fut: F,
             kept: Box<Kept<S, B>>,
         },
-        // Waiting before the call: for a body, a token or the service.
+        // Waiting before the call: for a body, a token, the service, or the layer of a
+        // tenant's first request.
         Waiting {
             slow: Box<Slow<S, B>>,
+        },
+        // Failed before the call (a tenant's request that no token can be chosen for).
+        Failed {
+            error: Option<BoxError>,
         },
         // Completed.
         Done,
@@ -94,7 +101,13 @@ enum Step<B> {
     Token(TokenFuture),
     // Waiting for the service to be ready (it already is, unless this is a replay).
     Ready,
+    // Waiting for the layer of a tenant's first request; the request is then sent as that
+    // layer sends it, in a future of its own that replaces this one.
+    Layer(LayerFuture),
 }
+
+/// The layer of a tenant's first request, being made by its factory.
+pub(crate) type LayerFuture = BoxFuture<'static, Result<BearerAuthLayer, BoxError>>;
 
 /// Which answers count as the server refusing the token a request carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +208,36 @@ where
     }
 }
 
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    /// A request whose layer is being made: `service` was polled ready.
+    pub(crate) fn creating(service: S, request: Request<B>, layer: LayerFuture) -> Self {
+        Self {
+            state: State::Waiting {
+                slow: Box::new(Slow {
+                    step: Step::Layer(layer),
+                    service,
+                    request: Some(request),
+                    replay: None,
+                }),
+            },
+            carried: None,
+            recover: Recover::No,
+        }
+    }
+
+    /// A request that failed before its call.
+    pub(crate) fn failed(error: BoxError) -> Self {
+        Self {
+            state: State::Failed { error: Some(error) },
+            carried: None,
+            recover: Recover::No,
+        }
+    }
+}
+
 impl<S, B> Slow<S, B>
 where
     S: Service<Request<B>>,
@@ -234,6 +277,7 @@ where
                     let request = self.request.take().expect("polled after completion");
                     return Poll::Ready(Ok(self.service.call(request)));
                 }
+                Step::Layer(_) => unreachable!("`poll_slow` makes the layer's future"),
             }
         }
     }
@@ -249,8 +293,9 @@ pub(crate) fn token_for(cache: &TokenCache) -> Lookup {
 
 impl<S, B, R> Future for ResponseFuture<S, B>
 where
-    S: Service<Request<B>, Response = Response<R>>,
+    S: Service<Request<B>, Response = Response<R>> + Clone,
     S::Error: Into<BoxError>,
+    B: 'static,
 {
     type Output = Result<Response<R>, BoxError>;
 
@@ -277,20 +322,44 @@ where
 
 impl<S, B, R> ResponseFuture<S, B>
 where
-    S: Service<Request<B>, Response = Response<R>>,
+    S: Service<Request<B>, Response = Response<R>> + Clone,
     S::Error: Into<BoxError>,
+    B: 'static,
 {
     /// Every state but the hot path's.
     #[inline(never)]
     fn poll_slow(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Response<R>, BoxError>> {
-        let mut this = self.project();
         loop {
+            let mut this = self.as_mut().project();
             let response = match this.state.as_mut().project() {
                 StateProj::Call { fut } | StateProj::Replayable { fut, .. } => {
                     ready!(fut.poll(cx)).map_err(Into::into)?
+                }
+                StateProj::Waiting { slow } if matches!(slow.step, Step::Layer(_)) => {
+                    let Step::Layer(fut) = &mut slow.step else {
+                        unreachable!("matched above")
+                    };
+                    let layer = ready!(fut.as_mut().poll(cx))?;
+                    let StateReplace::Waiting { slow } = this.state.project_replace(State::Done)
+                    else {
+                        unreachable!("the state was `Waiting`")
+                    };
+                    let Slow {
+                        mut service,
+                        request,
+                        ..
+                    } = *slow;
+                    let request = request.expect("polled after completion");
+                    // `service` was polled ready: the layer's call takes it, or a clone of it.
+                    let next = layer.call(&mut service, request);
+                    self.set(next);
+                    continue;
+                }
+                StateProj::Failed { error } => {
+                    return Poll::Ready(Err(error.take().expect("polled after completion")));
                 }
                 StateProj::Waiting { slow } => {
                     let fut = ready!(slow.poll_call(this.carried, cx))?;

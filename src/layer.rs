@@ -7,7 +7,7 @@ use tower_layer::Layer;
 use crate::{
     BearerAuth, Origin, TokenCache, TokenProvider,
     cache::Config,
-    future::Recover,
+    future::{Recover, ResponseFuture},
     service::Settings,
     store::{OnChange, StoredToken, TokenStore},
 };
@@ -352,6 +352,21 @@ impl BearerAuthLayer {
     /// The handle to the token cache shared by this layer and every service it builds.
     pub fn cache(&self) -> TokenCache {
         self.cache.clone()
+    }
+
+    /// Sends `request` through `inner` (polled ready) as a [`BearerAuth`] made of this layer
+    /// would, without making one: nothing is cloned on the hot path.
+    #[inline]
+    pub(crate) fn call<S, B, R>(
+        &self,
+        inner: &mut S,
+        request: http::Request<B>,
+    ) -> ResponseFuture<S, B>
+    where
+        S: tower_service::Service<http::Request<B>, Response = http::Response<R>> + Clone,
+        B: 'static,
+    {
+        crate::service::call(inner, &self.cache, &self.settings, request)
     }
 
     pub(crate) fn layer_service<S>(&self, inner: S) -> BearerAuth<S> {

@@ -287,6 +287,7 @@ pub mod reqwest;
 #[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
 pub mod retry;
 mod service;
+mod slot;
 pub mod store;
 pub mod tenants;
 #[cfg(feature = "test-server")]

@@ -187,111 +187,119 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let skip = !self.settings.overwrite && has_authorization(request.headers());
-        if skip || !self.settings.allows(request.uri()) {
-            return ResponseFuture::called(&mut self.inner, request, None, Recover::No);
-        }
-        // The hot path: no copy to keep (replay is off, or this body type is never replayed;
-        // both known without looking at the request), and this thread holds a current copy of
-        // the header. Kept apart from the rest so that the request is moved once, into the
-        // inner service.
-        if !self.settings.replay || !replay::replayable::<B>() {
-            if let Some(local) = self.cache.cached() {
-                request
-                    .headers_mut()
-                    .insert(AUTHORIZATION, local.header.clone());
-                return ResponseFuture::called(
-                    &mut self.inner,
-                    request,
-                    Some(Carried::Copy(local)),
-                    self.settings.recover,
-                );
-            }
-        }
-        self.call_slow(request)
+    #[inline]
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        call(&mut self.inner, &self.cache, &self.settings, request)
     }
 }
 
-impl<S: Clone> BearerAuth<S> {
-    /// Everything but the hot path: a copy of the request kept for a replay after `401`, or no
-    /// current copy of the header on this thread.
-    fn call_slow<B, R>(&mut self, request: Request<B>) -> ResponseFuture<S, B>
-    where
-        S: Service<Request<B>, Response = Response<R>>,
-        B: 'static,
-    {
-        let (mut request, replay) =
-            if self.settings.replay && !replay::opted_out(request.extensions()) {
-                let (parts, body) = request.into_parts();
-                match replay::try_clone(&body) {
-                    Some(copy) => {
-                        // Send the original head and keep the copy.
-                        let kept = replay::RequestCopy::new(&parts, copy);
-                        (Request::from_parts(parts, body), Some(kept))
-                    }
-                    None => match replay::buffer(body, self.settings.buffer_limit) {
-                        Ok(fut) => {
-                            let ready = self.take_ready();
-                            return ResponseFuture::waiting(
-                                ready,
-                                None,
-                                None,
-                                &self.cache,
-                                Wait::Buffer(fut, parts),
-                                self.settings.recover,
-                            );
-                        }
-                        Err(body) => (Request::from_parts(parts, body), None),
-                    },
-                }
-            } else {
-                (request, None)
-            };
-        match token_for(&self.cache) {
-            Lookup::Ready(header, carried) => {
-                request.headers_mut().insert(AUTHORIZATION, header);
-                match replay {
-                    Some(replay) => {
-                        let spare = self.inner.clone();
-                        ResponseFuture::replayable(
-                            &mut self.inner,
-                            request,
-                            spare,
-                            replay,
-                            carried,
-                            self.settings.recover,
-                        )
-                    }
-                    None => ResponseFuture::called(
-                        &mut self.inner,
-                        request,
-                        Some(carried),
-                        self.settings.recover,
-                    ),
-                }
-            }
-            Lookup::Wait(fut) => {
-                let ready = self.take_ready();
-                ResponseFuture::waiting(
-                    ready,
-                    Some(request),
-                    replay,
-                    &self.cache,
-                    Wait::Token(fut),
-                    self.settings.recover,
-                )
-            }
+/// Sends `request` through `inner`, which was polled ready, with `cache`'s token: what
+/// [`BearerAuth::call`] does, for the services that hold a cache and settings without being a
+/// `BearerAuth` (the tenants' service, which borrows them from the request's key).
+#[inline]
+pub(crate) fn call<S, B, R>(
+    inner: &mut S,
+    cache: &TokenCache,
+    settings: &Settings,
+    mut request: Request<B>,
+) -> ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<R>> + Clone,
+    B: 'static,
+{
+    let skip = !settings.overwrite && has_authorization(request.headers());
+    if skip || !settings.allows(request.uri()) {
+        return ResponseFuture::called(inner, request, None, Recover::No);
+    }
+    // The hot path: no copy to keep (replay is off, or this body type is never replayed; both
+    // known without looking at the request), and this thread holds a current copy of the
+    // header. Kept apart from the rest so that the request is moved once, into the inner
+    // service.
+    if !settings.replay || !replay::replayable::<B>() {
+        if let Some(local) = cache.cached() {
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, local.header.clone());
+            return ResponseFuture::called(
+                inner,
+                request,
+                Some(Carried::Copy(local)),
+                settings.recover,
+            );
         }
     }
+    call_slow(inner, cache, settings, request)
+}
 
-    /// Takes the service that was polled ready, for a future that must wait before calling it,
-    /// and leaves a clone in its place. See "Be careful when cloning inner services" in the
-    /// `tower-service` documentation: the clone has not been polled ready, the original has.
-    fn take_ready(&mut self) -> S {
-        let clone = self.inner.clone();
-        std::mem::replace(&mut self.inner, clone)
+fn call_slow<S, B, R>(
+    inner: &mut S,
+    cache: &TokenCache,
+    settings: &Settings,
+    request: Request<B>,
+) -> ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<R>> + Clone,
+    B: 'static,
+{
+    let (mut request, replay) = if settings.replay && !replay::opted_out(request.extensions()) {
+        let (parts, body) = request.into_parts();
+        match replay::try_clone(&body) {
+            Some(copy) => {
+                // Send the original head and keep the copy.
+                let kept = replay::RequestCopy::new(&parts, copy);
+                (Request::from_parts(parts, body), Some(kept))
+            }
+            None => match replay::buffer(body, settings.buffer_limit) {
+                Ok(fut) => {
+                    return ResponseFuture::waiting(
+                        take_ready(inner),
+                        None,
+                        None,
+                        cache,
+                        Wait::Buffer(fut, parts),
+                        settings.recover,
+                    );
+                }
+                Err(body) => (Request::from_parts(parts, body), None),
+            },
+        }
+    } else {
+        (request, None)
+    };
+    match token_for(cache) {
+        Lookup::Ready(header, carried) => {
+            request.headers_mut().insert(AUTHORIZATION, header);
+            match replay {
+                Some(replay) => {
+                    let spare = inner.clone();
+                    ResponseFuture::replayable(
+                        inner,
+                        request,
+                        spare,
+                        replay,
+                        carried,
+                        settings.recover,
+                    )
+                }
+                None => ResponseFuture::called(inner, request, Some(carried), settings.recover),
+            }
+        }
+        Lookup::Wait(fut) => ResponseFuture::waiting(
+            take_ready(inner),
+            Some(request),
+            replay,
+            cache,
+            Wait::Token(fut),
+            settings.recover,
+        ),
     }
+}
+
+/// The instance polled ready, for a request that waits, and a clone left in its place: see
+/// "Be careful when cloning inner services" in the `tower-service` documentation.
+fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 use std::{
     cell::RefCell,
     sync::{
-        Arc, Mutex, PoisonError, Weak,
+        Arc, Weak,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -26,7 +26,10 @@ use http::HeaderValue;
 use tokio::time::Instant;
 
 use super::Shared;
-use crate::token::Token;
+use crate::{
+    slot::{Pool, Slot},
+    token::Token,
+};
 
 /// One thread's copy of one token's header.
 pub(crate) struct Local {
@@ -116,45 +119,10 @@ fn clear(slot: usize) {
     });
 }
 
-/// The pool of slot numbers: freed ones are reused, so the threads' tables stay as
-/// long as the most caches alive at once.
-static POOL: Mutex<Pool> = Mutex::new(Pool {
-    next: 0,
-    free: Vec::new(),
-});
+/// The caches' slot numbers.
+static POOL: Pool = Pool::new(clear);
 
-struct Pool {
-    next: usize,
-    free: Vec<usize>,
-}
-
-/// A cache's slot number, given back to the pool when the cache is dropped.
-#[derive(Debug)]
-pub(crate) struct Slot(usize);
-
-impl Slot {
-    pub(crate) fn take() -> Self {
-        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot = pool.free.pop().unwrap_or_else(|| {
-            pool.next += 1;
-            pool.next - 1
-        });
-        Self(slot)
-    }
-
-    #[inline]
-    pub(crate) fn index(&self) -> usize {
-        self.0
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        // The dropping thread's own entry goes now; the others' when their thread reuses it.
-        clear(self.0);
-        POOL.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .free
-            .push(self.0);
-    }
+/// A slot number for a new cache.
+pub(crate) fn slot() -> Slot {
+    Slot::take(&POOL)
 }

@@ -52,7 +52,7 @@ pub(crate) use config::{Config, next_id};
 use config::{MAX_DURATION, MAX_RETRY_AFTER};
 pub(crate) use flight::{Failure, Fetched, fetch};
 use flight::{Flight, FlightTask, Landing, Outcome};
-use local::{Local, Slot};
+use local::Local;
 
 /// The token future handed to requests that must wait for a login or refresh.
 pub(crate) type TokenFuture = BoxFuture<'static, Result<Arc<Token>, TokenError>>;
@@ -126,7 +126,7 @@ pub struct TokenCache {
 pub(crate) struct Shared {
     /// Unique in the process, for tracing and to tell a reused slot's copies apart.
     id: u64,
-    slot: Slot,
+    slot: crate::slot::Slot,
     provider: Arc<dyn TokenProvider>,
     state: Mutex<State>,
 }
@@ -397,7 +397,7 @@ impl TokenCache {
         Self {
             shared: Arc::new(Shared {
                 id: next_id(),
-                slot: Slot::take(),
+                slot: local::slot(),
                 provider,
                 state: Mutex::new(state),
             }),

@@ -49,10 +49,11 @@ impl TenantCaches {
             .entries()
             .into_iter()
             .map(|entry| {
-                let token = entry.ready.get().and_then(|r| r.layer.cache().token());
+                let ready = entry.ready();
+                let token = ready.and_then(|r| r.layer.cache().token());
                 TenantInfo {
                     key: entry.key.clone(),
-                    ready: entry.ready.initialized(),
+                    ready: ready.is_some(),
                     has_token: token.is_some(),
                     expires_at: token.and_then(|t| t.expires_at()),
                 }
@@ -64,7 +65,7 @@ impl TenantCaches {
     /// [invalidate](TokenCache::invalidate) its token; `None` if the key is not kept or its
     /// provider is still being built.
     pub fn cache(&self, key: &TenantKey) -> Option<TokenCache> {
-        Some(self.registry.get(key)?.ready.get()?.layer.cache())
+        Some(self.registry.get(key)?.ready()?.layer.cache())
     }
 
     /// Replaces the provider of `key` (new credentials, say). The key keeps its token; its
@@ -78,7 +79,7 @@ impl TenantCaches {
         let Some(entry) = self.registry.get(key) else {
             return false;
         };
-        let Some(ready) = entry.ready.get() else {
+        let Some(ready) = entry.ready() else {
             return false;
         };
         ready.provider.replace(Arc::new(provider));

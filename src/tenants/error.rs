@@ -1,10 +1,8 @@
 //! [`TenantError`]: a request that no tenant's token could be chosen for.
 
-use std::{error::Error, fmt};
+use std::{error::Error, fmt, sync::Arc};
 
-use crate::BoxError;
-
-use super::TenantKey;
+use super::{TenantKey, registry::Refusal};
 
 /// What went wrong choosing a request's tenant.
 #[non_exhaustive]
@@ -27,7 +25,8 @@ pub enum TenantErrorKind {
 pub struct TenantError {
     kind: TenantErrorKind,
     key: Option<TenantKey>,
-    source: Option<BoxError>,
+    /// Shared by the requests that waited for one refusal.
+    source: Option<Arc<dyn Error + Send + Sync>>,
 }
 
 impl TenantError {
@@ -39,7 +38,7 @@ impl TenantError {
         }
     }
 
-    pub(crate) fn refused(key: TenantKey, source: BoxError) -> Self {
+    pub(crate) fn refused(key: TenantKey, source: Refusal) -> Self {
         Self {
             kind: TenantErrorKind::Refused,
             key: Some(key),

@@ -145,6 +145,93 @@ impl<'a> Target<'a> {
     }
 }
 
+/// How a request writes its key: its URI's scheme and authority, byte for byte, and its
+/// tenant id. Two spellings of one key (`HTTPS://PBX.example.com` and
+/// `https://pbx.example.com:443`) are two spellings; the hot path reads nothing more than
+/// this, and each spelling a thread has sent finds the key's seat (see `seats.rs`).
+#[derive(Clone, Copy)]
+pub(crate) struct Spelling<'a> {
+    pub(crate) scheme: &'a str,
+    /// The scheme's first eight bytes (all of them, but for rare schemes), zero-padded:
+    /// read once, for the hash and the comparison.
+    pub(crate) scheme_word: u64,
+    pub(crate) authority: &'a str,
+    pub(crate) tenant: Option<&'a TenantId>,
+}
+
+impl<'a> Spelling<'a> {
+    /// `None` if `uri` has no scheme or authority.
+    #[inline]
+    pub(crate) fn of(uri: &'a Uri, tenant: Option<&'a TenantId>) -> Option<Self> {
+        let scheme = uri.scheme_str()?;
+        Some(Self {
+            scheme,
+            scheme_word: word(scheme.as_bytes()).0,
+            authority: uri.authority()?.as_str(),
+            tenant,
+        })
+    }
+
+    /// Whether the authority holds user info: such spellings get no seat (it would keep a
+    /// copy of a password written in a URI), and their requests take the slow path.
+    pub(crate) fn has_user_info(&self) -> bool {
+        contains_at(self.authority.as_bytes())
+    }
+
+    /// The hash of the spelling: the scheme's, authority's and tenant id's bytes as they are.
+    #[inline]
+    pub(crate) fn hash(&self, seed: u64) -> u64 {
+        let mut hasher = FoldHasher(seed);
+        hasher.write_u64(self.scheme_word);
+        write_words(&mut hasher, self.authority.as_bytes());
+        if let Some(tenant) = self.tenant {
+            write_words(&mut hasher, tenant.as_str().as_bytes());
+        }
+        hasher.finish()
+    }
+
+    /// Whether `other` is the same spelling, byte for byte.
+    #[inline]
+    pub(crate) fn is(&self, other: &Spelling<'_>) -> bool {
+        self.scheme_word == other.scheme_word
+            && same_bytes(self.authority.as_bytes(), other.authority.as_bytes())
+            && (self.scheme.len() <= 8 && self.scheme.len() == other.scheme.len()
+                || self.scheme == other.scheme)
+            && self.tenant == other.tenant
+    }
+}
+
+/// Whether `a` and `b` are the same bytes: for the short strings of an origin, a few word
+/// loads inline instead of a call to `memcmp`.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return word(a).0 == word(b).0;
+    }
+    let (mut a8, mut b8) = (a, b);
+    while let (Some((x, rest_a)), Some((y, rest_b))) =
+        (a8.split_first_chunk::<8>(), b8.split_first_chunk::<8>())
+    {
+        if x != y {
+            return false;
+        }
+        (a8, b8) = (rest_a, rest_b);
+    }
+    // The last eight bytes, which overlap the words compared.
+    a8.is_empty() || last_word(a) == last_word(b)
+}
+
+/// The last eight bytes of `bytes`, which has at least eight, as a little-endian word.
+#[inline(always)]
+fn last_word(bytes: &[u8]) -> u64 {
+    let last: [u8; 8] = bytes[bytes.len() - 8..].try_into().expect("eight bytes");
+    u64::from_le_bytes(last)
+}
+
 /// Whether `a` and `b` are equal but for ASCII case; `lower` is lowercase already. Most
 /// requests write their origin in lowercase: compare the bytes first.
 #[inline]
@@ -191,14 +278,9 @@ fn word(bytes: &[u8]) -> (u64, &[u8]) {
     // Fewer than eight: two overlapping loads (or three bytes), no copy.
     let n = bytes.len();
     let w = if n >= 4 {
-        let lo = u64::from(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
-        let hi = u64::from(u32::from_le_bytes([
-            bytes[n - 4],
-            bytes[n - 3],
-            bytes[n - 2],
-            bytes[n - 1],
-        ]));
-        lo | (hi << (8 * (n - 4)))
+        let lo = u32::from_le_bytes(bytes[..4].try_into().expect("four bytes"));
+        let hi = u32::from_le_bytes(bytes[n - 4..].try_into().expect("four bytes"));
+        u64::from(lo) | (u64::from(hi) << (8 * (n - 4)))
     } else if n > 0 {
         u64::from(bytes[0])
             | (u64::from(bytes[n / 2]) << (8 * (n / 2)))
@@ -250,6 +332,26 @@ fn write_lowercase(hasher: &mut FoldHasher, mut bytes: &[u8]) {
     hasher.write_u64(len);
 }
 
+/// Feeds `bytes` to `hasher` as they are, eight at a time (the last eight overlapping the
+/// word before, if there are more than eight), then their length.
+#[inline]
+fn write_words(hasher: &mut FoldHasher, bytes: &[u8]) {
+    let n = bytes.len();
+    if n < 8 {
+        hasher.write_u64(word(bytes).0);
+    } else {
+        let mut rest = bytes;
+        while let Some((head, tail)) = rest.split_first_chunk::<8>() {
+            hasher.write_u64(u64::from_le_bytes(*head));
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            hasher.write_u64(last_word(bytes));
+        }
+    }
+    hasher.write_u64(n as u64);
+}
+
 /// A small multiply-and-fold hash over 64-bit words.
 struct FoldHasher(u64);
 
@@ -276,7 +378,7 @@ impl Hasher for FoldHasher {
     }
 }
 
-/// A hasher for maps keyed by [`hash_of`]'s output, which is hashed already.
+/// A hasher for maps keyed by hashes made already (`Target::hash`, `Spelling::hash`).
 #[derive(Default)]
 pub(crate) struct Prehashed(u64);
 

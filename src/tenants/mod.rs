@@ -107,13 +107,14 @@ mod caches;
 mod error;
 mod key;
 mod registry;
+mod seats;
 mod service;
 
 pub use self::{
     caches::{TenantCaches, TenantInfo},
     error::{TenantError, TenantErrorKind},
     key::{TenantId, TenantKey},
-    service::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_TENANTS, ResponseFuture, Tenants, TenantsLayer},
+    service::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_TENANTS, Tenants, TenantsLayer},
 };
 
 #[cfg(doc)]

@@ -1,25 +1,34 @@
 //! The key map shared by a [`TenantsLayer`](super::TenantsLayer), its services and their
 //! clones: one entry per key, each with its own [`BearerAuthLayer`].
+//!
+//! The map is behind a `std::sync::RwLock` that only the slow path takes: a thread's first
+//! request for a key (or for a new spelling of it), a new key, a sweep, the handle's calls.
+//! Requests after the first find the key through the thread's seats (see `seats.rs`).
 
 use std::{
     collections::HashMap,
+    error::Error,
     fmt,
     hash::{BuildHasher, BuildHasherDefault, RandomState},
     sync::{
-        Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+        Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use http::Uri;
-use tokio::{sync::OnceCell, time::Instant};
+use tokio::{runtime::Handle, sync::OnceCell, task::AbortHandle, time::Instant};
 
 use super::{
     TenantError, TenantId, TenantKey,
-    key::{Prehashed, Target},
+    key::{Prehashed, Spelling, Target},
+    seats::{self, Seat},
 };
-use crate::{BearerAuthLayer, BoxError, BoxFuture, Origin, TokenProvider, TokenResponse, trace};
+use crate::{
+    BearerAuthLayer, BoxError, BoxFuture, Origin, TokenProvider, TokenResponse, cache::next_id,
+    slot::Slot, trace,
+};
 
 /// Builds a key's provider.
 pub(crate) type Factory = Arc<
@@ -104,29 +113,47 @@ impl TokenProvider for Rotating {
     }
 }
 
-/// A key whose provider was built.
+/// A key whose provider was built: what its seats point to.
 pub(crate) struct Ready {
     pub(crate) layer: BearerAuthLayer,
     pub(crate) provider: Arc<Rotating>,
+    /// Whether a request used the key since the last sweep. Read on every request, written at
+    /// most once per sweep period.
+    used: AtomicBool,
 }
+
+impl Ready {
+    /// Marks the key used: a load, and a store only for the first request since a sweep.
+    #[inline]
+    pub(crate) fn touch(&self) {
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Why the factory refused a key, shared by every request that waited for its answer.
+pub(crate) type Refusal = Arc<dyn Error + Send + Sync>;
 
 /// One key.
 pub(crate) struct Entry {
     pub(crate) key: TenantKey,
     hash: u64,
-    // The key's origin as the hot path compares it: scheme and host lowercase, one after
+    // The key's origin as the slow path compares it: scheme and host lowercase, one after
     // the other in one allocation, and the port.
     scheme_host: Box<str>,
     scheme_len: usize,
     port: u16,
-    /// Set once the factory gave a provider; concurrent first requests wait for one factory
-    /// call.
-    pub(crate) ready: OnceCell<Ready>,
-    /// Whether a request used the key since the last sweep. Read on every request, written at
-    /// most once per sweep period.
-    used: AtomicBool,
-    /// When a sweep last saw the key used, in milliseconds since the registry's epoch.
+    /// The factory's answer, once it gave one. Concurrent first requests wait for one call,
+    /// and share its refusal.
+    built: OnceCell<Result<Arc<Ready>, Refusal>>,
+    /// When a sweep last saw the key used (or the key was made), in milliseconds since the
+    /// registry's epoch, and the number of that sweep (which orders keys seen within one
+    /// millisecond).
     last_seen: AtomicU64,
+    last_sweep: AtomicU64,
+    /// The threads' seats for the key: dropped with the entry, when the key is evicted.
+    seats: Mutex<Vec<Arc<Seat>>>,
 }
 
 impl Entry {
@@ -136,12 +163,15 @@ impl Entry {
         target.is(scheme, host, self.port) && self.key.tenant() == tenant
     }
 
-    /// Marks the key used: a load, and a store only for the first request since a sweep.
-    #[inline]
-    pub(crate) fn touch(&self) {
-        if !self.used.load(Ordering::Relaxed) {
-            self.used.store(true, Ordering::Relaxed);
-        }
+    /// The key's state, once its provider is built.
+    pub(crate) fn ready(&self) -> Option<&Arc<Ready>> {
+        self.built.get()?.as_ref().ok()
+    }
+
+    /// Whether a request used the key since the last sweep; clears the mark.
+    fn take_used(&self) -> bool {
+        self.ready()
+            .is_some_and(|ready| ready.used.swap(false, Ordering::Relaxed))
     }
 }
 
@@ -170,19 +200,24 @@ impl Bucket {
     }
 
     /// Removes `entry`; returns whether it was here and whether the bucket is now empty.
-    fn remove(&mut self, entry: &Arc<Entry>) -> (bool, bool) {
+    fn remove(&mut self, entry: &Entry) -> (bool, bool) {
         match self {
             Self::One(only) => {
-                let found = Arc::ptr_eq(only, entry);
+                let found = std::ptr::eq(Arc::as_ptr(only), entry);
                 (found, found)
             }
-            Self::Many(entries) => match entries.iter().position(|e| Arc::ptr_eq(e, entry)) {
-                Some(at) => {
-                    entries.swap_remove(at);
-                    (true, entries.is_empty())
+            Self::Many(entries) => {
+                match entries
+                    .iter()
+                    .position(|e| std::ptr::eq(Arc::as_ptr(e), entry))
+                {
+                    Some(at) => {
+                        entries.swap_remove(at);
+                        (true, entries.is_empty())
+                    }
+                    None => (false, false),
                 }
-                None => (false, false),
-            },
+            }
         }
     }
 }
@@ -191,6 +226,10 @@ impl Bucket {
 struct Map {
     buckets: Buckets,
     len: usize,
+    /// How many sweeps ran.
+    sweeps: u64,
+    /// The task that sweeps for idle keys while there are keys.
+    sweeper: Option<AbortHandle>,
 }
 
 impl Map {
@@ -216,18 +255,20 @@ impl Map {
         self.find(hash, &target, key.tenant())
     }
 
-    fn remove(&mut self, entry: &Arc<Entry>) -> bool {
-        let Some(bucket) = self.buckets.get_mut(&entry.hash) else {
-            return false;
-        };
-        let (found, empty) = bucket.remove(entry);
+    /// Takes `entry` out of the map; `None` if it was not in it.
+    fn remove(&mut self, entry: &Entry) -> Option<Arc<Entry>> {
+        let bucket = self.buckets.get_mut(&entry.hash)?;
+        let found = bucket
+            .as_slice()
+            .iter()
+            .find(|e| std::ptr::eq(Arc::as_ptr(e), entry))
+            .cloned()?;
+        let (_, empty) = bucket.remove(entry);
         if empty {
             self.buckets.remove(&entry.hash);
         }
-        if found {
-            self.len -= 1;
-        }
-        found
+        self.len -= 1;
+        Some(found)
     }
 
     /// Gives back the memory of many removed keys.
@@ -242,25 +283,41 @@ impl Map {
     }
 }
 
+/// Keys taken out of the map, dropped (with their caches and secrets) once the lock is
+/// released.
+type Evicted = Vec<(Arc<Entry>, &'static str)>;
+
 /// The shared key map.
 pub(crate) struct Registry {
+    /// Unique in the process, to tell a reused slot's tables apart.
+    id: u64,
+    /// Where the threads keep their seats for this map.
+    slot: Slot,
     map: RwLock<Map>,
     seed: u64,
     pub(crate) settings: Settings,
     epoch: Instant,
     /// When the next sweep for idle keys is due, in milliseconds since `epoch`.
     next_sweep: AtomicU64,
+    /// How many keys left the map: the threads forget their freed seats as it grows.
+    evictions: AtomicU64,
+    /// This registry, for the sweeper task (which must not keep it alive).
+    me: Weak<Registry>,
 }
 
 impl Registry {
-    pub(crate) fn new(settings: Settings) -> Self {
-        Self {
+    pub(crate) fn new(settings: Settings) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            id: next_id(),
+            slot: seats::slot(),
             map: RwLock::default(),
             seed: RandomState::new().hash_one(0u64),
             settings,
             epoch: Instant::now(),
             next_sweep: AtomicU64::new(0),
-        }
+            evictions: AtomicU64::new(0),
+            me: me.clone(),
+        })
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Map> {
@@ -275,64 +332,70 @@ impl Registry {
         trace::ms(self.epoch.elapsed())
     }
 
-    /// The hot path: `with` gets the key's ready entry, if there is one, under the read lock.
-    /// `Err(None)` if the request has no origin.
+    /// The hot path: this thread's seat for the request's key, if it has one. Reads the
+    /// request's scheme and authority and the map's count of evictions, and writes nothing
+    /// that another thread reads.
     #[inline]
-    pub(crate) fn with_ready<T>(
+    pub(crate) fn seat(&self, uri: &Uri, tenant: Option<&TenantId>) -> Option<Arc<Seat>> {
+        let spelling = Spelling::of(uri, tenant)?;
+        let hash = spelling.hash(self.seed);
+        let evictions = self.evictions.load(Ordering::Relaxed);
+        seats::find(self.slot.index(), self.id, evictions, hash, &spelling)
+    }
+
+    /// Gives this thread a seat for `entry`, for requests spelt as this one. None for a URI
+    /// with user info (the seat would keep a copy of it).
+    pub(crate) fn seat_for(
         &self,
+        entry: &Entry,
+        ready: &Arc<Ready>,
         uri: &Uri,
         tenant: Option<&TenantId>,
-        with: impl FnOnce(&Ready) -> T,
-    ) -> Result<T, Option<u64>> {
-        let target = Target::of(uri).ok_or(None)?;
-        let hash = target.hash(self.seed, tenant);
-        let map = self.read();
-        match map.find(hash, &target, tenant) {
-            Some(entry) => match entry.ready.get() {
-                Some(ready) => {
-                    entry.touch();
-                    Ok(with(ready))
-                }
-                None => Err(Some(hash)),
-            },
-            None => Err(Some(hash)),
+    ) {
+        let Some(spelling) = Spelling::of(uri, tenant) else {
+            return;
+        };
+        if spelling.has_user_info() {
+            return;
         }
+        let seat = Arc::new(Seat::new(ready.clone(), &spelling));
+        entry
+            .seats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(seat.clone());
+        let evictions = self.evictions.load(Ordering::Relaxed);
+        let hash = spelling.hash(self.seed);
+        seats::insert(self.slot.index(), self.id, evictions, hash, &seat);
     }
 
     /// The slow path: the key's entry, made if there is none (evicting others if the map is
     /// full). `None` if the request has no origin.
-    pub(crate) fn entry(
-        &self,
-        hash: u64,
-        uri: &Uri,
-        tenant: Option<&TenantId>,
-    ) -> Option<Arc<Entry>> {
+    pub(crate) fn entry(&self, uri: &Uri, tenant: Option<&TenantId>) -> Option<Arc<Entry>> {
+        let target = Target::of(uri)?;
+        let hash = target.hash(self.seed, tenant);
+        if let Some(entry) = self.read().find(hash, &target, tenant) {
+            return Some(entry.clone());
+        }
         let mut evicted = Vec::new();
         let entry = {
             let mut map = self.write();
-            let target = Target::of(uri)?;
             if let Some(entry) = map.find(hash, &target, tenant) {
-                entry.touch();
                 return Some(entry.clone());
             }
             let key = TenantKey::of(uri, tenant)?;
             let (scheme_host, scheme_len, port) = target.to_parts();
             let now = self.now_ms();
-            if map.len >= self.settings.max_tenants.max(1) {
+            let max = self.settings.max_tenants.max(1);
+            if map.len >= max {
                 self.sweep_locked(&mut map, now, &mut evicted);
             }
-            while map.len >= self.settings.max_tenants.max(1) {
-                // The least recently used key, as of the last sweep: one unused since then,
-                // and seen longest ago, with a built provider if there is one.
+            while map.len >= max {
+                // The least recently used key, as of the sweep just made: the one that sweeps
+                // saw used longest ago, with a built provider if there is one.
                 let victim = map
                     .entries()
-                    .min_by_key(|e| {
-                        (
-                            !e.ready.initialized(),
-                            e.used.load(Ordering::Relaxed),
-                            e.last_seen.load(Ordering::Relaxed),
-                        )
-                    })
+                    .min_by_key(|e| (e.ready().is_none(), e.last_sweep.load(Ordering::Relaxed)))
                     .cloned();
                 let Some(victim) = victim else { break };
                 map.remove(&victim);
@@ -344,9 +407,10 @@ impl Registry {
                 scheme_host,
                 scheme_len,
                 port,
-                ready: OnceCell::new(),
-                used: AtomicBool::new(true),
+                built: OnceCell::new(),
                 last_seen: AtomicU64::new(now),
+                last_sweep: AtomicU64::new(map.sweeps),
+                seats: Mutex::default(),
             });
             match map.buckets.entry(hash) {
                 std::collections::hash_map::Entry::Occupied(mut bucket) => {
@@ -357,20 +421,20 @@ impl Registry {
                 }
             }
             map.len += 1;
+            self.keep_sweeping(&mut map);
             entry
         };
-        // Dropped outside the lock: a key's cache frees its secrets and per-thread copies.
-        for (victim, reason) in evicted {
-            trace::debug!(name: "tenant_evicted", key = %victim.key, reason, "tenant evicted");
-        }
+        self.evicted(evicted);
         Some(entry)
     }
 
-    /// Builds `entry`'s provider and layer (once, for all the requests that wait for it).
-    pub(crate) async fn ready<'a>(&self, entry: &'a Entry) -> Result<&'a Ready, TenantError> {
-        entry
-            .ready
-            .get_or_try_init(|| async {
+    /// Builds `entry`'s provider and layer, once for all the requests that wait for it. A
+    /// refusal is theirs too, and takes the key out of the map: the next request asks the
+    /// factory again.
+    pub(crate) async fn ready<'a>(&self, entry: &'a Entry) -> Result<&'a Arc<Ready>, TenantError> {
+        let built = entry
+            .built
+            .get_or_init(|| async {
                 let provider = (self.settings.factory)(&entry.key).await.map_err(|error| {
                     trace::warn!(
                         name: "tenant_refused",
@@ -378,7 +442,7 @@ impl Registry {
                         error = %trace::Chain(&*error),
                         "the factory refused the tenant"
                     );
-                    TenantError::refused(entry.key.clone(), error)
+                    Refusal::from(error)
                 })?;
                 let provider = Arc::new(Rotating {
                     current: RwLock::new(provider),
@@ -391,17 +455,32 @@ impl Registry {
                     layer = configure(&entry.key, layer);
                 }
                 trace::debug!(name: "tenant_created", key = %entry.key, "tenant created");
-                Ok(Ready { layer, provider })
+                Ok(Arc::new(Ready {
+                    layer,
+                    provider,
+                    used: AtomicBool::new(true),
+                }))
             })
-            .await
+            .await;
+        match built {
+            Ok(ready) => Ok(ready),
+            Err(refusal) => {
+                self.forget(entry);
+                Err(TenantError::refused(entry.key.clone(), refusal.clone()))
+            }
+        }
     }
 
-    /// Forgets `entry` if it is still in the map and has no provider: its factory refused it.
-    pub(crate) fn forget_refused(&self, entry: &Arc<Entry>) {
-        let mut map = self.write();
-        if !entry.ready.initialized() {
-            map.remove(entry);
-        }
+    /// Takes `entry` out of the map, if it is still there: its factory refused it.
+    fn forget(&self, entry: &Entry) {
+        let removed = {
+            let mut map = self.write();
+            let removed = map.remove(entry);
+            self.keep_sweeping(&mut map);
+            removed
+        };
+        // Dropped outside the lock.
+        drop(removed);
     }
 
     /// Evicts idle keys, if a sweep is due. Cheap when it is not: one clock read and one load.
@@ -411,7 +490,7 @@ impl Registry {
         if now < due {
             return;
         }
-        let next = now + self.sweep_period_ms();
+        let next = now + trace::ms(self.sweep_period());
         if self
             .next_sweep
             .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
@@ -421,8 +500,10 @@ impl Registry {
         }
     }
 
-    fn sweep_period_ms(&self) -> u64 {
-        (trace::ms(self.settings.idle_timeout) / 4).clamp(10, 60_000)
+    /// How often keys are checked for idleness: a quarter of the idle timeout, within 10 ms
+    /// and a minute.
+    fn sweep_period(&self) -> Duration {
+        (self.settings.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(60))
     }
 
     /// Evicts every key unused for the idle timeout. Returns how many.
@@ -432,20 +513,21 @@ impl Registry {
             let mut map = self.write();
             let now = self.now_ms();
             self.sweep_locked(&mut map, now, &mut evicted);
+            self.keep_sweeping(&mut map);
         }
         let n = evicted.len();
-        for (victim, reason) in evicted {
-            trace::debug!(name: "tenant_evicted", key = %victim.key, reason, "tenant evicted");
-        }
+        self.evicted(evicted);
         n
     }
 
-    fn sweep_locked(&self, map: &mut Map, now: u64, evicted: &mut Vec<(Arc<Entry>, &'static str)>) {
+    fn sweep_locked(&self, map: &mut Map, now: u64, evicted: &mut Evicted) {
         let idle = trace::ms(self.settings.idle_timeout);
+        map.sweeps += 1;
         let mut idle_entries = Vec::new();
         for entry in map.entries() {
-            if entry.used.swap(false, Ordering::Relaxed) {
+            if entry.take_used() {
                 entry.last_seen.store(now, Ordering::Relaxed);
+                entry.last_sweep.store(map.sweeps, Ordering::Relaxed);
             } else if now.saturating_sub(entry.last_seen.load(Ordering::Relaxed)) >= idle {
                 idle_entries.push(entry.clone());
             }
@@ -457,19 +539,53 @@ impl Registry {
         map.shrink();
     }
 
+    /// Starts the sweeper task if there are keys, none runs, and there is a runtime to run it
+    /// on; stops it if there are no keys. Called with the lock held, whenever keys come or go.
+    fn keep_sweeping(&self, map: &mut Map) {
+        if map.len == 0 {
+            if let Some(sweeper) = map.sweeper.take() {
+                sweeper.abort();
+            }
+            return;
+        }
+        if map.sweeper.as_ref().is_some_and(|s| !s.is_finished()) {
+            return;
+        }
+        // Without a runtime (or once the sweeper's runtime is gone) sweeps run with requests.
+        let Ok(runtime) = Handle::try_current() else {
+            return;
+        };
+        let sweeper = runtime.spawn(sweep_every(self.me.clone(), self.sweep_period()));
+        map.sweeper = Some(sweeper.abort_handle());
+    }
+
+    /// Logs and drops keys taken out of the map (outside the lock: each drops its cache, and
+    /// its seats and secrets), and forgets this thread's seats for them.
+    fn evicted(&self, evicted: Evicted) {
+        if evicted.is_empty() {
+            return;
+        }
+        let n = evicted.len() as u64;
+        for (victim, reason) in evicted {
+            trace::debug!(name: "tenant_evicted", key = %victim.key, reason, "tenant evicted");
+        }
+        let evictions = self.evictions.fetch_add(n, Ordering::Relaxed) + n;
+        seats::prune(self.slot.index(), self.id, evictions);
+    }
+
     /// Evicts `key`. Returns whether it was there.
     pub(crate) fn evict(&self, key: &TenantKey) -> bool {
         let removed = {
             let mut map = self.write();
             let found = map.find_key(self.seed, key).cloned();
-            let removed = found.filter(|entry| map.remove(entry));
+            let removed = found.and_then(|entry| map.remove(&entry));
             map.shrink();
+            self.keep_sweeping(&mut map);
             removed
         };
         match removed {
             Some(entry) => {
-                trace::debug!(name: "tenant_evicted", key = %entry.key, reason = "asked", "tenant evicted");
-                drop(entry);
+                self.evicted(vec![(entry, "asked")]);
                 true
             }
             None => false,
@@ -488,6 +604,27 @@ impl Registry {
 
     pub(crate) fn len(&self) -> usize {
         self.read().len
+    }
+}
+
+/// The sweeper task: sweeps every `period` while the registry lives (and has keys: the last
+/// key to go stops it).
+async fn sweep_every(registry: Weak<Registry>, period: Duration) {
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        registry.sweep();
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let map = self.map.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sweeper) = map.sweeper.take() {
+            sweeper.abort();
+        }
     }
 }
 

@@ -1,24 +1,22 @@
-//! [`TenantsLayer`], the [`Tenants`] service and its [`ResponseFuture`].
+//! [`TenantsLayer`] and the [`Tenants`] service.
 
 use std::{
     fmt,
     future::Future,
-    pin::Pin,
     sync::Arc,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
     time::Duration,
 };
 
 use http::{Request, Response};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{
     TenantCaches, TenantError, TenantId, TenantKey,
-    registry::{Configure, Entry, Factory, Registry, Settings},
+    registry::{Configure, Factory, Registry, Settings},
 };
-use crate::{BearerAuthLayer, BoxError, BoxFuture, TokenProvider, future};
+use crate::{BearerAuthLayer, BoxError, BoxFuture, TokenProvider, future::ResponseFuture};
 
 /// Default cap on the number of keys kept.
 pub const DEFAULT_MAX_TENANTS: usize = 10_000;
@@ -75,7 +73,7 @@ impl TenantsLayer {
 
     fn from_settings(settings: Settings) -> Self {
         Self {
-            registry: Arc::new(Registry::new(settings)),
+            registry: Registry::new(settings),
         }
     }
 
@@ -144,7 +142,7 @@ impl<S> Layer<S> for TenantsLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         Tenants {
-            inner: Some(inner),
+            inner,
             registry: self.registry.clone(),
             calls: 0,
         }
@@ -162,9 +160,10 @@ impl fmt::Debug for TenantsLayer {
 /// Adds `Authorization: Bearer <token>` to every request, with the token of the request's
 /// tenant. Built by [`TenantsLayer`]; see the [module documentation](super).
 ///
-/// Each key is served by a [`BearerAuth`](crate::BearerAuth) over this service's inner
-/// service, made for the request and dropped after its call, and behaves as one: see
-/// [`BearerAuthLayer`] for how tokens are cached and refreshed and what happens after `401`.
+/// Each key is served as a [`BearerAuth`](crate::BearerAuth) of the key's layer over this
+/// service's inner service would serve it: see [`BearerAuthLayer`] for how tokens are cached
+/// and refreshed and what happens after `401`. The response future is the one
+/// `BearerAuth` returns.
 ///
 /// # Errors
 ///
@@ -179,8 +178,7 @@ impl fmt::Debug for TenantsLayer {
 /// (for the factory, or for a token) keeps the instance polled ready and leaves a clone in its
 /// place. A request whose key and token are ready clones nothing. Clones share one key map.
 pub struct Tenants<S> {
-    // `None` only while a request is handed to its key's `BearerAuth`, during `call`.
-    inner: Option<S>,
+    inner: S,
     registry: Arc<Registry>,
     // Requests sent by this instance, to check for a sweep now and then.
     calls: u32,
@@ -196,21 +194,19 @@ impl<S> Tenants<S> {
 
     /// A reference to the inner service.
     pub fn get_ref(&self) -> &S {
-        self.inner.as_ref().expect(GONE)
+        &self.inner
     }
 
     /// A mutable reference to the inner service.
     pub fn get_mut(&mut self) -> &mut S {
-        self.inner.as_mut().expect(GONE)
+        &mut self.inner
     }
 
     /// Consumes `self`, returning the inner service.
     pub fn into_inner(self) -> S {
-        self.inner.expect(GONE)
+        self.inner
     }
 }
-
-const GONE: &str = "the inner service panicked in `call`";
 
 impl<S: Clone> Clone for Tenants<S> {
     fn clone(&self) -> Self {
@@ -242,167 +238,55 @@ where
     type Future = ResponseFuture<S, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.get_mut().poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         self.calls = self.calls.wrapping_add(1);
         if self.calls % SWEEP_CHECK_EVERY == 0 {
             self.registry.maybe_sweep();
         }
+        // The hot path: this thread has a seat for the request's key. The key's layer sends
+        // the request as its `BearerAuth` would, borrowing the inner service: nothing cloned.
         let tenant = request.extensions().get::<TenantId>();
-        let inner = &mut self.inner;
-        // The hot path: the key's layer is ready. Its `BearerAuth` takes the instance that was
-        // polled ready, calls it, and gives it back: nothing cloned but the cache's handle.
-        let found = self.registry.with_ready(request.uri(), tenant, |ready| {
-            ready.layer.layer_service(inner.take().expect(GONE))
-        });
-        match found {
-            Ok(mut auth) => {
-                let fut = auth.call(request);
-                self.inner = Some(auth.into_inner());
-                ResponseFuture::called(fut)
-            }
-            Err(None) => ResponseFuture::failed(TenantError::no_origin().into()),
-            Err(Some(hash)) => {
-                let tenant = request.extensions().get::<TenantId>();
-                match self.registry.entry(hash, request.uri(), tenant) {
-                    None => ResponseFuture::failed(TenantError::no_origin().into()),
-                    Some(entry) => {
-                        self.registry.maybe_sweep();
-                        // See "Be careful when cloning inner services" in the `tower-service`
-                        // documentation: keep the instance polled ready, leave a clone.
-                        let ready = self.inner.take().expect(GONE);
-                        self.inner = Some(ready.clone());
-                        ResponseFuture::creating(self.registry.clone(), entry, ready, request)
-                    }
-                }
-            }
+        if let Some(seat) = self.registry.seat(request.uri(), tenant) {
+            seat.ready.touch();
+            return seat.ready.layer.call(&mut self.inner, request);
         }
+        self.call_slow(request)
     }
 }
 
-pin_project! {
-    /// Response future for [`Tenants`].
-    pub struct ResponseFuture<S, B>
+impl<S> Tenants<S> {
+    /// A thread's first request for a key: finds or makes the key, and a seat for the thread.
+    #[inline(never)]
+    fn call_slow<B, R>(&mut self, request: Request<B>) -> ResponseFuture<S, B>
     where
-        S: Service<Request<B>>,
+        S: Service<Request<B>, Response = Response<R>> + Clone,
+        B: 'static,
     {
-        #[pin]
-        state: State<S, B>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<S, B>
-    where
-        S: Service<Request<B>>,
-    {
-        // Waiting for the key's `BearerAuth` to answer.
-        Called {
-            #[pin]
-            fut: future::ResponseFuture<S, B>,
-        },
-        // Waiting for the factory to build the key's provider. Boxed, so that the future
-        // of the hot path (`Called`) is no larger than the one it wraps.
-        Creating {
-            creating: Box<Creating<S, B>>,
-        },
-        // Failed before the call.
-        Failed {
-            error: Option<BoxError>,
-        },
-    }
-}
-
-/// What a request whose key is new keeps while the factory runs.
-struct Creating<S, B> {
-    fut: BoxFuture<'static, Result<BearerAuthLayer, TenantError>>,
-    service: Option<S>,
-    request: Option<Request<B>>,
-}
-
-impl<S, B> ResponseFuture<S, B>
-where
-    S: Service<Request<B>>,
-{
-    fn called(fut: future::ResponseFuture<S, B>) -> Self {
-        Self {
-            state: State::Called { fut },
+        let tenant = request.extensions().get::<TenantId>();
+        let Some(entry) = self.registry.entry(request.uri(), tenant) else {
+            return ResponseFuture::failed(TenantError::no_origin().into());
+        };
+        self.registry.maybe_sweep();
+        if let Some(ready) = entry.ready() {
+            ready.touch();
+            self.registry.seat_for(&entry, ready, request.uri(), tenant);
+            return ready.layer.call(&mut self.inner, request);
         }
-    }
-
-    fn failed(error: BoxError) -> Self {
-        Self {
-            state: State::Failed { error: Some(error) },
-        }
-    }
-
-    fn creating(
-        registry: Arc<Registry>,
-        entry: Arc<Entry>,
-        service: S,
-        request: Request<B>,
-    ) -> Self {
-        let fut = Box::pin(async move {
+        // The factory has not answered yet. See "Be careful when cloning inner services" in
+        // the `tower-service` documentation: keep the instance polled ready, leave a clone.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let registry = self.registry.clone();
+        let layer = Box::pin(async move {
             match registry.ready(&entry).await {
                 Ok(ready) => Ok(ready.layer.clone()),
-                Err(error) => {
-                    registry.forget_refused(&entry);
-                    Err(error)
-                }
+                Err(error) => Err(error.into()),
             }
         });
-        Self {
-            state: State::Creating {
-                creating: Box::new(Creating {
-                    fut,
-                    service: Some(service),
-                    request: Some(request),
-                }),
-            },
-        }
-    }
-}
-
-impl<S, B, R> Future for ResponseFuture<S, B>
-where
-    S: Service<Request<B>, Response = Response<R>> + Clone,
-    S::Error: Into<BoxError>,
-    B: 'static,
-{
-    type Output = Result<Response<R>, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Called { fut } => return fut.poll(cx),
-                StateProj::Creating { creating } => {
-                    let layer = match ready!(creating.fut.as_mut().poll(cx)) {
-                        Ok(layer) => layer,
-                        Err(error) => return Poll::Ready(Err(error.into())),
-                    };
-                    let service = creating.service.take().expect("polled after completion");
-                    let request = creating.request.take().expect("polled after completion");
-                    // `service` was polled ready; so is the `BearerAuth` around it.
-                    let fut = layer.layer_service(service).call(request);
-                    this.state.set(State::Called { fut });
-                }
-                StateProj::Failed { error } => {
-                    return Poll::Ready(Err(error.take().expect("polled after completion")));
-                }
-            }
-        }
-    }
-}
-
-impl<S, B> fmt::Debug for ResponseFuture<S, B>
-where
-    S: Service<Request<B>>,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        ResponseFuture::creating(ready, request, layer)
     }
 }
