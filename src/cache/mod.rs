@@ -368,6 +368,14 @@ async fn wait(
 }
 
 impl TokenCache {
+    /// How many handles to this cache exist.
+    #[cfg(test)]
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.shared)
+    }
+}
+
+impl TokenCache {
     /// A cache for tokens from `provider`, with the default settings: for a client that is
     /// not a tower stack, or to share one cache between several layers with
     /// [`BearerAuthLayer::from_cache`](crate::BearerAuthLayer::from_cache).

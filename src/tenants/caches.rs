@@ -99,12 +99,12 @@ impl TenantCaches {
     ///
     /// A request marks its key used, and a sweep notes the time of the keys marked since the
     /// sweep before: a key is evicted by the first sweep at least an idle timeout after the
-    /// sweep that last saw it used. Sweeps run on their own, at most every quarter of the
-    /// idle timeout, when requests come (each service checks every 64 requests, and each new
-    /// key checks), so with traffic on any key an idle one goes between one and one and a
-    /// quarter idle timeouts after its last request. No task or timer runs for it: with no
-    /// requests at all, nothing is evicted until this is called, and a key used since the
-    /// last sweep counts as used now.
+    /// sweep that last saw it used. Sweeps run on their own every quarter of the idle timeout
+    /// (at most a minute), on a task the layer keeps while it has keys, so an idle key goes
+    /// between one and one and a quarter idle timeouts after its last request; requests check
+    /// for a due sweep too (each service every 64 requests, and each new key), for layers
+    /// used with no runtime to run the task. A key used since the last sweep counts as used
+    /// now.
     pub fn evict_idle(&self) -> usize {
         self.registry.sweep()
     }

@@ -183,6 +183,9 @@ impl<'a> Spelling<'a> {
     pub(crate) fn hash(&self, seed: u64) -> u64 {
         let mut hasher = FoldHasher(seed);
         hasher.write_u64(self.scheme_word);
+        if self.scheme.len() > 8 {
+            write_words(&mut hasher, self.scheme.as_bytes());
+        }
         write_words(&mut hasher, self.authority.as_bytes());
         if let Some(tenant) = self.tenant {
             write_words(&mut hasher, tenant.as_str().as_bytes());
@@ -431,6 +434,61 @@ mod tests {
         );
         assert_eq!(h("/relative", None), None);
         assert_eq!(h("ftp://x.example.com/", None), None);
+    }
+
+    #[test]
+    fn spellings_are_compared_and_hashed_byte_for_byte() {
+        let uris: Vec<Uri> = [
+            "https://pbx.example.com/a",
+            "https://pbx.example.com:443/b",
+            "HTTPS://PBX.example.com/",
+            "http://pbx.example.com/",
+            "https://pbx.example.con/",
+            "ws://pbx.example.com/",
+            "chrome-extension://pbx.example.com/",
+            "chrome-extensioN://pbx.example.com/",
+        ]
+        .iter()
+        .map(|u| u.parse().unwrap())
+        .collect();
+        let acme = TenantId::new("acme");
+        let spellings: Vec<Spelling<'_>> = uris
+            .iter()
+            .flat_map(|u| {
+                [
+                    Spelling::of(u, None).unwrap(),
+                    Spelling::of(u, Some(&acme)).unwrap(),
+                ]
+            })
+            .collect();
+        for (i, a) in spellings.iter().enumerate() {
+            for (j, b) in spellings.iter().enumerate() {
+                // The first path differs from the others', which no spelling reads.
+                assert_eq!(a.is(b), i == j, "{i} {j}");
+                assert_eq!(a.hash(7) == b.hash(7), i == j, "{i} {j}");
+            }
+        }
+        let again: Uri = "https://pbx.example.com/other".parse().unwrap();
+        assert!(Spelling::of(&again, None).unwrap().is(&spellings[0]));
+        assert_eq!(
+            Spelling::of(&again, None).unwrap().hash(7),
+            spellings[0].hash(7)
+        );
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let a = b"abcdefghijklmnopqrstu";
+        for n in 0..=a.len() {
+            let mut b = a[..n].to_vec();
+            assert!(same_bytes(&a[..n], &b), "{n}");
+            for i in 0..n {
+                b[i] ^= 1;
+                assert!(!same_bytes(&a[..n], &b), "{n} {i}");
+                b[i] ^= 1;
+            }
+            assert!(!same_bytes(&a[..n], &a[..n.saturating_sub(1)]) || n == 0);
+        }
     }
 
     #[test]

@@ -87,20 +87,34 @@
 //!
 //! # The hot path
 //!
-//! A request whose key is known reads its URI's origin once (no allocation), hashes it with
-//! the tenant id, takes a **read lock** on the key map (a `std::sync::RwLock`: its counter is
-//! written by every request, on every thread, so unlike [`BearerAuth`](crate::BearerAuth)'s
-//! own hot path this one writes memory that other threads share), and hands the request to
-//! its key's `BearerAuth`, which then takes its lock-free hot path. It allocates nothing and
-//! clones no inner service. Measured on one thread with 10,000 keys round-robin: about 2,030
-//! instructions per request, 1.85 times tower-http's `AddAuthorization` and about 650 more
-//! than a `BearerAuth` chosen by hand; `BENCHMARKS.md` has the numbers.
+//! A request for a key that its thread has sent before takes no lock and writes no memory
+//! that another thread reads. The key map lives behind a lock that only the slow path takes;
+//! each thread that sends a key's requests gets a *seat* for it, a small record owned by the
+//! key and found through a per-thread table keyed by the hash of the request's scheme,
+//! authority and tenant id as written. The request then goes through the key's layer the way
+//! a [`BearerAuth`](crate::BearerAuth) of it would, borrowing the inner service: nothing is
+//! cloned, allocated or locked, and the reference counts touched are those of the thread's
+//! own seat and header copy. Measured on one thread with 10,000 keys round-robin: about 1,660
+//! instructions per request, 1.49 times tower-http's `AddAuthorization` in the same binary;
+//! `BENCHMARKS.md` has the numbers.
 //!
-//! # Limits
+//! The slow path (a thread's first request for a key, or for another spelling of it such as
+//! `HTTPS://PBX.example.com` after `https://pbx.example.com:443`) takes the lock, makes the
+//! key if it is new and gives the thread its seat. A URI with user info (`user:pw@host`)
+//! gets no seat, so as not to keep a copy of it, and always takes the slow path.
 //!
-//! No task or timer runs for the keys: idle keys are evicted by sweeps that requests trigger
-//! (see [`TenantCaches::evict_idle`]). A key's token is bound to its origin by the lookup
-//! itself; a layer set up by [`TenantsLayer::configure`] that adds
+//! # Eviction and what it frees
+//!
+//! While the layer has keys, one task on the runtime that made its first key sweeps for idle
+//! keys every quarter of the [idle timeout](TenantsLayer::idle_timeout) (at most a minute); it
+//! stops when the last key goes, and is started again by the next key, or by a request after
+//! its runtime shut down. Requests check for a due sweep too, so keys are also evicted
+//! without a runtime to run the task. An evicted key's entry, seats, cache and token are
+//! dropped (the token is not revoked) as soon as no request in flight holds them. A thread's
+//! table keeps, for each freed seat, an empty weak reference: the evicting thread drops its
+//! own at once, and every thread drops its others once the evictions since it last did reach
+//! a quarter of its table, or when its table would grow. A key's token is bound to its origin
+//! by the lookup itself; a layer set up by [`TenantsLayer::configure`] that adds
 //! [`allow_origin`](crate::BearerAuthLayer::allow_origin) narrows that further.
 
 mod caches;
@@ -109,6 +123,8 @@ mod key;
 mod registry;
 mod seats;
 mod service;
+#[cfg(test)]
+mod tests;
 
 pub use self::{
     caches::{TenantCaches, TenantInfo},

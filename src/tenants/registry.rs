@@ -321,11 +321,21 @@ impl Registry {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Map> {
+        #[cfg(test)]
+        tests::LOCKS.with(|n| n.set(n.get() + 1));
         self.map.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Map> {
+        #[cfg(test)]
+        tests::LOCKS.with(|n| n.set(n.get() + 1));
         self.map.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many seats this thread's table for this map holds, freed ones included.
+    #[cfg(test)]
+    pub(crate) fn seats_here(&self) -> usize {
+        seats::len(self.slot.index(), self.id)
     }
 
     fn now_ms(&self) -> u64 {
@@ -634,5 +644,15 @@ impl fmt::Debug for Registry {
             .field("tenants", &self.len())
             .field("settings", &self.settings)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// How many times this thread took the key map's lock.
+        pub(crate) static LOCKS: Cell<usize> = const { Cell::new(0) };
     }
 }

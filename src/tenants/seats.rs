@@ -158,6 +158,15 @@ pub(crate) fn prune(slot: usize, owner: u64, evictions: u64) {
     });
 }
 
+/// How many seats this thread's table for `slot` holds, freed ones included.
+#[cfg(test)]
+pub(crate) fn len(slot: usize, owner: u64) -> usize {
+    TABLES.with(|tables| match tables.borrow().get(slot) {
+        Some(Some(table)) if table.owner == owner => table.seats.len(),
+        _ => 0,
+    })
+}
+
 /// Forgets this thread's table for `slot`, whose key map is gone.
 fn clear(slot: usize) {
     let _ = TABLES.try_with(|tables| {

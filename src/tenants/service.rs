@@ -122,7 +122,8 @@ impl TenantsLayer {
     }
 
     /// How long a key may go unused before it is evicted; see
-    /// [`TenantCaches::evict_idle`] for when that happens.
+    /// [`TenantCaches::evict_idle`] for when that happens. While the layer has keys, one task
+    /// on the runtime sweeps for idle ones every quarter of this (at most a minute).
     ///
     /// Defaults to [`DEFAULT_IDLE_TIMEOUT`] (30 minutes).
     pub fn idle_timeout(self, idle: Duration) -> Self {

@@ -1,0 +1,138 @@
+//! The hot path's promises, counted: a known key takes no lock and clones no cache handle,
+//! and threads forget the seats of evicted keys.
+
+use std::{cell::Cell, convert::Infallible, sync::Arc, time::Duration};
+
+use http::{Request, Response};
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+use super::{TenantCaches, TenantKey, TenantsLayer, registry};
+use crate::{BoxError, Origin, TokenCache, TokenResponse, provider_fn};
+
+fn layer() -> TenantsLayer {
+    TenantsLayer::new(|_: &TenantKey| async {
+        Ok::<_, BoxError>(provider_fn(|| async {
+            Ok::<_, BoxError>(TokenResponse::new("t").with_expires_in(Duration::from_secs(3600)))
+        }))
+    })
+}
+
+fn host(n: usize) -> String {
+    format!("https://pbx-{n}.example.com")
+}
+
+fn get(n: usize) -> Request<()> {
+    Request::get(format!("{}/api", host(n))).body(()).unwrap()
+}
+
+fn key(n: usize) -> TenantKey {
+    TenantKey::new(Origin::try_from(host(n).as_str()).unwrap(), None)
+}
+
+/// How many times this thread took a key map's lock.
+fn locks() -> usize {
+    registry::tests::LOCKS.with(Cell::get)
+}
+
+fn cache(caches: &TenantCaches, n: usize) -> TokenCache {
+    caches.cache(&key(n)).expect("the key is kept")
+}
+
+#[tokio::test]
+async fn a_known_key_takes_no_lock_and_clones_no_handle() {
+    const KEYS: usize = 3;
+    let layer = layer();
+    let caches = layer.caches();
+    // Filled once the keys exist: the inner service reads, while each request is sent, how
+    // many handles its key's cache has.
+    let handles: Arc<std::sync::OnceLock<Vec<TokenCache>>> = Arc::default();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let inner = {
+        let (handles, seen) = (handles.clone(), seen.clone());
+        service_fn(move |req: Request<()>| {
+            if let Some(handles) = handles.get() {
+                let n: usize = req.uri().host().unwrap()["pbx-".len()..]
+                    .split('.')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                seen.lock().unwrap().push(handles[n].handles());
+            }
+            async { Ok::<_, Infallible>(Response::new(())) }
+        })
+    };
+    let mut client = layer.layer(inner);
+    for n in 0..KEYS {
+        // The first request makes the key, the second this thread's seat.
+        for _ in 0..2 {
+            client.ready().await.unwrap().call(get(n)).await.unwrap();
+        }
+    }
+    assert_eq!(caches.registry.seats_here(), KEYS);
+    let held: Vec<TokenCache> = (0..KEYS).map(|n| cache(&caches, n)).collect();
+    let idle: Vec<usize> = held.iter().map(TokenCache::handles).collect();
+    handles.set(held).ok().unwrap();
+
+    let before = locks();
+    for i in 0..300 {
+        client
+            .ready()
+            .await
+            .unwrap()
+            .call(get(i % KEYS))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        locks() - before,
+        0,
+        "locks taken by 300 requests to known keys"
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 300);
+    for (i, handles) in seen.iter().enumerate() {
+        assert_eq!(*handles, idle[i % KEYS], "cache handles during request {i}");
+    }
+}
+
+#[tokio::test]
+async fn threads_forget_the_seats_of_evicted_keys() {
+    const KEYS: usize = 8;
+    let layer = layer();
+    let caches = layer.caches();
+    let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+    let mut client = layer.layer(inner);
+    for n in 0..KEYS {
+        for _ in 0..2 {
+            client.ready().await.unwrap().call(get(n)).await.unwrap();
+        }
+    }
+    let registry = &caches.registry;
+    assert_eq!(registry.seats_here(), KEYS);
+    let evict_elsewhere = |n: usize| {
+        let caches = caches.clone();
+        std::thread::spawn(move || assert!(caches.evict(&key(n))))
+            .join()
+            .unwrap();
+    };
+
+    // One eviction, on another thread: fewer than a quarter of this thread's seats, which it
+    // keeps (the freed one with them) for now.
+    evict_elsewhere(0);
+    client.ready().await.unwrap().call(get(7)).await.unwrap();
+    assert_eq!(registry.seats_here(), KEYS);
+    // A second one makes a quarter: the next request forgets both.
+    evict_elsewhere(1);
+    client.ready().await.unwrap().call(get(7)).await.unwrap();
+    assert_eq!(registry.seats_here(), KEYS - 2);
+    // The evicting thread forgets its own at once.
+    assert!(caches.evict(&key(2)));
+    assert_eq!(registry.seats_here(), KEYS - 3);
+    // An evicted key comes back as a new key, with a new seat.
+    for _ in 0..2 {
+        client.ready().await.unwrap().call(get(0)).await.unwrap();
+    }
+    assert_eq!(registry.seats_here(), KEYS - 2);
+    assert_eq!(caches.len(), KEYS - 2);
+}
