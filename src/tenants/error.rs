@@ -16,7 +16,7 @@ pub enum TenantErrorKind {
 }
 
 /// A request failed before reaching the inner service because no tenant's token could be
-/// chosen for it. Returned by [`Tenants`](super::Tenants) as a [`BoxError`]; downcast to read
+/// chosen for it. Returned by [`Tenants`](super::Tenants) as a [`BoxError`](crate::BoxError); downcast to read
 /// it.
 ///
 /// Its message names the key (origin and tenant id, no secret) and never the factory's error,
