@@ -231,6 +231,8 @@ where
     call_slow(inner, cache, settings, request)
 }
 
+/// Everything but the hot path: a copy of the request kept for a replay after `401`, or no
+/// current copy of the header on this thread.
 fn call_slow<S, B, R>(
     inner: &mut S,
     cache: &TokenCache,

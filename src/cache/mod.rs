@@ -39,6 +39,7 @@ use crate::{
     TokenError,
     error::TokenErrorKind,
     provider::{BoxFuture, TokenProvider},
+    slot::Slot,
     store::{OnChange, TokenStore},
     token::Token,
     trace::{self, Chain},
@@ -126,7 +127,7 @@ pub struct TokenCache {
 pub(crate) struct Shared {
     /// Unique in the process, for tracing and to tell a reused slot's copies apart.
     id: u64,
-    slot: crate::slot::Slot,
+    slot: Slot,
     provider: Arc<dyn TokenProvider>,
     state: Mutex<State>,
 }
