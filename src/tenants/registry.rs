@@ -332,6 +332,13 @@ impl Registry {
         self.map.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// How many seats `key`'s entry holds.
+    #[cfg(test)]
+    pub(crate) fn seats_of(&self, key: &TenantKey) -> usize {
+        let entry = self.get(key).expect("the key is kept");
+        entry.seats.lock().unwrap().len()
+    }
+
     /// How many seats this thread's table for this map holds, freed ones included.
     #[cfg(test)]
     pub(crate) fn seats_here(&self) -> usize {
@@ -369,14 +376,16 @@ impl Registry {
             return;
         }
         let seat = Arc::new(Seat::new(ready.clone(), &spelling));
-        entry
-            .seats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(seat.clone());
+        // In the table first, so that the seat has its weak reference when other threads
+        // look at the entry's seats.
         let evictions = self.evictions.load(Ordering::Relaxed);
         let hash = spelling.hash(self.seed);
         seats::insert(self.slot.index(), self.id, evictions, hash, &seat);
+        let mut seats = entry.seats.lock().unwrap_or_else(PoisonError::into_inner);
+        // Seats no table points to any more: their thread exited, or its table gave their
+        // place to another spelling of the same hash.
+        seats.retain(|seat| Arc::weak_count(seat) > 0);
+        seats.push(seat);
     }
 
     /// The slow path: the key's entry, made if there is none (evicting others if the map is

@@ -10,6 +10,7 @@
 //! its own: no other thread upgrades this seat), checks the spelling, and sends the request
 //! with the key's layer. Nothing is locked, allocated or written that another thread reads.
 //!
+//! A seat whose thread has exited (its table dropped) is dropped by the key's next new seat.
 //! Evicting a key drops its entry's seats, and with them the last references to the key's
 //! layer, cache and secrets, but for requests in flight. What stays in a thread's table is a
 //! weak reference to a freed seat: the evicting thread forgets its own at once, and every

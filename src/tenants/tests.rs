@@ -136,3 +136,43 @@ async fn threads_forget_the_seats_of_evicted_keys() {
     assert_eq!(registry.seats_here(), KEYS - 2);
     assert_eq!(caches.len(), KEYS - 2);
 }
+
+#[tokio::test]
+async fn the_seats_of_exited_threads_go_with_the_next_seat() {
+    let layer = layer();
+    let caches = layer.caches();
+    let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+    let mut client = layer.layer(inner);
+    for _ in 0..2 {
+        client.ready().await.unwrap().call(get(0)).await.unwrap();
+    }
+    assert_eq!(caches.registry.seats_of(&key(0)), 1);
+    // Three threads come, send, and exit: each leaves a seat no table points to, which the
+    // next thread's new seat drops.
+    for _ in 0..3 {
+        let mut client = client.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                client.ready().await.unwrap().call(get(0)).await.unwrap();
+            });
+        })
+        .join()
+        .unwrap();
+    }
+    assert_eq!(caches.registry.seats_of(&key(0)), 2, "this thread's and the last one's");
+    // One more thread's first request: its seat replaces the last exited thread's.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            client.ready().await.unwrap().call(get(0)).await.unwrap();
+        });
+        assert_eq!(caches.registry.seats_of(&key(0)), 2);
+    })
+    .join()
+    .unwrap();
+}
