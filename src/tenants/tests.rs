@@ -162,7 +162,11 @@ async fn the_seats_of_exited_threads_go_with_the_next_seat() {
         .join()
         .unwrap();
     }
-    assert_eq!(caches.registry.seats_of(&key(0)), 2, "this thread's and the last one's");
+    assert_eq!(
+        caches.registry.seats_of(&key(0)),
+        2,
+        "this thread's and the last one's"
+    );
     // One more thread's first request: its seat replaces the last exited thread's.
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
