@@ -339,6 +339,7 @@ where
                     ready!(fut.poll(cx)).map_err(Into::into)?
                 }
                 StateProj::Waiting { slow } if matches!(slow.step, Step::Layer(_)) => {
+                    // A guard cannot borrow the step mutably: match it again.
                     let Step::Layer(fut) = &mut slow.step else {
                         unreachable!("matched above")
                     };

@@ -299,7 +299,7 @@ where
 
 /// The instance polled ready, for a request that waits, and a clone left in its place: see
 /// "Be careful when cloning inner services" in the `tower-service` documentation.
-fn take_ready<S: Clone>(inner: &mut S) -> S {
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
     let clone = inner.clone();
     std::mem::replace(inner, clone)
 }

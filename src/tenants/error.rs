@@ -1,6 +1,6 @@
 //! [`TenantError`]: a request that no tenant's token could be chosen for.
 
-use std::{error::Error, fmt, sync::Arc};
+use std::{error::Error, fmt};
 
 use super::{TenantKey, registry::Refusal};
 
@@ -26,7 +26,7 @@ pub struct TenantError {
     kind: TenantErrorKind,
     key: Option<TenantKey>,
     /// Shared by the requests that waited for one refusal.
-    source: Option<Arc<dyn Error + Send + Sync>>,
+    source: Option<Refusal>,
 }
 
 impl TenantError {

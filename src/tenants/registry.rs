@@ -199,24 +199,14 @@ impl Bucket {
         }
     }
 
-    /// Removes `entry`; returns whether it was here and whether the bucket is now empty.
-    fn remove(&mut self, entry: &Entry) -> (bool, bool) {
+    /// Removes `entry`: returns it, if it was here, and whether the bucket is now empty.
+    fn remove(&mut self, entry: &Entry) -> Option<(Arc<Entry>, bool)> {
+        let is = |e: &Arc<Entry>| std::ptr::eq(Arc::as_ptr(e), entry);
         match self {
-            Self::One(only) => {
-                let found = std::ptr::eq(Arc::as_ptr(only), entry);
-                (found, found)
-            }
+            Self::One(only) => is(only).then(|| (only.clone(), true)),
             Self::Many(entries) => {
-                match entries
-                    .iter()
-                    .position(|e| std::ptr::eq(Arc::as_ptr(e), entry))
-                {
-                    Some(at) => {
-                        entries.swap_remove(at);
-                        (true, entries.is_empty())
-                    }
-                    None => (false, false),
-                }
+                let at = entries.iter().position(is)?;
+                Some((entries.swap_remove(at), entries.is_empty()))
             }
         }
     }
@@ -257,13 +247,7 @@ impl Map {
 
     /// Takes `entry` out of the map; `None` if it was not in it.
     fn remove(&mut self, entry: &Entry) -> Option<Arc<Entry>> {
-        let bucket = self.buckets.get_mut(&entry.hash)?;
-        let found = bucket
-            .as_slice()
-            .iter()
-            .find(|e| std::ptr::eq(Arc::as_ptr(e), entry))
-            .cloned()?;
-        let (_, empty) = bucket.remove(entry);
+        let (found, empty) = self.buckets.get_mut(&entry.hash)?.remove(entry)?;
         if empty {
             self.buckets.remove(&entry.hash);
         }

@@ -16,7 +16,7 @@ use super::{
     TenantCaches, TenantError, TenantId, TenantKey,
     registry::{Configure, Factory, Registry, Settings},
 };
-use crate::{BearerAuthLayer, BoxError, BoxFuture, TokenProvider, future::ResponseFuture};
+use crate::{BearerAuthLayer, BoxError, BoxFuture, TokenProvider, future::ResponseFuture, service};
 
 /// Default cap on the number of keys kept.
 pub const DEFAULT_MAX_TENANTS: usize = 10_000;
@@ -277,10 +277,8 @@ impl<S> Tenants<S> {
             self.registry.seat_for(&entry, ready, request.uri(), tenant);
             return ready.layer.call(&mut self.inner, request);
         }
-        // The factory has not answered yet. See "Be careful when cloning inner services" in
-        // the `tower-service` documentation: keep the instance polled ready, leave a clone.
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
+        // The factory has not answered yet: the request keeps the instance polled ready.
+        let ready = service::take_ready(&mut self.inner);
         let registry = self.registry.clone();
         let layer = Box::pin(async move {
             match registry.ready(&entry).await {

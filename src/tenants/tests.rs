@@ -147,9 +147,9 @@ async fn the_seats_of_exited_threads_go_with_the_next_seat() {
         client.ready().await.unwrap().call(get(0)).await.unwrap();
     }
     assert_eq!(caches.registry.seats_of(&key(0)), 1);
-    // Three threads come, send, and exit: each leaves a seat no table points to, which the
-    // next thread's new seat drops.
-    for _ in 0..3 {
+    // Sends one request to key 0 from a thread of its own, then runs `then` there before the
+    // thread exits.
+    let on_a_new_thread = |then: Box<dyn FnOnce() + Send>| {
         let mut client = client.clone();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -158,9 +158,15 @@ async fn the_seats_of_exited_threads_go_with_the_next_seat() {
             runtime.block_on(async {
                 client.ready().await.unwrap().call(get(0)).await.unwrap();
             });
+            then();
         })
         .join()
         .unwrap();
+    };
+    // Three threads come, send, and exit: each leaves a seat no table points to, which the
+    // next thread's new seat drops.
+    for _ in 0..3 {
+        on_a_new_thread(Box::new(|| {}));
     }
     assert_eq!(
         caches.registry.seats_of(&key(0)),
@@ -168,15 +174,8 @@ async fn the_seats_of_exited_threads_go_with_the_next_seat() {
         "this thread's and the last one's"
     );
     // One more thread's first request: its seat replaces the last exited thread's.
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            client.ready().await.unwrap().call(get(0)).await.unwrap();
-        });
-        assert_eq!(caches.registry.seats_of(&key(0)), 2);
-    })
-    .join()
-    .unwrap();
+    let registry = caches.registry.clone();
+    on_a_new_thread(Box::new(move || {
+        assert_eq!(registry.seats_of(&key(0)), 2);
+    }));
 }
