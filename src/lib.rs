@@ -274,6 +274,7 @@ mod challenge;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
+mod clock;
 mod error;
 pub mod future;
 mod layer;

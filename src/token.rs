@@ -10,7 +10,10 @@ use serde::{Deserialize, Deserializer, de::Error as _};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::error::{Reason, TokenError, TokenErrorKind};
+use crate::{
+    clock,
+    error::{Reason, TokenError, TokenErrorKind},
+};
 
 /// A token as a provider obtained it from the server: the access token, its lifetime and
 /// whatever else the server sent.
@@ -322,7 +325,7 @@ impl Token {
             // life then counts from when the request left, like `expires_in`.
             let (server_now, from) = match response.server_date {
                 Some(date) => (date, issued),
-                None => (SystemTime::now(), Instant::now()),
+                None => (SystemTime::now(), clock::now()),
             };
             let remaining = at
                 .duration_since(server_now)
@@ -333,7 +336,7 @@ impl Token {
                 expires_at = Some(expires_at.map_or(at, |e: Instant| e.min(at)));
             }
         }
-        let now = Instant::now();
+        let now = clock::now();
         if expires_at.is_some_and(|e| e <= now) {
             return Err(invalid("the token has already expired"));
         }
@@ -367,9 +370,9 @@ impl Token {
     /// The token as a response again, with an absolute expiry, for a
     /// [`TokenStore`](crate::store::TokenStore).
     pub(crate) fn to_response(&self) -> TokenResponse {
-        let expires_at = self.expires_at.and_then(|e| {
-            SystemTime::now().checked_add(e.saturating_duration_since(Instant::now()))
-        });
+        let expires_at = self
+            .expires_at
+            .and_then(|e| SystemTime::now().checked_add(e.saturating_duration_since(clock::now())));
         TokenResponse {
             access_token: self.access_token().to_owned(),
             token_type: self.token_type.clone(),
@@ -394,11 +397,17 @@ impl Token {
     }
 
     /// When the token expires, or `None` if the server gave no expiry.
+    ///
+    /// The instant is a `tokio::time::Instant` on the cache's clock, which counts the time the
+    /// machine spent suspended: it is tokio's clock moved on by that time, and equals it on a
+    /// machine that never slept. A token's expiry and refresh point are therefore reached
+    /// after a suspend, although tokio's own clock (the monotonic clock) stood still.
     pub fn expires_at(&self) -> Option<Instant> {
         self.expires_at
     }
 
-    /// When the cache will start refreshing the token, or `None` if it never expires.
+    /// When the cache will start refreshing the token, or `None` if it never expires; on the
+    /// cache's clock, as for [`expires_at`](Self::expires_at).
     pub fn refresh_at(&self) -> Option<Instant> {
         self.refresh_at
     }

@@ -10,7 +10,7 @@ use std::{error::Error, fmt, time::Duration};
 
 use tokio::time::Instant;
 
-use crate::{TokenError, TokenErrorKind};
+use crate::{TokenError, TokenErrorKind, clock};
 
 #[cfg(feature = "tracing")]
 macro_rules! trace {
@@ -101,7 +101,7 @@ impl Started {
     pub(crate) fn now() -> Self {
         Self {
             #[cfg(feature = "tracing")]
-            at: Instant::now(),
+            at: clock::now(),
         }
     }
 
@@ -117,7 +117,7 @@ impl Started {
     /// Milliseconds since the start.
     #[cfg(feature = "tracing")]
     pub(crate) fn ms(self) -> u64 {
-        ms(self.at.elapsed())
+        ms(clock::now().saturating_duration_since(self.at))
     }
 
     #[cfg(not(feature = "tracing"))]
@@ -134,7 +134,7 @@ pub(crate) fn ms(duration: Duration) -> u64 {
 /// Milliseconds until `at`, for `expires_in_ms`; `None` (no field) for a token that never
 /// expires.
 pub(crate) fn until(at: Option<Instant>) -> Option<u64> {
-    at.map(|at| ms(at.saturating_duration_since(Instant::now())))
+    at.map(|at| ms(at.saturating_duration_since(clock::now())))
 }
 
 /// How a flight got its token, for the event that announces it with its generation.

@@ -63,18 +63,23 @@ async fn saves_only_newer_versions_and_clears_without_forgetting_them() {
     );
     let loaded = store.load().await.unwrap().unwrap();
     assert_eq!(
-        (loaded.version(), loaded.token().access_token()),
+        (loaded.version(), loaded.token().unwrap().access_token()),
         (2, "two")
     );
-    assert_eq!(loaded.token().refresh_token(), Some("rt-two"));
+    assert_eq!(loaded.token().unwrap().refresh_token(), Some("rt-two"));
 
-    store.clear().await.unwrap();
-    assert!(store.load().await.unwrap().is_none());
+    // A revoke saves a revoked record: no token, and the versions go on from it.
+    assert!(store.save(&StoredToken::revoked(3)).await.unwrap());
+    assert!(store.load().await.unwrap().unwrap().is_revoked());
     assert!(
         !store.save(&token(2, "late")).await.unwrap(),
         "a late holder"
     );
-    assert!(store.save(&token(3, "three")).await.unwrap());
+    assert!(
+        !store.save(&token(3, "late")).await.unwrap(),
+        "at the revoked version"
+    );
+    assert!(store.save(&token(4, "four")).await.unwrap());
 
     // Another name is another account.
     assert!(redis.store("other").load().await.unwrap().is_none());

@@ -135,7 +135,9 @@ async fn a_login_under_way_at_revoke_is_neither_saved_nor_adopted() {
     // Whatever the waiter got (C2's business), the old login has finished by now.
     let _ = watchdog(waiter).await.unwrap();
 
-    let stored = store.get().map(|s| s.token().access_token().to_owned());
+    let stored = store
+        .get()
+        .and_then(|s| Some(s.token()?.access_token().to_owned()));
     assert_ne!(
         stored.as_deref(),
         Some("a-login-1"),
@@ -199,7 +201,7 @@ async fn waiters_at_revoke_never_get_the_old_logins_token() {
 /// The version of the token in `store`, if it holds one.
 async fn stored<S: TokenStore>(store: &S) -> Option<(u64, String)> {
     let stored = store.load().await.unwrap()?;
-    Some((stored.version(), stored.token().access_token().to_owned()))
+    Some((stored.version(), stored.token()?.access_token().to_owned()))
 }
 
 /// C3 and C4: cache A logs in and refreshes three times (versions 1 to 4) and revokes. Its

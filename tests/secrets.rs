@@ -159,7 +159,7 @@ async fn no_secret_in_any_output() {
         .store(store.clone())
         .on_token_change(move |token| {
             if let Some(token) = token {
-                hook.secret(token.token().access_token());
+                hook.secret(token.token().unwrap().access_token());
                 hook.debug("changed token", token);
             }
             hook.debug("store", &token);

@@ -63,15 +63,6 @@ impl TokenStore for FileStore {
             Ok(true)
         })
     }
-
-    fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
-        Box::pin(async move {
-            match tokio::fs::remove_file(&self.0).await {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-                _ => Ok(()),
-            }
-        })
-    }
 }
 
 #[tokio::test]
@@ -89,7 +80,7 @@ async fn a_restarted_process_finds_its_token_in_the_store() {
 
     // The file holds the token (in plain text, as documented).
     let stored = StoredToken::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(stored.token().access_token(), token.access_token());
+    assert_eq!(stored.token().unwrap().access_token(), token.access_token());
 
     // "Restart": a new cache with the same store sends the stored token without logging in.
     let second = layer(&server).store(FileStore(path.clone()));
@@ -106,9 +97,11 @@ async fn a_restarted_process_finds_its_token_in_the_store() {
         token.access_token()
     );
 
-    // A clean logout clears the store: the next start logs in.
+    // A clean logout leaves no token in the store, only a revoked record: the next start logs
+    // in.
     second.cache().revoke().await.unwrap();
-    assert!(!path.exists());
+    let record = StoredToken::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(record.is_revoked() && record.token().is_none());
     let third = layer(&server).store(FileStore(path.clone()));
     let client = third.layer(HttpClient::new());
     assert_eq!(get(&client, &server).await.unwrap(), StatusCode::OK);
@@ -231,7 +224,7 @@ async fn the_hook_sees_every_new_token_and_the_logout() {
             let entry = token.map(|t| {
                 (
                     t.version(),
-                    t.token().access_token().to_owned(),
+                    t.token().unwrap().access_token().to_owned(),
                     format!("{t:?}"),
                 )
             });

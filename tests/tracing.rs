@@ -171,7 +171,7 @@ impl Capture {
         let capture = self.clone();
         move |token| {
             if let Some(token) = token {
-                let token = token.token();
+                let token = token.token().unwrap();
                 capture.secret(token.access_token());
                 if let Some(refresh) = token.refresh_token() {
                     capture.secret(refresh);
@@ -379,9 +379,6 @@ impl TokenStore for Broken {
     fn save<'a>(&'a self, _: &'a StoredToken) -> BoxFuture<'a, Result<bool, BoxError>> {
         Box::pin(async { Err("store down".into()) })
     }
-    fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
-        Box::pin(async { Err("store down".into()) })
-    }
     fn lock(&self) -> BoxFuture<'_, Result<StoreLock, BoxError>> {
         Box::pin(async { Err("store down".into()) })
     }
@@ -396,9 +393,6 @@ impl TokenStore for Newer {
     }
     fn save<'a>(&'a self, _: &'a StoredToken) -> BoxFuture<'a, Result<bool, BoxError>> {
         Box::pin(async { Ok(false) })
-    }
-    fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
-        Box::pin(async { Ok(()) })
     }
 }
 

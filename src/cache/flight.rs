@@ -15,13 +15,21 @@
 //! - a flight whose task is dropped unfinished (its runtime shut down) lands as `Restart`, and
 //!   its waiters start a new one on their own runtimes;
 //! - a flight that is no longer the cache's (replaced, or discarded by `revoke`) lands as
-//!   `Restart` too: its token is never handed out.
+//!   `Restart` too, and its task stops at its next step: its token is never handed out or
+//!   saved;
+//! - the task holds the cache weakly: once every handle to the cache is dropped, the flight's
+//!   record goes with the cache's state, and the task stops, dropping the provider's call.
+//!
+//! A waiter that sees a token land checks that it is still the cache's before sending it: a
+//! `revoke` or `invalidate` may have come between the landing and the waiter's turn.
 
 use std::{
     future::Future,
+    hash::{DefaultHasher, Hash, Hasher},
+    num::NonZeroU64,
     panic::{AssertUnwindSafe, catch_unwind},
-    pin::Pin,
-    sync::Arc,
+    pin::{Pin, pin},
+    sync::{Arc, Weak},
     task::{Context, Poll},
     time::Duration,
 };
@@ -30,7 +38,7 @@ use tokio::{runtime::Handle, sync::watch, time::Instant};
 
 use super::{Config, Shared, State};
 use crate::{
-    BoxError, TokenError,
+    BoxError, TokenError, clock,
     error::TokenErrorKind,
     provider::TokenProvider,
     store::{OnChange, StoredToken, TokenStore, sync as store_sync},
@@ -96,6 +104,8 @@ pub(crate) struct Fetched {
 pub(crate) struct Failure {
     pub(crate) error: TokenError,
     pub(crate) retry_after: Option<Duration>,
+    /// The refresh token the server refused on the way, if it did.
+    pub(crate) refused: Option<Refused>,
 }
 
 impl From<TokenError> for Failure {
@@ -103,58 +113,79 @@ impl From<TokenError> for Failure {
         Self {
             error,
             retry_after: None,
+            refused: None,
         }
     }
 }
 
+/// A refresh token the server refused, known by a fingerprint (the secret is not kept): once
+/// refused it is never sent again, and the next fetch logs in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Refused(NonZeroU64);
+
+impl Refused {
+    fn of(refresh_token: &str) -> Self {
+        let mut hasher = DefaultHasher::new();
+        refresh_token.hash(&mut hasher);
+        Self(NonZeroU64::new(hasher.finish()).unwrap_or(NonZeroU64::MIN))
+    }
+}
+
 /// Registers a new flight in `state` and returns the task to spawn once the lock is released.
-/// A flight it replaces (stuck) lands as `Restart`.
+/// A flight it replaces (stuck, or discarded by `revoke`) lands as `Restart`, and its task
+/// stops.
 pub(crate) fn register(shared: &Arc<Shared>, state: &mut State, now: Instant) -> FlightTask {
     let id = super::next_id();
-    let (tx, _) = watch::channel(Landing::Pending);
+    let (tx, gone) = watch::channel(Landing::Pending);
     let bound = flight_bound(&state.config, state.store().is_some());
     let replaced = state.flight.replace(Box::new(Flight {
         id,
         tx,
         deadline: now + bound,
     }));
-    if let Some(stuck) = replaced {
-        stuck.land(Landing::Restart);
+    if let Some(replaced) = replaced {
+        replaced.land(Landing::Restart);
     }
     FlightTask {
-        shared: shared.clone(),
+        shared: Arc::downgrade(shared),
+        provider: shared.provider.clone(),
         id,
+        cache: shared.id,
         refresh_token: state.token.as_ref().and_then(|t| t.refresh_token.clone()),
-        replaces: state.token.as_ref().map_or(0, |_| state.store_version()),
-        known_version: state.store_version(),
-        revocations: state.revocations(),
+        known: state.store_version(),
+        refused: state.refused(),
         store: state.store().cloned(),
         on_change: state.on_change().cloned(),
         config: state.config,
         bound,
+        gone: Some(gone),
         done: false,
     }
 }
 
-/// One login or refresh, run detached from the requests waiting for it.
+/// One login or refresh (or a revoke's step in the store), run detached from the requests
+/// waiting for it.
 ///
 /// Dropped before it finished (its runtime shut down, or there was none to spawn it on), it
 /// lands as [`Landing::Restart`] and unregisters itself, so that the next request starts
 /// another.
 pub(crate) struct FlightTask {
-    shared: Arc<Shared>,
+    /// Weak: a flight does not keep its cache alive.
+    shared: Weak<Shared>,
+    provider: Arc<dyn TokenProvider>,
     id: u64,
+    /// The cache's id, for tracing.
+    cache: u64,
     refresh_token: Option<String>,
-    /// The store version of the token being replaced (0 for none).
-    replaces: u64,
-    /// The greatest store version the cache knows, kept across `revoke`.
-    known_version: u64,
-    /// `State::revocations` when the flight started.
-    revocations: u64,
+    /// The greatest store version the cache has seen (0 without a store).
+    known: u64,
+    refused: Option<Refused>,
     store: Option<Arc<dyn TokenStore>>,
     on_change: Option<OnChange>,
     config: Config,
     bound: Duration,
+    /// Ends when the flight's record is dropped: replaced, discarded, or gone with the cache.
+    gone: Option<Outcome>,
     done: bool,
 }
 
@@ -163,41 +194,74 @@ impl FlightTask {
     /// `Restart`, and the waiters start it from their own runtime.
     pub(crate) fn spawn(self) {
         if let Ok(handle) = Handle::try_current() {
-            let cache = self.shared.id;
+            let cache = self.cache;
             drop(handle.spawn(trace::instrument!(self.run(), "token_fetch", cache)));
         }
     }
 
     async fn run(mut self) {
-        let fetch = self.fetch();
-        let result = match tokio::time::timeout(self.bound, fetch).await {
-            Ok(result) => result,
-            Err(_) => Err(TokenError::new(TokenErrorKind::Timeout).into()),
+        let gone = self.gone.take();
+        let fetch = tokio::time::timeout(self.bound, self.fetch());
+        let Some(result) = unless_gone(fetch, gone).await else {
+            // No longer the cache's: whoever removed the flight told its waiters.
+            return;
         };
+        let result =
+            result.unwrap_or_else(|_| Err(TokenError::new(TokenErrorKind::Timeout).into()));
         self.finish(result);
     }
 
     async fn fetch(&self) -> Result<Fetched, Failure> {
         let refresh_token = self.refresh_token.clone();
-        let provider = &*self.shared.provider;
+        let provider = &*self.provider;
         let Some(store) = &self.store else {
-            return fetch(provider, refresh_token, &self.config).await;
+            return fetch(provider, refresh_token, self.refused, &self.config).await;
         };
         store_sync::fetch(
             &**store,
             provider,
             refresh_token,
-            self.replaces,
-            self.known_version,
+            self.known,
+            self.refused,
             &self.config,
-            || self.shared.lock().revocations() != self.revocations,
         )
         .await
     }
 
+    /// A revoke's step in the store, run in place of a fetch by `TokenCache::revoke`: saves a
+    /// revoked record under the store's lock while the cache's requests wait, then lands as
+    /// `Restart` so that they log in anew.
+    pub(crate) async fn revoke_in_store(mut self) -> Result<(), TokenError> {
+        let store = self.store.clone().expect("a revoke's flight has a store");
+        let timeout = self.config.timeout;
+        let saved = store_sync::revoke(&*store, self.known, timeout);
+        let result = match tokio::time::timeout(self.bound, saved).await {
+            Ok(Ok(version)) => Ok(Some(version)),
+            Ok(Err(e)) => Err(TokenError::with_source(TokenErrorKind::Revoke, e)),
+            Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
+        };
+        self.done = true;
+        if let Some(shared) = self.shared.upgrade() {
+            let mut state = shared.lock();
+            if let Ok(Some(version)) = result {
+                let version = version.max(state.store_version());
+                state.set_store_version(version);
+            }
+            if state.flight.as_ref().is_some_and(|f| f.id == self.id) {
+                let flight = state.flight.take().expect("checked above");
+                drop(state);
+                flight.land(Landing::Restart);
+            }
+        }
+        result.map(drop)
+    }
+
     fn finish(&mut self, result: Result<Fetched, Failure>) {
         self.done = true;
-        let mut state = self.shared.lock();
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let mut state = shared.lock();
         // A flight replaced or discarded by `revoke` hands out nothing: whoever replaced it
         // told its waiters to ask again.
         if state.flight.as_ref().is_none_or(|f| f.id != self.id) {
@@ -235,7 +299,7 @@ impl FlightTask {
                 Landing::Token(token)
             }
             Err(failure) => {
-                backoff = Some(state.record_failure(&failure.error, failure.retry_after));
+                backoff = Some(state.record_failure(&failure));
                 drop(state);
                 Landing::Failed(failure.error)
             }
@@ -262,13 +326,33 @@ impl Drop for FlightTask {
         if self.done {
             return;
         }
-        let mut state = self.shared.lock();
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let mut state = shared.lock();
         if state.flight.as_ref().is_some_and(|f| f.id == self.id) {
             let flight = state.flight.take().expect("checked above");
             drop(state);
             flight.land(Landing::Restart);
         }
     }
+}
+
+/// Runs `work` until it ends or the flight's record is dropped (`None`); without a record to
+/// watch, to the end.
+async fn unless_gone<F: Future>(work: F, gone: Option<Outcome>) -> Option<F::Output> {
+    let mut work = pin!(work);
+    let Some(mut gone) = gone else {
+        return Some(work.await);
+    };
+    let mut dropped = pin!(async move { while gone.changed().await.is_ok() {} });
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        dropped.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 fn log_success(token: &Token, stored: Option<&StoredToken>, step: Step, started: Started) {
@@ -347,16 +431,22 @@ impl<T> Future for CatchUnwind<'_, T> {
 
 /// Refreshes with `refresh_token` if there is one, else (or if that fails) logs in, the two
 /// within one `timeout`: a fetch never outlasts the wait of the request that started it.
+///
+/// A refresh token the server has `refused` is not sent again: the fetch logs in.
 pub(crate) async fn fetch(
     provider: &dyn TokenProvider,
     refresh_token: Option<String>,
+    refused: Option<Refused>,
     config: &Config,
 ) -> Result<Fetched, Failure> {
     let now = Instant::now();
     let deadline = now.checked_add(config.timeout).unwrap_or(now);
     let mut refresh_failed = false;
+    let mut refused_now = None;
+    let refresh_token = refresh_token.filter(|t| refused != Some(Refused::of(t)));
     if let Some(refresh_token) = refresh_token {
-        let issued = Instant::now();
+        let issued = clock::now();
+        let fingerprint = Refused::of(&refresh_token);
         let refreshed = match call(deadline, || provider.refresh(&refresh_token)).await {
             // A response without a refresh token keeps the one just used.
             Ok(Ok(response)) => Token::from_response(
@@ -378,18 +468,24 @@ pub(crate) async fn fetch(
                     started: Started::at(issued),
                 });
             }
-            // Refused, failed, timed out or unusable: log in instead.
-            Err(error) => trace::debug!(
-                name: "refresh",
-                elapsed_ms = trace::ms(issued.elapsed()),
-                error_kind = ?error.kind(),
-                error = %Chain::refresh(&error),
-                "token refresh failed; logging in instead"
-            ),
+            // Refused, failed, timed out or unusable: log in instead. One the server refused
+            // (`invalid_grant`, say) is never sent again.
+            Err(error) => {
+                if error.credentials_rejected() {
+                    refused_now = Some(fingerprint);
+                }
+                trace::debug!(
+                    name: "refresh",
+                    elapsed_ms = trace::ms(clock::now().saturating_duration_since(issued)),
+                    error_kind = ?error.kind(),
+                    error = %Chain::refresh(&error),
+                    "token refresh failed; logging in instead"
+                )
+            }
         }
         refresh_failed = true;
     }
-    let issued = Instant::now();
+    let issued = clock::now();
     let result = match call(deadline, || provider.login()).await {
         Ok(Ok(response)) => {
             Token::from_response(response, issued, &config.policy, None, (config.jitter)())
@@ -402,14 +498,19 @@ pub(crate) async fn fetch(
             Err(Failure {
                 error: TokenError::with_source(TokenErrorKind::Login, e),
                 retry_after,
+                refused: None,
             })
         }
         Err(timed_out) => Err(timed_out.into()),
     };
+    let result = result.map_err(|failure| Failure {
+        refused: refused_now,
+        ..failure
+    });
     if let Err(failure) = &result {
         trace::warn!(
             name: "login",
-            elapsed_ms = trace::ms(issued.elapsed()),
+            elapsed_ms = trace::ms(clock::now().saturating_duration_since(issued)),
             fallback = refresh_failed,
             error_kind = ?failure.error.kind(),
             error = %Chain(&failure.error),

@@ -23,10 +23,10 @@ use std::{
 };
 
 use http::HeaderValue;
-use tokio::time::Instant;
 
 use super::Shared;
 use crate::{
+    clock::Deadline,
     slot::{Pool, Slot},
     token::Token,
 };
@@ -38,7 +38,7 @@ pub(crate) struct Local {
     pub(crate) header: HeaderValue,
     pub(crate) generation: u64,
     /// The token's refresh point: from then on the slow path decides. `None`: never.
-    fresh_until: Option<Instant>,
+    fresh_until: Option<Deadline>,
     retired: AtomicBool,
     /// The cache, for a request refused with `401` (reached through the copy it carried).
     pub(crate) cache: Weak<Shared>,
@@ -54,7 +54,7 @@ impl Local {
             owner: shared.id,
             header,
             generation: token.generation,
-            fresh_until: token.refresh_at,
+            fresh_until: token.refresh_at.map(Deadline::new),
             retired: AtomicBool::new(false),
             cache: Arc::downgrade(shared),
         })
@@ -70,7 +70,13 @@ impl Local {
     fn current(&self, owner: u64) -> bool {
         self.owner == owner
             && !self.retired.load(Ordering::Acquire)
-            && self.fresh_until.is_none_or(|at| Instant::now() < at)
+            && self.fresh_until.is_none_or(|at| !at.passed())
+    }
+
+    /// Whether a thread's table still points to this copy: once its thread has exited, only
+    /// the cache (and requests still carrying it) hold it.
+    pub(crate) fn has_thread(self: &Arc<Self>) -> bool {
+        Arc::weak_count(self) > 0
     }
 }
 

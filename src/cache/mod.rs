@@ -36,7 +36,7 @@ use http::HeaderValue;
 use tokio::{runtime::Handle, time::Instant};
 
 use crate::{
-    TokenError,
+    TokenError, clock,
     error::TokenErrorKind,
     provider::{BoxFuture, TokenProvider},
     slot::Slot,
@@ -51,7 +51,7 @@ mod local;
 
 pub(crate) use config::{Config, next_id};
 use config::{MAX_DURATION, MAX_RETRY_AFTER};
-pub(crate) use flight::{Failure, Fetched, fetch};
+pub(crate) use flight::{Failure, Fetched, Refused, fetch};
 use flight::{Flight, FlightTask, Landing, Outcome};
 use local::Local;
 
@@ -155,12 +155,10 @@ pub(crate) struct State {
 /// What a cache with a [`TokenStore`] or a change hook keeps besides.
 struct Hooks {
     /// Where tokens are also kept, and the greatest version seen there: that of `token`, or
-    /// of the last token before a `revoke` (versions never go back).
+    /// of the revoked record the last `revoke` saved (versions never go back). No token of
+    /// this version or below is adopted from the store.
     store: Option<Arc<dyn TokenStore>>,
     store_version: u64,
-    /// How many times `revoke` ran: a token saved by a flight started before one is cleared
-    /// from the store again.
-    revocations: u64,
     /// Called with every new token.
     on_change: Option<OnChange>,
 }
@@ -169,6 +167,8 @@ struct Backoff {
     error: TokenError,
     until: Instant,
     streak: u32,
+    /// The last refresh token the server refused since the last success: never sent again.
+    refused: Option<Refused>,
 }
 
 /// What a request that needs a token does now, decided under the lock.
@@ -201,9 +201,13 @@ impl State {
         }
     }
 
-    /// How many times `revoke` ran (counted only with a store, which is what it guards).
-    pub(crate) fn revocations(&self) -> u64 {
-        self.hooks.as_ref().map_or(0, |h| h.revocations)
+    /// Whether `token` is still the one to send: not replaced, invalidated or revoked.
+    fn is_current(&self, token: &Token) -> bool {
+        self.usable
+            && self
+                .token
+                .as_ref()
+                .is_some_and(|t| t.generation == token.generation)
     }
 
     /// The token to send at `now`, and whether it has reached its refresh point.
@@ -214,6 +218,11 @@ impl State {
         }
         let stale = token.refresh_at.is_some_and(|r| now >= r);
         Some((token, stale))
+    }
+
+    /// The last refresh token the server refused, since the last token fetched.
+    pub(crate) fn refused(&self) -> Option<Refused> {
+        self.backoff.as_ref()?.refused
     }
 
     /// The last failure, while new fetches must wait.
@@ -239,11 +248,12 @@ impl State {
     /// Remembers a failed fetch: no new fetch starts for a growing, jittered pause, or for as
     /// long as the provider asked (`Retry-After`, up to five minutes). Returns the pause and
     /// the failures in a row.
-    fn record_failure(
-        &mut self,
-        error: &TokenError,
-        retry_after: Option<Duration>,
-    ) -> (Duration, u32) {
+    fn record_failure(&mut self, failure: &Failure) -> (Duration, u32) {
+        let Failure {
+            error,
+            retry_after,
+            refused,
+        } = failure;
         let streak = self
             .backoff
             .as_ref()
@@ -258,11 +268,12 @@ impl State {
             .mul_f64(0.5 + 0.5 * (self.config.jitter)())
             .max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
             .min(MAX_DURATION);
-        let now = Instant::now();
+        let now = clock::now();
         self.backoff = Some(Box::new(Backoff {
             error: error.clone(),
             until: now.checked_add(pause).unwrap_or(now),
             streak,
+            refused: refused.or(self.refused()),
         }));
         (pause, streak)
     }
@@ -312,6 +323,9 @@ impl Shared {
     ) -> Option<Arc<Local>> {
         let local = Arc::new(Local::new(self, token)?);
         local::set(self.slot.index(), &local).then(|| {
+            // The copies of threads that have exited go: a token that never expires, sent
+            // from short-lived threads, would otherwise keep one copy per thread ever seen.
+            state.locals.retain(Local::has_thread);
             // Room for one more at a time: most caches are used by one thread, or a few.
             state.locals.reserve_exact(1);
             state.locals.push(local.clone());
@@ -339,7 +353,7 @@ async fn wait(
                 None => {
                     let (next, task) = {
                         let mut state = shared.lock();
-                        shared.next(&mut state, Instant::now())
+                        shared.next(&mut state, clock::now())
                     };
                     if let Some(task) = task {
                         task.spawn();
@@ -356,7 +370,9 @@ async fn wait(
                 Err(_) => Landing::Restart,
             };
             match landing {
-                Landing::Token(token) => return Ok(token),
+                // Unless a revoke or invalidate came between the landing and this turn.
+                Landing::Token(token) if shared.lock().is_current(&token) => return Ok(token),
+                Landing::Token(_) => {}
                 Landing::Failed(error) => return Err(error),
                 // Gone without a token: ask the cache again, after letting others run.
                 Landing::Restart | Landing::Pending => tokio::task::yield_now().await,
@@ -394,7 +410,6 @@ impl TokenCache {
             Box::new(Hooks {
                 store,
                 store_version: 0,
-                revocations: 0,
                 on_change,
             })
         });
@@ -437,7 +452,7 @@ impl TokenCache {
 
     /// The slow path: checks the token under the lock, starts a login or refresh if needed.
     pub(crate) fn lookup(&self) -> Lookup {
-        let now = Instant::now();
+        let now = clock::now();
         let mut state = self.shared.lock();
         let (next, task) = self.shared.next(&mut state, now);
         let lookup = match next {
@@ -476,7 +491,7 @@ impl TokenCache {
     pub fn token(&self) -> Option<Token> {
         let state = self.shared.lock();
         state
-            .usable_token(Instant::now())
+            .usable_token(clock::now())
             .map(|(token, _)| Token::clone(token))
     }
 
@@ -499,7 +514,7 @@ impl TokenCache {
         let fut = {
             let mut state = self.shared.lock();
             let timeout = state.config.timeout;
-            let (next, task) = self.shared.next(&mut state, Instant::now());
+            let (next, task) = self.shared.next(&mut state, clock::now());
             drop(state);
             if let Some(task) = task {
                 task.spawn();
@@ -526,7 +541,7 @@ impl TokenCache {
     /// [`Timeout`](TokenErrorKind::Timeout) when no token came in time.
     pub async fn refresh(&self) -> Result<Token, TokenError> {
         let fut = {
-            let now = Instant::now();
+            let now = clock::now();
             let mut state = self.shared.lock();
             let timeout = state.config.timeout;
             let task = state
@@ -586,64 +601,70 @@ impl TokenCache {
 
     /// Revokes the current token at the server and empties the cache, for a clean logout.
     ///
-    /// The cache forgets the token and its refresh token, and clears its
-    /// [store](crate::BearerAuthLayer::store), before the provider is asked to revoke it, so no
-    /// request sends it again. A login or refresh under way is discarded: its token is never
-    /// sent, saved or adopted, and the requests waiting for it wait for a new login instead.
-    /// The next request logs in.
+    /// The cache forgets the token and its refresh token before anything else, so no request
+    /// sends it again: once `revoke` is called, a request that has not yet been given the
+    /// token, including one already waiting for a login, never is. A login or refresh under
+    /// way is discarded: its token is never sent, saved or adopted, and the requests waiting
+    /// for it wait for a new login instead.
+    ///
+    /// With a [store](crate::BearerAuthLayer::store), the cache then saves a revoked record
+    /// there, under the store's lock (see [`crate::store`]): the cache's requests wait for it
+    /// as for a login, no cache adopts the revoked token from the store, and the next login is
+    /// saved and shared as before. Last, the provider is asked to revoke the token at the
+    /// server. The next request logs in.
     ///
     /// # Errors
     ///
     /// Returns a [`TokenError`] of kind [`Revoke`](TokenErrorKind::Revoke) when the provider
-    /// fails to revoke the token or the store cannot be cleared, or
-    /// [`Timeout`](TokenErrorKind::Timeout).
+    /// fails to revoke the token or the store cannot be written, or
+    /// [`Timeout`](TokenErrorKind::Timeout). The token is forgotten all the same.
     pub async fn revoke(&self) -> Result<(), TokenError> {
-        let (token, timeout, store, on_change, discarded) = {
+        let (token, timeout, on_change, in_store) = {
+            let now = clock::now();
             let mut state = self.shared.lock();
             state.usable = false;
-            if let Some(hooks) = &mut state.hooks {
-                hooks.revocations += 1;
-            }
             state.retire_locals();
-            let generation = state.token.as_ref().map(|t| t.generation);
-            let discarded = state.flight.take();
+            let token = state.token.take();
+            // With a store, a flight of the revoke's own replaces the one under way, and new
+            // requests wait for it; without, the one under way is discarded.
+            let in_store = if state.store().is_some() {
+                Some(flight::register(&self.shared, &mut state, now))
+            } else {
+                state.flight.take().map(|f| f.land(Landing::Restart));
+                None
+            };
             (
-                state.token.take().map(|t| (t, generation)),
+                token,
                 state.config.timeout,
-                state.store().cloned(),
                 state.on_change().cloned(),
-                discarded,
+                in_store,
             )
         };
-        // Its waiters ask again, and get a login that starts after this revoke.
-        if let Some(flight) = discarded {
-            flight.land(Landing::Restart);
-        }
         if let Some(on_change) = on_change {
             on_change(None);
         }
         // Both steps run even if the first fails; the first failure is reported.
         let cache = self.shared.id;
-        let cleared = match store {
-            Some(store) => {
-                let cleared = revoke_step(timeout, store.clear()).await;
+        let cleared = match in_store {
+            Some(task) => {
+                let cleared = task.revoke_in_store().await;
                 match &cleared {
-                    Ok(()) => trace::debug!(name: "store_clear", cache, "store cleared"),
+                    Ok(()) => trace::debug!(name: "store_clear", cache, "revoked in the store"),
                     Err(error) => trace::debug!(
                         name: "store_clear",
                         cache,
                         error_kind = ?error.kind(),
                         error = %Chain(error),
-                        "store clear failed"
+                        "revoking in the store failed"
                     ),
                 }
                 cleared
             }
             None => Ok(()),
         };
-        let generation = token.as_ref().and_then(|(_, g)| *g);
+        let generation = token.as_ref().map(|t| t.generation);
         let revoked = match &token {
-            Some((token, _)) => {
+            Some(token) => {
                 let refresh_token = token.refresh_token.as_deref();
                 let revoking = self
                     .shared

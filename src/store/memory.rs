@@ -36,8 +36,8 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// The last version saved or cleared, and the token, if not cleared.
-    token: Mutex<(u64, Option<StoredToken>)>,
+    /// The last record saved.
+    token: Mutex<Option<StoredToken>>,
     lock: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -47,12 +47,12 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// The stored token, if any.
+    /// The stored record, if any: a token, or a [revoked](StoredToken::revoked) record.
     pub fn get(&self) -> Option<StoredToken> {
-        self.slot().1.clone()
+        self.slot().clone()
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, (u64, Option<StoredToken>)> {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<StoredToken>> {
         self.inner
             .token
             .lock()
@@ -69,18 +69,13 @@ impl TokenStore for MemoryStore {
     fn save<'a>(&'a self, token: &'a StoredToken) -> BoxFuture<'a, Result<bool, BoxError>> {
         let saved = {
             let mut slot = self.slot();
-            let newer = token.version() > slot.0;
+            let newer = slot.as_ref().is_none_or(|s| token.version() > s.version());
             if newer {
-                *slot = (token.version(), Some(token.clone()));
+                *slot = Some(token.clone());
             }
             newer
         };
         Box::pin(async move { Ok(saved) })
-    }
-
-    fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
-        self.slot().1 = None;
-        Box::pin(async { Ok(()) })
     }
 
     fn lock(&self) -> BoxFuture<'_, Result<StoreLock, BoxError>> {
@@ -103,11 +98,11 @@ mod tests {
         assert!(!store.save(&token(2)).await.unwrap());
         assert_eq!(store.load().await.unwrap().unwrap().version(), 2);
 
-        store.clear().await.unwrap();
-        assert!(store.load().await.unwrap().is_none());
-        // Versions keep counting after a clear.
-        assert!(!store.save(&token(2)).await.unwrap());
-        assert!(store.save(&token(3)).await.unwrap());
+        assert!(store.save(&StoredToken::revoked(3)).await.unwrap());
+        assert!(store.load().await.unwrap().unwrap().is_revoked());
+        // Versions keep counting after a revoke.
+        assert!(!store.save(&token(3)).await.unwrap());
+        assert!(store.save(&token(4)).await.unwrap());
     }
 
     #[tokio::test]

@@ -18,20 +18,27 @@
 //! refused it with `401`), its single flight
 //!
 //! 1. takes the store's lock ([`TokenStore::lock`]);
-//! 2. reads the stored token ([`TokenStore::load`]). If it is not the token the cache is
-//!    replacing but a newer one (its [version](StoredToken::version) is greater) and is
+//! 2. reads the stored record ([`TokenStore::load`]). If it holds a token newer than any the
+//!    cache has had or revoked (its [version](StoredToken::version) is greater) that is
 //!    neither expired nor due for refresh, the cache adopts it and asks the provider nothing;
 //! 3. otherwise refreshes with the *stored* refresh token (the newest one, which may be
 //!    another process's), or logs in;
-//! 4. saves the new token with the next version ([`TokenStore::save`]); a store that already
-//!    holds that version or a newer one keeps it;
+//! 4. saves the new token with a version above both the stored record's and every version
+//!    the cache has seen ([`TokenStore::save`]); a store that already holds that version or
+//!    a newer one keeps it;
 //! 5. releases the lock.
+//!
+//! [`TokenCache::revoke`](crate::TokenCache::revoke) goes through the same lock: it saves a
+//! *revoked* record ([`StoredToken::revoked`]), a version above the newest with no token, so
+//! that the versions go on counting from there and no cache adopts the revoked token. While
+//! it does, the cache's requests wait for it as for a login; a login the revoke discarded
+//! never saves its token. A cache never adopts a version at or below one it has revoked, even
+//! when the revoked record could not be saved.
 //!
 //! A store that fails is not fatal: a token that cannot be read is fetched from the provider,
 //! a token that cannot be saved is still used. Without the lock (the store is unreachable) the
 //! cache logs in rather than refreshing, because a refresh token shared with other processes
-//! must not be spent without it. [`TokenCache::revoke`](crate::TokenCache::revoke) clears
-//! the store.
+//! must not be spent without it.
 //!
 //! For users who only want to be told (to persist the token somewhere, say), there is
 //! [`BearerAuthLayer::on_token_change`](crate::BearerAuthLayer::on_token_change).
@@ -101,14 +108,6 @@ pub use redis::RedisStore;
 ///         })
 ///     }
 ///
-///     fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
-///         Box::pin(async move {
-///             match tokio::fs::remove_file(&self.0).await {
-///                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-///                 _ => Ok(()),
-///             }
-///         })
-///     }
 /// }
 ///
 /// let layer = BearerAuthLayer::new(StaticToken::new("abc"))
@@ -118,14 +117,14 @@ pub trait TokenStore: Send + Sync + 'static {
     /// The stored token, if there is one.
     fn load(&self) -> BoxFuture<'_, Result<Option<StoredToken>, BoxError>>;
 
-    /// Stores `token`, unless the store already holds a token of the same or a greater
+    /// Stores `token`, unless the store already holds a record of the same or a greater
     /// [version](StoredToken::version): a cache whose lock expired while it was refreshing
     /// must not overwrite a newer token. Returns whether `token` was stored.
+    ///
+    /// `token` may be a [revoked](StoredToken::revoked) record, saved by
+    /// [`TokenCache::revoke`](crate::TokenCache::revoke): store it like any other, so that
+    /// [`load`](Self::load) returns it and the versions go on from it.
     fn save<'a>(&'a self, token: &'a StoredToken) -> BoxFuture<'a, Result<bool, BoxError>>;
-
-    /// Forgets the stored token, after [`TokenCache::revoke`](crate::TokenCache::revoke).
-    /// A store that keeps versions should keep counting from the last one.
-    fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>>;
 
     /// Takes the store's lock, held by the returned [`StoreLock`] until it is dropped, which
     /// the cache does once it has saved the new token. While one cache holds it, no other
@@ -147,10 +146,6 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
 
     fn save<'a>(&'a self, token: &'a StoredToken) -> BoxFuture<'a, Result<bool, BoxError>> {
         (**self).save(token)
-    }
-
-    fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
-        (**self).clear()
     }
 
     fn lock(&self) -> BoxFuture<'_, Result<StoreLock, BoxError>> {
@@ -186,13 +181,16 @@ impl fmt::Debug for StoreLock {
 }
 
 /// A token as a [`TokenStore`] keeps it: the token response with an absolute expiry, and a
-/// version number that grows with every token saved.
+/// version number that grows with every record saved.
+///
+/// A record may also be *revoked*: saved by [`TokenCache::revoke`](crate::TokenCache::revoke),
+/// it holds no token, only the version the next token counts from.
 ///
 /// Its `Debug` output hides the access and refresh tokens.
 #[derive(Clone)]
 pub struct StoredToken {
     version: u64,
-    token: TokenResponse,
+    token: Option<TokenResponse>,
 }
 
 impl StoredToken {
@@ -201,32 +199,52 @@ impl StoredToken {
     /// The cache saves tokens with [`expires_at`](TokenResponse::expires_at) set (when they
     /// expire at all) and no `expires_in`, which would mean nothing once stored.
     pub fn new(version: u64, token: TokenResponse) -> Self {
-        Self { version, token }
+        Self {
+            version,
+            token: Some(token),
+        }
     }
 
-    /// The version: each token the caches sharing a store save has a greater one.
+    /// A revoked record of `version`: no token, and no cache adopts the versions below it.
+    pub fn revoked(version: u64) -> Self {
+        Self {
+            version,
+            token: None,
+        }
+    }
+
+    /// The version: each record the caches sharing a store save has a greater one.
     pub fn version(&self) -> u64 {
         self.version
     }
 
-    /// The token.
-    pub fn token(&self) -> &TokenResponse {
-        &self.token
+    /// The token; `None` for a [revoked](Self::revoked) record.
+    pub fn token(&self) -> Option<&TokenResponse> {
+        self.token.as_ref()
     }
 
-    /// The token, taken out.
-    pub fn into_token(self) -> TokenResponse {
+    /// The token, taken out; `None` for a [revoked](Self::revoked) record.
+    pub fn into_token(self) -> Option<TokenResponse> {
         self.token
     }
 
-    /// The token as JSON: the token response's fields (`access_token`, `refresh_token`,
-    /// `expires_at` in Unix seconds with milliseconds, `token_type`, `scope` and any others) plus `version`.
+    /// Whether this is a [revoked](Self::revoked) record.
+    pub fn is_revoked(&self) -> bool {
+        self.token.is_none()
+    }
+
+    /// The record as JSON: the token response's fields (`access_token`, `refresh_token`,
+    /// `expires_at` in Unix seconds with milliseconds, `token_type`, `scope` and any others)
+    /// plus `version`; a revoked record is `{"version": N, "revoked": true}`.
     ///
     /// The result holds the secrets in plain text.
     pub fn to_json(&self) -> String {
-        let t = &self.token;
         let mut object = Map::new();
         object.insert("version".into(), self.version.into());
+        let Some(t) = &self.token else {
+            object.insert("revoked".into(), true.into());
+            return Value::Object(object).to_string();
+        };
         object.insert("access_token".into(), t.access_token().into());
         let optional = [
             ("refresh_token", t.refresh_token()),
@@ -253,12 +271,12 @@ impl StoredToken {
         Value::Object(object).to_string()
     }
 
-    /// Reads a token written by [`to_json`](Self::to_json).
+    /// Reads a record written by [`to_json`](Self::to_json).
     ///
     /// # Errors
     ///
-    /// Fails if `json` is not such an object: no `version` or `access_token`, or fields of the
-    /// wrong type.
+    /// Fails if `json` is not such an object: no `version`, no `access_token` in a record
+    /// that is not revoked, or fields of the wrong type.
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
         use serde::de::Error as _;
 
@@ -267,8 +285,11 @@ impl StoredToken {
             .remove("version")
             .and_then(|v| v.as_u64())
             .ok_or_else(|| serde_json::Error::custom("no `version` in the stored token"))?;
+        if object.get("revoked") == Some(&Value::Bool(true)) {
+            return Ok(Self::revoked(version));
+        }
         let token = serde_json::from_value(Value::Object(object))?;
-        Ok(Self { version, token })
+        Ok(Self::new(version, token))
     }
 }
 
@@ -306,7 +327,7 @@ mod tests {
         let json = StoredToken::new(7, token).to_json();
         let back = StoredToken::from_json(&json).unwrap();
         assert_eq!(back.version(), 7);
-        let t = back.token();
+        let t = back.token().unwrap();
         assert_eq!(t.access_token(), "access");
         assert_eq!(t.refresh_token(), Some("refresh"));
         // Milliseconds survive; a float's rounding may take a few nanoseconds off, never add.
@@ -318,6 +339,14 @@ mod tests {
         assert_eq!(t.scope(), Some("read"));
         assert_eq!(t.extra()["role"], "admin");
         assert_eq!(t.extra().len(), 1);
+    }
+
+    #[test]
+    fn a_revoked_record_round_trips_with_its_version() {
+        let json = StoredToken::revoked(9).to_json();
+        let back = StoredToken::from_json(&json).unwrap();
+        assert!(back.is_revoked() && back.token().is_none());
+        assert_eq!(back.version(), 9);
     }
 
     #[test]

@@ -51,11 +51,11 @@ return 0
 ///
 /// | key | type | holds |
 /// | --- | --- | --- |
-/// | `tower-bearer-auth:{name}:token` | hash | `version`: the last version saved (an integer, kept when the token is cleared); `token`: the [`StoredToken`] as JSON ([`StoredToken::to_json`]), absent after a revoke |
+/// | `tower-bearer-auth:{name}:token` | hash | `version`: the last version saved (an integer); `token`: the [`StoredToken`] as JSON ([`StoredToken::to_json`]), a revoked record after a revoke |
 /// | `tower-bearer-auth:{name}:lock` | string | a random id of the process holding the lock, with an expiry ([`RedisStore::lock_ttl`]) |
 ///
 /// The braces make both keys hash to one slot of a Redis Cluster. Neither key expires on its
-/// own except the lock: the token stays until a newer one replaces it or a revoke clears it.
+/// own except the lock: the token stays until a newer record replaces it: a newer token, or the revoked record a revoke saves.
 ///
 /// # Pointing several services at it
 ///
@@ -175,15 +175,6 @@ impl RedisStore {
         Ok(saved == 1)
     }
 
-    async fn clear(&self) -> Result<(), BoxError> {
-        let _: i64 = redis::cmd("HDEL")
-            .arg(&self.token_key)
-            .arg("token")
-            .query_async(&mut self.connection.clone())
-            .await?;
-        Ok(())
-    }
-
     async fn lock(&self) -> Result<StoreLock, BoxError> {
         let owner = format!(
             "{:016x}{:016x}",
@@ -227,10 +218,6 @@ impl TokenStore for RedisStore {
 
     fn save<'a>(&'a self, token: &'a StoredToken) -> BoxFuture<'a, Result<bool, BoxError>> {
         Box::pin(self.save(token))
-    }
-
-    fn clear(&self) -> BoxFuture<'_, Result<(), BoxError>> {
-        Box::pin(self.clear())
     }
 
     fn lock(&self) -> BoxFuture<'_, Result<StoreLock, BoxError>> {

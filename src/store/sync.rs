@@ -3,12 +3,11 @@
 
 use std::{future::Future, time::Duration};
 
-use tokio::time::Instant;
-
-use super::{StoredToken, TokenStore};
+use super::{StoreLock, StoredToken, TokenStore};
 use crate::{
     BoxError,
-    cache::{Config, Failure, Fetched, fetch as fetch_from_provider},
+    cache::{Config, Failure, Fetched, Refused, fetch as fetch_from_provider},
+    clock,
     error::Reason,
     provider::TokenProvider,
     token::Token,
@@ -19,10 +18,9 @@ use crate::{
 /// stored token, or else refreshes with the newest refresh token (or logs in) and saves the
 /// result before the lock is released.
 ///
-/// `replaces` is the store version of the token being replaced (0 for none), `known` the
-/// greatest version the cache has seen (kept across `revoke`, so that versions never go
-/// back). `revoked` tells whether the cache was revoked since the flight started: a token
-/// saved by then is cleared again before the lock is released, so no cache adopts it.
+/// `known` is the greatest version the cache has seen: that of the token being replaced, or
+/// of the revoked record its last revoke saved (0 for none). Only a stored token above it is
+/// adopted, so a cache never adopts a token it has replaced or revoked.
 ///
 /// The store failing is not fatal: nothing loaded means a fetch, and a token that cannot be
 /// saved is still used. Without the lock, a shared refresh token is not spent: the cache logs
@@ -31,46 +29,20 @@ pub(crate) async fn fetch(
     store: &dyn TokenStore,
     provider: &dyn TokenProvider,
     refresh_token: Option<String>,
-    replaces: u64,
     known: u64,
+    refused: Option<Refused>,
     config: &Config,
-    revoked: impl Fn() -> bool,
 ) -> Result<Fetched, Failure> {
     let timeout = config.timeout;
     let started = Started::now();
-    // The holder may legitimately take a refresh, a login and the store calls.
-    let lock = match bounded(timeout.saturating_mul(3), store.lock()).await {
-        Ok(lock) => {
-            trace::trace!(name: "store_lock", elapsed_ms = started.ms(), "store lock taken");
-            Some(lock)
-        }
-        Err(error) => {
-            trace::warn!(
-                name: "store_lock",
-                elapsed_ms = started.ms(),
-                error = %Chain(&*error),
-                "store lock failed; a refresh token is not spent without it"
-            );
-            None
-        }
-    };
-    let stored = match bounded(timeout, store.load()).await {
-        Ok(stored) => stored,
-        Err(error) => {
-            trace::warn!(name: "store_load", error = %Chain(&*error), "store load failed");
-            None
-        }
-    };
+    let lock = lock(store, timeout, started).await;
+    let stored = load(store, timeout).await;
     // Only a newer token: an older one may still be in a store whose save is under way.
-    if let Some(stored) = stored.as_ref().filter(|s| s.version() > replaces) {
-        let now = Instant::now();
-        let token = Token::from_response(
-            stored.token().clone(),
-            now,
-            &config.policy,
-            None,
-            (config.jitter)(),
-        );
+    let newer = stored.as_ref().filter(|s| s.version() > known);
+    if let Some((stored, token)) = newer.and_then(|s| Some((s, s.token()?))) {
+        let now = clock::now();
+        let token =
+            Token::from_response(token.clone(), now, &config.policy, None, (config.jitter)());
         match token {
             Ok(token) if token.refresh_at.is_none_or(|r| now < r) => {
                 return Ok(Fetched {
@@ -88,34 +60,73 @@ pub(crate) async fn fetch(
         name: "store_load",
         adopted = false,
         version = stored.as_ref().map(StoredToken::version),
-        replaces,
+        replaces = known,
         "no usable token in the store"
     );
-    // The stored refresh token is the newest: another cache may have spent ours.
-    let newest = stored.as_ref().filter(|s| s.version() >= replaces);
-    let refresh_token = match newest {
-        Some(s) => s.token().refresh_token().map(str::to_owned),
+    // The stored refresh token is the newest: another cache may have spent ours. A revoked
+    // record has none, and its revoke ended the session of the refresh tokens before it.
+    let refresh_token = match stored.as_ref().filter(|s| s.version() >= known) {
+        Some(s) => s.token().and_then(|t| t.refresh_token()).map(str::to_owned),
         None => refresh_token,
     }
     .filter(|_| lock.is_some());
-    let mut fetched = fetch_from_provider(provider, refresh_token, config).await?;
-    let version = stored
-        .as_ref()
-        .map_or(0, StoredToken::version)
-        .max(replaces)
-        .max(known)
-        + 1;
+    let mut fetched = fetch_from_provider(provider, refresh_token, refused, config).await?;
+    let version = stored.as_ref().map_or(0, StoredToken::version).max(known) + 1;
     let record = StoredToken::new(version, fetched.token.to_response());
     // Saved before anyone gets it: a process that stops once it has its token leaves the
     // newest refresh token to the others.
     save(store, &record, timeout).await;
-    if revoked() {
-        // `revoke` ran while this flight was under way: its token must not be adopted.
-        let _ = bounded(timeout, store.clear()).await;
-    }
     drop(lock);
     fetched.stored = Some(record);
     Ok(fetched)
+}
+
+/// Saves a revoked record above every version in `store` and above `known`, under the
+/// store's lock, so that no cache adopts the revoked token and the versions go on from there.
+/// Returns the record's version, or the store's error.
+pub(crate) async fn revoke(
+    store: &dyn TokenStore,
+    known: u64,
+    timeout: Duration,
+) -> Result<u64, BoxError> {
+    let started = Started::now();
+    let lock = lock(store, timeout, started).await;
+    let stored = load(store, timeout).await;
+    let version = stored.as_ref().map_or(0, StoredToken::version).max(known) + 1;
+    let saved = bounded(timeout, store.save(&StoredToken::revoked(version))).await;
+    drop(lock);
+    saved.map(|_| version)
+}
+
+/// Takes the store's lock, or `None` if the store fails or it stays held too long.
+async fn lock(store: &dyn TokenStore, timeout: Duration, started: Started) -> Option<StoreLock> {
+    // The holder may legitimately take a refresh, a login and the store calls.
+    match bounded(timeout.saturating_mul(3), store.lock()).await {
+        Ok(lock) => {
+            trace::trace!(name: "store_lock", elapsed_ms = started.ms(), "store lock taken");
+            Some(lock)
+        }
+        Err(error) => {
+            trace::warn!(
+                name: "store_lock",
+                elapsed_ms = started.ms(),
+                error = %Chain(&*error),
+                "store lock failed; a refresh token is not spent without it"
+            );
+            None
+        }
+    }
+}
+
+/// The stored record, or `None` if there is none or the store fails.
+async fn load(store: &dyn TokenStore, timeout: Duration) -> Option<StoredToken> {
+    match bounded(timeout, store.load()).await {
+        Ok(stored) => stored,
+        Err(error) => {
+            trace::warn!(name: "store_load", error = %Chain(&*error), "store load failed");
+            None
+        }
+    }
 }
 
 /// Saves a new token; not saved (a newer token is there, or the store failed), it is still
