@@ -630,7 +630,9 @@ impl TokenCache {
             let in_store = if state.store().is_some() {
                 Some(flight::register(&self.shared, &mut state, now))
             } else {
-                state.flight.take().map(|f| f.land(Landing::Restart));
+                if let Some(discarded) = state.flight.take() {
+                    discarded.land(Landing::Restart);
+                }
                 None
             };
             (

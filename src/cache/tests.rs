@@ -565,3 +565,44 @@ async fn a_broken_store_costs_refreshes_not_tokens() {
         "the token is forgotten all the same"
     );
 }
+
+/// A token that never expires, sent from 50 short-lived threads: the cache keeps the copies
+/// of live threads only.
+#[test]
+fn copies_of_exited_threads_are_freed() {
+    let (cache, _) = cache(Counting::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(header(&cache)).unwrap();
+    for _ in 0..50 {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            assert!(matches!(cache.lookup(), Lookup::Ready(_, Carried::Copy(_))));
+        })
+        .join()
+        .unwrap();
+    }
+    assert!(matches!(cache.lookup(), Lookup::Ready(_, Carried::Copy(_))));
+    let kept = cache.shared.lock().locals.len();
+    assert!(kept <= 2, "{kept} copies kept for 1 live thread");
+}
+
+/// Two hours of suspend pass a one-hour token's expiry, although tokio's clock stood still:
+/// this thread's copy is not sent, and the next request waits for a new token.
+#[tokio::test]
+async fn a_suspend_longer_than_the_token_s_life_expires_it() {
+    let (cache, p) = cache(Counting {
+        lifetime: Some(Duration::from_secs(3600)),
+        ..Counting::default()
+    });
+    header(&cache).await.unwrap();
+    header(&cache).await.unwrap();
+    assert!(cache.cached().is_some());
+    crate::clock::suspend(Duration::from_secs(2 * 3600));
+    assert!(cache.cached().is_none(), "the copy outlived its token");
+    assert!(cache.token().is_none(), "an expired token is usable");
+    assert_eq!(header(&cache).await.unwrap(), "Bearer refresh-1-from-rt-1");
+    assert_eq!(p.refreshes.load(Ordering::SeqCst), 1);
+}
