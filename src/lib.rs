@@ -11,14 +11,21 @@
 //!   refresh token while requests keep using the still-valid one; a refused refresh is
 //!   followed by a fresh login.
 //! - However many requests run at once, at most one login or refresh runs at a time; the
-//!   others wait for its result.
+//!   others wait for its result. (A login discarded by [`TokenCache::revoke`] stops at its
+//!   next step, and its result is never used.)
+//! - [`TokenCache::revoke`] is final: from the call on, no request is given the revoked token,
+//!   including requests already waiting for a login, and no cache adopts it from a shared
+//!   store. A dropped cache leaves nothing behind: its login stops, and the provider goes.
 //! - When the token is cached, a request takes no lock and writes no memory shared with other
 //!   threads, at the same cost whether a thread uses one layer or ten thousand. It allocates
 //!   nothing unless it is kept to be sent again after a `401` (the default, for bodies that
 //!   can be copied; see [`BearerAuthLayer`]'s section on recovering from `401`).
 //! - Nothing depends on one runtime being driven: a request waits at most the layer's
 //!   timeout, a login stranded on a runtime that shut down or went idle is started again,
-//!   and no token is sent past its expiry.
+//!   and no token is sent past its expiry, counting the time the machine spent suspended.
+//! - The promises about interleavings above (single flight, `revoke`, invalidation, a dropped
+//!   cache) are checked by a model checker over many schedules of real requests, logins and
+//!   store calls, besides the example tests (`tests/model.rs`).
 //! - Failures are typed ([`TokenError`]), nothing broken is cached, and the next request tries
 //!   again. Tokens, refresh tokens and passwords never appear in `Debug`, `Display` or errors.
 //!
@@ -287,6 +294,7 @@ pub mod reqwest;
 #[cfg(feature = "retry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
 pub mod retry;
+mod rt;
 mod service;
 mod slot;
 pub mod store;

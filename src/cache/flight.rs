@@ -34,13 +34,14 @@ use std::{
     time::Duration,
 };
 
-use tokio::{runtime::Handle, sync::watch, time::Instant};
+use tokio::{sync::watch, time::Instant};
 
 use super::{Config, Shared, State};
 use crate::{
     BoxError, TokenError, clock,
     error::TokenErrorKind,
     provider::TokenProvider,
+    rt::{self, Handle},
     store::{OnChange, StoredToken, TokenStore, sync as store_sync},
     token::Token,
     trace::{self, Chain, Started, Step},
@@ -201,7 +202,7 @@ impl FlightTask {
 
     async fn run(mut self) {
         let gone = self.gone.take();
-        let fetch = tokio::time::timeout(self.bound, self.fetch());
+        let fetch = rt::timeout(self.bound, self.fetch());
         let Some(result) = unless_gone(fetch, gone).await else {
             // No longer the cache's: whoever removed the flight told its waiters.
             return;
@@ -235,7 +236,7 @@ impl FlightTask {
         let store = self.store.clone().expect("a revoke's flight has a store");
         let timeout = self.config.timeout;
         let saved = store_sync::revoke(&*store, self.known, timeout);
-        let result = match tokio::time::timeout(self.bound, saved).await {
+        let result = match rt::timeout(self.bound, saved).await {
             Ok(Ok(version)) => Ok(Some(version)),
             Ok(Err(e)) => Err(TokenError::with_source(TokenErrorKind::Revoke, e)),
             Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
@@ -409,7 +410,7 @@ async fn call<'a, T>(
         Ok(fut) => fut,
         Err(_) => return Ok(Err(Panicked.into())),
     };
-    match tokio::time::timeout_at(deadline, CatchUnwind(fut)).await {
+    match rt::timeout_at(deadline, CatchUnwind(fut)).await {
         Ok(result) => Ok(result),
         Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
     }

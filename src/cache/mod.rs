@@ -33,12 +33,13 @@ use std::{
 };
 
 use http::HeaderValue;
-use tokio::{runtime::Handle, time::Instant};
+use tokio::time::Instant;
 
 use crate::{
     TokenError, clock,
     error::TokenErrorKind,
     provider::{BoxFuture, TokenProvider},
+    rt::{self, Handle},
     slot::Slot,
     store::{OnChange, TokenStore},
     token::Token,
@@ -375,11 +376,11 @@ async fn wait(
                 Landing::Token(_) => {}
                 Landing::Failed(error) => return Err(error),
                 // Gone without a token: ask the cache again, after letting others run.
-                Landing::Restart | Landing::Pending => tokio::task::yield_now().await,
+                Landing::Restart | Landing::Pending => rt::yield_now().await,
             }
         }
     };
-    tokio::time::timeout(timeout, waiting)
+    rt::timeout(timeout, waiting)
         .await
         .unwrap_or_else(|_| Err(TokenError::new(TokenErrorKind::Timeout)))
 }
@@ -696,7 +697,7 @@ async fn revoke_step(
     timeout: Duration,
     step: impl std::future::Future<Output = Result<(), crate::BoxError>>,
 ) -> Result<(), TokenError> {
-    match tokio::time::timeout(timeout, step).await {
+    match rt::timeout(timeout, step).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(TokenError::with_source(TokenErrorKind::Revoke, e)),
         Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),

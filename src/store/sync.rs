@@ -10,6 +10,7 @@ use crate::{
     clock,
     error::Reason,
     provider::TokenProvider,
+    rt,
     token::Token,
     trace::{self, Chain, Started, Step},
 };
@@ -155,7 +156,7 @@ pub(crate) async fn bounded<T>(
     timeout: Duration,
     call: impl Future<Output = Result<T, BoxError>>,
 ) -> Result<T, BoxError> {
-    match tokio::time::timeout(timeout, call).await {
+    match rt::timeout(timeout, call).await {
         Ok(result) => result,
         Err(_) => Err(Reason("store call timed out").into()),
     }

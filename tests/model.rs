@@ -1,0 +1,300 @@
+//! The model-checking suite: the token core's promises checked over many interleavings of
+//! real requests, logins, revokes and store calls, chosen by `shuttle`'s randomised and PCT
+//! schedulers.
+//!
+//! Runs only in the model-checking build, which routes the core's runtime calls to the model
+//! checker (`src/rt.rs`):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg shuttle" cargo test --release --test model
+//! ```
+//!
+//! `MODEL_ITERATIONS` sets the schedules per test (default 500). A failure prints the schedule;
+//! `shuttle::replay(test, "<schedule>")` runs it again.
+//!
+//! The invariants:
+//!
+//! - at most one live login per cache, and per store for caches sharing one;
+//! - once `revoke()` or `invalidate_generation(g)` has forgotten a token, no request is sent
+//!   with it, including requests already waiting, and no flight installs, saves or adopts it;
+//! - every request ends with a response or an error (a lost wake-up is a deadlock, which the
+//!   checker reports: timeouts never fire in this build);
+//! - once every handle is dropped and the schedule has run, nothing of the cache remains: no
+//!   flight, no provider, no copy of the header.
+#![cfg(shuttle)]
+
+use std::{
+    collections::HashSet,
+    convert::Infallible,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use http::{Request, Response, header::AUTHORIZATION};
+use shuttle::future::{block_on, spawn, yield_now};
+use tower::{Layer, ServiceExt, service_fn};
+use tower_bearer_auth::{
+    BearerAuthLayer, BoxError, TokenCache, TokenResponse,
+    provider::{BoxFuture, TokenProvider},
+    store::{MemoryStore, StoreLock, StoredToken, TokenStore},
+};
+
+/// Schedules per test and scheduler.
+fn iterations() -> usize {
+    std::env::var("MODEL_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(500)
+}
+
+/// Runs `test` under the random and the PCT scheduler.
+fn check(test: impl Fn() + Send + Sync + 'static) {
+    let test = Arc::new(test);
+    let random = test.clone();
+    shuttle::check_random(move || random(), iterations());
+    shuttle::check_pct(move || test(), iterations(), 3);
+}
+
+/// What the checks share: the tokens forgotten so far, and the provider calls under way.
+#[derive(Clone, Default)]
+struct World {
+    /// Tokens that `revoke` or `invalidate_generation` forgot: never to be sent from then on.
+    forgotten: Arc<Mutex<HashSet<String>>>,
+    /// Provider calls under way, for all the providers of one store (or of one cache).
+    live: Arc<AtomicUsize>,
+    /// Tokens handed out, across providers.
+    issued: Arc<AtomicUsize>,
+}
+
+impl World {
+    fn forget(&self, token: Option<String>) {
+        if let Some(token) = token {
+            self.forgotten.lock().unwrap().insert(token);
+        }
+    }
+
+    fn check_sent(&self, token: &str) {
+        assert!(
+            !self.forgotten.lock().unwrap().contains(token),
+            "a request was sent with the forgotten token {token}"
+        );
+    }
+}
+
+/// A provider whose calls take a few steps, so that others run meanwhile, and that asserts
+/// there is never more than one call under way in its world.
+#[derive(Clone)]
+struct Stepping {
+    world: World,
+    name: &'static str,
+    /// Held by every clone: tells whether anything still holds the provider.
+    alive: Arc<()>,
+}
+
+impl Stepping {
+    fn new(world: &World, name: &'static str) -> Self {
+        Self {
+            world: world.clone(),
+            name,
+            alive: Arc::new(()),
+        }
+    }
+}
+
+impl Stepping {
+    async fn issue(&self, kind: &str) -> Result<TokenResponse, BoxError> {
+        let live = self.world.live.fetch_add(1, Ordering::SeqCst) + 1;
+        // Counted down when the call ends or is dropped.
+        let _guard = Decrement(self.world.live.clone());
+        assert_eq!(live, 1, "two logins or refreshes at once");
+        yield_now().await;
+        yield_now().await;
+        let n = self.world.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(TokenResponse::new(format!("{}-{kind}-{n}", self.name))
+            .with_refresh_token(format!("rt-{n}"))
+            .with_expires_in(Duration::from_secs(3600)))
+    }
+}
+
+struct Decrement(Arc<AtomicUsize>);
+
+impl Drop for Decrement {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl TokenProvider for Stepping {
+    fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
+        Box::pin(self.issue("login"))
+    }
+
+    fn refresh<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<TokenResponse, BoxError>> {
+        Box::pin(self.issue("refresh"))
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        access_token: &'a str,
+        _: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        self.world.check_forgotten(access_token);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl World {
+    /// `revoke` hands the provider a token it has already forgotten.
+    fn check_forgotten(&self, token: &str) {
+        assert!(self.forgotten.lock().unwrap().contains(token));
+    }
+}
+
+/// A store over [`MemoryStore`] whose calls take a step each, and may fail.
+#[derive(Clone)]
+struct SlowStore {
+    inner: MemoryStore,
+    fail_saves: bool,
+}
+
+impl TokenStore for SlowStore {
+    fn load(&self) -> BoxFuture<'_, Result<Option<StoredToken>, BoxError>> {
+        Box::pin(async move {
+            yield_now().await;
+            self.inner.load().await
+        })
+    }
+
+    fn save<'a>(&'a self, token: &'a StoredToken) -> BoxFuture<'a, Result<bool, BoxError>> {
+        Box::pin(async move {
+            yield_now().await;
+            if self.fail_saves {
+                return Err("store down".into());
+            }
+            self.inner.save(token).await
+        })
+    }
+
+    fn lock(&self) -> BoxFuture<'_, Result<StoreLock, BoxError>> {
+        Box::pin(async move {
+            yield_now().await;
+            self.inner.lock().await
+        })
+    }
+}
+
+/// A client of `cache` whose server checks every token it is sent against `world`.
+async fn send(layer: &BearerAuthLayer, world: &World) -> Result<(), BoxError> {
+    let world = world.clone();
+    let server = service_fn(move |request: Request<()>| {
+        let header = request.headers()[AUTHORIZATION]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        world.check_sent(header.trim_start_matches("Bearer "));
+        async { Ok::<_, Infallible>(Response::new(())) }
+    });
+    layer.layer(server).oneshot(Request::new(())).await?;
+    Ok(())
+}
+
+/// Revokes `cache`'s token, recording it as forgotten first: `revoke` forgets it at once.
+async fn revoke(cache: &TokenCache, world: &World) {
+    world.forget(cache.token().map(|t| t.access_token().to_owned()));
+    let _ = cache.revoke().await;
+}
+
+/// Requests, a revoke and a `401`'s invalidation on one cache without a store.
+#[test]
+fn revoke_and_invalidate_are_final_for_every_request() {
+    check(|| {
+        block_on(async {
+            let world = World::default();
+            let provider = Stepping::new(&world, "a");
+            let layer = BearerAuthLayer::new(provider.clone());
+            let cache = layer.cache();
+            let mut tasks = Vec::new();
+            for _ in 0..3 {
+                let (layer, world) = (layer.clone(), world.clone());
+                tasks.push(spawn(async move { send(&layer, &world).await.unwrap() }));
+            }
+            tasks.push(spawn({
+                let (cache, world) = (cache.clone(), world.clone());
+                async move { revoke(&cache, &world).await }
+            }));
+            tasks.push(spawn({
+                let (cache, world) = (cache.clone(), world.clone());
+                async move {
+                    if let Some(token) = cache.token() {
+                        world.forget(Some(token.access_token().to_owned()));
+                        cache.invalidate_generation(token.generation());
+                    }
+                }
+            }));
+            for task in tasks {
+                task.await.unwrap();
+            }
+            send(&layer, &world).await.unwrap();
+            nothing_remains(layer, cache, provider).await;
+        })
+    });
+}
+
+/// Two caches sharing a slow store: requests on both, and a revoke on one.
+#[test]
+fn caches_sharing_a_store_share_one_flight_and_revoke_finally() {
+    check(|| store_world(false));
+}
+
+/// The same with a store whose saves fail: the revoked token is never adopted back.
+#[test]
+fn a_store_that_fails_never_brings_a_revoked_token_back() {
+    check(|| store_world(true));
+}
+
+fn store_world(fail_saves: bool) {
+    block_on(async move {
+        let world = World::default();
+        let store = SlowStore {
+            inner: MemoryStore::new(),
+            fail_saves,
+        };
+        let (a, b) = (Stepping::new(&world, "a"), Stepping::new(&world, "b"));
+        let layer_a = BearerAuthLayer::new(a.clone()).store(store.clone());
+        let layer_b = BearerAuthLayer::new(b.clone()).store(store.clone());
+        let mut tasks = Vec::new();
+        for layer in [&layer_a, &layer_a, &layer_b] {
+            let (layer, world) = (layer.clone(), world.clone());
+            tasks.push(spawn(async move { send(&layer, &world).await.unwrap() }));
+        }
+        tasks.push(spawn({
+            let (cache, world) = (layer_a.cache(), world.clone());
+            async move { revoke(&cache, &world).await }
+        }));
+        for task in tasks {
+            task.await.unwrap();
+        }
+        send(&layer_a, &world).await.unwrap();
+        let cache_a = layer_a.cache();
+        nothing_remains(layer_a, cache_a, a).await;
+        let cache_b = layer_b.cache();
+        nothing_remains(layer_b, cache_b, b).await;
+    })
+}
+
+/// Drops every handle, lets the schedule run, and checks that nothing holds the provider any
+/// more: not the cache, not a flight (a task), not a request.
+async fn nothing_remains(layer: BearerAuthLayer, cache: TokenCache, provider: Stepping) {
+    let alive = Arc::downgrade(&provider.alive);
+    drop((layer, cache, provider));
+    for _ in 0..20 {
+        if alive.strong_count() == 0 {
+            return;
+        }
+        yield_now().await;
+    }
+    panic!("the provider outlived every handle to its cache");
+}
