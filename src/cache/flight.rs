@@ -65,6 +65,8 @@ pub(crate) type Outcome = watch::Receiver<Landing>;
 pub(crate) struct Flight {
     pub(crate) id: u64,
     tx: watch::Sender<Landing>,
+    /// Closed once the flight's task has ended (finished, stopped, or dropped unspawned).
+    ended: watch::Receiver<()>,
     /// Past this instant the flight is taken to be stuck and may be replaced.
     deadline: Instant,
 }
@@ -133,20 +135,39 @@ impl Refused {
 }
 
 /// Registers a new flight in `state` and returns the task to spawn once the lock is released.
-/// A flight it replaces (stuck, or discarded by `revoke`) lands as `Restart`, and its task
-/// stops.
+/// A flight it replaces (stuck: its runtime is not driven) lands as `Restart`, and its task
+/// stops at its next step.
 pub(crate) fn register(shared: &Arc<Shared>, state: &mut State, now: Instant) -> FlightTask {
+    register_with(shared, state, now, false)
+}
+
+/// Registers the flight of a `revoke`, which the cache's requests wait for as for a login: it
+/// waits for the task of the flight it discards to end (so that no two logins ever run at
+/// once), then writes the revoke to the store, if any. Run it with [`FlightTask::revoke`].
+pub(crate) fn register_revoke(shared: &Arc<Shared>, state: &mut State, now: Instant) -> FlightTask {
+    register_with(shared, state, now, true)
+}
+
+fn register_with(
+    shared: &Arc<Shared>,
+    state: &mut State,
+    now: Instant,
+    after_replaced: bool,
+) -> FlightTask {
     let id = super::next_id();
     let (tx, gone) = watch::channel(Landing::Pending);
+    let (ended_tx, ended) = watch::channel(());
     let bound = flight_bound(&state.config, state.store().is_some());
     let replaced = state.flight.replace(Box::new(Flight {
         id,
         tx,
+        ended,
         deadline: now + bound,
     }));
-    if let Some(replaced) = replaced {
+    let after = replaced.map(|replaced| {
         replaced.land(Landing::Restart);
-    }
+        replaced.ended
+    });
     FlightTask {
         shared: Arc::downgrade(shared),
         provider: shared.provider.clone(),
@@ -160,6 +181,8 @@ pub(crate) fn register(shared: &Arc<Shared>, state: &mut State, now: Instant) ->
         config: state.config,
         bound,
         gone: Some(gone),
+        after: after.filter(|_| after_replaced),
+        _ended: ended_tx,
         done: false,
     }
 }
@@ -187,6 +210,10 @@ pub(crate) struct FlightTask {
     bound: Duration,
     /// Ends when the flight's record is dropped: replaced, discarded, or gone with the cache.
     gone: Option<Outcome>,
+    /// For a revoke: closed once the task of the flight it discarded has ended.
+    after: Option<watch::Receiver<()>>,
+    /// Dropped with the task: tells a revoke that replaced this flight that it has ended.
+    _ended: watch::Sender<()>,
     done: bool,
 }
 
@@ -229,15 +256,23 @@ impl FlightTask {
         .await
     }
 
-    /// A revoke's step in the store, run in place of a fetch by `TokenCache::revoke`: saves a
-    /// revoked record under the store's lock while the cache's requests wait, then lands as
-    /// `Restart` so that they log in anew.
-    pub(crate) async fn revoke_in_store(mut self) -> Result<(), TokenError> {
-        let store = self.store.clone().expect("a revoke's flight has a store");
+    /// A revoke's flight, run in place by `TokenCache::revoke` while the cache's requests wait
+    /// for it: waits for the flight it discarded to end, saves a revoked record under the
+    /// store's lock (with a store), then lands as `Restart` so that they log in anew.
+    pub(crate) async fn revoke(mut self) -> Result<(), TokenError> {
+        let (after, store, known) = (self.after.take(), self.store.clone(), self.known);
         let timeout = self.config.timeout;
-        let saved = store_sync::revoke(&*store, self.known, timeout);
-        let result = match rt::timeout(self.bound, saved).await {
-            Ok(Ok(version)) => Ok(Some(version)),
+        let step = async move {
+            if let Some(mut after) = after {
+                while after.changed().await.is_ok() {}
+            }
+            match store {
+                Some(store) => store_sync::revoke(&*store, known, timeout).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let result = match rt::timeout(self.bound, step).await {
+            Ok(Ok(version)) => Ok(version),
             Ok(Err(e)) => Err(TokenError::with_source(TokenErrorKind::Revoke, e)),
             Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
         };

@@ -605,8 +605,9 @@ impl TokenCache {
     /// The cache forgets the token and its refresh token before anything else, so no request
     /// sends it again: once `revoke` is called, a request that has not yet been given the
     /// token, including one already waiting for a login, never is. A login or refresh under
-    /// way is discarded: its token is never sent, saved or adopted, and the requests waiting
-    /// for it wait for a new login instead.
+    /// way is discarded: it stops at its next step, its token is never sent, saved or
+    /// adopted, and the requests waiting for it wait for a new login instead, which starts
+    /// once the discarded one has stopped.
     ///
     /// With a [store](crate::BearerAuthLayer::store), the cache then saves a revoked record
     /// there, under the store's lock (see [`crate::store`]): the cache's requests wait for it
@@ -620,27 +621,19 @@ impl TokenCache {
     /// fails to revoke the token or the store cannot be written, or
     /// [`Timeout`](TokenErrorKind::Timeout). The token is forgotten all the same.
     pub async fn revoke(&self) -> Result<(), TokenError> {
-        let (token, timeout, on_change, in_store) = {
+        let (token, timeout, on_change, task, store) = {
             let now = clock::now();
             let mut state = self.shared.lock();
             state.usable = false;
             state.retire_locals();
-            let token = state.token.take();
-            // With a store, a flight of the revoke's own replaces the one under way, and new
-            // requests wait for it; without, the one under way is discarded.
-            let in_store = if state.store().is_some() {
-                Some(flight::register(&self.shared, &mut state, now))
-            } else {
-                if let Some(discarded) = state.flight.take() {
-                    discarded.land(Landing::Restart);
-                }
-                None
-            };
+            // The revoke's own flight replaces the one under way: new requests wait for it.
+            let task = flight::register_revoke(&self.shared, &mut state, now);
             (
-                token,
+                state.token.take(),
                 state.config.timeout,
                 state.on_change().cloned(),
-                in_store,
+                task,
+                state.store().is_some(),
             )
         };
         if let Some(on_change) = on_change {
@@ -648,23 +641,18 @@ impl TokenCache {
         }
         // Both steps run even if the first fails; the first failure is reported.
         let cache = self.shared.id;
-        let cleared = match in_store {
-            Some(task) => {
-                let cleared = task.revoke_in_store().await;
-                match &cleared {
-                    Ok(()) => trace::debug!(name: "store_clear", cache, "revoked in the store"),
-                    Err(error) => trace::debug!(
-                        name: "store_clear",
-                        cache,
-                        error_kind = ?error.kind(),
-                        error = %Chain(error),
-                        "revoking in the store failed"
-                    ),
-                }
-                cleared
-            }
-            None => Ok(()),
-        };
+        let cleared = task.revoke().await;
+        match &cleared {
+            _ if !store => {}
+            Ok(()) => trace::debug!(name: "store_clear", cache, "revoke written to the store"),
+            Err(error) => trace::debug!(
+                name: "store_clear",
+                cache,
+                error_kind = ?error.kind(),
+                error = %Chain(error),
+                "writing the revoke to the store failed"
+            ),
+        }
         let generation = token.as_ref().map(|t| t.generation);
         let revoked = match &token {
             Some(token) => {
