@@ -6,7 +6,7 @@ use tower_layer::Layer;
 
 use crate::{
     BearerAuth, Origin, TokenCache, TokenProvider,
-    cache::Config,
+    cache::{Config, Pause},
     future::{Recover, ResponseFuture},
     service::Settings,
     store::{OnChange, StoredToken, TokenStore},
@@ -214,12 +214,24 @@ impl BearerAuthLayer {
     /// the provider asks for more ([`TokenProvider::retry_after`]). A success resets it.
     /// [`TokenCache::refresh`] ignores it.
     ///
-    /// Defaults to 100 milliseconds and 30 seconds.
+    /// Defaults to 100 milliseconds and 30 seconds. A failure that refused the credentials
+    /// has a pause of its own: see [`refused_backoff`](Self::refused_backoff). Pauses beyond
+    /// 49 days count as 49 days.
     pub fn backoff(self, initial: Duration, max: Duration) -> Self {
-        self.reconfigure(|c, _, _| {
-            c.backoff_initial = initial;
-            c.backoff_max = max;
-        })
+        self.reconfigure(|c, _, _| c.backoff = Pause::new(initial, max))
+    }
+
+    /// The pause after a login the server refused for its credentials (a wrong password or
+    /// client secret: [`TokenError::credentials_rejected`](crate::TokenError::credentials_rejected)),
+    /// which grows as [`backoff`](Self::backoff)'s does but from longer: many servers lock an
+    /// account, or block an address, after a handful of failed logins. Meanwhile requests
+    /// fail at once with the refusal, without contacting the server.
+    ///
+    /// Defaults to 30 seconds, doubling up to 15 minutes: about 7 attempts in the first hour.
+    /// A new layer (or [`TenantCaches::replace_provider`](crate::tenants::TenantCaches::replace_provider)
+    /// for a tenant) starts afresh, so give new credentials to a new provider.
+    pub fn refused_backoff(self, initial: Duration, max: Duration) -> Self {
+        self.reconfigure(|c, _, _| c.refused_backoff = Pause::new(initial, max))
     }
 
     /// Binds the token to `origin`: requests to any origin not allowed this way are sent

@@ -18,6 +18,11 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
 /// Default longest pause after failed fetches.
 pub(crate) const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Default pause after the first refusal of the credentials: long enough that a wrong
+/// password does not lock the account.
+pub(crate) const DEFAULT_REFUSED_BACKOFF_INITIAL: Duration = Duration::from_secs(30);
+/// Default longest pause after refusals of the credentials.
+pub(crate) const DEFAULT_REFUSED_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
 /// The longest `Retry-After` honoured.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// The longest pause or timeout the cache arms: a year is "never" for a token, and keeps
@@ -28,13 +33,40 @@ pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// smithy-rs injects its time source, so that tests can assert exact instants.
 pub(crate) type Jitter = fn() -> f64;
 
+/// A pause that grows with each failure in a row: `initial`, doubled each time, up to `max`.
+/// Kept in whole milliseconds (up to 49 days), so that an idle cache stays small.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pause {
+    initial_ms: u32,
+    max_ms: u32,
+}
+
+impl Pause {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
+        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        Self {
+            initial_ms: ms(initial),
+            max_ms: ms(max),
+        }
+    }
+
+    /// The pause after the `streak`th failure in a row (from 1).
+    pub(crate) fn after(self, streak: u32) -> Duration {
+        let doubled =
+            u64::from(self.initial_ms).saturating_mul(1 << streak.saturating_sub(1).min(20));
+        Duration::from_millis(doubled.min(u64::from(self.max_ms)))
+    }
+}
+
 /// The cache's settings, set through [`BearerAuthLayer`](crate::BearerAuthLayer).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Config {
     pub(crate) policy: RefreshPolicy,
     pub(crate) timeout: Duration,
-    pub(crate) backoff_initial: Duration,
-    pub(crate) backoff_max: Duration,
+    /// After failures.
+    pub(crate) backoff: Pause,
+    /// After failures that refused the credentials.
+    pub(crate) refused_backoff: Pause,
     pub(crate) jitter: Jitter,
 }
 
@@ -46,8 +78,11 @@ impl Default for Config {
                 jitter: DEFAULT_JITTER,
             },
             timeout: DEFAULT_TIMEOUT,
-            backoff_initial: DEFAULT_BACKOFF_INITIAL,
-            backoff_max: DEFAULT_BACKOFF_MAX,
+            backoff: Pause::new(DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX),
+            refused_backoff: Pause::new(
+                DEFAULT_REFUSED_BACKOFF_INITIAL,
+                DEFAULT_REFUSED_BACKOFF_MAX,
+            ),
             jitter: random,
         }
     }
@@ -61,8 +96,6 @@ impl Config {
         clamp(&mut self.policy.refresh_ahead);
         clamp(&mut self.policy.jitter);
         clamp(&mut self.timeout);
-        clamp(&mut self.backoff_initial);
-        clamp(&mut self.backoff_max);
         self
     }
 }
@@ -96,8 +129,7 @@ mod tests {
     fn clamped_bounds_every_duration() {
         let config = Config {
             timeout: Duration::MAX,
-            backoff_initial: Duration::MAX,
-            backoff_max: Duration::MAX,
+            backoff: Pause::new(Duration::MAX, Duration::MAX),
             policy: RefreshPolicy {
                 refresh_ahead: Duration::MAX,
                 jitter: Duration::MAX,
@@ -107,12 +139,23 @@ mod tests {
         .clamped();
         for d in [
             config.timeout,
-            config.backoff_initial,
-            config.backoff_max,
             config.policy.refresh_ahead,
             config.policy.jitter,
         ] {
             assert_eq!(d, MAX_DURATION);
         }
+        // A pause is kept in milliseconds: the longest is about 49 days.
+        assert_eq!(
+            config.backoff.after(1),
+            Duration::from_millis(u64::from(u32::MAX))
+        );
+    }
+
+    #[test]
+    fn a_pause_doubles_up_to_its_max() {
+        let pause = Pause::new(Duration::from_secs(30), Duration::from_secs(900));
+        let secs: Vec<u64> = (1..=7).map(|n| pause.after(n).as_secs()).collect();
+        assert_eq!(secs, [30, 60, 120, 240, 480, 900, 900]);
+        assert_eq!(pause.after(u32::MAX).as_secs(), 900);
     }
 }

@@ -50,7 +50,7 @@ mod config;
 mod flight;
 mod local;
 
-pub(crate) use config::{Config, next_id};
+pub(crate) use config::{Config, Pause, next_id};
 use config::{MAX_DURATION, MAX_RETRY_AFTER};
 pub(crate) use flight::{Failure, Fetched, Refused, fetch};
 use flight::{Flight, FlightTask, Landing, Outcome};
@@ -260,12 +260,15 @@ impl State {
             .as_ref()
             .map_or(0, |b| b.streak)
             .saturating_add(1);
-        let doubled = self
-            .config
-            .backoff_initial
-            .saturating_mul(1 << (streak - 1).min(20));
-        let pause = doubled
-            .min(self.config.backoff_max)
+        // Refused credentials wait longer: a wrong password retried every few seconds locks
+        // the account on many servers.
+        let schedule = if error.credentials_rejected() {
+            self.config.refused_backoff
+        } else {
+            self.config.backoff
+        };
+        let pause = schedule
+            .after(streak)
             .mul_f64(0.5 + 0.5 * (self.config.jitter)())
             .max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
             .min(MAX_DURATION);
