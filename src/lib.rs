@@ -241,7 +241,7 @@
 //! | `store_load` | `DEBUG` | `adopted`, `version`, `replaces` | `adopted = false`: nothing usable stored (none, the one replaced, or due) |
 //! | `store_load` | `WARN` | `error` | the store could not be read |
 //! | `store_save` | `DEBUG`, `WARN` | `version`, `saved`; `error` | `saved = false`: the store holds a newer token; or the store failed |
-//! | `store_clear` | `DEBUG` | `cache`; `error_kind`, `error` | [`TokenCache::revoke`] cleared the store, or failed to |
+//! | `store_clear` | `DEBUG` | `cache`; `error_kind`, `error` | [`TokenCache::revoke`] wrote its revoked record to the store, or failed to |
 //! | `revoke` | `DEBUG` | `cache`, `generation`; `error_kind`, `error` | [`TokenCache::revoke`] revoked the token, or failed to |
 //! | `tenant_created` | `DEBUG` | `key` | a [`tenants::TenantsLayer`] key got its provider from the factory |
 //! | `tenant_refused` | `WARN` | `key`, `error` | the factory refused the key |
