@@ -629,10 +629,11 @@ impl TokenCache {
             let mut state = self.shared.lock();
             state.usable = false;
             state.retire_locals();
+            let token = state.token.take();
             // The revoke's own flight replaces the one under way: new requests wait for it.
             let task = flight::register_revoke(&self.shared, &mut state, now);
             (
-                state.token.take(),
+                token,
                 state.config.timeout,
                 state.on_change().cloned(),
                 task,
