@@ -20,6 +20,15 @@ pub const PORTSIP_CLIENT_ID: &str = "9d806019-75b2-4b3d-bb8b-f5a3a412cc0a";
 pub const PORTSIP_TOKEN_PATH: &str = "/api/login/oauth/token";
 /// The revocation endpoint's path, below the PBX's base URL.
 pub const PORTSIP_REVOKE_PATH: &str = "/api/login/oauth/revoke";
+/// The sign-in API's login path (REST API v22.2.11 and later), below the PBX's base URL.
+pub const PORTSIP_SIGN_IN_PATH: &str = "/api/auth/sign_in";
+/// The sign-in API's refresh path, below the PBX's base URL.
+pub const PORTSIP_REFRESH_PATH: &str = "/api/auth/refresh_token";
+/// The sign-in API's path for the one-time code of a two-factor sign-in, below the PBX's
+/// base URL.
+pub const PORTSIP_VERIFY_OTP_PATH: &str = "/api/auth/verify_otp";
+/// The sign-in API's logout path, below the PBX's base URL.
+pub const PORTSIP_SIGN_OUT_PATH: &str = "/api/auth/sign_out";
 
 /// Builds an [`OAuth2Provider`] for a PortSIP PBX (REST API v22 and later).
 ///
