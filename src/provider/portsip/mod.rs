@@ -1,7 +1,45 @@
-//! [`PortSip`]: an [`OAuth2Provider`] set up for the PortSIP PBX REST API, and the constants
-//! PortSIP publishes for it.
+//! The PortSIP PBX REST API: [`PortSip`], which builds a [`PortSipProvider`], and the
+//! constants PortSIP publishes.
+//!
+//! # Which API, which PortSIP version
+//!
+//! PortSIP documents two ways to log in, and the provider speaks both:
+//!
+//! - **The sign-in API** (`/api/auth/sign_in`, `refresh_token`, `sign_out`, JSON bodies):
+//!   the login of the v22 REST API reference, added in v22.2.11. Some v22 PBXs serve only
+//!   this one.
+//! - **The OAuth token endpoint** (`/api/login/oauth/token` and `revoke`, form bodies, the
+//!   published [`client_id`](PORTSIP_CLIENT_ID)): described in PortSIP's developer guide,
+//!   and the only login of v22 PBXs before v22.2.11. Later ones, such as v22.3, may serve it
+//!   next to the sign-in API.
+//!
+//! By default ([`PortSipApi::Auto`]) the provider tries the sign-in API, and if the PBX
+//! answers `404` (or `405`) there, uses the OAuth token endpoint from then on: a PBX of
+//! either kind works with no setting, at the cost of one `404` for an older PBX.
+//! [`PortSip::api`] chooses one API for good. PortSIP v16 and earlier had neither (their
+//! login was `/account/credentials/verify`); for them, see
+//! [`OAuth2Provider`]'s "Servers of other shapes".
+//!
+//! # Two-factor sign-in
+//!
+//! A user with two-factor authentication (by e-mail, since v22.2.11; for system
+//! administrators and dealers too since v22.6) gets no tokens from a sign-in: the PBX
+//! answers `{"two_factor_enabled": true, "token": "…"}` and e-mails a one-time code. The
+//! provider then fails with [`PortSipErrorKind::TwoFactorRequired`], whose message says so,
+//! after that one attempt (the layer waits out its usual backoff before the next), unless a
+//! callback given to [`PortSip::one_time_code`] supplies the code: the provider then
+//! finishes the sign-in at `/api/auth/verify_otp`, unattended if the callback can read the
+//! mailbox. The OAuth token endpoint has no step for a code.
+//!
+//! # Errors
+//!
+//! PortSIP's error bodies, `{"errors": [{"code", "message", "detail"}]}`, are read on both
+//! APIs into [`OAuth2ErrorKind::ErrorList`](super::oauth2::OAuth2ErrorKind::ErrorList), whose
+//! message quotes the PBX's `message` and `detail`. A refused sign-in (code `UNAUTHORIZED`, or
+//! a `4xx` answer to a sign-in) makes
+//! [`TokenError::credentials_rejected`](crate::TokenError::credentials_rejected) true.
 
-use std::fmt;
+use std::{fmt, future::Future};
 
 use http::Uri;
 
@@ -12,13 +50,23 @@ use super::{
 };
 #[cfg(feature = "client")]
 use crate::client::HttpClient;
-use crate::{Origin, token::Redacted};
+use crate::{BoxError, Origin, token::Redacted};
+
+mod error;
+mod provider;
+mod sign_in;
+mod two_factor;
+
+pub use error::{PortSipError, PortSipErrorKind};
+pub use provider::PortSipProvider;
+use two_factor::OneTimeCodeFn;
+pub use two_factor::TwoFactorChallenge;
 
 /// The `client_id` PortSIP publishes for its REST API.
 pub const PORTSIP_CLIENT_ID: &str = "9d806019-75b2-4b3d-bb8b-f5a3a412cc0a";
-/// The token endpoint's path, below the PBX's base URL.
+/// The OAuth token endpoint's path, below the PBX's base URL.
 pub const PORTSIP_TOKEN_PATH: &str = "/api/login/oauth/token";
-/// The revocation endpoint's path, below the PBX's base URL.
+/// The OAuth revocation endpoint's path, below the PBX's base URL.
 pub const PORTSIP_REVOKE_PATH: &str = "/api/login/oauth/revoke";
 /// The sign-in API's login path (REST API v22.2.11 and later), below the PBX's base URL.
 pub const PORTSIP_SIGN_IN_PATH: &str = "/api/auth/sign_in";
@@ -30,15 +78,49 @@ pub const PORTSIP_VERIFY_OTP_PATH: &str = "/api/auth/verify_otp";
 /// The sign-in API's logout path, below the PBX's base URL.
 pub const PORTSIP_SIGN_OUT_PATH: &str = "/api/auth/sign_out";
 
-/// Builds an [`OAuth2Provider`] for a PortSIP PBX (REST API v22 and later).
+/// Which of PortSIP's two login APIs a [`PortSipProvider`] uses; see the
+/// [module documentation](self).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PortSipApi {
+    /// The sign-in API, unless the PBX answers `404` or `405` there: then the OAuth token
+    /// endpoint, for the provider's life. The default.
+    #[default]
+    Auto,
+    /// The sign-in API (`/api/auth/…`, v22.2.11 and later) only.
+    SignIn,
+    /// The OAuth token endpoint (`/api/login/oauth/…`) only.
+    OAuth,
+}
+
+impl PortSipApi {
+    /// A short name: `auto`, `sign-in` or `oauth`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::SignIn => "sign-in",
+            Self::OAuth => "oauth",
+        }
+    }
+}
+
+impl fmt::Display for PortSipApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Builds a [`PortSipProvider`] for a PortSIP PBX (REST API v22).
 ///
-/// It knows the token and revocation endpoints, the published
-/// [`client_id`](PORTSIP_CLIENT_ID) and `scope=all`; you give the PBX's base URL (usually
-/// `https://HOST:8887`), a user name and password and, for a tenant user, the tenant's SIP
-/// `domain`. Logins use the password grant, refreshes the refresh-token grant, and
-/// [`TokenCache::revoke`](crate::TokenCache::revoke) logs out at `/api/login/oauth/revoke`
-/// with the current token as `Authorization: Bearer`, which ends the session, refresh token
-/// included (PortSIP offers no separate revocation of the refresh token).
+/// You give the PBX's base URL (usually `https://HOST:8887`), a user name and password and,
+/// for a tenant user, the tenant's SIP `domain`; it knows the rest: both login APIs' paths,
+/// and for the OAuth token endpoint the published [`client_id`](PORTSIP_CLIENT_ID) and
+/// `scope=all`. Which API it speaks is [`api`](Self::api)'s choice, by default automatic (see
+/// the [module documentation](self) for which PortSIP versions serve which). Logins sign in
+/// (or use the password grant), refreshes exchange the refresh token, and
+/// [`TokenCache::revoke`](crate::TokenCache::revoke) logs out with the current token as
+/// `Authorization: Bearer` (`sign_out`, or `/api/login/oauth/revoke`), which ends the session,
+/// refresh token included.
 ///
 /// The provider it builds is bound to the PBX's [`origin`](Self::origin): it reports it from
 /// [`TokenProvider::origin`](super::TokenProvider::origin), so that the layer can keep the
@@ -89,6 +171,8 @@ pub struct PortSip {
     client_id: String,
     scope: String,
     allow_insecure_http: bool,
+    api: PortSipApi,
+    one_time_code: Option<OneTimeCodeFn>,
 }
 
 impl PortSip {
@@ -109,6 +193,8 @@ impl PortSip {
             client_id: PORTSIP_CLIENT_ID.to_owned(),
             scope: "all".to_owned(),
             allow_insecure_http: false,
+            api: PortSipApi::default(),
+            one_time_code: None,
         }
     }
 
@@ -119,13 +205,79 @@ impl PortSip {
         self
     }
 
-    /// The `client_id`. Defaults to [`PORTSIP_CLIENT_ID`].
+    /// Which login API to use. Defaults to [`PortSipApi::Auto`]: the sign-in API, or the
+    /// OAuth token endpoint if the PBX answers `404` (or `405`) at the sign-in API, which
+    /// costs an older PBX one `404` per provider.
+    ///
+    /// ```
+    /// use tower_bearer_auth::provider::portsip::{PortSip, PortSipApi};
+    ///
+    /// // A PBX before v22.2.11: no detour through the sign-in API.
+    /// let pbx = PortSip::new("https://pbx.example.com:8887", "admin", "s3cret")
+    ///     .api(PortSipApi::OAuth);
+    /// ```
+    pub fn api(mut self, api: PortSipApi) -> Self {
+        self.api = api;
+        self
+    }
+
+    /// A callback that supplies the one-time code of a two-factor sign-in. Defaults to none:
+    /// a user with two-factor authentication then fails to log in with
+    /// [`PortSipErrorKind::TwoFactorRequired`].
+    ///
+    /// When a sign-in answers that a code is needed, the PBX e-mails one to the user and the
+    /// provider calls `callback` with a [`TwoFactorChallenge`] (the session token, the user);
+    /// the code it returns (surrounding whitespace trimmed) goes to
+    /// `POST /api/auth/verify_otp`, whose answer holds the tokens. A callback that fails, or
+    /// returns an empty code, fails the login with [`PortSipErrorKind::OneTimeCode`]; a code
+    /// the PBX refuses, with [`PortSipErrorKind::OneTimeCodeRejected`]. Either way the layer
+    /// waits out its backoff before it signs in again, which e-mails a new code.
+    ///
+    /// The callback runs inside the login, so the layer's
+    /// [`timeout`](crate::BearerAuthLayer::timeout) (10 seconds by default) bounds it too:
+    /// raise it for a callback that waits for mail. Keep the code and the session token out
+    /// of the callback's errors and logs. Only the sign-in API asks for a code.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use tower_bearer_auth::{BearerAuthLayer, BoxError, provider::portsip::PortSip};
+    ///
+    /// /// Waits for PortSIP's e-mail and reads the code in it.
+    /// async fn code_from_mailbox(user: &str) -> Result<String, BoxError> {
+    ///     # let _ = user;
+    ///     // Poll your mailbox (IMAP, a mail API) here.
+    ///     Ok("493817".to_owned())
+    /// }
+    ///
+    /// # fn main() -> Result<(), BoxError> {
+    /// let provider = PortSip::new("https://pbx.example.com:8887", "ops", "s3cret")
+    ///     .one_time_code(|challenge| async move {
+    ///         code_from_mailbox(challenge.username()).await
+    ///     })
+    ///     .build()?;
+    /// let layer = BearerAuthLayer::new(provider).timeout(Duration::from_secs(120));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn one_time_code<F, Fut, E>(mut self, callback: F) -> Self
+    where
+        F: Fn(TwoFactorChallenge) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.one_time_code = Some(two_factor::boxed(callback));
+        self
+    }
+
+    /// The `client_id` sent to the OAuth token endpoint. Defaults to [`PORTSIP_CLIENT_ID`].
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
         self.client_id = client_id.into();
         self
     }
 
-    /// The scope asked for. Defaults to `all`.
+    /// The scope asked for at the OAuth token endpoint. Defaults to `all`.
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = scope.into();
         self
@@ -163,36 +315,47 @@ impl PortSip {
     /// ([`BuildErrorKind::InsecureEndpoint`]).
     #[cfg(feature = "client")]
     #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
-    pub fn build(self) -> Result<OAuth2Provider<HttpClient>, BuildError> {
+    pub fn build(self) -> Result<PortSipProvider<HttpClient>, BuildError> {
         self.build_with(HttpClient::new())
     }
 
-    /// Builds the provider, sending its requests through `client`; see [`OAuth2Provider`] for
-    /// what `client` may be.
+    /// Builds the provider, sending its requests through `client`; see [`PortSipProvider`]
+    /// for what `client` may be.
     ///
     /// # Errors
     ///
     /// As for [`build`](Self::build).
-    pub fn build_with<C>(self, client: C) -> Result<OAuth2Provider<C>, BuildError> {
+    pub fn build_with<C>(self, client: C) -> Result<PortSipProvider<C>, BuildError> {
         let base = self.base_url.clone()?;
         check_endpoint(&base, "base", self.allow_insecure_http)?;
         let origin = self.origin();
         let token_url = join(&base, PORTSIP_TOKEN_PATH)?;
         let revoke_url = join(&base, PORTSIP_REVOKE_PATH)?;
-        let mut builder = OAuth2Provider::password(client, token_url, self.username, self.password)
-            .client_id(self.client_id)
-            .scope(self.scope)
-            .revoke_url(revoke_url)
-            .revoke_with_bearer(true)
-            .revoke_refresh_token(false)
-            .allow_insecure_http(self.allow_insecure_http);
+        let mut builder =
+            OAuth2Provider::password(client, token_url, &self.username, &self.password)
+                .client_id(self.client_id)
+                .scope(self.scope)
+                .revoke_url(revoke_url)
+                .revoke_with_bearer(true)
+                .revoke_refresh_token(false)
+                .allow_insecure_http(self.allow_insecure_http);
         if let Some(origin) = origin {
             builder = builder.bind_origin(origin);
         }
-        if let Some(domain) = self.domain {
+        if let Some(domain) = &self.domain {
             builder = builder.login_param("domain", domain);
         }
-        builder.build()
+        let sign_in = sign_in::SignIn {
+            sign_in_url: join(&base, PORTSIP_SIGN_IN_PATH)?,
+            verify_otp_url: join(&base, PORTSIP_VERIFY_OTP_PATH)?,
+            refresh_url: join(&base, PORTSIP_REFRESH_PATH)?,
+            sign_out_url: join(&base, PORTSIP_SIGN_OUT_PATH)?,
+            username: self.username,
+            password: self.password,
+            domain: self.domain,
+            one_time_code: self.one_time_code,
+        };
+        Ok(PortSipProvider::new(builder.build()?, sign_in, self.api))
     }
 }
 
@@ -206,6 +369,8 @@ impl fmt::Debug for PortSip {
             .field("client_id", &self.client_id)
             .field("scope", &self.scope)
             .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("api", &self.api)
+            .field("one_time_code", &self.one_time_code.is_some())
             .finish()
     }
 }
