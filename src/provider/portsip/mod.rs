@@ -444,7 +444,15 @@ mod tests {
                 provider.token_url(),
                 "https://pbx.example.com:8887/api/login/oauth/token"
             );
+            assert_eq!(
+                provider.sign_in_url(),
+                "https://pbx.example.com:8887/api/auth/sign_in"
+            );
         }
+        let proxied = PortSip::new("https://h/pbx/", "admin", "pw")
+            .build_with(())
+            .unwrap();
+        assert_eq!(proxied.sign_in_url(), "https://h/pbx/api/auth/sign_in");
         let err = PortSip::new("https://bad host", "admin", "pw")
             .build_with(())
             .unwrap_err();
@@ -486,12 +494,33 @@ mod tests {
 
     #[test]
     fn debug_hides_the_password() {
-        let p = PortSip::new("https://pbx", "admin", "hunter2").domain("t.example");
+        let p = PortSip::new("https://pbx", "admin", "hunter2")
+            .domain("t.example")
+            .one_time_code(|_| async { Ok::<_, BoxError>("123456".to_owned()) });
         let out = format!("{p:?}");
         assert!(!out.contains("hunter2"), "{out}");
+        assert!(out.contains("one_time_code: true"), "{out}");
         let provider = p.build_with(()).unwrap();
         let out = format!("{provider:?}");
         assert!(!out.contains("hunter2"), "{out}");
         assert!(out.contains(PORTSIP_CLIENT_ID));
+        assert!(out.contains("/api/auth/sign_in"), "{out}");
+    }
+
+    #[test]
+    fn the_api_is_automatic_unless_chosen() {
+        let pbx = PortSip::new("https://pbx", "admin", "pw");
+        let auto = pbx.clone().build_with(()).unwrap();
+        assert_eq!(auto.api(), PortSipApi::Auto);
+        assert_eq!(auto.chosen_api(), None);
+        for api in [PortSipApi::SignIn, PortSipApi::OAuth] {
+            let chosen = pbx.clone().api(api).build_with(()).unwrap();
+            assert_eq!((chosen.api(), chosen.chosen_api()), (api, Some(api)));
+        }
+        let names: Vec<_> = [PortSipApi::Auto, PortSipApi::SignIn, PortSipApi::OAuth]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["auto", "sign-in", "oauth"]);
     }
 }
