@@ -74,21 +74,18 @@ use std::{
     hash::{BuildHasher, RandomState},
     io,
     net::SocketAddr,
-    pin::Pin,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    task::{Context, Poll},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
 use http::{
     HeaderValue, Method, Request, Response, StatusCode,
-    header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE},
+    header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE},
 };
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -100,11 +97,14 @@ use crate::provider::portsip::{
     PORTSIP_TOKEN_PATH, PORTSIP_VERIFY_OTP_PATH,
 };
 
+mod answer;
 mod config;
 mod counts;
 mod oauth;
 mod sign_in;
+mod tokens;
 
+use answer::{Api, Failure, ServerBody, oauth_error, respond};
 pub use config::{
     CannedResponse, DEFAULT_LIFETIME, ECHO_PLACEHOLDER, ExpiryFormat, TestServerConfig,
 };
@@ -430,105 +430,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// The server's response body: in one piece with a known length, or of unknown length.
-#[derive(Debug)]
-struct ServerBody {
-    data: Option<Bytes>,
-    chunked: bool,
-}
-
-impl Body for ServerBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.get_mut().data.take().map(|d| Ok(Frame::data(d))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.is_none()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match (&self.data, self.chunked) {
-            (_, true) => SizeHint::default(),
-            (Some(d), false) => SizeHint::with_exact(d.len() as u64),
-            (None, false) => SizeHint::with_exact(0),
-        }
-    }
-}
-
-fn respond(status: StatusCode, body: &Value) -> Response<ServerBody> {
-    let mut response = Response::new(ServerBody {
-        data: Some(Bytes::from(body.to_string())),
-        chunked: false,
-    });
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response<ServerBody> {
-    respond(
-        status,
-        &json!({ "error": error, "error_description": description }),
-    )
-}
-
-/// PortSIP's error body: `{"errors": [{"code", "message", "detail"}]}`.
-fn portsip_error(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    detail: &str,
-) -> Response<ServerBody> {
-    respond(
-        status,
-        &json!({ "errors": [{ "code": code, "message": message, "detail": detail }] }),
-    )
-}
-
-/// Which of the two login APIs a request is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Api {
-    /// `/api/auth/…`.
-    SignIn,
-    /// `/api/login/oauth/…`.
-    OAuth,
-}
-
-/// A refusal, in both APIs' words.
-#[derive(Debug, Clone, Copy)]
-struct Failure {
-    status: StatusCode,
-    /// The RFC 6749 error code.
-    error: &'static str,
-    /// PortSIP's error code.
-    code: &'static str,
-    /// PortSIP's message.
-    message: &'static str,
-    /// PortSIP's detail, and the RFC 6749 `error_description`.
-    detail: &'static str,
-}
-
-impl Failure {
-    /// The answer: PortSIP's error body on the sign-in API, and on the OAuth token endpoint
-    /// when [`portsip_error_bodies`](TestServerConfig::portsip_error_bodies) is on; an
-    /// RFC 6749 error body otherwise.
-    fn answer(self, api: Api, config: &TestServerConfig) -> Response<ServerBody> {
-        if api == Api::SignIn || config.portsip_error_bodies {
-            portsip_error(self.status, self.code, self.message, self.detail)
-        } else {
-            oauth_error(self.status, self.error, self.detail)
-        }
-    }
-}
-
 impl TestServerConfig {
     /// Whether a login with these fields is the user's.
     fn accepts(
@@ -651,144 +552,9 @@ async fn read_fields(req: Request<Incoming>) -> Option<HashMap<String, String>> 
     }
 }
 
-/// What refresh token goes with a new access token.
-enum Refresh {
-    /// A new one, sent in the response.
-    New,
-    /// The one just used, still valid and not sent again.
-    Keep(String),
-    /// None.
-    None,
-}
-
-/// Exchanges a refresh token, on either API: new tokens, or a refusal (counting a refresh
-/// token spent before).
-fn refresh(
-    shared: &Shared,
-    state: &mut State,
-    config: &TestServerConfig,
-    api: Api,
-    token: &str,
-) -> Response<ServerBody> {
-    let Some(username) = state.refresh.get(token).cloned() else {
-        if state.spent.contains(token) {
-            bump(&shared.counters.reused_refresh_tokens);
-        }
-        let failure = Failure {
-            status: StatusCode::BAD_REQUEST,
-            error: "invalid_grant",
-            code: "UNAUTHORIZED",
-            message: "Refresh failed, invalid token",
-            detail: "the refresh token is invalid, expired or already used",
-        };
-        return failure.answer(api, config);
-    };
-    if config.rotate_refresh_tokens {
-        state.refresh.remove(token);
-        state.spent.insert(token.to_owned());
-        // Access tokens issued with it stay valid until they expire.
-        for access in state.access.values_mut() {
-            if access.refresh_token.as_deref() == Some(token) {
-                access.refresh_token = None;
-            }
-        }
-        issue(shared, state, config, api, username, Refresh::New)
-    } else {
-        let keep = Refresh::Keep(token.to_owned());
-        issue(shared, state, config, api, username, keep)
-    }
-}
-
-/// Issues an access token (and maybe a refresh token) and builds the token response: on the
-/// sign-in API the four fields its reference lists, on the OAuth token endpoint a `scope` too.
-fn issue(
-    shared: &Shared,
-    state: &mut State,
-    config: &TestServerConfig,
-    api: Api,
-    username: String,
-    refresh: Refresh,
-) -> Response<ServerBody> {
-    let secs = config.lifetime_secs();
-    let access_token = shared.new_token("AT");
-    let (refresh_token, send) = match refresh {
-        Refresh::New => (Some(shared.new_token("RT")), true),
-        Refresh::Keep(rt) => (Some(rt), false),
-        Refresh::None => (None, false),
-    };
-    if let Some(rt) = &refresh_token {
-        state.refresh.insert(rt.clone(), username.clone());
-    }
-    let expires = Instant::now() + Duration::from_secs(secs);
-    state.expiry.insert(access_token.clone(), expires);
-    state.access.insert(
-        access_token.clone(),
-        Access {
-            expires,
-            username,
-            refresh_token: refresh_token.clone(),
-        },
-    );
-    let mut body = json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-    });
-    if api == Api::OAuth {
-        body["scope"] = json!("all");
-    }
-    if let (Some(rt), true) = (refresh_token, send) {
-        body["refresh_token"] = Value::String(rt);
-    }
-    let expires_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-        + secs;
-    match config.expiry_format {
-        ExpiryFormat::ExpiresIn => body["expires_in"] = json!(secs),
-        ExpiryFormat::ExpiresInString => body["expires_in"] = json!(secs.to_string()),
-        ExpiryFormat::ExpiresAt => body["expires_at"] = json!(expires_at),
-        ExpiryFormat::ExpiresAtRfc3339 => body["expires_at"] = json!(rfc3339(expires_at)),
-        ExpiryFormat::None => {}
-    }
-    let mut response = respond(StatusCode::OK, &body);
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// Unix seconds as an RFC 3339 UTC time.
-fn rfc3339(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let rem = unix % 86_400;
-    // Howard Hinnant's `civil_from_days`.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(2_000_000_000), "2033-05-18T03:33:20Z");
-        assert_eq!(rfc3339(951_825_600), "2000-02-29T12:00:00Z");
-    }
 
     #[tokio::test]
     async fn authorize_checks_and_counts_like_a_protected_request() {

@@ -11,8 +11,12 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::{
-    Api, Failure, Refresh, ServerBody, Shared, TokenRequestRecord, bearer, counts::bump, issue,
-    read_fields, refresh, respond,
+    Shared,
+    answer::{Api, Failure, ServerBody, respond},
+    bearer,
+    counts::{TokenRequestRecord, bump},
+    read_fields,
+    tokens::{Refresh, issue, refresh},
 };
 use crate::provider::portsip::PORTSIP_TOKEN_PATH;
 
