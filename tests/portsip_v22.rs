@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_bearer_auth::{
-    BearerAuth, BearerAuthLayer, BoxError, TokenCache, TokenError,
+    BearerAuth, BearerAuthLayer, BoxError, TokenCache, TokenError, TokenErrorKind,
     client::HttpClient,
     provider::{
         TokenProvider,
@@ -199,11 +199,13 @@ async fn a_wrong_password_is_refused_credentials_on_the_oauth_api() {
 #[tokio::test]
 async fn two_factor_without_a_callback_fails_at_once_and_says_so() {
     let server = start(TestServerConfig::new(USER, PASSWORD).two_factor(CODE)).await;
-    let (client, _cache) = client(&server, preset(&server, PASSWORD));
-    let started = std::time::Instant::now();
+    // Within a second: a login still under way then would fail with `Timeout` instead.
+    let layer = BearerAuthLayer::new(preset(&server, PASSWORD).build().unwrap())
+        .timeout(Duration::from_secs(1));
+    let client = tower::Layer::layer(&layer, HttpClient::new());
     let err = get(&client, &server).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(1));
     let error = token_error(&err);
+    assert_eq!(error.kind(), TokenErrorKind::Login, "{error}");
     assert!(error.two_factor_required(), "{error}");
     assert_eq!(
         error.portsip_error().map(|e| e.kind()),

@@ -125,7 +125,8 @@ impl SignIn {
             .send(request)
             .await
             .map_err(|e| Failure::failed(e, false))?;
-        let secrets = http.secrets(&[&self.password]);
+        // The password is among the provider's own secrets.
+        let secrets = http.secrets(&[]);
         let object = match http.parse_object(reply.status, &reply.body, &secrets) {
             Ok(object) => object,
             Err(error) => return Err(self.refused(&reply, error)),
@@ -186,7 +187,7 @@ impl SignIn {
             .send(request)
             .await
             .map_err(|e| Failure::failed(e, true))?;
-        let secrets = http.secrets(&[&self.password, session, code]);
+        let secrets = http.secrets(&[session, code]);
         let parsed = http
             .parse_object(reply.status, &reply.body, &secrets)
             .and_then(|object| {
@@ -229,7 +230,7 @@ impl SignIn {
             .send(request)
             .await
             .map_err(|e| Failure::failed(e, false))?;
-        let secrets = http.secrets(&[&self.password, refresh_token]);
+        let secrets = http.secrets(&[refresh_token]);
         let parsed = http
             .parse_object(reply.status, &reply.body, &secrets)
             .and_then(|object| http.token_from_object(reply.status, object));
@@ -264,7 +265,7 @@ impl SignIn {
             .send(request)
             .await
             .map_err(|e| Failure::failed(e, false))?;
-        let mut sent = vec![access_token, self.password.as_str()];
+        let mut sent = vec![access_token];
         sent.extend(refresh_token);
         let secrets = http.secrets(&sent);
         match http.parse_object(reply.status, &reply.body, &secrets) {
