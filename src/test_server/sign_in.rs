@@ -141,18 +141,23 @@ pub(super) async fn verify_otp(shared: &Shared, req: Request<Incoming>) -> Respo
             let mut state = shared.lock();
             let now = Instant::now();
             state.sessions.retain(|_, session| session.expires > now);
-            match state.sessions.get(token) {
-                None => wrong_code("the two-factor session is unknown or expired")
-                    .answer(Api::SignIn, &config),
-                Some(_) if code.is_none() || code != config.two_factor_code.as_deref() => {
-                    wrong_code("the one-time code is wrong").answer(Api::SignIn, &config)
-                }
-                Some(_) => {
-                    let session = state.sessions.remove(token).expect("found above");
+            let right = code.is_some() && code == config.two_factor_code.as_deref();
+            // A wrong code leaves the session open for another try.
+            let session = match (state.sessions.contains_key(token), right) {
+                (true, true) => state.sessions.remove(token),
+                _ => None,
+            };
+            match session {
+                Some(session) => {
                     record.username = Some(session.username.clone());
                     let user = session.username;
                     issue(shared, &mut state, &config, Api::SignIn, user, Refresh::New)
                 }
+                None if state.sessions.contains_key(token) => {
+                    wrong_code("the one-time code is wrong").answer(Api::SignIn, &config)
+                }
+                None => wrong_code("the two-factor session is unknown or expired")
+                    .answer(Api::SignIn, &config),
             }
         }
     };
