@@ -1,21 +1,30 @@
 //! A PortSIP REST API client behind `BearerAuthLayer`, printing a timeline of its requests,
 //! logins and refreshes.
 //!
-//! With no arguments it starts an embedded PortSIP-compatible server on 127.0.0.1 (tokens
-//! live 5 s, refresh tokens rotate) and runs the client against it:
+//! With no arguments it starts an embedded PortSIP-compatible server on 127.0.0.1 that, like
+//! a v22.3 PBX, serves both the sign-in API and the OAuth token endpoint (tokens live 5 s,
+//! refresh tokens rotate), and runs the client against it. The output says which API the
+//! preset chose; `--server-api oauth` makes the server an older PBX without the sign-in API
+//! (the preset then falls back after one `404`), `--server-api sign-in` a v22 PBX without
+//! the OAuth endpoint:
 //!
 //! ```sh
 //! cargo run --example portsip
 //! cargo run --example portsip -- --duration 6
+//! cargo run --example portsip -- --duration 6 --server-api oauth
 //! ```
 //!
-//! Against a real PBX (or any compatible server):
+//! Against a real PBX (or any compatible server), with the API chosen automatically or by
+//! `--api`:
 //!
 //! ```sh
 //! cargo run --example portsip -- --base-url https://pbx.example.com:8887 \
 //!     --username admin --password 's3cret' [--domain tenant.example.com] \
-//!     [--path /api/...] [--ca-cert pbx-ca.pem]
+//!     [--api auto|sign-in|oauth] [--prompt-code] [--path /api/...] [--ca-cert pbx-ca.pem]
 //! ```
+//!
+//! A user with two-factor sign-in fails at once with a message saying so, unless
+//! `--prompt-code` is given: the example then asks for the code PortSIP e-mails.
 //!
 //! Each request is labelled with a fingerprint of the token it carried (the first six hex
 //! digits of a hash, never the token), and each login and refresh with the fingerprint of the
@@ -34,7 +43,7 @@ use std::{
     process::ExitCode,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant, SystemTime},
 };
@@ -46,20 +55,31 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_bearer_auth::{
     BearerAuthLayer, BoxError, Origin, TokenError, TokenResponse,
     client::HttpClient,
-    provider::{BoxFuture, TokenProvider, oauth2::OAuth2Error, portsip::PortSip},
+    provider::{
+        BoxFuture, TokenProvider,
+        portsip::{PortSip, PortSipApi, PortSipProvider},
+    },
     test_server::{TestServer, TestServerConfig},
 };
 
 const USAGE: &str = "\
 usage: portsip [--duration SECS] [--interval MS] [--revoke-every MS]
+               [--server-api both|sign-in|oauth] [--api auto|sign-in|oauth]
        portsip --base-url URL --username U --password P [--domain D] [--path /api/...]
-               [--ca-cert PEM] [--duration SECS] [--interval MS]
+               [--api auto|sign-in|oauth] [--prompt-code] [--ca-cert PEM]
+               [--duration SECS] [--interval MS]
 
 With no --base-url, runs against an embedded PortSIP-compatible server.
   --duration SECS   how long to send requests (default 15)
   --interval MS     pause between requests (default 500)
+  --api API         the login API: auto (the default: the sign-in API, or the OAuth
+                    token endpoint if the PBX has no sign-in API), sign-in or oauth
+  --server-api APIS what the embedded server serves: both (the default, as v22.3 does),
+                    sign-in (a v22 PBX without the OAuth endpoint) or oauth (a PBX
+                    before v22.2.11)
   --revoke-every MS the embedded server ends every session this often, as a PBX that
                     restarts does: the layer replays each refused request with a new token
+  --prompt-code     for a user with two-factor sign-in: ask for the e-mailed code
   --path PATH       the protected resource to GET (default /api/account/extensions)
   --ca-cert PEM     also trust the CA certificates in this PEM file";
 
@@ -75,6 +95,10 @@ struct Args {
     duration: Duration,
     interval: Duration,
     revoke_every: Option<Duration>,
+    api: PortSipApi,
+    /// What the embedded server serves: the sign-in API, the OAuth token endpoint.
+    server_apis: (bool, bool),
+    prompt_code: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -88,7 +112,11 @@ fn parse_args() -> Result<Args, String> {
         duration: Duration::from_secs(15),
         interval: Duration::from_millis(500),
         revoke_every: None,
+        api: PortSipApi::Auto,
+        server_apis: (true, true),
+        prompt_code: false,
     };
+    let mut server_api_given = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -115,6 +143,24 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--interval needs a number of milliseconds")?;
                 args.interval = Duration::from_millis(ms.max(1));
             }
+            "--api" => {
+                args.api = match value()?.as_str() {
+                    "auto" => PortSipApi::Auto,
+                    "sign-in" => PortSipApi::SignIn,
+                    "oauth" => PortSipApi::OAuth,
+                    _ => return Err("--api takes auto, sign-in or oauth".into()),
+                }
+            }
+            "--server-api" => {
+                server_api_given = true;
+                args.server_apis = match value()?.as_str() {
+                    "both" => (true, true),
+                    "sign-in" => (true, false),
+                    "oauth" => (false, true),
+                    _ => return Err("--server-api takes both, sign-in or oauth".into()),
+                }
+            }
+            "--prompt-code" => args.prompt_code = true,
             "--revoke-every" => {
                 let ms: u64 = value()?
                     .parse()
@@ -129,6 +175,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.base_url.is_none() && (args.username.is_some() || args.password.is_some()) {
         return Err("--username and --password need --base-url".into());
+    }
+    if args.base_url.is_some() && server_api_given {
+        return Err("--server-api is for the embedded server".into());
     }
     if !args.path.starts_with('/') {
         return Err("--path must start with `/`".into());
@@ -187,10 +236,13 @@ fn tagged(
     })
 }
 
-/// A provider that prints and counts every login, refresh and revoke of the one it wraps.
-struct Observed<P> {
-    inner: P,
+/// The PortSIP provider, printing and counting every login, refresh and revoke, and saying
+/// which API it uses.
+struct Observed {
+    inner: PortSipProvider<HttpClient>,
     timeline: Timeline,
+    /// Whether the API in use has been announced.
+    announced: AtomicBool,
     logins: AtomicUsize,
     refreshes: AtomicUsize,
     failed: AtomicUsize,
@@ -198,16 +250,51 @@ struct Observed<P> {
     current: Mutex<Option<(Instant, Option<Duration>)>>,
 }
 
-impl<P> Observed<P> {
-    fn new(inner: P, timeline: Timeline) -> Self {
+impl Observed {
+    fn new(inner: PortSipProvider<HttpClient>, timeline: Timeline) -> Self {
         Self {
             inner,
             timeline,
+            announced: AtomicBool::new(false),
             logins: AtomicUsize::new(0),
             refreshes: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             current: Mutex::new(None),
         }
+    }
+
+    /// What a login or refresh is called on the API in use.
+    fn call(&self, refresh: bool) -> &'static str {
+        match (self.inner.chosen_api(), refresh) {
+            (Some(PortSipApi::OAuth), false) => "login (OAuth token endpoint, password grant)",
+            (Some(PortSipApi::OAuth), true) => {
+                "refresh (OAuth token endpoint, refresh_token grant)"
+            }
+            (_, false) => "sign-in (POST /api/auth/sign_in)",
+            (_, true) => "refresh (POST /api/auth/refresh_token)",
+        }
+    }
+
+    /// Says, once, which API the preset uses.
+    fn announce(&self) {
+        let Some(api) = self.inner.chosen_api() else {
+            return;
+        };
+        if self.announced.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let how = match (self.inner.api(), api) {
+            (PortSipApi::Auto, PortSipApi::OAuth) => {
+                "the PBX has no sign-in API (404 at /api/auth/sign_in): the preset uses the \
+                 OAuth token endpoint from now on"
+            }
+            (PortSipApi::Auto, _) => "the PBX serves the sign-in API: the preset uses it",
+            (_, PortSipApi::OAuth) => {
+                "the preset uses the OAuth token endpoint, as told (--api oauth)"
+            }
+            _ => "the preset uses the sign-in API, as told (--api sign-in)",
+        };
+        self.timeline.log(format_args!("  API: {how}"));
     }
 
     fn report(&self, what: &str, result: &Result<TokenResponse, BoxError>) {
@@ -237,6 +324,7 @@ impl<P> Observed<P> {
                 self.timeline.log(format_args!("  {what} → failed: {e}"));
             }
         }
+        self.announce();
     }
 
     /// Why the cache is refreshing now: how old the token is, against its life.
@@ -253,12 +341,12 @@ impl<P> Observed<P> {
     }
 }
 
-impl<P: TokenProvider> TokenProvider for Observed<P> {
+impl TokenProvider for Observed {
     fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
         Box::pin(async move {
             self.logins.fetch_add(1, Ordering::SeqCst);
             let result = self.inner.login().await;
-            self.report("login (password grant)", &result);
+            self.report(self.call(false), &result);
             result
         })
     }
@@ -271,7 +359,7 @@ impl<P: TokenProvider> TokenProvider for Observed<P> {
             self.refreshes.fetch_add(1, Ordering::SeqCst);
             self.explain_refresh();
             let result = self.inner.refresh(refresh_token).await;
-            self.report("refresh (refresh_token grant)", &result);
+            self.report(self.call(true), &result);
             result
         })
     }
@@ -289,7 +377,11 @@ impl<P: TokenProvider> TokenProvider for Observed<P> {
             let result = self.inner.revoke(access_token, refresh_token).await;
             match &result {
                 Ok(()) => self.timeline.log(format_args!(
-                    "  revoke → token {} revoked (logged out)",
+                    "  {} → token {} revoked (logged out)",
+                    match self.inner.chosen_api() {
+                        Some(PortSipApi::OAuth) => "revoke (POST /api/login/oauth/revoke)",
+                        _ => "sign-out (POST /api/auth/sign_out)",
+                    },
                     fingerprint(access_token)
                 )),
                 Err(e) => self.timeline.log(format_args!("  revoke → failed: {e}")),
@@ -303,14 +395,21 @@ impl<P: TokenProvider> TokenProvider for Observed<P> {
     }
 }
 
-/// The server's error, when it refused the login for good (wrong credentials, unknown
-/// client).
-fn refused_login(err: &BoxError) -> Option<&OAuth2Error> {
+/// The error, when the PBX refused the login for good: wrong credentials, an unknown
+/// client, a refused one-time code, or a two-factor user without `--prompt-code`.
+fn refused_login(err: &BoxError) -> Option<&TokenError> {
     let token_error = err.downcast_ref::<TokenError>()?;
-    token_error
-        .credentials_rejected()
-        .then(|| token_error.oauth2_error())
-        .flatten()
+    token_error.credentials_rejected().then_some(token_error)
+}
+
+/// Reads the one-time code a two-factor sign-in needs from the terminal.
+async fn prompt_code(user: String) -> Result<String, BoxError> {
+    let line = tokio::task::spawn_blocking(move || {
+        eprint!("two-factor sign-in: the one-time code PortSIP e-mailed to {user}: ");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    });
+    Ok(line.await??)
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -380,13 +479,22 @@ async fn run(args: Args) -> Result<bool, BoxError> {
         None => {
             // A password that must survive form encoding: & = + % space and non-ASCII.
             let password = "p&ss=w+rd %20 ünïcødé";
-            let mut config = TestServerConfig::new("admin", password);
+            let (sign_in, oauth) = args.server_apis;
+            let mut config = TestServerConfig::new("admin", password)
+                .sign_in_api(sign_in)
+                .oauth_api(oauth);
             if let Some(domain) = &args.domain {
                 config = config.domain(domain.clone());
             }
             let server = Arc::new(TestServer::start(config).await?);
+            let serves = match args.server_apis {
+                (true, true) => "the sign-in API and the OAuth token endpoint, as v22.3 does",
+                (true, false) => "the sign-in API only, as a v22 PBX without the OAuth endpoint",
+                _ => "the OAuth token endpoint only, as a PBX before v22.2.11",
+            };
             timeline.log(format_args!(
-                "embedded PortSIP-compatible server at {} (tokens live 5 s, refresh tokens rotate)",
+                "embedded PortSIP-compatible server at {} serving {serves} (tokens live 5 s, \
+                 refresh tokens rotate)",
                 server.base_url()
             ));
             if let Some(every) = args.revoke_every {
@@ -430,17 +538,28 @@ async fn run(args: Args) -> Result<bool, BoxError> {
     let http = builder.build()?;
 
     // The five lines a PortSIP user writes, plus the observing wrapper.
-    let mut portsip = PortSip::new(base_url.clone(), username.clone(), password);
+    let mut portsip = PortSip::new(base_url.clone(), username.clone(), password).api(args.api);
     if let Some(domain) = domain {
         portsip = portsip.domain(domain);
     }
+    if args.prompt_code {
+        portsip = portsip.one_time_code(|challenge| prompt_code(challenge.username().to_owned()));
+    }
     let provider = Arc::new(Observed::new(portsip.build_with(http.clone())?, timeline));
-    let layer = BearerAuthLayer::new(provider.clone()).timeout(Duration::from_secs(10));
+    // Time to read an e-mail and type the code, with --prompt-code.
+    let timeout = Duration::from_secs(if args.prompt_code { 300 } else { 10 });
+    let layer = BearerAuthLayer::new(provider.clone()).timeout(timeout);
     let cache = layer.cache();
     let mut pbx = ServiceBuilder::new().layer(layer).service(tagged(http));
 
     timeline.log(format_args!(
-        "client: {username} at {base_url}, GET {} every {} ms for {} s",
+        "client: {username} at {base_url}, login API {} ({}), GET {} every {} ms for {} s",
+        args.api,
+        match args.api {
+            PortSipApi::SignIn => "the sign-in API",
+            PortSipApi::OAuth => "the OAuth token endpoint",
+            _ => "the sign-in API, or the OAuth token endpoint if the PBX lacks it",
+        },
         args.path,
         args.interval.as_millis(),
         args.duration.as_secs_f64()
@@ -495,15 +614,13 @@ async fn run(args: Args) -> Result<bool, BoxError> {
             Ok(Err(e)) => {
                 failed += 1;
                 timeline.log(format_args!("GET {} → error: {}", args.path, chain(&*e)));
-                if let Some(oauth) = refused_login(&e) {
-                    let text = oauth
-                        .error_description()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| oauth.to_string());
-                    eprintln!(
-                        "error: the server refused the login ({}): {text}",
-                        oauth.error_code().unwrap_or("no error code")
-                    );
+                if let Some(error) = refused_login(&e) {
+                    let why = if error.two_factor_required() {
+                        "the user signs in with a one-time code (try --prompt-code)"
+                    } else {
+                        "refused credentials"
+                    };
+                    eprintln!("error: the PBX refused the login, {why}: {error}");
                     refused = true;
                     break;
                 }
@@ -523,12 +640,17 @@ async fn run(args: Args) -> Result<bool, BoxError> {
         }
     }
 
+    let api = match provider.inner.chosen_api() {
+        Some(PortSipApi::SignIn) => "the sign-in API",
+        Some(PortSipApi::OAuth) => "the OAuth token endpoint",
+        _ => "no API yet",
+    };
     let logins = provider.logins.load(Ordering::SeqCst);
     let refreshes = provider.refreshes.load(Ordering::SeqCst);
     let token_failures = provider.failed.load(Ordering::SeqCst);
     println!();
     println!(
-        "summary: {}, {ok} succeeded, {failed} failed; {}, {}, {}",
+        "summary: {}, {ok} succeeded, {failed} failed; {}, {}, {}, through {api}",
         plural(sent, "request"),
         plural(logins, "login"),
         plural(refreshes, "refresh"),
@@ -536,19 +658,36 @@ async fn run(args: Args) -> Result<bool, BoxError> {
     );
     let mut consistent = true;
     if let Some(server) = &server {
+        let counts = server.counts();
         println!(
-            "server:  {}, {}, {}, {} answered 401, {}",
-            plural(server.counts().password_grants, "password grant"),
-            plural(server.counts().refresh_grants, "refresh grant"),
-            plural(server.counts().api_requests, "API request"),
-            server.counts().unauthorized,
-            plural(server.counts().revocations, "revocation"),
+            "server:  {} ({} at the sign-in API), {} ({}), {}, {} answered 401, {} ({}), \
+             {} answered 404",
+            plural(counts.password_grants, "login"),
+            counts.sign_ins,
+            plural(counts.refresh_grants, "refresh"),
+            counts.sign_in_refreshes,
+            plural(counts.api_requests, "API request"),
+            counts.unauthorized,
+            plural(counts.revocations, "logout"),
+            counts.sign_outs,
+            counts.not_found,
         );
-        consistent = server.counts().password_grants == logins
-            && server.counts().refresh_grants == refreshes
+        // The API the preset chose got every call; the other, none but one 404 at most.
+        let on_sign_in = provider.inner.chosen_api() == Some(PortSipApi::SignIn);
+        let sign_in_calls = counts.sign_ins + counts.sign_in_refreshes + counts.sign_outs;
+        let one_api = if on_sign_in {
+            sign_in_calls == counts.password_grants + counts.refresh_grants + counts.revocations
+        } else {
+            sign_in_calls == 0
+        };
+        consistent = counts.password_grants == logins
+            && counts.refresh_grants == refreshes
+            && one_api
+            && counts.not_found <= 1
+            && (args.revoke_every.is_some() || counts.failed_token_requests == 0)
             // Each refused request was sent once more.
-            && server.counts().api_requests == sent + server.counts().unauthorized
-            && (args.revoke_every.is_some() || server.counts().unauthorized == 0);
+            && counts.api_requests == sent + counts.unauthorized
+            && (args.revoke_every.is_some() || counts.unauthorized == 0);
         if !consistent {
             println!("the server's counters disagree with the client's");
         }

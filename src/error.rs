@@ -14,8 +14,11 @@ use crate::BoxError;
 ///   must fix the configuration.
 /// - [`is_transient`](Self::is_transient): may the same request succeed later (a timeout, a
 ///   connection error, `5xx`, `429`)?
+/// - [`two_factor_required`](Self::two_factor_required): does the PortSIP user sign in with
+///   a one-time code that nothing supplies?
 /// - [`oauth2_error`](Self::oauth2_error) (feature `oauth2`) and [`status`](Self::status):
-///   the token endpoint's RFC 6749 error code and description, and its HTTP status.
+///   the token endpoint's error code and description (RFC 6749's, or PortSIP's error list),
+///   and its HTTP status; [`portsip_error`](Self::portsip_error) for PortSIP's own failures.
 /// - [`kind`](Self::kind): which step failed.
 ///
 /// Ask these rather than the kind: a password changed on the server shows as a refused login
@@ -97,20 +100,39 @@ impl TokenError {
     }
 
     /// Whether the server refused the credentials: the token endpoint answered a login (or a
-    /// refresh) with `invalid_grant`, `invalid_client` or `unauthorized_client`, or with
-    /// `401 Unauthorized`. A wrong or changed password, an unknown client id or a wrong client
-    /// secret; trying again with the same configuration will not help.
+    /// refresh) with `invalid_grant`, `invalid_client` or `unauthorized_client`, with
+    /// PortSIP's error code `UNAUTHORIZED`, or with `401 Unauthorized`; or a PortSIP sign-in
+    /// was answered with another `4xx` (but `404`, `405`, `408` and `429`). A wrong or changed
+    /// password, an unknown client id or a wrong client secret; trying again with the same
+    /// configuration will not help. A PortSIP user whose two-factor sign-in nothing can
+    /// finish ([`two_factor_required`](Self::two_factor_required)), and a refused one-time
+    /// code, count too: the password alone will not do.
     ///
     /// It does not depend on the [`kind`](Self::kind): a password changed while a token was
     /// cached shows up when the refresh is refused and the login after it too. Only this
-    /// crate's [`OAuth2Provider`](crate::provider::oauth2::OAuth2Provider) says why it failed,
-    /// so with another provider (or without the `oauth2` feature) this is `false`.
+    /// crate's [`OAuth2Provider`](crate::provider::oauth2::OAuth2Provider) and
+    /// [`PortSipProvider`](crate::provider::portsip::PortSipProvider) say why they failed, so
+    /// with another provider (or without the `oauth2` feature) this is `false`.
     pub fn credentials_rejected(&self) -> bool {
         #[cfg(feature = "oauth2")]
+        if let Some(error) = self.portsip_error() {
+            return error.credentials_rejected();
+        }
+        #[cfg(feature = "oauth2")]
         if let Some(error) = self.oauth2_error() {
-            return error.is_invalid_grant()
-                || error.is_invalid_client()
-                || error.status() == Some(http::StatusCode::UNAUTHORIZED);
+            return error.credentials_rejected();
+        }
+        false
+    }
+
+    /// Whether the PortSIP user must sign in with a one-time code and nothing supplies it:
+    /// the sign-in answered that two-factor authentication is on, and no callback was given
+    /// to [`PortSip::one_time_code`](crate::provider::portsip::PortSip::one_time_code).
+    /// Always `false` without the `oauth2` feature.
+    pub fn two_factor_required(&self) -> bool {
+        #[cfg(feature = "oauth2")]
+        if let Some(error) = self.portsip_error() {
+            return error.is_two_factor_required();
         }
         false
     }
@@ -129,6 +151,14 @@ impl TokenError {
             return true;
         }
         #[cfg(feature = "oauth2")]
+        if let Some(error) = self.portsip_error() {
+            use crate::provider::portsip::PortSipErrorKind;
+            // A failing one-time-code callback is judged by its own error, below.
+            if error.kind() != PortSipErrorKind::OneTimeCode {
+                return false;
+            }
+        }
+        #[cfg(feature = "oauth2")]
         if let Some(error) = self.oauth2_error() {
             return error.is_transient();
         }
@@ -139,13 +169,25 @@ impl TokenError {
     }
 
     /// The token endpoint's error, when the provider is an
-    /// [`OAuth2Provider`](crate::provider::oauth2::OAuth2Provider) (or wraps its errors): the
-    /// first [`OAuth2Error`](crate::provider::oauth2::OAuth2Error) among the sources, with
-    /// the RFC 6749 [`error_code`](crate::provider::oauth2::OAuth2Error::error_code) and
-    /// description and the HTTP [`status`](crate::provider::oauth2::OAuth2Error::status).
+    /// [`OAuth2Provider`](crate::provider::oauth2::OAuth2Provider) or a
+    /// [`PortSipProvider`](crate::provider::portsip::PortSipProvider) (or wraps their errors):
+    /// the first [`OAuth2Error`](crate::provider::oauth2::OAuth2Error) among the sources,
+    /// with the [`error_code`](crate::provider::oauth2::OAuth2Error::error_code) and
+    /// description (RFC 6749's, or PortSIP's error list) and the HTTP
+    /// [`status`](crate::provider::oauth2::OAuth2Error::status).
     #[cfg(feature = "oauth2")]
     #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
     pub fn oauth2_error(&self) -> Option<&crate::provider::oauth2::OAuth2Error> {
+        self.sources().find_map(|e| e.downcast_ref())
+    }
+
+    /// PortSIP's own failure, when the provider is a
+    /// [`PortSipProvider`](crate::provider::portsip::PortSipProvider): the first
+    /// [`PortSipError`](crate::provider::portsip::PortSipError) among the sources (two-factor
+    /// sign-in, an API the PBX does not serve).
+    #[cfg(feature = "oauth2")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
+    pub fn portsip_error(&self) -> Option<&crate::provider::portsip::PortSipError> {
         self.sources().find_map(|e| e.downcast_ref())
     }
 
@@ -370,5 +412,62 @@ mod tests {
             err.to_string(),
             "token provider failed to log in: my provider failed"
         );
+    }
+
+    #[cfg(feature = "oauth2")]
+    #[test]
+    fn helpers_find_portsip_failures() {
+        use crate::provider::{
+            oauth2::{OAuth2Error, OAuth2ErrorKind},
+            portsip::{PortSipError, PortSipErrorKind},
+        };
+        use http::StatusCode;
+
+        let two_factor = TokenError::with_source(
+            TokenErrorKind::Login,
+            PortSipError::new(PortSipErrorKind::TwoFactorRequired),
+        );
+        assert!(two_factor.two_factor_required());
+        assert!(two_factor.credentials_rejected());
+        assert!(!two_factor.is_transient());
+        assert!(
+            two_factor.to_string().starts_with(
+                "token provider failed to log in: two-factor authentication is required"
+            )
+        );
+
+        // A sign-in's 403 with a body of no known shape: refused credentials all the same.
+        let forbidden = || {
+            OAuth2Error::new(
+                OAuth2ErrorKind::Status {
+                    body: "forbidden".into(),
+                },
+                Some(StatusCode::FORBIDDEN),
+            )
+        };
+        let err = TokenError::with_source(TokenErrorKind::Login, forbidden());
+        assert!(!err.credentials_rejected());
+        let err =
+            TokenError::with_source(TokenErrorKind::Login, forbidden().refusing_credentials());
+        assert!(err.credentials_rejected());
+        assert!(!err.two_factor_required());
+
+        // A refused one-time code: rejected, its status and answer found.
+        let refused = PortSipError::with_source(
+            PortSipErrorKind::OneTimeCodeRejected,
+            forbidden().refusing_credentials(),
+        );
+        let err = TokenError::with_source(TokenErrorKind::Login, refused);
+        assert!(err.credentials_rejected());
+        assert!(!err.two_factor_required());
+        assert_eq!(err.status(), Some(StatusCode::FORBIDDEN));
+        assert!(err.oauth2_error().is_some());
+
+        // A callback that failed on the network is worth trying again.
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let callback = PortSipError::with_source(PortSipErrorKind::OneTimeCode, refused);
+        let err = TokenError::with_source(TokenErrorKind::Login, callback);
+        assert!(err.is_transient());
+        assert!(!err.credentials_rejected());
     }
 }

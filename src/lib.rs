@@ -71,7 +71,7 @@
 //! |---|---|
 //! | [`provider`] | [`provider::TokenProvider`], [`provider::BoxFuture`], [`provider::StaticToken`], [`provider::provider_fn`] and [`provider::FnProvider`]; `BuildError` (feature `oauth2`) |
 //! | `provider::oauth2` | `OAuth2Provider`, its builder, options and `OAuth2Error` (feature `oauth2`) |
-//! | `provider::portsip` | `PortSip` and the `PORTSIP_*` constants (feature `oauth2`) |
+//! | `provider::portsip` | `PortSip`, `PortSipProvider`, `PortSipApi`, `PortSipError`, `TwoFactorChallenge` and the `PORTSIP_*` constants (feature `oauth2`) |
 //! | `client` | `HttpClient` and its builder (feature `client`) |
 //! | `reqwest` | `ReqwestService` (feature `reqwest`); `BearerAuthMiddleware` and `token_error` (feature `reqwest-middleware`) |
 //! | [`store`] | [`TokenStore`](store::TokenStore) and the stores |
@@ -193,7 +193,8 @@
 //!
 //! - `oauth2` (default): `provider::oauth2::OAuth2Provider`, an OAuth 2.0 token-endpoint
 //!   client over any tower HTTP service you supply, and the `provider::portsip::PortSip`
-//!   preset, whose documentation shows the few lines that make a PortSIP-ready layer.
+//!   preset for PortSIP's sign-in API and OAuth token endpoint, whose documentation shows
+//!   the few lines that make a PortSIP-ready layer.
 //! - `client`: `client::HttpClient`, a ready-made hyper-util client over plain HTTP. Implies
 //!   `oauth2`.
 //! - `rustls`: HTTPS for `HttpClient` with rustls, webpki or system roots and extra CA
@@ -218,8 +219,10 @@
 //!
 //! With the `tracing` feature the cache tells what it does through `tracing` events, whose
 //! target is the module emitting them (`tower_bearer_auth::cache`, one of its submodules,
-//! `tower_bearer_auth::future`, or `tower_bearer_auth::reqwest::middleware` for
-//! `BearerAuthMiddleware`), so the filter `tower_bearer_auth=debug` shows them all. A
+//! `tower_bearer_auth::future`, `tower_bearer_auth::reqwest::middleware` for
+//! `BearerAuthMiddleware`, or, for the PortSIP provider, a module under
+//! `tower_bearer_auth::provider::portsip`), so the filter `tower_bearer_auth=debug` shows
+//! them all. A
 //! request sent with the cached token emits nothing; without a subscriber that wants them,
 //! each event costs a check of its call site's cached interest, and only on the slow paths.
 //!
@@ -246,6 +249,9 @@
 //! | `tenant_created` | `DEBUG` | `key` | a [`tenants::TenantsLayer`] key got its provider from the factory |
 //! | `tenant_refused` | `WARN` | `key`, `error` | the factory refused the key |
 //! | `tenant_evicted` | `DEBUG` | `key`, `reason` | a key was evicted: `idle`, `full` (the key limit) or `asked` |
+//! | `portsip_call` | `DEBUG` | `api`, `call` | a [`PortSipProvider`](provider::portsip::PortSipProvider) calls the PBX: `api` is `sign-in` (`call`: `sign_in`, `refresh_token`, `sign_out`) or `oauth` (`password_grant`, `refresh_grant`, `revoke`) |
+//! | `portsip_api` | `DEBUG` | `api`, `status` | the automatic choice is made: `sign-in` when the PBX answered there, `oauth` when it answered `status` (`404` or `405`) |
+//! | `portsip_two_factor` | `DEBUG` | `callback` | a sign-in answered that a one-time code is needed; `callback` if one is configured to supply it |
 //!
 //! - `generation` is the token's [`Token::generation`]; `version` its version in the store,
 //!   when there is one; `replaces` the version of the token being replaced (0 for none).
@@ -256,6 +262,8 @@
 //!   its sources, `: `-separated.
 //! - `cache` tells caches apart: a number unique in the process.
 //! - `key` is a [`tenants::TenantKey`]: the origin, and the tenant id if there is one.
+//! - The `portsip_*` events' targets are modules under `tower_bearer_auth::provider::portsip`;
+//!   those of a login or refresh fall in its `token_fetch` span.
 //!
 //! `WARN` marks failures that fail requests or that the cache works around on its own (a
 //! store that is down); failures returned to the caller and recoveries are `DEBUG`.

@@ -31,8 +31,8 @@ use tower::{Layer, ServiceExt};
 use tower_bearer_auth::{
     BearerAuth, BearerAuthLayer, Origin, TokenError, TokenErrorKind,
     provider::{
-        oauth2::{OAuth2Error, OAuth2ErrorKind, OAuth2Provider},
-        portsip::PortSip,
+        oauth2::{OAuth2Error, OAuth2ErrorKind},
+        portsip::{PortSip, PortSipApi, PortSipProvider},
     },
 };
 
@@ -291,8 +291,10 @@ impl Endpoint {
         self.state.requests.load(Ordering::SeqCst)
     }
 
-    fn provider(&self) -> OAuth2Provider<tower_bearer_auth::client::HttpClient> {
+    /// The preset, on the OAuth token endpoint this endpoint imitates.
+    fn provider(&self) -> PortSipProvider<tower_bearer_auth::client::HttpClient> {
         PortSip::new(self.base_url(), USER, PASSWORD)
+            .api(PortSipApi::OAuth)
             .build()
             .unwrap()
     }

@@ -1,5 +1,6 @@
-//! Property tests of the parsers that read what servers send: token responses, OAuth 2.0
-//! error responses and `WWW-Authenticate` challenges. Inputs are the seed corpus under
+//! Property tests of the parsers that read what servers send: token responses (PortSIP's
+//! two-factor answer among them), OAuth 2.0 and PortSIP error responses and
+//! `WWW-Authenticate` challenges. Inputs are the seed corpus under
 //! `tests/corpus/`, mutated, plus random bytes and generated JSON. Nothing may panic, a parsed
 //! token response either yields a token that can be sent or a typed error, and error messages
 //! stay short.
@@ -27,8 +28,11 @@ use tower::service_fn;
 use tower_bearer_auth::{
     BearerAuthLayer, BearerChallenge, BoxError, TokenResponse,
     provider::{
+        TokenProvider,
         oauth2::{OAuth2Error, OAuth2ErrorKind, OAuth2Provider},
-        portsip::{PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH},
+        portsip::{
+            PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH, PortSip, PortSipApi,
+        },
         provider_fn,
     },
 };
@@ -326,7 +330,10 @@ fn check_oauth2(answer: &Answer, err: &OAuth2Error) -> Result<(), TestCaseError>
             }
         );
     }
-    if let OAuth2ErrorKind::Server { .. } | OAuth2ErrorKind::Status { .. } = err.kind() {
+    if let OAuth2ErrorKind::Server { .. }
+    | OAuth2ErrorKind::ErrorList { .. }
+    | OAuth2ErrorKind::Status { .. } = err.kind()
+    {
         prop_assert_eq!(err.status().map(|s| s.as_u16()), Some(answer.status));
         let seconds = answer.retry_after.as_deref().and_then(|v| {
             HeaderValue::from_str(v).ok()?;
@@ -377,6 +384,41 @@ proptest! {
                 check_oauth2(&answer, &err)?;
             }
             // Through the cache, which also reads `retry_after` for its backoff.
+            let layer = BearerAuthLayer::new(provider);
+            match layer.cache().get().await {
+                Ok(token) => prop_assert!(token.header_value().is_sensitive()),
+                Err(err) => check_error(&err)?,
+            }
+            Ok(())
+        })?;
+    }
+}
+
+proptest! {
+    #[test]
+    fn portsip_sign_in_responses_from_mutated_seeds(answer in answers()) {
+        let reply = answer.clone();
+        let client = service_fn(move |_: Request<Full<Bytes>>| {
+            let response = reply.response();
+            async move { Ok::<_, BoxError>(response) }
+        });
+        // The sign-in API, with a callback for two-factor answers (whose `verify_otp` then
+        // gets the same answer).
+        let provider = PortSip::new("https://pbx.test:8887", "admin", "pw")
+            .api(PortSipApi::SignIn)
+            .one_time_code(|_| async { Ok::<_, BoxError>("123456".to_owned()) })
+            .build_with(client)
+            .unwrap();
+        runtime().block_on(async {
+            for result in [provider.login().await, provider.refresh("rt").await] {
+                match result {
+                    Ok(token) => prop_assert!(!token.access_token().is_empty()),
+                    Err(err) => check_error(&*err)?,
+                }
+            }
+            if let Err(err) = provider.revoke("at", Some("rt")).await {
+                check_error(&*err)?;
+            }
             let layer = BearerAuthLayer::new(provider);
             match layer.cache().get().await {
                 Ok(token) => prop_assert!(token.header_value().is_sensitive()),

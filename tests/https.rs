@@ -14,7 +14,11 @@ use tower::ServiceExt;
 use tower_bearer_auth::{
     BearerAuthLayer,
     client::HttpClient,
-    provider::{oauth2::OAuth2ErrorKind, portsip::PortSip},
+    provider::{
+        TokenProvider,
+        oauth2::{OAuth2Error, OAuth2ErrorKind},
+        portsip::PortSip,
+    },
     test_server::{TestServer, TestServerConfig},
 };
 
@@ -97,6 +101,7 @@ async fn refuses_a_certificate_from_an_unknown_ca() {
         .build()
         .unwrap();
     let err = provider.login().await.unwrap_err();
+    let err = err.downcast_ref::<OAuth2Error>().expect("an OAuth2Error");
     assert_eq!(err.kind(), &OAuth2ErrorKind::Transport);
     assert!(err.is_transient());
     assert_eq!(server.counts().token_requests, 0);

@@ -15,11 +15,14 @@ use tower_bearer_auth::{
     BearerAuth, BearerAuthLayer, BoxError, TokenCache, TokenError, TokenErrorKind,
     client::HttpClient,
     provider::{
+        TokenProvider,
         oauth2::{
             BodyFormat, ClientAuth, OAuth2Error, OAuth2ErrorKind, OAuth2Provider,
             OAuth2ProviderBuilder,
         },
-        portsip::{PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH, PortSip},
+        portsip::{
+            PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH, PortSip, PortSipApi,
+        },
     },
     test_server::{CannedResponse, ExpiryFormat, TestServer, TestServerConfig},
 };
@@ -32,10 +35,15 @@ async fn server(config: TestServerConfig) -> TestServer {
     TestServer::start(config).await.expect("bind 127.0.0.1")
 }
 
+/// What `PortSip` builds for the OAuth token endpoint of `server`, as an `OAuth2Provider`,
+/// whose calls return its `OAuth2Error`. (`tests/portsip_v22.rs` has the sign-in API.)
 fn portsip(server: &TestServer, password: &str) -> OAuth2Provider<HttpClient> {
-    PortSip::new(server.base_url(), USER, password)
-        .build()
-        .unwrap()
+    portsip_builder(server, password).build().unwrap()
+}
+
+/// The `PortSip` preset, told to use the OAuth token endpoint.
+fn preset(server: &TestServer, password: &str) -> PortSip {
+    PortSip::new(server.base_url(), USER, password).api(PortSipApi::OAuth)
 }
 
 /// What `PortSip` builds for `server`, as a builder to change further.
@@ -55,7 +63,7 @@ fn portsip_builder(server: &TestServer, password: &str) -> OAuth2ProviderBuilder
 
 /// A PortSIP client for `server`: the API service and its token cache.
 fn client(server: &TestServer, password: &str) -> (BearerAuth<HttpClient>, TokenCache) {
-    let layer = BearerAuthLayer::new(portsip(server, password));
+    let layer = BearerAuthLayer::new(preset(server, password).build().unwrap());
     let cache = layer.cache();
     (tower::Layer::layer(&layer, HttpClient::new()), cache)
 }
@@ -475,7 +483,7 @@ async fn portsip_tenant_login_sends_the_domain() {
     let without = portsip(&server, PASSWORD);
     assert!(without.login().await.unwrap_err().is_invalid_grant());
 
-    let with = PortSip::new(server.base_url(), USER, PASSWORD)
+    let with = preset(&server, PASSWORD)
         .domain("tenant.example.com")
         .build()
         .unwrap();
@@ -564,7 +572,8 @@ async fn unreachable_server_is_a_transient_transport_error() {
     let provider = PortSip::new(format!("http://{addr}"), USER, PASSWORD)
         .build()
         .unwrap();
-    let err = provider.login().await.unwrap_err();
+    let err = TokenProvider::login(&provider).await.unwrap_err();
+    let err = err.downcast_ref::<OAuth2Error>().expect("an OAuth2Error");
     assert_eq!(err.kind(), &OAuth2ErrorKind::Transport);
     assert!(err.is_transient());
     assert_eq!(err.status(), None);
@@ -699,7 +708,7 @@ async fn token_errors_say_what_happened_and_answer_the_usual_questions() {
     assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
 
     // An unknown client id: `invalid_client`, status 401.
-    let provider = PortSip::new(server.base_url(), USER, "changed")
+    let provider = preset(&server, "changed")
         .client_id("someone-else")
         .build()
         .unwrap();
@@ -807,18 +816,24 @@ async fn the_embedded_server_works_over_plain_http_on_localhost() {
     let server = server(TestServerConfig::new(USER, PASSWORD)).await;
     let base = format!("http://localhost:{}", server.addr().port());
     let provider = PortSip::new(base, USER, PASSWORD).build().unwrap();
-    provider.login().await.unwrap();
+    TokenProvider::login(&provider).await.unwrap();
     assert_eq!(server.counts().password_grants, 1);
 }
 
 #[tokio::test]
 async fn a_portsip_provider_is_bound_to_the_pbx() {
-    use tower_bearer_auth::{Origin, provider::TokenProvider};
+    use tower_bearer_auth::Origin;
 
     let server = server(TestServerConfig::new(USER, PASSWORD)).await;
     let origin = Origin::try_from(server.base_url().as_str()).unwrap();
-    let provider = portsip(&server, PASSWORD);
-    assert_eq!(TokenProvider::origin(&provider), Some(origin.clone()));
+    for api in [PortSipApi::Auto, PortSipApi::SignIn, PortSipApi::OAuth] {
+        let provider = preset(&server, PASSWORD).api(api).build().unwrap();
+        assert_eq!(provider.bound_origin(), Some(&origin));
+        assert_eq!(TokenProvider::origin(&provider), Some(origin.clone()));
+    }
+    let provider = PortSip::new(server.base_url(), USER, PASSWORD)
+        .build()
+        .unwrap();
     // Through the pointers the layer keeps.
     let shared: std::sync::Arc<dyn TokenProvider> = std::sync::Arc::new(provider);
     assert_eq!(shared.origin(), Some(origin));

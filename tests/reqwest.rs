@@ -23,9 +23,9 @@ use tower::{Layer, ServiceExt};
 use tower_bearer_auth::{
     BearerAuthLayer, BearerChallenge, BoxError, NoReplay, Origin, TokenCache, TokenError,
     provider::{
-        StaticToken,
-        oauth2::{OAuth2ErrorKind, OAuth2Provider},
-        portsip::PortSip,
+        StaticToken, TokenProvider,
+        oauth2::{OAuth2Error, OAuth2ErrorKind},
+        portsip::{PortSip, PortSipProvider},
     },
     reqwest::{BearerAuthMiddleware, ReqwestService, token_error},
     test_server::{CannedResponse, TestServer, TestServerConfig},
@@ -40,7 +40,7 @@ async fn server(config: TestServerConfig) -> TestServer {
 }
 
 /// A PortSIP provider for `server` that logs in through `http`.
-fn portsip(server: &TestServer, http: &reqwest::Client) -> OAuth2Provider<ReqwestService> {
+fn portsip(server: &TestServer, http: &reqwest::Client) -> PortSipProvider<ReqwestService> {
     PortSip::new(server.base_url(), USER, PASSWORD)
         .build_with(ReqwestService::new(http.clone()))
         .unwrap()
@@ -411,7 +411,8 @@ async fn a_wrong_password_is_a_typed_error() {
     assert!(!token.is_transient());
     assert_eq!(token.status(), Some(StatusCode::BAD_REQUEST));
     let oauth2 = token.oauth2_error().unwrap();
-    assert!(oauth2.is_invalid_grant());
+    assert!(oauth2.credentials_rejected());
+    assert_eq!(oauth2.error_code(), Some("UNAUTHORIZED"));
     for text in [
         error.to_string(),
         format!("{error:?}"),
@@ -440,6 +441,7 @@ async fn the_token_endpoint_over_reqwest_caps_bodies_and_maps_transport_errors()
     let provider = portsip(&server, &reqwest::Client::new());
     server.respond_next(CannedResponse::new(StatusCode::OK, vec![b'x'; 100_000]));
     let error = provider.login().await.unwrap_err();
+    let error = error.downcast_ref::<OAuth2Error>().unwrap();
     assert!(
         matches!(error.kind(), OAuth2ErrorKind::BodyTooLarge { limit: 65536 }),
         "{error:?}"
@@ -447,6 +449,7 @@ async fn the_token_endpoint_over_reqwest_caps_bodies_and_maps_transport_errors()
     // Chunked, so the size shows only while reading.
     server.respond_next(CannedResponse::new(StatusCode::OK, vec![b'x'; 100_000]).chunked());
     let error = provider.login().await.unwrap_err();
+    let error = error.downcast_ref::<OAuth2Error>().unwrap();
     assert!(matches!(error.kind(), OAuth2ErrorKind::BodyTooLarge { .. }));
 
     // Nothing listens there.
@@ -457,12 +460,13 @@ async fn the_token_endpoint_over_reqwest_caps_bodies_and_maps_transport_errors()
         .build_with(ReqwestService::default())
         .unwrap();
     let error = provider.login().await.unwrap_err();
+    let error = error.downcast_ref::<OAuth2Error>().unwrap();
     assert!(
         matches!(error.kind(), OAuth2ErrorKind::Transport),
         "{error:?}"
     );
     assert!(error.is_transient());
-    let source = std::error::Error::source(&error).unwrap();
+    let source = std::error::Error::source(error).unwrap();
     assert!(
         source
             .downcast_ref::<reqwest::Error>()

@@ -23,9 +23,11 @@ use tower_bearer_auth::{
     BearerAuthLayer, BearerChallenge, BoxError, TokenError, TokenErrorKind,
     client::HttpClient,
     provider::{
-        BoxFuture,
+        BoxFuture, TokenProvider,
         oauth2::{ClientAuth, OAuth2Provider},
-        portsip::{PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH, PortSip},
+        portsip::{
+            PORTSIP_CLIENT_ID, PORTSIP_REVOKE_PATH, PORTSIP_TOKEN_PATH, PortSip, PortSipApi,
+        },
     },
     store::MemoryStore,
     test_server::{CannedResponse, TestServer, TestServerConfig},
@@ -416,6 +418,7 @@ async fn an_echoing_token_endpoint_never_gets_a_secret_into_an_error() {
     .await
     .unwrap();
     let provider = PortSip::new(server.base_url(), USER, HOSTILE_PASSWORD)
+        .api(PortSipApi::OAuth)
         .build()
         .unwrap();
     let echoes = [
@@ -442,7 +445,7 @@ async fn an_echoing_token_endpoint_never_gets_a_secret_into_an_error() {
     for echo in echoes.clone() {
         server.respond_next(echo);
         let err = provider.login().await.unwrap_err();
-        assert_no_leak(&everything_printed(&err), &[HOSTILE_PASSWORD]);
+        assert_no_leak(&everything_printed(&*err), &[HOSTILE_PASSWORD]);
     }
 
     // Through the layer: the password, and the token error's message quoting the cause.
@@ -466,7 +469,7 @@ async fn an_echoing_token_endpoint_never_gets_a_secret_into_an_error() {
     for echo in echoes.clone() {
         server.respond_next(echo);
         let err = provider.refresh(&refresh_token).await.unwrap_err();
-        assert_no_leak(&everything_printed(&err), &[&refresh_token]);
+        assert_no_leak(&everything_printed(&*err), &[&refresh_token]);
     }
 
     // The client-credentials grant with the secret in the form: the client secret.
@@ -484,6 +487,78 @@ async fn an_echoing_token_endpoint_never_gets_a_secret_into_an_error() {
         let err = credentials.login().await.unwrap_err();
         assert_no_leak(&everything_printed(&err), &[CLIENT_SECRET]);
     }
+}
+
+/// What a careless sign-in API could echo: each request's JSON body, into JSON strings (where
+/// it breaks the JSON) and into plain text.
+fn sign_in_echoes() -> Vec<CannedResponse> {
+    vec![
+        CannedResponse::json(
+            StatusCode::BAD_REQUEST,
+            &json!({"errors": [{"code": "INVALID_ARGUMENT", "message": "cannot parse {request}"}]}),
+        )
+        .echo_request(),
+        CannedResponse::json(
+            StatusCode::BAD_REQUEST,
+            &json!({"errors": [{"code": "{request}", "detail": "{request}"}]}),
+        )
+        .echo_request(),
+        CannedResponse::new(StatusCode::FORBIDDEN, "refused: {request}").echo_request(),
+        CannedResponse::new(StatusCode::BAD_GATEWAY, "<pre>{request}</pre>").echo_request(),
+    ]
+}
+
+#[tokio::test]
+async fn an_echoing_sign_in_api_never_gets_a_secret_into_an_error() {
+    const SESSION: &str = "S3cr3t-session-5e1d";
+    const CODE: &str = "S3cr3t-code-771";
+    let server = TestServer::start(TestServerConfig::new(USER, HOSTILE_PASSWORD).oauth_api(false))
+        .await
+        .unwrap();
+    let provider = PortSip::new(server.base_url(), USER, HOSTILE_PASSWORD)
+        .api(PortSipApi::SignIn)
+        .one_time_code(|challenge| async move {
+            assert_eq!(challenge.session_token(), SESSION);
+            assert!(!format!("{challenge:?}").contains(SESSION));
+            Ok::<_, BoxError>(format!(" {CODE}\n"))
+        })
+        .build()
+        .unwrap();
+
+    // Sign-ins: the password.
+    for echo in sign_in_echoes() {
+        server.respond_next(echo);
+        let err = provider.login().await.unwrap_err();
+        assert_no_leak(&everything_printed(&*err), &[HOSTILE_PASSWORD]);
+    }
+
+    // Two-factor sign-ins: the password, the session token and the code sent to verify_otp.
+    let two_factor = json!({"two_factor_enabled": true, "token": SESSION});
+    for echo in sign_in_echoes() {
+        server.respond_next(CannedResponse::json(StatusCode::OK, &two_factor));
+        server.respond_next(echo);
+        let err = provider.login().await.unwrap_err();
+        assert_no_leak(
+            &everything_printed(&*err),
+            &[HOSTILE_PASSWORD, SESSION, CODE],
+        );
+    }
+
+    // Refreshes: the refresh token; sign-outs: the access token.
+    let token = provider.login().await.unwrap();
+    let refresh_token = token.refresh_token().unwrap().to_owned();
+    for echo in sign_in_echoes() {
+        server.respond_next(echo);
+        let err = provider.refresh(&refresh_token).await.unwrap_err();
+        assert_no_leak(&everything_printed(&*err), &[&refresh_token]);
+    }
+
+    // Through the layer, with the provider's Debug output too.
+    server.respond_next(sign_in_echoes()[0].clone());
+    let layer = BearerAuthLayer::new(provider.clone());
+    let err = layer.cache().get().await.unwrap_err();
+    let printed = format!("{} {provider:?} {layer:?}", everything_printed(&err));
+    assert_no_leak(&printed, &[HOSTILE_PASSWORD]);
 }
 
 /// A token endpoint that reads the form and quotes its fields, decoded, in its errors:

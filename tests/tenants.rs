@@ -314,7 +314,10 @@ async fn a_rotated_password_is_used_by_that_pbx_next_login_only() {
     assert_eq!(response.status(), StatusCode::OK);
     let log = a.token_request_log();
     assert_eq!(log.len(), 2);
-    assert_eq!(log[1].grant_type.as_deref(), Some("password"));
+    assert_eq!(
+        log[1].path, "/api/auth/sign_in",
+        "a login with the password"
+    );
     assert_eq!(log[1].status, 200);
 
     // Rotate again, and evict instead: the factory reads the vault anew.

@@ -129,14 +129,29 @@ impl Subscriber for Capture {
 }
 
 impl Capture {
-    /// This crate's events so far.
+    /// This crate's events so far, but the providers'.
     fn ours(&self) -> Vec<Captured> {
         self.events
             .lock()
             .unwrap()
             .iter()
             .filter(|e| e.target.starts_with("tower_bearer_auth"))
+            .filter(|e| !e.target.starts_with("tower_bearer_auth::provider"))
             .cloned()
+            .collect()
+    }
+
+    /// The events of the PortSIP provider so far: `(name, api, call or status)`.
+    fn portsip(&self) -> Vec<(&'static str, String, String)> {
+        let events = self.events.lock().unwrap();
+        events
+            .iter()
+            .filter(|e| e.target.starts_with("tower_bearer_auth::provider::portsip"))
+            .map(|e| {
+                let api = e.field("api").unwrap_or_default().to_owned();
+                let more = e.field("call").or(e.field("status")).unwrap_or_default();
+                (e.name, api, more.to_owned())
+            })
             .collect()
     }
 
@@ -274,7 +289,8 @@ async fn login_refresh_and_fallback() {
     let error = refused.field("error").unwrap();
     assert!(
         error.starts_with(
-            "invalid_grant: the refresh token is invalid, expired or already used (HTTP 400)"
+            "UNAUTHORIZED: Refresh failed, invalid token: the refresh token is invalid, expired \
+             or already used (HTTP 400)"
         ),
         "the provider's error, without the message of a failed fallback: {error}"
     );
@@ -344,7 +360,10 @@ async fn failed_login_and_backoff() {
         error.starts_with("token provider failed to log in: "),
         "{error}"
     );
-    assert!(error.contains("invalid_grant"), "{error}");
+    assert!(
+        error.contains("UNAUTHORIZED: Login failed, authentication error"),
+        "{error}"
+    );
     assert_eq!(failed.field("fallback"), Some("false"));
     assert_eq!(failed.field("generation"), None);
     failed.num("elapsed_ms");
@@ -367,6 +386,66 @@ async fn failed_login_and_backoff() {
     assert!(fast.iter().all(|e| e.field("cache").is_some()));
 
     capture.assert_no_secret(2);
+}
+
+#[tokio::test]
+async fn the_portsip_provider_says_which_api_it_uses() {
+    use tower_bearer_auth::provider::portsip::PortSipApi;
+
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    capture.secret(PASSWORD);
+    let event = |name, api: &str, more: &str| (name, api.to_owned(), more.to_owned());
+
+    // Both APIs: the sign-in API, found at the first answer.
+    let server = server(Duration::from_secs(3600)).await;
+    let cache = layer(&server, &capture).cache();
+    cache.get().await.unwrap();
+    cache.refresh().await.unwrap();
+    cache.revoke().await.unwrap();
+    assert_eq!(
+        capture.portsip(),
+        [
+            event("portsip_call", "sign-in", "sign_in"),
+            event("portsip_api", "sign-in", ""),
+            event("portsip_call", "sign-in", "refresh_token"),
+            event("portsip_call", "sign-in", "sign_out"),
+        ]
+    );
+
+    // The OAuth token endpoint only: the `404`, then the OAuth endpoint from then on.
+    capture.events.lock().unwrap().clear();
+    let old = TestServer::start(TestServerConfig::new(USER, PASSWORD).sign_in_api(false))
+        .await
+        .unwrap();
+    let cache = layer(&old, &capture).cache();
+    cache.get().await.unwrap();
+    cache.refresh().await.unwrap();
+    assert_eq!(
+        capture.portsip(),
+        [
+            event("portsip_call", "sign-in", "sign_in"),
+            event("portsip_api", "oauth", "404"),
+            event("portsip_call", "oauth", "password_grant"),
+            event("portsip_call", "oauth", "refresh_grant"),
+        ]
+    );
+
+    // An explicit choice: no search.
+    capture.events.lock().unwrap().clear();
+    let provider = PortSip::new(server.base_url(), USER, PASSWORD)
+        .api(PortSipApi::OAuth)
+        .build()
+        .unwrap();
+    let cache = BearerAuthLayer::new(provider)
+        .on_token_change(capture.hook())
+        .cache();
+    cache.get().await.unwrap();
+    assert_eq!(
+        capture.portsip(),
+        [event("portsip_call", "oauth", "password_grant")]
+    );
+    capture.assert_no_secret(1 + 2);
 }
 
 /// A store whose every call fails.

@@ -7,8 +7,9 @@
 //!
 //! - [`oauth2`]: [`OAuth2Provider`](oauth2::OAuth2Provider), a client for OAuth 2.0 token
 //!   endpoints, with its options and its error type;
-//! - [`portsip`]: [`PortSip`](portsip::PortSip), which builds an `OAuth2Provider` for a
-//!   PortSIP PBX, and PortSIP's published constants;
+//! - [`portsip`]: [`PortSip`](portsip::PortSip), which builds a
+//!   [`PortSipProvider`](portsip::PortSipProvider) for a PortSIP PBX (its sign-in API or its
+//!   OAuth token endpoint), and PortSIP's published constants;
 //! - [`BuildError`], what building either of them (or an
 //!   [`HttpClient`](crate::client::HttpClient)) fails with.
 

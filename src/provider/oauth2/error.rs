@@ -42,6 +42,9 @@ pub struct OAuth2Error {
     kind: OAuth2ErrorKind,
     status: Option<StatusCode>,
     retry_after: Option<Duration>,
+    /// Whether the call that failed was one whose refusal means the credentials are wrong,
+    /// whatever the body said (a PortSIP sign-in answered with a `4xx`).
+    refuses_credentials: bool,
     source: Option<BoxError>,
 }
 
@@ -60,7 +63,20 @@ pub enum OAuth2ErrorKind {
         /// The server's `error_uri`, at most 200 characters.
         uri: Option<String>,
     },
-    /// The server answered with an error status and a body that is not an RFC 6749 error.
+    /// The server answered with PortSIP's error body, `{"errors": [{"code", "message",
+    /// "detail"}]}`, possibly with a success status: its first entry.
+    ErrorList {
+        /// The error code, such as `UNAUTHORIZED`, kept as the server wrote it (at most 200
+        /// characters); a code this crate does not know is kept too.
+        code: String,
+        /// The server's human-readable `message`, at most 200 characters, the provider's
+        /// secrets replaced by `<redacted>`.
+        message: Option<String>,
+        /// The server's `detail`, likewise.
+        detail: Option<String>,
+    },
+    /// The server answered with an error status and a body that is neither an RFC 6749 error
+    /// nor PortSIP's error list.
     Status {
         /// The start of the body as text, at most 200 characters, control characters
         /// replaced and the provider's secrets replaced by `<redacted>`. A JSON body is
@@ -84,8 +100,17 @@ impl OAuth2Error {
             kind,
             status,
             retry_after: None,
+            refuses_credentials: false,
             source: None,
         }
+    }
+
+    /// Marks a failure of a call whose refusal means wrong credentials (a PortSIP sign-in
+    /// answered with a `4xx` other than `404`, `405`, `408` and `429`), so that
+    /// [`credentials_rejected`](Self::credentials_rejected) says so whatever the body was.
+    pub(crate) fn refusing_credentials(mut self) -> Self {
+        self.refuses_credentials = true;
+        self
     }
 
     pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
@@ -125,20 +150,40 @@ impl OAuth2Error {
         self.status
     }
 
-    /// The RFC 6749 error code the server sent (`invalid_grant`, `invalid_client`, …), if any.
+    /// The error code the server sent, if any: RFC 6749's `error` (`invalid_grant`,
+    /// `invalid_client`, …), or the `code` of PortSIP's error list (`UNAUTHORIZED`, …).
     pub fn error_code(&self) -> Option<&str> {
         match &self.kind {
             OAuth2ErrorKind::Server { error, .. } => Some(error),
+            OAuth2ErrorKind::ErrorList { code, .. } => Some(code),
             _ => None,
         }
     }
 
-    /// The server's `error_description`, if any.
+    /// The server's words, if any: RFC 6749's `error_description`, or the `message` of
+    /// PortSIP's error list.
     pub fn error_description(&self) -> Option<&str> {
         match &self.kind {
             OAuth2ErrorKind::Server { description, .. } => description.as_deref(),
+            OAuth2ErrorKind::ErrorList { message, .. } => message.as_deref(),
             _ => None,
         }
+    }
+
+    /// Whether the server refused the credentials, so that trying again with the same
+    /// configuration will not help: the RFC 6749 error
+    /// [`invalid_grant`](Self::is_invalid_grant) or an [invalid client](Self::is_invalid_client),
+    /// PortSIP's error code `UNAUTHORIZED`, the status `401 Unauthorized`, or, from a
+    /// PortSIP sign-in or one-time-code check, any `4xx` other than `404`, `405`, `408` and
+    /// `429`.
+    ///
+    /// [`TokenError::credentials_rejected`](crate::TokenError::credentials_rejected) asks it.
+    pub fn credentials_rejected(&self) -> bool {
+        self.is_invalid_grant()
+            || self.is_invalid_client()
+            || matches!(&self.kind, OAuth2ErrorKind::ErrorList { code, .. } if code == "UNAUTHORIZED")
+            || self.status == Some(StatusCode::UNAUTHORIZED)
+            || self.refuses_credentials
     }
 
     /// Whether the server refused the grant: wrong user name or password, or a refresh token
@@ -179,7 +224,9 @@ impl OAuth2Error {
 
 impl fmt::Display for OAuth2Error {
     /// Short enough to follow another message: `invalid_grant: bad password (HTTP 400)` for an
-    /// RFC 6749 error, `HTTP 502 from the token endpoint: <html>…` for another error status.
+    /// RFC 6749 error, `UNAUTHORIZED: Login failed, authentication error (HTTP 400)` for
+    /// PortSIP's error list (its `detail` after the message, when there is one), and
+    /// `HTTP 502 from the token endpoint: <html>…` for another error status.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let status = |f: &mut fmt::Formatter<'_>| match self.status {
             Some(status) => write!(f, " (HTTP {})", status.as_u16()),
@@ -192,6 +239,19 @@ impl fmt::Display for OAuth2Error {
                 f.write_str(error)?;
                 if let Some(description) = description.as_deref().filter(|d| !d.is_empty()) {
                     write!(f, ": {description}")?;
+                }
+                status(f)
+            }
+            OAuth2ErrorKind::ErrorList {
+                code,
+                message,
+                detail,
+            } => {
+                f.write_str(code)?;
+                for text in [message, detail].into_iter().flatten() {
+                    if !text.is_empty() {
+                        write!(f, ": {text}")?;
+                    }
                 }
                 status(f)
             }
@@ -222,6 +282,7 @@ impl fmt::Debug for OAuth2Error {
             .field("kind", &self.kind)
             .field("status", &self.status)
             .field("retry_after", &self.retry_after)
+            .field("refuses_credentials", &self.refuses_credentials)
             .field("source", &self.source)
             .finish()
     }
@@ -345,6 +406,63 @@ mod tests {
             OAuth2Error::new(OAuth2ErrorKind::BodyTooLarge { limit: 10 }, None).to_string(),
             "token endpoint response exceeds 10 bytes"
         );
+    }
+
+    #[test]
+    fn portsip_error_lists() {
+        let list = |code: &str, detail: Option<&str>, status: u16| {
+            OAuth2Error::new(
+                OAuth2ErrorKind::ErrorList {
+                    code: code.into(),
+                    message: Some("Login failed, authentication error".into()),
+                    detail: detail.map(Into::into),
+                },
+                Some(StatusCode::from_u16(status).unwrap()),
+            )
+        };
+        let refused = list("UNAUTHORIZED", None, 400);
+        assert_eq!(
+            refused.to_string(),
+            "UNAUTHORIZED: Login failed, authentication error (HTTP 400)"
+        );
+        assert!(refused.credentials_rejected());
+        assert!(!refused.is_transient());
+        assert_eq!(refused.error_code(), Some("UNAUTHORIZED"));
+        assert_eq!(
+            refused.error_description(),
+            Some("Login failed, authentication error")
+        );
+        let detailed = list("SOMETHING_NEW", Some("wrong tenant"), 400);
+        assert_eq!(
+            detailed.to_string(),
+            "SOMETHING_NEW: Login failed, authentication error: wrong tenant (HTTP 400)"
+        );
+        assert!(!detailed.credentials_rejected());
+        assert!(
+            detailed
+                .clone_for_test()
+                .refusing_credentials()
+                .credentials_rejected()
+        );
+        assert!(list("INTERNAL", None, 503).is_transient());
+        // Plain statuses: only 401 refuses the credentials by itself.
+        let status = |code: u16| {
+            OAuth2Error::new(
+                OAuth2ErrorKind::Status {
+                    body: String::new(),
+                },
+                Some(StatusCode::from_u16(code).unwrap()),
+            )
+        };
+        assert!(status(401).credentials_rejected());
+        assert!(!status(403).credentials_rejected());
+        assert!(status(403).refusing_credentials().credentials_rejected());
+    }
+
+    impl OAuth2Error {
+        fn clone_for_test(&self) -> Self {
+            Self::new(self.kind.clone(), self.status)
+        }
     }
 
     #[test]

@@ -645,7 +645,7 @@ impl<C> OAuth2Provider<C> {
 
     /// The secrets a request may carry, `sent` (a refresh or access token) among them, to be
     /// kept out of what an error quotes of the answer.
-    fn secrets<'a>(&'a self, sent: &[&'a str]) -> Secrets<'a> {
+    pub(crate) fn secrets<'a>(&'a self, sent: &[&'a str]) -> Secrets<'a> {
         let mut secrets = Secrets::default();
         if let Grant::Password { password, .. } = &self.grant {
             secrets.add(Some(password));
@@ -747,7 +747,17 @@ impl<C> OAuth2Provider<C> {
         body: &[u8],
         secrets: &Secrets<'_>,
     ) -> Result<TokenResponse, OAuth2Error> {
-        let mut map = self.parse_object(status, body, secrets)?;
+        let map = self.parse_object(status, body, secrets)?;
+        self.token_from_object(status, map)
+    }
+
+    /// Reads a token response from a successful answer's JSON object, as
+    /// [`parse_object`](Self::parse_object) returned it.
+    pub(crate) fn token_from_object(
+        &self,
+        status: StatusCode,
+        mut map: Option<Map<String, Value>>,
+    ) -> Result<TokenResponse, OAuth2Error> {
         let invalid = |why| OAuth2Error::invalid_response(status, why);
         let Some(map) = map.as_mut() else {
             return Err(invalid("the token response is not a JSON object"));
@@ -785,10 +795,10 @@ impl<C> OAuth2Provider<C> {
     }
 
     /// Parses a body as a JSON object and applies the response hook. Returns the error the
-    /// body describes (an RFC 6749 error, or an error status), and `Ok(None)` for a success
-    /// whose body is not a JSON object. What an error quotes of the body is cleaned of
-    /// `secrets`.
-    fn parse_object(
+    /// body describes (an RFC 6749 error, PortSIP's error list, or an error status), and
+    /// `Ok(None)` for a success whose body is not a JSON object. What an error quotes of the
+    /// body is cleaned of `secrets`.
+    pub(crate) fn parse_object(
         &self,
         status: StatusCode,
         body: &[u8],
@@ -812,6 +822,24 @@ impl<C> OAuth2Provider<C> {
                     error: secrets.excerpt(code),
                     description: text("error_description"),
                     uri: text("error_uri"),
+                },
+                Some(status),
+            ));
+        }
+        if let Some(entry) = map.as_ref().and_then(error_list) {
+            let text = |name: &str| match entry.get(name) {
+                Some(Value::String(s)) if !s.trim().is_empty() => Some(secrets.excerpt(s)),
+                _ => None,
+            };
+            let code = match entry.get("code") {
+                Some(Value::String(code)) if !code.trim().is_empty() => secrets.excerpt(code),
+                _ => "UNKNOWN".to_owned(),
+            };
+            return Err(OAuth2Error::new(
+                OAuth2ErrorKind::ErrorList {
+                    code,
+                    message: text("message"),
+                    detail: text("detail"),
                 },
                 Some(status),
             ));
@@ -937,7 +965,7 @@ where
     }
 
     /// Sends a request and reads the body, at most `max_body_size` bytes of it.
-    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Reply, OAuth2Error> {
+    pub(crate) async fn send(&self, request: Request<Full<Bytes>>) -> Result<Reply, OAuth2Error> {
         let mut client = self.client.clone();
         poll_fn(|cx| client.poll_ready(cx))
             .await
@@ -984,18 +1012,18 @@ where
 }
 
 /// A token endpoint's answer, read.
-struct Reply {
-    status: StatusCode,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
     /// The server's clock when it answered (`Date`).
     date: Option<SystemTime>,
     /// How long the server asked us to wait (`Retry-After`).
-    retry_after: Option<Duration>,
-    body: Bytes,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) body: Bytes,
 }
 
 impl Reply {
     /// Adds what the headers said to the parsed token response or error.
-    fn token(
+    pub(crate) fn token(
         &self,
         parsed: Result<TokenResponse, OAuth2Error>,
     ) -> Result<TokenResponse, OAuth2Error> {
@@ -1006,6 +1034,24 @@ impl Reply {
             }),
             Err(e) => Err(e.with_retry_after(self.retry_after)),
         }
+    }
+}
+
+/// The first entry of PortSIP's error list, `{"errors": [{"code", "message", "detail"}]}`,
+/// when `map` has one.
+fn error_list(map: &Map<String, Value>) -> Option<&Map<String, Value>> {
+    match map.get("errors")? {
+        Value::Array(errors) => match errors.first()? {
+            Value::Object(entry)
+                if ["code", "message"]
+                    .iter()
+                    .any(|name| matches!(entry.get(*name), Some(Value::String(_)))) =>
+            {
+                Some(entry)
+            }
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -1345,6 +1391,54 @@ mod tests {
         assert!(!err.to_string().contains("leaked-token"), "{err}");
         assert!(!format!("{err:?}").contains("leaked"), "{err:?}");
         assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn portsip_error_lists_are_read() {
+        let p = builder().build().unwrap();
+        let secrets = p.secrets(&[]);
+        let body = br#"{"errors":[{"code":"UNAUTHORIZED","message":"Login failed, authentication error","detail":"password pa&ss is wrong"},{"code":"OTHER"}]}"#;
+        let err = p
+            .parse_token(StatusCode::BAD_REQUEST, body, &secrets)
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &OAuth2ErrorKind::ErrorList {
+                code: "UNAUTHORIZED".into(),
+                message: Some("Login failed, authentication error".into()),
+                detail: Some(format!("password {} is wrong", error::REDACTED)),
+            }
+        );
+        assert!(err.credentials_rejected());
+        assert!(!err.to_string().contains("pa&ss"), "{err}");
+
+        // In a success too; an unknown code is kept, a missing one is UNKNOWN.
+        let err = p
+            .parse_token(
+                StatusCode::OK,
+                br#"{"errors":[{"code":"QUOTA_EXCEEDED","message":"too many"}]}"#,
+                &secrets,
+            )
+            .unwrap_err();
+        assert_eq!(err.error_code(), Some("QUOTA_EXCEEDED"));
+        assert_eq!(err.to_string(), "QUOTA_EXCEEDED: too many (HTTP 200)");
+        let err = p
+            .parse_token(
+                StatusCode::BAD_REQUEST,
+                br#"{"errors":[{"message":"no"}]}"#,
+                &secrets,
+            )
+            .unwrap_err();
+        assert_eq!(err.error_code(), Some("UNKNOWN"));
+
+        // Not an error list: an empty one, or entries without code or message.
+        for body in [
+            &br#"{"access_token":"a","errors":[]}"#[..],
+            br#"{"access_token":"a","errors":[{"x":1}]}"#,
+            br#"{"access_token":"a","errors":"none"}"#,
+        ] {
+            assert!(p.parse_token(StatusCode::OK, body, &secrets).is_ok());
+        }
     }
 
     #[test]

@@ -1,0 +1,608 @@
+//! An embedded PortSIP-compatible server, for your tests and for demos.
+//!
+//! [`TestServer`] listens on `127.0.0.1` on a free port and serves, over plain HTTP/1.1, the
+//! two login APIs of a v22.3 PBX and a protected resource:
+//!
+//! - The sign-in API (PortSIP v22.2.11 and later), JSON bodies:
+//!   - `POST /api/auth/sign_in`, `{"username", "password", "domain"?}`: the tokens,
+//!     `{"token_type", "access_token", "refresh_token", "expires_in"}`; or, with
+//!     [two-factor sign-in](TestServerConfig::two_factor) on for the user,
+//!     `{"two_factor_enabled": true, "token": "…"}`, a session token for
+//!   - `POST /api/auth/verify_otp`, `{"token", "code"}`: the tokens, when the code is right;
+//!   - `POST /api/auth/refresh_token`, `{"refresh_token"}`: new tokens;
+//!   - `POST /api/auth/sign_out` with the bearer token: ends its session.
+//!
+//!   Its failures are PortSIP's error bodies, `{"errors": [{"code", "message", "detail"}]}`
+//!   (`400` with code `UNAUTHORIZED` for a wrong password, refresh token or one-time code).
+//! - The OAuth token endpoint:
+//!   - `POST /api/login/oauth/token`: the password, refresh-token and (when a client secret
+//!     is configured) client-credentials grants, with form or JSON bodies. Errors are
+//!     RFC 6749 §5.2 bodies (`invalid_grant` with status 400 for a wrong password or refresh
+//!     token, `invalid_client` with 401 for a wrong client id or secret), or PortSIP's error
+//!     bodies with [`portsip_error_bodies`](TestServerConfig::portsip_error_bodies).
+//!   - `POST /api/login/oauth/revoke`: revokes the token sent as the `token` field
+//!     (RFC 7009), or else as `Authorization: Bearer` (PortSIP's logout). An access token is
+//!     revoked with its refresh token; a refresh token alone, whatever `token_type_hint` says.
+//! - every other path: a protected resource. A valid bearer token gets `200` and a small JSON
+//!   body; a missing, unknown, revoked or expired one gets `401` with
+//!   `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750).
+//!
+//! Either API can be switched off ([`sign_in_api`](TestServerConfig::sign_in_api),
+//! [`oauth_api`](TestServerConfig::oauth_api)): its paths then answer `404`, as on a PBX
+//! before v22.2.11 or a v22 PBX without the OAuth endpoint. Both APIs share the tokens: they
+//! are random, short-lived (5 s by default), and refresh tokens are single-use: each refresh
+//! returns a new one.
+//!
+//! [`counts`](TestServer::counts) tells what happened, endpoint by endpoint,
+//! [`revoke_all`](TestServer::revoke_all) and friends change state on demand, and
+//! [`respond_next`](TestServer::respond_next) makes the next token request answer with a
+//! canned response (a `502` page, an oversized body, an error that
+//! [echoes the request](CannedResponse::echo_request)) to test error handling. The server
+//! stops when the [`TestServer`] is dropped.
+//!
+//! It is not a secure server: it keeps everything in memory and compares secrets naively.
+//!
+//! # Example
+//!
+//! ```
+//! use tower_bearer_auth::test_server::{TestServer, TestServerConfig};
+//! use tower_bearer_auth::{BearerAuthLayer, client::HttpClient, provider::portsip::PortSip};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
+//! let server = TestServer::start(TestServerConfig::new("admin", "s3cret")).await?;
+//!
+//! let provider = PortSip::new(server.base_url(), "admin", "s3cret").build()?;
+//! let pbx = ServiceBuilder::new()
+//!     .layer(BearerAuthLayer::new(provider))
+//!     .service(HttpClient::new());
+//!
+//! let request = http::Request::get(server.url("/api/account/extensions"))
+//!     .body(Default::default())?;
+//! let response = pbx.oneshot(request).await?;
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(server.counts().password_grants, 1);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    convert::Infallible,
+    fmt,
+    hash::{BuildHasher, RandomState},
+    io,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{
+    HeaderValue, Method, Request, Response, StatusCode,
+    header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE},
+};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::{net::TcpListener, task::JoinSet};
+
+use crate::provider::portsip::{
+    PORTSIP_REFRESH_PATH, PORTSIP_REVOKE_PATH, PORTSIP_SIGN_IN_PATH, PORTSIP_SIGN_OUT_PATH,
+    PORTSIP_TOKEN_PATH, PORTSIP_VERIFY_OTP_PATH,
+};
+
+mod answer;
+mod config;
+mod counts;
+mod oauth;
+mod sign_in;
+mod tokens;
+
+use answer::{Api, Failure, ServerBody, oauth_error, respond};
+pub use config::{
+    CannedResponse, DEFAULT_LIFETIME, ECHO_PLACEHOLDER, ExpiryFormat, TestServerConfig,
+};
+use counts::{Counters, bump};
+pub use counts::{Counts, TokenRequestRecord};
+
+/// Largest request body the server reads.
+const MAX_REQUEST_BODY: usize = 64 * 1024;
+
+/// A running embedded PortSIP-compatible server; see the [module documentation](self).
+pub struct TestServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    counters: Counters,
+    next_id: AtomicU64,
+}
+
+struct State {
+    config: TestServerConfig,
+    access: HashMap<String, Access>,
+    refresh: HashMap<String, String>,
+    canned: VecDeque<CannedResponse>,
+    log: Vec<TokenRequestRecord>,
+    /// When each access token ever issued expires, kept after it is revoked, so that
+    /// [`Counts::expired_token_requests`] counts expired tokens that were also revoked.
+    expiry: HashMap<String, Instant>,
+    /// Refresh tokens already exchanged (with rotation on).
+    spent: HashSet<String>,
+    /// How long token requests wait before they are answered.
+    token_delay: Duration,
+    /// Two-factor sign-ins waiting for their one-time code, by session token.
+    sessions: HashMap<String, sign_in::Session>,
+}
+
+struct Access {
+    expires: Instant,
+    username: String,
+    refresh_token: Option<String>,
+}
+
+impl TestServer {
+    /// Starts a server on `127.0.0.1` on a free port. Needs a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// Fails when no port can be bound.
+    pub async fn start(config: TestServerConfig) -> io::Result<Self> {
+        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                config,
+                access: HashMap::new(),
+                refresh: HashMap::new(),
+                canned: VecDeque::new(),
+                log: Vec::new(),
+                expiry: HashMap::new(),
+                spent: HashSet::new(),
+                token_delay: Duration::ZERO,
+                sessions: HashMap::new(),
+            }),
+            counters: Counters::default(),
+            next_id: AtomicU64::new(1),
+        });
+        let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+        Ok(Self {
+            addr,
+            shared,
+            accept,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, such as `http://127.0.0.1:41234`, to give to
+    /// [`PortSip::new`](crate::provider::portsip::PortSip::new).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The counters, as they stand: what the server has seen so far.
+    pub fn counts(&self) -> Counts {
+        self.shared.counters.snapshot()
+    }
+
+    /// Makes every token request, on either API, wait `delay` before it is answered (the
+    /// request is counted at once; refresh tokens are spent when the answer is made).
+    pub fn set_token_delay(&self, delay: Duration) {
+        self.shared.lock().token_delay = delay;
+    }
+
+    /// What each token request carried, oldest first (no passwords, secrets or tokens).
+    pub fn token_request_log(&self) -> Vec<TokenRequestRecord> {
+        self.shared.lock().log.clone()
+    }
+
+    /// Access tokens currently valid.
+    pub fn live_tokens(&self) -> usize {
+        let now = Instant::now();
+        let state = self.shared.lock();
+        state.access.values().filter(|a| a.expires > now).count()
+    }
+
+    /// Revokes every access and refresh token: the next API request gets `401`, the next
+    /// refresh `invalid_grant` (or PortSIP's `UNAUTHORIZED`).
+    pub fn revoke_all(&self) {
+        let mut state = self.shared.lock();
+        state.access.clear();
+        state.refresh.clear();
+    }
+
+    /// Revokes every refresh token but leaves access tokens valid: the next refresh gets
+    /// `invalid_grant`.
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.lock().refresh.clear();
+    }
+
+    /// Revokes one access token (and its refresh token). Returns whether it was known.
+    pub fn revoke_token(&self, access_token: &str) -> bool {
+        self.shared.lock().revoke(access_token)
+    }
+
+    /// Changes the lifetime of tokens issued from now on.
+    pub fn set_lifetime(&self, lifetime: Duration) {
+        self.shared.lock().config.lifetime = lifetime;
+    }
+
+    /// Changes the user's password; tokens already issued stay valid.
+    pub fn set_password(&self, password: impl Into<String>) {
+        self.shared.lock().config.password = password.into();
+    }
+
+    /// Changes how token responses state the lifetime.
+    pub fn set_expiry_format(&self, format: ExpiryFormat) {
+        self.shared.lock().config.expiry_format = format;
+    }
+
+    /// Changes whether refreshes rotate the refresh token.
+    pub fn set_rotate_refresh_tokens(&self, rotate: bool) {
+        self.shared.lock().config.rotate_refresh_tokens = rotate;
+    }
+
+    /// Checks an `Authorization` header value as the server checks a request to a protected
+    /// path, and counts it the same way (in [`Counts::api_requests`],
+    /// [`Counts::unauthorized`] and [`Counts::expired_token_requests`]). Returns the user the bearer
+    /// token was issued to, or `None` when the header is missing or not `Bearer`, or the token
+    /// is unknown, revoked or expired.
+    ///
+    /// For a protected service of your own that takes this server's tokens: a gRPC server in
+    /// a test, say.
+    pub fn authorize(&self, authorization: Option<&str>) -> Option<String> {
+        self.shared.authorize(authorization)
+    }
+
+    /// Makes the next token request, on either API (the OAuth token endpoint, or the sign-in
+    /// API's `sign_in`, `verify_otp` or `refresh_token`), be answered with `response`,
+    /// whatever it asked. Calls queue up: each canned response is used once, in order. A
+    /// request answered so counts in [`Counts::token_requests`] (and, with an error status,
+    /// [`Counts::failed_token_requests`]) only.
+    pub fn respond_next(&self, response: CannedResponse) {
+        self.shared.lock().canned.push_back(response);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Dropping the accept loop drops its `JoinSet`, which aborts every connection.
+        self.accept.abort();
+    }
+}
+
+impl fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .field("config", &self.shared.lock().config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Checks a request to a protected resource, and counts it.
+    fn authorize(&self, authorization: Option<&str>) -> Option<String> {
+        bump(&self.counters.api_requests);
+        let user = authorization.and_then(bearer_token).and_then(|token| {
+            let now = Instant::now();
+            let state = self.lock();
+            match state.access.get(token) {
+                Some(access) if access.expires > now => Some(access.username.clone()),
+                _ => {
+                    if state.expiry.get(token).is_some_and(|e| *e <= now) {
+                        bump(&self.counters.expired_token_requests);
+                    }
+                    None
+                }
+            }
+        });
+        if user.is_none() {
+            bump(&self.counters.unauthorized);
+        }
+        user
+    }
+
+    /// Starts a token request on either API: counts it, waits the
+    /// [token delay](TestServer::set_token_delay), and answers it with the next
+    /// [canned response](TestServer::respond_next) if there is one (`Err`).
+    async fn begin_token_request(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<Request<Incoming>, Response<ServerBody>> {
+        bump(&self.counters.token_requests);
+        let delay = self.lock().token_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let Some(canned) = self.lock().canned.pop_front() else {
+            return Ok(req);
+        };
+        if !canned.status.is_success() {
+            bump(&self.counters.failed_token_requests);
+        }
+        let body = if canned.echo {
+            let request = Limited::new(req.into_body(), MAX_REQUEST_BODY)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let template = String::from_utf8_lossy(&canned.body);
+            let echoed = template.replace(ECHO_PLACEHOLDER, &String::from_utf8_lossy(&request));
+            Bytes::from(echoed)
+        } else {
+            canned.body
+        };
+        let mut response = Response::new(ServerBody {
+            data: Some(body),
+            chunked: canned.chunked,
+        });
+        *response.status_mut() = canned.status;
+        if let Some(ct) = canned.content_type {
+            response.headers_mut().insert(CONTENT_TYPE, ct);
+        }
+        Err(response)
+    }
+
+    /// Ends a token request: records it, and counts a failure.
+    fn end_token_request(
+        &self,
+        mut record: TokenRequestRecord,
+        response: Response<ServerBody>,
+    ) -> Response<ServerBody> {
+        record.status = response.status().as_u16();
+        if !response.status().is_success() {
+            bump(&self.counters.failed_token_requests);
+        }
+        self.lock().log.push(record);
+        response
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn new_token(&self, prefix: &str) -> String {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let random = RandomState::new();
+        format!(
+            "{prefix}{:016X}{:016X}",
+            random.hash_one(id),
+            random.hash_one(id.wrapping_add(1))
+        )
+    }
+}
+
+impl State {
+    fn revoke(&mut self, access_token: &str) -> bool {
+        match self.access.remove(access_token) {
+            Some(access) => {
+                if let Some(rt) = access.refresh_token {
+                    self.refresh.remove(&rt);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of file descriptors, say: wait a little rather than spin.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+impl TestServerConfig {
+    /// Whether a login with these fields is the user's.
+    fn accepts(
+        &self,
+        username: Option<&str>,
+        password: Option<&str>,
+        domain: Option<&str>,
+    ) -> bool {
+        let tenant_ok = self.domain.is_none() || domain == self.domain.as_deref();
+        username == Some(self.username.as_str())
+            && password == Some(self.password.as_str())
+            && tenant_ok
+    }
+}
+
+/// Routes a request: the paths of each API when it is served (`404` when not, `405` for
+/// another method), and the protected resource everywhere else.
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ServerBody> {
+    let path = req.uri().path().to_owned();
+    let api = match path.as_str() {
+        PORTSIP_TOKEN_PATH | PORTSIP_REVOKE_PATH => Api::OAuth,
+        PORTSIP_SIGN_IN_PATH
+        | PORTSIP_VERIFY_OTP_PATH
+        | PORTSIP_REFRESH_PATH
+        | PORTSIP_SIGN_OUT_PATH => Api::SignIn,
+        _ => return protected(shared, &req, &path),
+    };
+    let served = {
+        let config = &shared.lock().config;
+        match api {
+            Api::SignIn => config.sign_in_api,
+            Api::OAuth => config.oauth_api,
+        }
+    };
+    if !served {
+        bump(&shared.counters.not_found);
+        return respond(
+            StatusCode::NOT_FOUND,
+            &json!({ "errors": [{ "code": "NOT_FOUND", "message": format!("no route {path}") }] }),
+        );
+    }
+    if req.method() != Method::POST {
+        let config = shared.lock().config.clone();
+        let failure = Failure {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            error: "invalid_request",
+            code: "METHOD_NOT_ALLOWED",
+            message: "Method not allowed",
+            detail: "use POST",
+        };
+        return failure.answer(api, &config);
+    }
+    match path.as_str() {
+        PORTSIP_TOKEN_PATH => oauth::token_endpoint(shared, req).await,
+        PORTSIP_REVOKE_PATH => oauth::revoke_endpoint(shared, req).await,
+        PORTSIP_SIGN_IN_PATH => sign_in::sign_in(shared, req).await,
+        PORTSIP_VERIFY_OTP_PATH => sign_in::verify_otp(shared, req).await,
+        PORTSIP_REFRESH_PATH => sign_in::refresh_token(shared, req).await,
+        _ => sign_in::sign_out(shared, req).await,
+    }
+}
+
+fn bearer(req: &Request<Incoming>) -> Option<String> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    bearer_token(value).map(str::to_owned)
+}
+
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn protected(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response<ServerBody> {
+    let authorization = req.headers().get(AUTHORIZATION);
+    match shared.authorize(authorization.and_then(|v| v.to_str().ok())) {
+        Some(user) => respond(StatusCode::OK, &json!({ "path": path, "username": user })),
+        None => {
+            let mut response = oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the access token is missing, unknown or expired",
+            );
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            );
+            response
+        }
+    }
+}
+
+/// Reads a form or JSON body into name-value pairs.
+async fn read_fields(req: Request<Incoming>) -> Option<HashMap<String, String>> {
+    let json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let body = Limited::new(req.into_body(), MAX_REQUEST_BODY)
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
+    if json {
+        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&body) else {
+            return None;
+        };
+        Some(
+            map.into_iter()
+                .filter_map(|(k, v)| match v {
+                    Value::String(s) => Some((k, s)),
+                    _ => None,
+                })
+                .collect(),
+        )
+    } else {
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+            .ok()
+            .map(|pairs| pairs.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn authorize_checks_and_counts_like_a_protected_request() {
+        let server = TestServer::start(TestServerConfig::new("alice", "pw"))
+            .await
+            .unwrap();
+        let now = Instant::now();
+        for (token, expires) in [("live", now + Duration::from_secs(60)), ("old", now)] {
+            let mut state = server.shared.lock();
+            let access = Access {
+                expires,
+                username: "alice".into(),
+                refresh_token: None,
+            };
+            state.access.insert(token.into(), access);
+            state.expiry.insert(token.into(), expires);
+        }
+        assert_eq!(
+            server.authorize(Some("Bearer live")).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            server.authorize(Some("bearer live")).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(server.authorize(Some("Bearer old")), None);
+        assert_eq!(server.authorize(Some("Bearer unknown")), None);
+        assert_eq!(server.authorize(Some("Basic live")), None);
+        assert_eq!(server.authorize(None), None);
+        let counts = server.counts();
+        assert_eq!(counts.api_requests, 6);
+        assert_eq!(counts.unauthorized, 4);
+        assert_eq!(counts.expired_token_requests, 1);
+        assert_eq!(
+            counts,
+            Counts {
+                api_requests: 6,
+                unauthorized: 4,
+                expired_token_requests: 1,
+                ..Counts::default()
+            }
+        );
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let config = TestServerConfig::new("u", "hunter2").client_secret("s3cr3t");
+        let out = format!("{config:?}");
+        assert!(!out.contains("hunter2") && !out.contains("s3cr3t"), "{out}");
+    }
+}

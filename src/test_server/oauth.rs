@@ -1,0 +1,182 @@
+//! The OAuth token endpoint: `POST /api/login/oauth/token` (password, refresh-token and
+//! client-credentials grants, form or JSON bodies) and `POST /api/login/oauth/revoke`.
+
+use std::collections::HashMap;
+
+use http::{
+    Request, Response, StatusCode,
+    header::{AUTHORIZATION, CONTENT_TYPE},
+};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::{
+    Shared,
+    answer::{Api, Failure, ServerBody, respond},
+    bearer,
+    counts::{TokenRequestRecord, bump},
+    read_fields,
+    tokens::{Refresh, issue, refresh},
+};
+use crate::provider::portsip::PORTSIP_TOKEN_PATH;
+
+/// A wrong password, user name or tenant.
+const WRONG_PASSWORD: Failure = Failure {
+    status: StatusCode::BAD_REQUEST,
+    error: "invalid_grant",
+    code: "UNAUTHORIZED",
+    message: "Login failed, authentication error",
+    detail: "invalid username or password",
+};
+
+/// A client id or secret the server does not know.
+const fn bad_client(detail: &'static str) -> Failure {
+    Failure {
+        status: StatusCode::UNAUTHORIZED,
+        error: "invalid_client",
+        code: "UNAUTHORIZED",
+        message: "Client authentication failed",
+        detail,
+    }
+}
+
+/// A request the server cannot make sense of.
+const fn bad_request(error: &'static str, detail: &'static str) -> Failure {
+    Failure {
+        status: StatusCode::BAD_REQUEST,
+        error,
+        code: "INVALID_ARGUMENT",
+        message: "Invalid request",
+        detail,
+    }
+}
+
+pub(super) async fn token_endpoint(
+    shared: &Shared,
+    req: Request<Incoming>,
+) -> Response<ServerBody> {
+    let req = match shared.begin_token_request(req).await {
+        Ok(req) => req,
+        Err(canned) => return canned,
+    };
+    let authorization = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let fields = read_fields(req).await;
+    let mut record = TokenRequestRecord::new(PORTSIP_TOKEN_PATH, content_type);
+    let response = match fields {
+        None => {
+            let config = shared.lock().config.clone();
+            let failure = bad_request("invalid_request", "the body is not a form or a JSON object");
+            failure.answer(Api::OAuth, &config)
+        }
+        Some(fields) => grant(shared, &fields, authorization.as_deref(), &mut record),
+    };
+    shared.end_token_request(record, response)
+}
+
+fn grant(
+    shared: &Shared,
+    fields: &HashMap<String, String>,
+    authorization: Option<&str>,
+    record: &mut TokenRequestRecord,
+) -> Response<ServerBody> {
+    let field = |name: &str| fields.get(name).cloned();
+    record.grant_type = field("grant_type");
+    record.username = field("username");
+    record.domain = field("domain");
+    record.scope = field("scope");
+    let config = shared.lock().config.clone();
+    let fail = |failure: Failure| failure.answer(Api::OAuth, &config);
+
+    // Client authentication: HTTP Basic, or form fields.
+    let mut client_id = field("client_id");
+    let mut client_secret = field("client_secret");
+    if let Some(basic) = authorization.and_then(|a| a.strip_prefix("Basic ")) {
+        record.basic_auth = true;
+        let decoded = crate::provider::oauth2::decode_basic(basic);
+        let Some((id, secret)) = decoded else {
+            return fail(bad_client("malformed basic credentials"));
+        };
+        client_id = Some(id);
+        client_secret = Some(secret);
+    }
+    record.client_id = client_id.clone();
+    if let Some(expected) = &config.client_id {
+        if client_id.as_ref() != Some(expected) {
+            return fail(bad_client("unknown client_id"));
+        }
+    }
+    if client_secret.is_some() && client_secret != config.client_secret {
+        return fail(bad_client("wrong client secret"));
+    }
+
+    let mut state = shared.lock();
+    match record.grant_type.as_deref() {
+        Some("password") => {
+            bump(&shared.counters.password_grants);
+            if !config.accepts(
+                field("username").as_deref(),
+                field("password").as_deref(),
+                record.domain.as_deref(),
+            ) {
+                return fail(WRONG_PASSWORD);
+            }
+            let user = config.username.clone();
+            issue(shared, &mut state, &config, Api::OAuth, user, Refresh::New)
+        }
+        Some("refresh_token") => {
+            bump(&shared.counters.refresh_grants);
+            let token = field("refresh_token").unwrap_or_default();
+            refresh(shared, &mut state, &config, Api::OAuth, &token)
+        }
+        Some("client_credentials") => {
+            bump(&shared.counters.client_credentials_grants);
+            if config.client_secret.is_none() || client_secret.is_none() {
+                return fail(Failure {
+                    status: StatusCode::BAD_REQUEST,
+                    error: "unauthorized_client",
+                    code: "FORBIDDEN",
+                    message: "Client not allowed",
+                    detail: "this client may not use the client_credentials grant",
+                });
+            }
+            let user = client_id.unwrap_or_default();
+            issue(shared, &mut state, &config, Api::OAuth, user, Refresh::None)
+        }
+        Some(_) => fail(bad_request(
+            "unsupported_grant_type",
+            "the grant type is not supported",
+        )),
+        None => fail(bad_request("invalid_request", "grant_type is missing")),
+    }
+}
+
+pub(super) async fn revoke_endpoint(
+    shared: &Shared,
+    req: Request<Incoming>,
+) -> Response<ServerBody> {
+    bump(&shared.counters.revocations);
+    let header_token = bearer(&req);
+    let fields = read_fields(req).await.unwrap_or_default();
+    // RFC 7009 names the token in the body; PortSIP's logout sends only the bearer token.
+    let token = fields.get("token").cloned().or(header_token);
+    let Some(token) = token else {
+        let config = shared.lock().config.clone();
+        return bad_request("invalid_request", "no token to revoke").answer(Api::OAuth, &config);
+    };
+    // RFC 7009 §2.2: an unknown token is not an error. The hint only says where to look first.
+    let mut state = shared.lock();
+    if !state.revoke(&token) && state.refresh.remove(&token).is_some() {
+        bump(&shared.counters.refresh_token_revocations);
+    }
+    drop(state);
+    respond(StatusCode::OK, &json!({}))
+}

@@ -1,0 +1,153 @@
+//! Issuing tokens and exchanging refresh tokens, for both APIs.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderValue, Response, StatusCode, header::CACHE_CONTROL};
+use serde_json::{Value, json};
+
+use super::{
+    Access, Shared, State,
+    answer::{Api, Failure, ServerBody, respond},
+    config::{ExpiryFormat, TestServerConfig},
+    counts::bump,
+};
+
+/// What refresh token goes with a new access token.
+pub(super) enum Refresh {
+    /// A new one, sent in the response.
+    New,
+    /// The one just used, still valid and not sent again.
+    Keep(String),
+    /// None.
+    None,
+}
+
+/// Exchanges a refresh token, on either API: new tokens, or a refusal (counting a refresh
+/// token spent before).
+pub(super) fn refresh(
+    shared: &Shared,
+    state: &mut State,
+    config: &TestServerConfig,
+    api: Api,
+    token: &str,
+) -> Response<ServerBody> {
+    let Some(username) = state.refresh.get(token).cloned() else {
+        if state.spent.contains(token) {
+            bump(&shared.counters.reused_refresh_tokens);
+        }
+        let failure = Failure {
+            status: StatusCode::BAD_REQUEST,
+            error: "invalid_grant",
+            code: "UNAUTHORIZED",
+            message: "Refresh failed, invalid token",
+            detail: "the refresh token is invalid, expired or already used",
+        };
+        return failure.answer(api, config);
+    };
+    if config.rotate_refresh_tokens {
+        state.refresh.remove(token);
+        state.spent.insert(token.to_owned());
+        // Access tokens issued with it stay valid until they expire.
+        for access in state.access.values_mut() {
+            if access.refresh_token.as_deref() == Some(token) {
+                access.refresh_token = None;
+            }
+        }
+        issue(shared, state, config, api, username, Refresh::New)
+    } else {
+        let keep = Refresh::Keep(token.to_owned());
+        issue(shared, state, config, api, username, keep)
+    }
+}
+
+/// Issues an access token (and maybe a refresh token) and builds the token response: on the
+/// sign-in API the four fields its reference lists, on the OAuth token endpoint a `scope` too.
+pub(super) fn issue(
+    shared: &Shared,
+    state: &mut State,
+    config: &TestServerConfig,
+    api: Api,
+    username: String,
+    refresh: Refresh,
+) -> Response<ServerBody> {
+    let secs = config.lifetime_secs();
+    let access_token = shared.new_token("AT");
+    let (refresh_token, send) = match refresh {
+        Refresh::New => (Some(shared.new_token("RT")), true),
+        Refresh::Keep(rt) => (Some(rt), false),
+        Refresh::None => (None, false),
+    };
+    if let Some(rt) = &refresh_token {
+        state.refresh.insert(rt.clone(), username.clone());
+    }
+    let expires = Instant::now() + Duration::from_secs(secs);
+    state.expiry.insert(access_token.clone(), expires);
+    state.access.insert(
+        access_token.clone(),
+        Access {
+            expires,
+            username,
+            refresh_token: refresh_token.clone(),
+        },
+    );
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+    });
+    if api == Api::OAuth {
+        body["scope"] = json!("all");
+    }
+    if let (Some(rt), true) = (refresh_token, send) {
+        body["refresh_token"] = Value::String(rt);
+    }
+    let expires_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + secs;
+    match config.expiry_format {
+        ExpiryFormat::ExpiresIn => body["expires_in"] = json!(secs),
+        ExpiryFormat::ExpiresInString => body["expires_in"] = json!(secs.to_string()),
+        ExpiryFormat::ExpiresAt => body["expires_at"] = json!(expires_at),
+        ExpiryFormat::ExpiresAtRfc3339 => body["expires_at"] = json!(rfc3339(expires_at)),
+        ExpiryFormat::None => {}
+    }
+    let mut response = respond(StatusCode::OK, &body);
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Unix seconds as an RFC 3339 UTC time.
+fn rfc3339(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let rem = unix % 86_400;
+    // Howard Hinnant's `civil_from_days`.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(2_000_000_000), "2033-05-18T03:33:20Z");
+        assert_eq!(rfc3339(951_825_600), "2000-02-29T12:00:00Z");
+    }
+}
