@@ -519,7 +519,10 @@ fn service(endpoint: &Endpoint, api: SocketAddr) -> (BearerAuth<HttpClient>, Bea
     let layer = BearerAuthLayer::new(endpoint.provider())
         .allow_origin(api_origin(api))
         .timeout(TIMEOUT)
-        .backoff(Duration::from_millis(1), Duration::from_millis(5));
+        // Short pauses, refusals included, so that each case checks healing at once; the
+        // refused-credentials backoff itself is checked in `tests/refused.rs`.
+        .backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .refused_backoff(Duration::from_millis(1), Duration::from_millis(5));
     (layer.layer(client()), layer)
 }
 

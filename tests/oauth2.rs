@@ -426,7 +426,7 @@ async fn oversized_bodies_are_refused() {
 #[tokio::test]
 async fn an_error_inside_a_200_is_an_error() {
     let server = server(TestServerConfig::new(USER, PASSWORD)).await;
-    let (client, _cache) = client(&server, PASSWORD);
+    let (client, cache) = client(&server, PASSWORD);
     server.respond_next(CannedResponse::json(
         StatusCode::OK,
         &json!({"error": "invalid_grant", "error_description": "account locked"}),
@@ -436,9 +436,15 @@ async fn an_error_inside_a_200_is_an_error() {
     assert!(oauth.is_invalid_grant());
     assert_eq!(oauth.status(), Some(StatusCode::OK));
     assert_eq!(oauth.error_description(), Some("account locked"));
-    // Nothing was cached; once the first backoff pause (at most 100 ms) is over, the next
-    // request logs in.
+    // Nothing was cached. A refusal of the credentials waits its own, longer pause: requests
+    // meanwhile fail at once without reaching the token endpoint…
     tokio::time::sleep(Duration::from_millis(150)).await;
+    let calls = server.counts().token_requests;
+    let again = get(&client, &server).await.unwrap_err();
+    assert!(oauth_error(&*again).is_invalid_grant());
+    assert_eq!(server.counts().token_requests, calls);
+    // …and an explicit refresh, which ignores the pause, logs in.
+    cache.refresh().await.unwrap();
     assert_eq!(
         get(&client, &server).await.unwrap().status(),
         StatusCode::OK

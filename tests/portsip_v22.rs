@@ -275,7 +275,6 @@ async fn a_thousand_cold_requests_share_one_sign_in() {
 
 /// Fifty callers with a wrong password for five seconds: at most three sign-ins reach the PBX.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the refused-credentials backoff"]
 async fn refused_credentials_are_not_hammered() {
     let server = start(v22_only()).await;
     let (client, _cache) = client(&server, preset(&server, "not-the-password"));

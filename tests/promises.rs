@@ -20,7 +20,10 @@ use std::{
 use tokio::sync::Semaphore;
 use tower_bearer_auth::{
     BearerAuthLayer, BoxError, TokenCache, TokenResponse,
-    provider::{BoxFuture, TokenProvider, portsip::PortSip},
+    provider::{
+        BoxFuture, TokenProvider,
+        portsip::{PORTSIP_REFRESH_PATH, PortSip, PortSipApi},
+    },
     store::{MemoryStore, StoreLock, StoredToken, TokenStore},
     test_server::{TestServer, TestServerConfig},
 };
@@ -240,13 +243,21 @@ async fn a_login_does_not_outlive_its_dropped_cache() {
 }
 
 /// The token endpoint refuses the refresh token, and the password too: each attempt after the
-/// backoff must log in without sending the refused refresh token again.
+/// backoff must log in without sending the refused refresh token again. On both of PortSIP's
+/// APIs.
 #[tokio::test(flavor = "current_thread")]
 async fn a_refused_refresh_token_is_never_sent_again() {
+    for api in [PortSipApi::SignIn, PortSipApi::OAuth] {
+        a_refused_refresh_token_is_never_sent_again_on(api).await;
+    }
+}
+
+async fn a_refused_refresh_token_is_never_sent_again_on(api: PortSipApi) {
     let server = TestServer::start(TestServerConfig::new("admin", "s3cret"))
         .await
         .unwrap();
     let provider = PortSip::new(server.base_url(), "admin", "s3cret")
+        .api(api)
         .build()
         .unwrap();
     let cache = BearerAuthLayer::new(provider)
@@ -264,9 +275,14 @@ async fn a_refused_refresh_token_is_never_sent_again() {
     let refreshes = server
         .token_request_log()
         .iter()
-        .filter(|r| r.grant_type.as_deref() == Some("refresh_token"))
+        .filter(|r| {
+            r.grant_type.as_deref() == Some("refresh_token") || r.path == PORTSIP_REFRESH_PATH
+        })
         .count();
-    assert_eq!(refreshes, 1, "the refused refresh token was sent again");
+    assert_eq!(
+        refreshes, 1,
+        "{api}: the refused refresh token was sent again"
+    );
 
     // A new password recovers on the next call.
     server.set_password("s3cret");

@@ -11,7 +11,7 @@ use tower::{Layer, ServiceExt};
 use tower_bearer_auth::{
     BearerAuthLayer, TokenError,
     client::HttpClient,
-    provider::portsip::PortSip,
+    provider::portsip::{PORTSIP_SIGN_IN_PATH, PortSip},
     test_server::{TestServer, TestServerConfig},
 };
 
@@ -45,7 +45,7 @@ fn logins(server: &TestServer) -> usize {
     server
         .token_request_log()
         .iter()
-        .filter(|r| r.grant_type.as_deref() == Some("password"))
+        .filter(|r| r.grant_type.as_deref() == Some("password") || r.path == PORTSIP_SIGN_IN_PATH)
         .count()
 }
 

@@ -158,6 +158,7 @@ async fn no_secret_in_any_output() {
     let layer = BearerAuthLayer::new(provider.clone())
         .replay_unauthorized(true)
         .backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .refused_backoff(Duration::from_millis(1), Duration::from_millis(5))
         .store(store.clone())
         .on_token_change(move |token| {
             if let Some(token) = token {

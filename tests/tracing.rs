@@ -346,7 +346,10 @@ async fn failed_login_and_backoff() {
     let _guard = tracing::subscriber::set_default(capture.clone());
     let server = server(Duration::from_secs(3600)).await;
     server.set_password(NEW_PASSWORD);
-    let layer = layer(&server, &capture).backoff(Duration::from_secs(10), Duration::from_secs(10));
+    // A wrong password is a refusal of the credentials: its pause is the refused backoff.
+    let layer = layer(&server, &capture)
+        .backoff(Duration::from_secs(10), Duration::from_secs(10))
+        .refused_backoff(Duration::from_secs(10), Duration::from_secs(10));
     let client = layer.layer(HttpClient::new());
 
     let err = get(&client, &server).await.unwrap_err();
