@@ -31,39 +31,78 @@ pub struct Origin {
 impl Origin {
     /// Whether `uri` points at this origin.
     pub fn matches(&self, uri: &Uri) -> bool {
-        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+        let Some((scheme, host, port)) = parts(uri) else {
             return false;
         };
-        scheme.eq_ignore_ascii_case(&self.scheme)
+        port == self.port
             && host.eq_ignore_ascii_case(&self.host)
-            && port_of(uri, scheme) == Some(self.port)
+            && scheme.eq_ignore_ascii_case(&self.scheme)
+    }
+
+    /// The origin of `scheme`, `host` and `port` as [`parts`] reads them from a URI.
+    pub(crate) fn from_parts(scheme: &str, host: &str, port: u16) -> Self {
+        Self {
+            scheme: scheme.to_ascii_lowercase(),
+            host: host.to_ascii_lowercase(),
+            port,
+        }
+    }
+
+    /// The scheme, lowercase.
+    pub(crate) fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The host, lowercase (an IPv6 address with its brackets).
+    pub(crate) fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 }
 
-fn port_of(uri: &Uri, scheme: &str) -> Option<u16> {
-    uri.port_u16().or_else(|| {
-        if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+/// Where a request to `uri` connects, as `http` reads it, and so hyper's connector: the
+/// scheme, the host ([`Uri::host`]) and the port ([`Uri::port_u16`], which reads
+/// `:000080` as 80, or the scheme's default), neither case-folded. `None` if `uri` has no
+/// scheme or host, or neither a port nor a scheme whose default port is known.
+///
+/// Every reading of an origin goes through here: [`Origin::matches`] (and so
+/// [`allow_origin`](crate::BearerAuthLayer::allow_origin)), `Origin::try_from`, and the
+/// tenants' keys.
+#[inline]
+pub(crate) fn parts(uri: &Uri) -> Option<(&str, &str, u16)> {
+    let scheme = uri.scheme_str()?;
+    let host = uri.host()?;
+    let port = match uri.port_u16() {
+        Some(port) => port,
+        None => default_port(scheme)?,
+    };
+    Some((scheme, host, port))
+}
+
+/// A scheme's default port: 443 for `https` and `wss`, 80 for `http` and `ws`.
+#[inline]
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme.as_bytes() {
+        b"https" => Some(443),
+        b"http" => Some(80),
+        _ if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") => {
             Some(443)
-        } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
-            Some(80)
-        } else {
-            None
         }
-    })
+        _ if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") => Some(80),
+        _ => None,
+    }
 }
 
 impl TryFrom<&Uri> for Origin {
     type Error = InvalidOrigin;
 
     fn try_from(uri: &Uri) -> Result<Self, InvalidOrigin> {
-        let scheme = uri.scheme_str().ok_or(InvalidOrigin(()))?;
-        let host = uri.host().ok_or(InvalidOrigin(()))?;
-        let port = port_of(uri, scheme).ok_or(InvalidOrigin(()))?;
-        Ok(Self {
-            scheme: scheme.to_ascii_lowercase(),
-            host: host.to_ascii_lowercase(),
-            port,
-        })
+        let (scheme, host, port) = parts(uri).ok_or(InvalidOrigin(()))?;
+        Ok(Self::from_parts(scheme, host, port))
     }
 }
 
