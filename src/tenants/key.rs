@@ -4,7 +4,7 @@ use std::{fmt, hash::Hasher, sync::Arc};
 
 use http::Uri;
 
-use crate::origin::{self, Origin};
+use crate::origin::{self, HIGHS, ONES, Origin, last_word, same, same_bytes, word};
 
 /// A tenant's id, put in a request's extensions to tell apart tenants that share an origin
 /// (several tenants of one PBX).
@@ -182,69 +182,6 @@ impl<'a> Spelling<'a> {
                 || self.scheme == other.scheme)
             && self.tenant == other.tenant
     }
-}
-
-/// Whether `a` and `b` are the same bytes: for the short strings of an origin, a few word
-/// loads inline instead of a call to `memcmp`.
-#[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    if n < 8 {
-        return word(a).0 == word(b).0;
-    }
-    let (mut a8, mut b8) = (a, b);
-    while let (Some((x, rest_a)), Some((y, rest_b))) =
-        (a8.split_first_chunk::<8>(), b8.split_first_chunk::<8>())
-    {
-        if x != y {
-            return false;
-        }
-        (a8, b8) = (rest_a, rest_b);
-    }
-    // The last eight bytes, which overlap the words compared.
-    a8.is_empty() || last_word(a) == last_word(b)
-}
-
-/// The last eight bytes of `bytes`, which has at least eight, as a little-endian word.
-#[inline(always)]
-fn last_word(bytes: &[u8]) -> u64 {
-    let last: [u8; 8] = bytes[bytes.len() - 8..].try_into().expect("eight bytes");
-    u64::from_le_bytes(last)
-}
-
-/// Whether `a` and `b` are equal but for ASCII case; `lower` is lowercase already. Most
-/// requests write their origin in lowercase: compare the bytes first.
-#[inline]
-fn same(a: &str, lower: &str) -> bool {
-    a.len() == lower.len() && (a == lower || a.eq_ignore_ascii_case(lower))
-}
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// The next (up to) eight bytes of `bytes` as a little-endian word, zero-padded, and the rest.
-#[inline(always)]
-fn word(bytes: &[u8]) -> (u64, &[u8]) {
-    if let Some((head, rest)) = bytes.split_first_chunk::<8>() {
-        return (u64::from_le_bytes(*head), rest);
-    }
-    // Fewer than eight: two overlapping loads (or three bytes), no copy.
-    let n = bytes.len();
-    let w = if n >= 4 {
-        let lo = u32::from_le_bytes(bytes[..4].try_into().expect("four bytes"));
-        let hi = u32::from_le_bytes(bytes[n - 4..].try_into().expect("four bytes"));
-        u64::from(lo) | (u64::from(hi) << (8 * (n - 4)))
-    } else if n > 0 {
-        u64::from(bytes[0])
-            | (u64::from(bytes[n / 2]) << (8 * (n / 2)))
-            | (u64::from(bytes[n - 1]) << (8 * (n - 1)))
-    } else {
-        0
-    };
-    (w, &[])
 }
 
 /// Whether `bytes` hold an `@`, eight at a time.
@@ -427,34 +364,6 @@ mod tests {
             Spelling::of(&again, None).unwrap().hash(7),
             spellings[0].hash(7)
         );
-    }
-
-    #[test]
-    fn same_bytes_is_slice_equality() {
-        let a = b"abcdefghijklmnopqrstu";
-        for n in 0..=a.len() {
-            let mut b = a[..n].to_vec();
-            assert!(same_bytes(&a[..n], &b), "{n}");
-            for i in 0..n {
-                b[i] ^= 1;
-                assert!(!same_bytes(&a[..n], &b), "{n} {i}");
-                b[i] ^= 1;
-            }
-            assert!(!same_bytes(&a[..n], &a[..n.saturating_sub(1)]) || n == 0);
-        }
-    }
-
-    #[test]
-    fn short_words_are_the_bytes_zero_padded() {
-        let bytes = b"abcdefghij";
-        for n in 0..=10 {
-            let (w, rest) = word(&bytes[..n]);
-            let mut buf = [0; 8];
-            let k = n.min(8);
-            buf[..k].copy_from_slice(&bytes[..k]);
-            assert_eq!(w, u64::from_le_bytes(buf), "{n}");
-            assert_eq!(rest, &bytes[k..n]);
-        }
     }
 
     #[test]
