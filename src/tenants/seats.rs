@@ -10,6 +10,12 @@
 //! its own: no other thread upgrades this seat), checks the spelling, and sends the request
 //! with the key's layer. Nothing is locked, allocated or written that another thread reads.
 //!
+//! A thread has one seat per spelling of a key it sends, and at most [`SEATS_PER_KEY`]: the
+//! seat for a new spelling beyond them takes the place of the thread's oldest seat for the
+//! key, in the entry and in the table. So neither grows with the ways a client writes one
+//! origin (letter case, `:443` or none, leading zeros), and making a seat costs a pass over
+//! the key's few seats.
+//!
 //! A seat whose thread has exited (its table dropped) is dropped by the key's next new seat.
 //! Evicting a key drops its entry's seats, and with them the last references to the key's
 //! layer, cache and secrets, but for requests in flight. What stays in a thread's table is a

@@ -240,3 +240,34 @@ fn cased(s: &str, mask: u32) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn a_key_layer_sends_its_token_to_its_origin_only() {
+    let layer = layer();
+    let caches = layer.caches();
+    let echo = service_fn(|req: Request<()>| async move {
+        let sent = req.headers().contains_key(http::header::AUTHORIZATION);
+        Ok::<_, Infallible>(Response::new(sent))
+    });
+    let mut client = layer.layer(echo);
+    client.ready().await.unwrap().call(get(0)).await.unwrap();
+    let entry = caches.registry.get(&key(0)).expect("the key is kept");
+    let ready = entry.ready().expect("built");
+    // The key's layer, given requests the lookup would never give it: it withholds the token
+    // from every origin but the key's, however that origin is written.
+    let mut inner = echo;
+    for (uri, sent) in [
+        ("https://pbx-0.example.com/api", true),
+        ("HTTPS://PBX-0.Example.com:000443/api", true),
+        ("https://user@pbx-0.example.com:443/api", true),
+        ("https://pbx-0.example.com:000080/api", false),
+        ("http://pbx-0.example.com/api", false),
+        ("https://pbx-1.example.com/api", false),
+        ("https://pbx-0.example.com@pbx-1.example.com/api", false),
+        ("https://pbx-0.example.com.evil.example/api", false),
+    ] {
+        let request = Request::get(uri).body(()).unwrap();
+        let response = ready.layer.call(&mut inner, request).await.unwrap();
+        assert_eq!(*response.body(), sent, "{uri}");
+    }
+}
