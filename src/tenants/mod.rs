@@ -104,9 +104,11 @@
 //! authority and tenant id as written. The request then goes through the key's layer the way
 //! a [`BearerAuth`](crate::BearerAuth) of it would, borrowing the inner service: nothing is
 //! cloned, allocated or locked, and the reference counts touched are those of the thread's
-//! own seat and header copy. Measured on one thread with 10,000 keys round-robin: about 1,670
-//! instructions per request, 1.49 times tower-http's `AddAuthorization` in the same binary;
-//! `BENCHMARKS.md` has the numbers.
+//! own seat and header copy. The key's layer then reads the URI's origin once more, as
+//! [`allow_origin`](crate::BearerAuthLayer::allow_origin) does, to check that it is the key's.
+//! Measured on one thread with 10,000 keys round-robin: about 1,790 instructions per request,
+//! about 120 of them that check, 1.6 times tower-http's `AddAuthorization` in the same
+//! binary; `BENCHMARKS.md` has the numbers.
 //!
 //! The slow path (a thread's first request for a key, or for another spelling of it such as
 //! `https://PBX.example.com` after `https://pbx.example.com:443`) takes the lock, reads the
