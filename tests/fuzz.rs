@@ -3,7 +3,9 @@
 //! `WWW-Authenticate` challenges. Inputs are the seed corpus under
 //! `tests/corpus/`, mutated, plus random bytes and generated JSON. Nothing may panic, a parsed
 //! token response either yields a token that can be sent or a typed error, and error messages
-//! stay short.
+//! stay short. A response that cannot be used, whether `serde` rejects it or the cache does,
+//! fails with a `TokenError` of the kind its step gives, leaves no token in the cache, and the
+//! next healthy login is used.
 //!
 //! The default run is short; run longer with, for example,
 //! `PROPTEST_CASES=200000 cargo test --release --test fuzz`.
@@ -13,7 +15,10 @@ use std::{
     fs,
     path::Path,
     pin::Pin,
-    sync::OnceLock,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::{Duration, UNIX_EPOCH},
 };
@@ -26,7 +31,8 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use tower::service_fn;
 use tower_bearer_auth::{
-    BearerAuthLayer, BearerChallenge, BoxError, TokenResponse,
+    BearerAuthLayer, BearerChallenge, BoxError, TokenCache, TokenError, TokenErrorKind,
+    TokenResponse,
     provider::{
         TokenProvider,
         oauth2::{OAuth2Error, OAuth2ErrorKind, OAuth2Provider},
@@ -96,30 +102,158 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Puts `response` through a cache: a token that can be sent, or a typed error.
-fn through_cache(response: TokenResponse) {
+/// The token a provider gives once it is healthy again.
+const HEALTHY: &str = "healthy-token";
+
+fn healthy() -> TokenResponse {
+    TokenResponse::new(HEALTHY).with_expires_in(Duration::from_secs(3600))
+}
+
+/// Checks what follows a failed first login: a `TokenError` of one of `kinds`, no token in
+/// the cache, and, once `healthy` is set, the next login's token.
+async fn check_refused(
+    cache: &TokenCache,
+    err: &TokenError,
+    kinds: &[TokenErrorKind],
+    healthy: &AtomicBool,
+) -> Result<(), TestCaseError> {
+    prop_assert!(kinds.contains(&err.kind()), "{:?}: {err}", err.kind());
+    prop_assert!(!err.to_string().is_empty());
+    prop_assert!(cache.token().is_none(), "a token cached after {err}");
+    // The provider answers well now: the next login (now, despite the backoff) is used.
+    healthy.store(true, Ordering::SeqCst);
+    let token = cache
+        .refresh()
+        .await
+        .map_err(|e| TestCaseError::fail(format!("the healthy login failed: {e}")))?;
+    prop_assert_eq!(token.header_value(), &format!("Bearer {HEALTHY}"));
+    prop_assert!(cache.token().is_some());
+    Ok(())
+}
+
+/// Puts `response` through a cache: a token that can be sent, or a typed error that caches
+/// nothing.
+fn through_cache(response: TokenResponse) -> Result<(), TestCaseError> {
     runtime().block_on(async move {
-        let layer = BearerAuthLayer::new(provider_fn(move || {
-            let response = response.clone();
-            async move { Ok::<_, BoxError>(response) }
+        let ok = Arc::new(AtomicBool::new(false));
+        let layer = BearerAuthLayer::new(provider_fn({
+            let ok = ok.clone();
+            move || {
+                let response = if ok.load(Ordering::SeqCst) {
+                    healthy()
+                } else {
+                    response.clone()
+                };
+                async move { Ok::<_, BoxError>(response) }
+            }
         }));
-        match layer.cache().get().await {
+        let cache = layer.cache();
+        match cache.get().await {
             Ok(token) => {
                 let value = token.header_value();
-                assert!(value.is_sensitive());
-                assert!(value.as_bytes().starts_with(b"Bearer "));
+                prop_assert!(value.is_sensitive());
+                prop_assert!(value.as_bytes().starts_with(b"Bearer "));
+                prop_assert!(cache.token().is_some());
             }
-            Err(e) => assert!(!e.to_string().is_empty()),
+            Err(err) => {
+                let kinds = [
+                    TokenErrorKind::InvalidResponse,
+                    TokenErrorKind::InvalidToken,
+                ];
+                check_refused(&cache, &err, &kinds, &ok).await?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Puts a body that `serde` rejects as a token response through a provider that parses it as
+/// a hand-written one would: the login fails with the parser's error as its cause.
+fn rejected_by_serde(body: Vec<u8>) -> Result<(), TestCaseError> {
+    runtime().block_on(async move {
+        let ok = Arc::new(AtomicBool::new(false));
+        let layer = BearerAuthLayer::new(provider_fn({
+            let ok = ok.clone();
+            move || {
+                let parsed = if ok.load(Ordering::SeqCst) {
+                    Ok(healthy())
+                } else {
+                    serde_json::from_slice::<TokenResponse>(&body).map_err(BoxError::from)
+                };
+                async move { parsed }
+            }
+        }));
+        let cache = layer.cache();
+        let err = match cache.get().await {
+            Ok(_) => return Err(TestCaseError::fail("a token from a body serde rejects")),
+            Err(err) => err,
+        };
+        let cause =
+            std::error::Error::source(&err).and_then(|e| e.downcast_ref::<serde_json::Error>());
+        prop_assert!(cause.is_some(), "the parser's error is the cause: {err:?}");
+        check_refused(&cache, &err, &[TokenErrorKind::Login], &ok).await
+    })
+}
+
+/// Puts `body` through `OAuth2Provider`, as a token endpoint's `200` answer: a token that can
+/// be sent, or a typed error that caches nothing. The provider reads more than `serde` does
+/// (`expires_in` as a string, say), so a body `serde` rejects may still give a token.
+fn from_token_endpoint(body: Vec<u8>) -> Result<(), TestCaseError> {
+    let ok = Arc::new(AtomicBool::new(false));
+    let client = service_fn({
+        let ok = ok.clone();
+        move |_: Request<Full<Bytes>>| {
+            let body = if ok.load(Ordering::SeqCst) {
+                Bytes::from(format!(
+                    r#"{{"access_token":"{HEALTHY}","expires_in":3600}}"#
+                ))
+            } else {
+                Bytes::from(body.clone())
+            };
+            async move { Ok::<_, BoxError>(Response::new(Full::new(body))) }
         }
     });
+    let provider = OAuth2Provider::password(client, "https://pbx.test:8887/token", "admin", "pw")
+        .build()
+        .unwrap();
+    runtime().block_on(async move {
+        let cache = BearerAuthLayer::new(provider).cache();
+        match cache.get().await {
+            Ok(token) => {
+                prop_assert!(token.header_value().is_sensitive());
+                prop_assert!(cache.token().is_some());
+            }
+            Err(err) => {
+                if err.kind() == TokenErrorKind::Login {
+                    let kind = err.oauth2_error().map(|e| e.kind());
+                    prop_assert!(
+                        matches!(
+                            kind,
+                            Some(OAuth2ErrorKind::InvalidResponse | OAuth2ErrorKind::Server { .. })
+                        ),
+                        "{kind:?}"
+                    );
+                }
+                let kinds = [
+                    TokenErrorKind::Login,
+                    TokenErrorKind::InvalidResponse,
+                    TokenErrorKind::InvalidToken,
+                ];
+                check_refused(&cache, &err, &kinds, &ok).await?;
+            }
+        }
+        Ok(())
+    })
 }
 
 proptest! {
     #[test]
     fn token_responses_from_mutated_seeds(bytes in inputs("token_response")) {
-        if let Ok(response) = serde_json::from_slice::<TokenResponse>(&bytes) {
-            through_cache(response);
+        match serde_json::from_slice::<TokenResponse>(&bytes) {
+            Ok(response) => through_cache(response)?,
+            Err(_) => rejected_by_serde(bytes.clone())?,
         }
+        from_token_endpoint(bytes)?;
     }
 
     #[test]
@@ -137,9 +271,11 @@ proptest! {
             "token_type": token_type,
             "refresh_token": refresh,
         });
-        if let Ok(response) = serde_json::from_value::<TokenResponse>(body) {
-            through_cache(response);
+        match serde_json::from_value::<TokenResponse>(body.clone()) {
+            Ok(response) => through_cache(response)?,
+            Err(_) => rejected_by_serde(body.to_string().into_bytes())?,
         }
+        from_token_endpoint(body.to_string().into_bytes())?;
     }
 
     #[test]

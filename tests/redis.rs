@@ -1,7 +1,8 @@
 //! `RedisStore` against a real `redis-server`, which each test starts on a free loopback port.
 //!
-//! Outside CI the tests skip, with a message, when `redis-server` cannot be started (install
-//! the `redis-server` package to run them); with `CI=true` they fail instead.
+//! They need the `redis-server` binary on the PATH (`.ci/run` installs it), and fail with a
+//! message saying how to install it when it cannot be started: a test that did not run never
+//! passes.
 //!
 //! The fleet tests run caches in this process and in a second process: this test binary
 //! started again to run only the ignored test `fleet_member`, which reads its orders from
@@ -51,7 +52,7 @@ fn token(version: u64, access: &str) -> StoredToken {
 
 #[tokio::test]
 async fn saves_only_newer_versions_and_clears_without_forgetting_them() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::require();
     let store = redis.store("versions");
     assert!(store.load().await.unwrap().is_none());
 
@@ -87,7 +88,7 @@ async fn saves_only_newer_versions_and_clears_without_forgetting_them() {
 
 #[tokio::test]
 async fn the_lock_is_exclusive_expires_and_is_released_by_its_holder_only() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::require();
     let store = redis.store("lock").lock_ttl(Duration::from_millis(600));
     let (_, lock_key) = store.keys();
     let lock_key = lock_key.to_owned();
@@ -124,7 +125,7 @@ async fn the_lock_is_exclusive_expires_and_is_released_by_its_holder_only() {
 
 #[tokio::test]
 async fn the_store_holds_what_its_documentation_says() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::require();
     let store = redis.store("layout");
     assert_eq!(
         store.keys(),
@@ -254,7 +255,7 @@ fn spawn_member(redis: &Redis, server: &TestServer, secs: f64, lock_ttl: Duratio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_refreshes_each_token_once() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::require();
     let server =
         TestServer::start(TestServerConfig::new(USER, PASSWORD).lifetime(Duration::from_secs(1)))
             .await
@@ -329,7 +330,7 @@ async fn a_fleet_refreshes_each_token_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_lock_holder_blocks_the_others_no_longer_than_the_lock() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::require();
     let server =
         TestServer::start(TestServerConfig::new(USER, PASSWORD).lifetime(Duration::from_secs(2)))
             .await

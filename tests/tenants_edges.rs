@@ -1,9 +1,11 @@
 //! Edge cases of `tower_bearer_auth::tenants`: idle keys evicted with no traffic at all,
-//! concurrent requests for a refused key sharing one factory call, and one login per PBX from
-//! a multi-threaded client.
+//! concurrent requests for a refused key sharing one factory call, one login per PBX from a
+//! multi-threaded client, and the token of the origin each request connects to, however its
+//! URI is spelt.
 //!
-//! The first two run on a paused clock without sockets; the last over real sockets, with
-//! embedded `TestServer`s standing in for PBXs with different credentials.
+//! The first two run on a paused clock without sockets; the third over real sockets, with
+//! embedded `TestServer`s standing in for PBXs with different credentials; the last through
+//! an inner service that echoes the `Authorization` it was sent.
 
 use std::{
     collections::HashMap,
@@ -16,14 +18,15 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response, StatusCode, Uri, header::AUTHORIZATION};
 use http_body_util::Full;
-use tower::{Layer, ServiceExt, service_fn};
+use proptest::prelude::*;
+use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_bearer_auth::{
     BoxError, Origin, TokenResponse,
     client::HttpClient,
     provider::{StaticToken, portsip::PortSip, provider_fn},
-    tenants::{TenantError, TenantErrorKind, TenantKey, Tenants, TenantsLayer},
+    tenants::{TenantError, TenantErrorKind, TenantId, TenantKey, Tenants, TenantsLayer},
     test_server::{TestServer, TestServerConfig},
 };
 
@@ -227,4 +230,222 @@ async fn a_multi_threaded_client_keeps_one_login_per_pbx() {
         assert_eq!(server.counts().password_grants, 1, "logins on server {n}");
     }
     assert_eq!(caches.len(), SERVERS);
+}
+
+/// A layer whose factory gives each key a provider of a token that names the key: its origin,
+/// and its tenant id after a `|`.
+fn tokens_naming_their_key() -> TenantsLayer {
+    TenantsLayer::new(|key: &TenantKey| {
+        let token = format!(
+            "{}|{}",
+            key.origin(),
+            key.tenant().map_or("", |t| t.as_str())
+        );
+        async move {
+            Ok::<_, BoxError>(provider_fn(move || {
+                let token = token.clone();
+                async move {
+                    Ok::<_, BoxError>(
+                        TokenResponse::new(token).with_expires_in(Duration::from_secs(3600)),
+                    )
+                }
+            }))
+        }
+    })
+}
+
+/// The client under test: requests go through `layer` to an inner service that answers with
+/// the `Authorization` header it was sent, if any.
+fn echoing(
+    layer: &TenantsLayer,
+) -> Tenants<
+    impl Service<Request<()>, Response = Response<Option<String>>, Error = Infallible> + Clone,
+> {
+    layer.layer(service_fn(|req: Request<()>| async move {
+        let header = req
+            .headers()
+            .get(AUTHORIZATION)
+            .map(|h| h.to_str().unwrap().to_owned());
+        Ok::<_, Infallible>(Response::new(header))
+    }))
+}
+
+/// The origin a request to `uri` connects to, as `http` (and so hyper's connector) reads it:
+/// the scheme and host in lowercase, and `port_u16()` or the scheme's default port.
+fn connects_to(uri: &Uri) -> Option<String> {
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?.to_ascii_lowercase();
+    let port = uri.port_u16().or(match scheme.as_str() {
+        "https" | "wss" => Some(443),
+        "http" | "ws" => Some(80),
+        _ => None,
+    })?;
+    Some(format!("{scheme}://{host}:{port}"))
+}
+
+/// Sends a GET to `uri` (with `tenant` in its extensions) and returns the `Authorization` it
+/// carried, or the error.
+async fn send<S>(
+    client: &mut Tenants<S>,
+    uri: &str,
+    tenant: Option<&str>,
+) -> Result<Option<String>, BoxError>
+where
+    S: Service<Request<()>, Response = Response<Option<String>>, Error = Infallible> + Clone,
+{
+    let mut request = Request::get(uri).body(()).unwrap();
+    if let Some(tenant) = tenant {
+        request.extensions_mut().insert(TenantId::new(tenant));
+    }
+    let response = client.ready().await?.call(request).await?;
+    Ok(response.into_body())
+}
+
+/// A port written with leading zeros is the port `http` reads: `https://pbx.example.com:000080`
+/// connects to port 80, and gets the token of `https://pbx.example.com:80`, never the one of
+/// `:443`; and the other way round.
+#[tokio::test]
+async fn a_port_with_leading_zeros_is_the_port_connected_to() {
+    const DEFAULT: &str = "https://pbx.example.com/api";
+    const ZEROS: &str = "https://pbx.example.com:000080/api";
+    let as_key = |origin: &str| Some(format!("Bearer {origin}|"));
+    let zeros: Uri = ZEROS.parse().unwrap();
+    assert_eq!(zeros.port_u16(), Some(80), "what the connector reads");
+
+    // `:443` first, then `:000080`.
+    let layer = tokens_naming_their_key();
+    let mut client = echoing(&layer);
+    for _ in 0..2 {
+        let header = send(&mut client, DEFAULT, None).await.unwrap();
+        assert_eq!(header, as_key("https://pbx.example.com:443"));
+    }
+    for _ in 0..2 {
+        let header = send(&mut client, ZEROS, None).await.unwrap();
+        assert_eq!(header, as_key("https://pbx.example.com:80"), "to port 80");
+    }
+    assert_eq!(layer.caches().len(), 2);
+
+    // `:000080` first, then `:443`.
+    let layer = tokens_naming_their_key();
+    let mut client = echoing(&layer);
+    for _ in 0..2 {
+        let header = send(&mut client, ZEROS, None).await.unwrap();
+        assert_eq!(header, as_key("https://pbx.example.com:80"), "to port 80");
+    }
+    for _ in 0..2 {
+        let header = send(&mut client, DEFAULT, None).await.unwrap();
+        assert_eq!(header, as_key("https://pbx.example.com:443"));
+    }
+    let mut keys: Vec<String> = layer
+        .caches()
+        .tenants()
+        .iter()
+        .map(|t| t.key.to_string())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["https://pbx.example.com:443", "https://pbx.example.com:80"]
+    );
+}
+
+/// One request of a generated sequence: a URI as written, and a tenant id.
+#[derive(Debug, Clone)]
+struct Sent {
+    uri: String,
+    tenant: Option<&'static str>,
+}
+
+/// URIs that `http::Uri` accepts, written in many ways: scheme and host in any case, user
+/// info or none, IPv4 and IPv6 literals, no port, an empty port, the default port written
+/// out, ports with leading zeros (past five digits too), a `+` sign, and ports out of range.
+/// Few hosts, so that a sequence holds several spellings of one origin.
+fn spellings() -> impl Strategy<Value = Sent> {
+    let scheme = prop::sample::select(vec!["http", "https", "ws", "wss", "ftp"]);
+    let user = prop::sample::select(vec!["", "", "", "user@", "user:pw@", "a:443@", "%41@"]);
+    let host = prop::sample::select(vec![
+        "pbx.example.com",
+        "pbx-b.example.com",
+        "127.0.0.1",
+        "[::1]",
+        "[2001:db8::a]",
+    ]);
+    let number = prop::sample::select(vec![80u32, 443, 8080, 8887, 0, 65535, 65536, 99999]);
+    let port = prop_oneof![
+        3 => Just(None),
+        1 => Just(Some(String::new())),
+        4 => (0usize..8, prop::bool::weighted(0.1), number)
+            .prop_map(|(zeros, plus, n)| {
+                let sign = if plus { "+" } else { "" };
+                Some(format!("{sign}{}{n}", "0".repeat(zeros)))
+            }),
+    ];
+    let tenant = prop::sample::select(vec![None, None, Some("acme"), Some("Acme")]);
+    (scheme, any::<u64>(), user, host, any::<u64>(), port, tenant).prop_map(
+        |(scheme, scheme_case, user, host, host_case, port, tenant)| {
+            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let uri = format!(
+                "{}://{user}{}{port}/api",
+                mixed_case(scheme, scheme_case),
+                mixed_case(host, host_case)
+            );
+            Sent { uri, tenant }
+        },
+    )
+}
+
+/// `s` with the letters whose bit in `mask` is set made capitals.
+fn mixed_case(s: &str, mask: u64) -> String {
+    s.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if mask >> (i % 64) & 1 == 1 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    /// Whatever the spelling, each request that `http::Uri` accepts carries the token of the
+    /// origin it connects to (and of its tenant id), on the slow path and on the hot path,
+    /// whichever spellings of its origin came before it; a request with no origin fails.
+    #[test]
+    fn the_token_sent_is_the_one_of_the_origin_connected_to(
+        sequence in prop::collection::vec(spellings(), 1..12),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let layer = tokens_naming_their_key();
+            let mut client = echoing(&layer);
+            // Every request twice in a row (the second finds the thread's seat, if it got
+            // one), and the whole sequence twice.
+            for sent in sequence.iter().chain(&sequence) {
+                let Ok(uri) = sent.uri.parse::<Uri>() else { continue };
+                for _ in 0..2 {
+                    let result = send(&mut client, &sent.uri, sent.tenant).await;
+                    match connects_to(&uri) {
+                        Some(origin) => {
+                            let want = format!("Bearer {origin}|{}", sent.tenant.unwrap_or(""));
+                            let header = result.map_err(|e| TestCaseError::fail(format!("{}: {e}", sent.uri)))?;
+                            prop_assert_eq!(header, Some(want), "{}", sent.uri);
+                        }
+                        None => {
+                            let err = result.expect_err("no origin");
+                            prop_assert_eq!(
+                                err.downcast_ref::<TenantError>().unwrap().kind(),
+                                TenantErrorKind::NoOrigin
+                            );
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
 }

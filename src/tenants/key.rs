@@ -4,7 +4,7 @@ use std::{fmt, hash::Hasher, sync::Arc};
 
 use http::Uri;
 
-use crate::Origin;
+use crate::origin::{self, HIGHS, ONES, Origin, last_word, same, same_bytes, word};
 
 /// A tenant's id, put in a request's extensions to tell apart tenants that share an origin
 /// (several tenants of one PBX).
@@ -55,11 +55,6 @@ impl TenantKey {
     pub fn tenant(&self) -> Option<&TenantId> {
         self.tenant.as_ref()
     }
-
-    /// The key of a request to `uri` carrying `tenant`; `None` if `uri` has no origin.
-    pub(crate) fn of(uri: &Uri, tenant: Option<&TenantId>) -> Option<Self> {
-        Some(Self::new(Origin::try_from(uri).ok()?, tenant.cloned()))
-    }
 }
 
 impl fmt::Display for TenantKey {
@@ -72,8 +67,8 @@ impl fmt::Display for TenantKey {
 }
 
 /// Where a request goes: its URI's scheme, host and port (the scheme's default if the URI
-/// has none), as [`Origin`] reads them, found in one pass over the authority and without
-/// allocating. `http`'s own accessors parse the authority again for each of host and port.
+/// has none), as `http` and the connector read them (see [`origin::parts`]). The one reading
+/// of a request's key: its [`Origin`] is made from it, and the key map is searched with it.
 #[derive(Clone, Copy)]
 pub(crate) struct Target<'a> {
     scheme: &'a str,
@@ -85,45 +80,30 @@ impl<'a> Target<'a> {
     /// `None` if `uri` has no scheme, host, or known port.
     #[inline]
     pub(crate) fn of(uri: &'a Uri) -> Option<Self> {
-        let scheme = uri.scheme_str()?;
-        let authority = uri.authority()?.as_str();
-        let bytes = authority.as_bytes();
-        // The port: the digits after the last `:`, if nothing but digits follows it (an IPv6
-        // host ends with `]`). An empty or too large port is no port, as for `http`.
-        let mut digits = bytes.len();
-        while digits > 0 && bytes[digits - 1].is_ascii_digit() {
-            digits -= 1;
-        }
-        let (mut host, port) = if digits > 0 && bytes[digits - 1] == b':' {
-            (&authority[..digits - 1], parse_port(&bytes[digits..]))
-        } else {
-            (authority, None)
-        };
-        // User info before the host, rare in a client's requests.
-        if contains_at(host.as_bytes()) {
-            host = &host[host.rfind('@').map_or(0, |i| i + 1)..];
-        }
-        let port = match port {
-            Some(port) => port,
-            None => default_port(scheme)?,
-        };
+        let (scheme, host, port) = origin::parts(uri)?;
         Some(Self { scheme, host, port })
     }
 
-    /// Whether this is where `entry` (lowercase scheme and host) sends its requests.
-    #[inline]
-    pub(crate) fn is(&self, scheme: &str, host: &str, port: u16) -> bool {
-        self.port == port && same(self.host, host) && same(self.scheme, scheme)
+    /// Where requests to `origin` go.
+    pub(crate) fn of_origin(origin: &'a Origin) -> Self {
+        Self {
+            scheme: origin.scheme(),
+            host: origin.host(),
+            port: origin.port(),
+        }
     }
 
-    /// The scheme and host, lowercase, one after the other, the scheme's length, and the
-    /// port, to keep with a key.
-    pub(crate) fn to_parts(self) -> (Box<str>, usize, u16) {
-        let mut scheme_host = String::with_capacity(self.scheme.len() + self.host.len());
-        scheme_host.push_str(self.scheme);
-        scheme_host.push_str(self.host);
-        scheme_host.make_ascii_lowercase();
-        (scheme_host.into(), self.scheme.len(), self.port)
+    /// The origin, with scheme and host in lowercase.
+    pub(crate) fn to_origin(self) -> Origin {
+        Origin::from_parts(self.scheme, self.host, self.port)
+    }
+
+    /// Whether this is where requests to `origin` go.
+    #[inline]
+    pub(crate) fn is(&self, origin: &Origin) -> bool {
+        self.port == origin.port()
+            && same(self.host, origin.host())
+            && same(self.scheme, origin.scheme())
     }
 
     /// The hash of this target with `tenant`: equal keys hash alike, whatever the case of
@@ -202,96 +182,6 @@ impl<'a> Spelling<'a> {
                 || self.scheme == other.scheme)
             && self.tenant == other.tenant
     }
-}
-
-/// Whether `a` and `b` are the same bytes: for the short strings of an origin, a few word
-/// loads inline instead of a call to `memcmp`.
-#[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    if n < 8 {
-        return word(a).0 == word(b).0;
-    }
-    let (mut a8, mut b8) = (a, b);
-    while let (Some((x, rest_a)), Some((y, rest_b))) =
-        (a8.split_first_chunk::<8>(), b8.split_first_chunk::<8>())
-    {
-        if x != y {
-            return false;
-        }
-        (a8, b8) = (rest_a, rest_b);
-    }
-    // The last eight bytes, which overlap the words compared.
-    a8.is_empty() || last_word(a) == last_word(b)
-}
-
-/// The last eight bytes of `bytes`, which has at least eight, as a little-endian word.
-#[inline(always)]
-fn last_word(bytes: &[u8]) -> u64 {
-    let last: [u8; 8] = bytes[bytes.len() - 8..].try_into().expect("eight bytes");
-    u64::from_le_bytes(last)
-}
-
-/// Whether `a` and `b` are equal but for ASCII case; `lower` is lowercase already. Most
-/// requests write their origin in lowercase: compare the bytes first.
-#[inline]
-fn same(a: &str, lower: &str) -> bool {
-    a.len() == lower.len() && (a == lower || a.eq_ignore_ascii_case(lower))
-}
-
-/// A scheme's default port, as [`Origin`] knows them.
-#[inline]
-fn default_port(scheme: &str) -> Option<u16> {
-    match scheme.as_bytes() {
-        b"https" => Some(443),
-        b"http" => Some(80),
-        _ if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") => {
-            Some(443)
-        }
-        _ if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") => Some(80),
-        _ => None,
-    }
-}
-
-/// Decimal digits as a port; `None` if there are none or the number is too large.
-#[inline]
-fn parse_port(digits: &[u8]) -> Option<u16> {
-    if digits.is_empty() || digits.len() > 5 {
-        return None;
-    }
-    let mut port: u32 = 0;
-    for &d in digits {
-        port = port * 10 + u32::from(d - b'0');
-    }
-    u16::try_from(port).ok()
-}
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// The next (up to) eight bytes of `bytes` as a little-endian word, zero-padded, and the rest.
-#[inline(always)]
-fn word(bytes: &[u8]) -> (u64, &[u8]) {
-    if let Some((head, rest)) = bytes.split_first_chunk::<8>() {
-        return (u64::from_le_bytes(*head), rest);
-    }
-    // Fewer than eight: two overlapping loads (or three bytes), no copy.
-    let n = bytes.len();
-    let w = if n >= 4 {
-        let lo = u32::from_le_bytes(bytes[..4].try_into().expect("four bytes"));
-        let hi = u32::from_le_bytes(bytes[n - 4..].try_into().expect("four bytes"));
-        u64::from(lo) | (u64::from(hi) << (8 * (n - 4)))
-    } else if n > 0 {
-        u64::from(bytes[0])
-            | (u64::from(bytes[n / 2]) << (8 * (n / 2)))
-            | (u64::from(bytes[n - 1]) << (8 * (n - 1)))
-    } else {
-        0
-    };
-    (w, &[])
 }
 
 /// Whether `bytes` hold an `@`, eight at a time.
@@ -477,34 +367,6 @@ mod tests {
     }
 
     #[test]
-    fn same_bytes_is_slice_equality() {
-        let a = b"abcdefghijklmnopqrstu";
-        for n in 0..=a.len() {
-            let mut b = a[..n].to_vec();
-            assert!(same_bytes(&a[..n], &b), "{n}");
-            for i in 0..n {
-                b[i] ^= 1;
-                assert!(!same_bytes(&a[..n], &b), "{n} {i}");
-                b[i] ^= 1;
-            }
-            assert!(!same_bytes(&a[..n], &a[..n.saturating_sub(1)]) || n == 0);
-        }
-    }
-
-    #[test]
-    fn short_words_are_the_bytes_zero_padded() {
-        let bytes = b"abcdefghij";
-        for n in 0..=10 {
-            let (w, rest) = word(&bytes[..n]);
-            let mut buf = [0; 8];
-            let k = n.min(8);
-            buf[..k].copy_from_slice(&bytes[..k]);
-            assert_eq!(w, u64::from_le_bytes(buf), "{n}");
-            assert_eq!(rest, &bytes[k..n]);
-        }
-    }
-
-    #[test]
     fn words_are_lowercased_and_searched_as_bytes_are() {
         for b in 0..=255u8 {
             let w = u64::from_le_bytes([b, b'A', b'z', b'@', b'[', 0xc3, b'Z', b'`']);
@@ -520,26 +382,66 @@ mod tests {
     }
 
     #[test]
-    fn targets_read_as_origins_do() {
-        for uri in [
-            "https://pbx.example.com:8887/api",
-            "HTTP://PBX.example.com/",
-            "http://user:pw@pbx.example.com:8080/",
-            "http://[::1]:8080/",
-            "http://[::1]/",
-            "https://127.0.0.1/x?y=1",
-            "https://u@a-much-longer-host-name.example.com:65535/",
-            "ws://pbx.example.com/",
-            "WSS://pbx.example.com/",
-            "http://pbx.example.com:/",
+    fn targets_read_as_http_does() {
+        for (uri, want) in [
+            (
+                "https://pbx.example.com:8887/api",
+                "https://pbx.example.com:8887",
+            ),
+            ("HTTP://PBX.example.com/", "http://pbx.example.com:80"),
+            (
+                "http://user:pw@pbx.example.com:8080/",
+                "http://pbx.example.com:8080",
+            ),
+            ("http://[::1]:8080/", "http://[::1]:8080"),
+            ("http://[::1]/", "http://[::1]:80"),
+            ("https://127.0.0.1/x?y=1", "https://127.0.0.1:443"),
+            (
+                "https://u@a-much-longer-host-name.example.com:65535/",
+                "https://a-much-longer-host-name.example.com:65535",
+            ),
+            ("ws://pbx.example.com/", "ws://pbx.example.com:80"),
+            ("WSS://pbx.example.com/", "wss://pbx.example.com:443"),
+            ("http://pbx.example.com:/", "http://pbx.example.com:80"),
+            // Leading zeros, however many, and a sign: the port `http` reads.
+            (
+                "https://pbx.example.com:000080/",
+                "https://pbx.example.com:80",
+            ),
+            (
+                "https://pbx.example.com:0443/",
+                "https://pbx.example.com:443",
+            ),
+            (
+                "https://pbx.example.com:+8887/",
+                "https://pbx.example.com:8887",
+            ),
+            // A port `http` cannot read is none: the scheme's default.
+            (
+                "https://pbx.example.com:65536/",
+                "https://pbx.example.com:443",
+            ),
+            // The colon in the user info is no port's.
+            (
+                "https://a:80@pbx.example.com/",
+                "https://pbx.example.com:443",
+            ),
         ] {
             let parsed: Uri = uri.parse().unwrap();
-            let origin = Origin::try_from(&parsed).unwrap();
-            let (scheme_host, scheme_len, port) = Target::of(&parsed).unwrap().to_parts();
-            let (scheme, host) = scheme_host.split_at(scheme_len);
+            let target = Target::of(&parsed).unwrap();
+            let origin = target.to_origin();
+            assert_eq!(origin.to_string(), want, "{uri}");
             assert_eq!(
-                format!("{scheme}://{host}:{port}"),
-                origin.to_string(),
+                Some(&origin),
+                Origin::try_from(&parsed).ok().as_ref(),
+                "{uri}"
+            );
+            assert!(origin.matches(&parsed), "{uri}");
+            assert!(target.is(&origin), "{uri}");
+            assert!(Target::of_origin(&origin).is(&origin), "{uri}");
+            assert_eq!(
+                target.hash(7, None),
+                Target::of_origin(&origin).hash(7, None),
                 "{uri}"
             );
         }

@@ -2,8 +2,10 @@
 //!
 //! A service that talks to many PBXs (or many tenants of one PBX), each with its own
 //! credentials, wraps its HTTP client in one [`TenantsLayer`]. Each request is sent with the
-//! token of its tenant, found by its [`TenantKey`]: the request's [`Origin`] (scheme, host
-//! and port of its URI) and, when the request carries one in its extensions, a [`TenantId`].
+//! token of its tenant, found by its [`TenantKey`]: the request's [`Origin`] (the scheme, host
+//! and port it connects to, read from its URI as `http` and hyper's connector read them, so
+//! `https://PBX.example.com:000080` is port 80 of `pbx.example.com`) and, when the request
+//! carries one in its extensions, a [`TenantId`].
 //!
 //! The first request for a key asks the factory given to [`TenantsLayer::new`] for that key's
 //! provider (it may be async, to read credentials from a vault, and it may refuse the key:
@@ -11,8 +13,16 @@
 //! then gets a [`BearerAuthLayer`](crate::BearerAuthLayer) of its own, with every guarantee
 //! of one: one login at a time, refresh ahead of expiry, backoff after failures, recovery from
 //! `401`, and a [store](crate::store) when [`TenantsLayer::configure`] gives it one. Its token
-//! is bound to the key's origin, so it is never sent to another tenant's server, even after a
-//! redirect.
+//! is bound to the key's origin, as with
+//! [`allow_origin`](crate::BearerAuthLayer::allow_origin): the layer adds it only to requests
+//! that connect there, whatever the spelling of their URI.
+//!
+//! A redirect followed *above* the layer (a redirect-following layer outside this one) comes
+//! back through it, and gets the token of its new origin's key. One followed *below* it
+//! never does: the redirected request is rebuilt from the one this layer sent, token
+//! included, and only the redirect layer can take it out. tower-http's `FollowRedirect` does
+//! with its default policy, which drops `Authorization` on a redirect to another origin;
+//! with a policy of your own, filter credentials too.
 //!
 //! At most [`max_tenants`](TenantsLayer::max_tenants) keys are kept; keys unused for
 //! [`idle_timeout`](TenantsLayer::idle_timeout) are evicted. An evicted key's cache is
@@ -94,14 +104,20 @@
 //! authority and tenant id as written. The request then goes through the key's layer the way
 //! a [`BearerAuth`](crate::BearerAuth) of it would, borrowing the inner service: nothing is
 //! cloned, allocated or locked, and the reference counts touched are those of the thread's
-//! own seat and header copy. Measured on one thread with 10,000 keys round-robin: about 1,670
-//! instructions per request, 1.49 times tower-http's `AddAuthorization` in the same binary;
-//! `BENCHMARKS.md` has the numbers.
+//! own seat and header copy. The key's layer then reads the URI's origin once more, as
+//! [`allow_origin`](crate::BearerAuthLayer::allow_origin) does, to check that it is the key's.
+//! Measured on one thread with 10,000 keys round-robin: about 1,790 instructions per request,
+//! about 120 of them that check, 1.6 times tower-http's `AddAuthorization` in the same
+//! binary; `BENCHMARKS.md` has the numbers.
 //!
 //! The slow path (a thread's first request for a key, or for another spelling of it such as
-//! `HTTPS://PBX.example.com` after `https://pbx.example.com:443`) takes the lock, makes the
-//! key if it is new and gives the thread its seat. A URI with user info (`user:pw@host`)
-//! gets no seat, so as not to keep a copy of it, and always takes the slow path.
+//! `https://PBX.example.com` after `https://pbx.example.com:443`) takes the lock, reads the
+//! key from the URI as `http` does (every spelling of an origin finds its one key), makes the
+//! key if it is new and gives the thread its seat. A thread keeps seats for at most four
+//! spellings of one key: a fifth takes the place of the oldest, so a client that writes its
+//! URIs in many ways costs a slow path now and then, not memory. A URI with user info
+//! (`user:pw@host`) gets no seat, so as not to keep a copy of it, and always takes the slow
+//! path.
 //!
 //! # Eviction and what it frees
 //!
@@ -113,9 +129,7 @@
 //! dropped (the token is not revoked) as soon as no request in flight holds them. A thread's
 //! table keeps, for each freed seat, an empty weak reference: the evicting thread drops its
 //! own at once, and every thread drops its others once the evictions since it last did reach
-//! a quarter of its table, or when its table would grow. A key's token is bound to its origin
-//! by the lookup itself; a layer set up by [`TenantsLayer::configure`] that adds
-//! [`allow_origin`](crate::BearerAuthLayer::allow_origin) narrows that further.
+//! a quarter of its table, or when its table would grow.
 
 mod caches;
 mod error;

@@ -106,7 +106,7 @@ impl TokenProvider for Rotating {
         Box::pin(async move { provider.revoke(access_token, refresh_token).await })
     }
 
-    /// None: the key's lookup binds the token to the key's origin, and to no other (whatever
+    /// None: the key's layer binds the token to the key's origin, and to no other (whatever
     /// origin the provider's login URL has).
     fn origin(&self) -> Option<Origin> {
         None
@@ -139,11 +139,6 @@ pub(crate) type Refusal = Arc<dyn Error + Send + Sync>;
 pub(crate) struct Entry {
     pub(crate) key: TenantKey,
     hash: u64,
-    // The key's origin as the slow path compares it: scheme and host lowercase, one after
-    // the other in one allocation, and the port.
-    scheme_host: Box<str>,
-    scheme_len: usize,
-    port: u16,
     /// The factory's answer, once it gave one. Concurrent first requests wait for one call,
     /// and share its refusal.
     built: OnceCell<Result<Arc<Ready>, Refusal>>,
@@ -159,8 +154,7 @@ pub(crate) struct Entry {
 impl Entry {
     #[inline]
     fn is(&self, target: &Target<'_>, tenant: Option<&TenantId>) -> bool {
-        let (scheme, host) = self.scheme_host.split_at(self.scheme_len);
-        target.is(scheme, host, self.port) && self.key.tenant() == tenant
+        target.is(self.key.origin()) && self.key.tenant() == tenant
     }
 
     /// The key's state, once its provider is built.
@@ -238,9 +232,7 @@ impl Map {
     }
 
     fn find_key(&self, seed: u64, key: &TenantKey) -> Option<&Arc<Entry>> {
-        // An origin's `Display` form is a URI with scheme, host and port.
-        let uri: Uri = key.origin().to_string().parse().ok()?;
-        let target = Target::of(&uri)?;
+        let target = Target::of_origin(key.origin());
         let hash = target.hash(seed, key.tenant());
         self.find(hash, &target, key.tenant())
     }
@@ -346,6 +338,10 @@ impl Registry {
 
     /// Gives this thread a seat for `entry`, for requests spelt as this one. None for a URI
     /// with user info (the seat would keep a copy of it).
+    ///
+    /// A thread keeps at most [`SEATS_PER_KEY`](seats::SEATS_PER_KEY) spellings of one key:
+    /// a new one beyond them takes the place of the oldest, so neither the thread's table nor
+    /// the entry grows with the spellings a client writes.
     pub(crate) fn seat_for(
         &self,
         entry: &Entry,
@@ -359,17 +355,32 @@ impl Registry {
         if spelling.has_user_info() {
             return;
         }
-        let seat = Arc::new(Seat::new(ready.clone(), &spelling));
         // In the table first, so that the seat has its weak reference when other threads
         // look at the entry's seats.
-        let evictions = self.evictions.load(Ordering::Relaxed);
+        let (slot, evictions) = (self.slot.index(), self.evictions.load(Ordering::Relaxed));
         let hash = spelling.hash(self.seed);
-        seats::insert(self.slot.index(), self.id, evictions, hash, &seat);
-        let mut seats = entry.seats.lock().unwrap_or_else(PoisonError::into_inner);
-        // Seats no table points to any more: their thread exited, or its table gave their
-        // place to another spelling of the same hash.
-        seats.retain(|seat| Arc::weak_count(seat) > 0);
-        seats.push(seat);
+        let Some(seat) = seats::insert(slot, self.id, evictions, hash, |table| {
+            Seat::new(ready.clone(), &spelling, table, hash)
+        }) else {
+            return;
+        };
+        let oldest = {
+            let mut seats = entry.seats.lock().unwrap_or_else(PoisonError::into_inner);
+            // Seats no table points to any more: their thread exited, or its table gave their
+            // place to another spelling of the same hash.
+            seats.retain(|seat| Arc::weak_count(seat) > 0);
+            let mine = seats.iter().filter(|s| s.table() == seat.table()).count();
+            let oldest = (mine >= seats::SEATS_PER_KEY)
+                .then(|| seats.iter().position(|s| s.table() == seat.table()))
+                .flatten()
+                .map(|at| seats.remove(at));
+            seats.push(seat);
+            oldest
+        };
+        // Outside the entry's lock: this thread forgets the spelling it sent longest ago.
+        if let Some(oldest) = oldest {
+            seats::forget(slot, self.id, &oldest);
+        }
     }
 
     /// The slow path: the key's entry, made if there is none (evicting others if the map is
@@ -386,8 +397,9 @@ impl Registry {
             if let Some(entry) = map.find(hash, &target, tenant) {
                 return Some(entry.clone());
             }
-            let key = TenantKey::of(uri, tenant)?;
-            let (scheme_host, scheme_len, port) = target.to_parts();
+            // The key is the origin the request connects to, read once, here: every spelling
+            // of it finds this entry, and its layer is bound to it.
+            let key = TenantKey::new(target.to_origin(), tenant.cloned());
             let now = self.now_ms();
             let max = self.settings.max_tenants.max(1);
             if map.len >= max {
@@ -407,9 +419,6 @@ impl Registry {
             let entry = Arc::new(Entry {
                 key,
                 hash,
-                scheme_host,
-                scheme_len,
-                port,
                 built: OnceCell::new(),
                 last_seen: AtomicU64::new(now),
                 last_sweep: AtomicU64::new(map.sweeps),
@@ -450,13 +459,16 @@ impl Registry {
                 let provider = Arc::new(Rotating {
                     current: RwLock::new(provider),
                 });
-                // The token is bound to the key's origin by the lookup itself: a request is
-                // sent with the token of the key made from its own origin, never another's.
-                // (`allow_origin` would only check that again, reading the URI once more.)
+                // The token is bound to the key's origin twice: by the lookup, which sends a
+                // request with the token of the key made from the origin it connects to; and
+                // by the layer, whose `allow_origin` check reads every request's URI again, as
+                // a `BearerAuth` bound to that origin would. Bound after `configure`, so that
+                // a layer made anew there is bound too.
                 let mut layer = BearerAuthLayer::from_arc(provider.clone());
                 if let Some(configure) = &self.settings.configure {
                     layer = configure(&entry.key, layer);
                 }
+                let layer = layer.allow_origin(entry.key.origin().clone());
                 trace::debug!(name: "tenant_created", key = %entry.key, "tenant created");
                 Ok(Arc::new(Ready {
                     layer,

@@ -10,6 +10,12 @@
 //! its own: no other thread upgrades this seat), checks the spelling, and sends the request
 //! with the key's layer. Nothing is locked, allocated or written that another thread reads.
 //!
+//! A thread has one seat per spelling of a key it sends, and at most [`SEATS_PER_KEY`]: the
+//! seat for a new spelling beyond them takes the place of the thread's oldest seat for the
+//! key, in the entry and in the table. So neither grows with the ways a client writes one
+//! origin (letter case, `:443` or none, leading zeros), and making a seat costs a pass over
+//! the key's few seats.
+//!
 //! A seat whose thread has exited (its table dropped) is dropped by the key's next new seat.
 //! Evicting a key drops its entry's seats, and with them the last references to the key's
 //! layer, cache and secrets, but for requests in flight. What stays in a thread's table is a
@@ -21,7 +27,10 @@ use std::{
     cell::RefCell,
     collections::HashMap,
     hash::BuildHasherDefault,
-    sync::{Arc, Weak},
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use super::{
@@ -31,6 +40,11 @@ use super::{
 };
 use crate::slot::{Pool, Slot};
 
+/// How many spellings of one key a thread keeps seats for. A client writes one, or a few
+/// (`https://pbx.example.com` here, `https://pbx.example.com:443` there); a thread that sends
+/// more than this many in turn takes the slow path for some of them.
+pub(crate) const SEATS_PER_KEY: usize = 4;
+
 /// One thread's way to one key, for one spelling.
 pub(crate) struct Seat {
     pub(crate) ready: Arc<Ready>,
@@ -38,17 +52,29 @@ pub(crate) struct Seat {
     scheme_word: u64,
     authority: Box<str>,
     tenant: Option<TenantId>,
+    /// The id of the thread's table that points to the seat.
+    table: u64,
+    /// The spelling's hash, the seat's key in that table.
+    hash: u64,
 }
 
 impl Seat {
-    pub(crate) fn new(ready: Arc<Ready>, spelling: &Spelling<'_>) -> Self {
+    pub(crate) fn new(ready: Arc<Ready>, spelling: &Spelling<'_>, table: u64, hash: u64) -> Self {
         Self {
             ready,
             scheme: spelling.scheme.into(),
             scheme_word: spelling.scheme_word,
             authority: spelling.authority.into(),
             tenant: spelling.tenant.cloned(),
+            table,
+            hash,
         }
+    }
+
+    /// The id of the thread's table that points to the seat: the seats of one thread's
+    /// spellings of a key have the same.
+    pub(crate) fn table(&self) -> u64 {
+        self.table
     }
 
     #[inline]
@@ -66,6 +92,8 @@ impl Seat {
 struct Table {
     /// The key map's id: a slot is reused once its map is gone.
     owner: u64,
+    /// Unique in the process: which thread's seats are which.
+    id: u64,
     /// The map's count of evictions when this table last forgot its freed seats.
     evictions: u64,
     /// By spelling hash. Two spellings with one hash (a 64-bit collision) share an entry: the
@@ -121,28 +149,59 @@ fn maybe_prune(table: &mut Table, evictions: u64) {
     }
 }
 
-/// Makes `seat` this thread's seat for its spelling's `hash` in the key map `owner`.
-pub(crate) fn insert(slot: usize, owner: u64, evictions: u64, hash: u64, seat: &Arc<Seat>) {
+/// Makes the seat that `make` builds, given the id of this thread's table, this thread's seat
+/// for a spelling of `hash` in the key map `owner`. `None` if the thread has no table to keep
+/// it in (it is exiting).
+pub(crate) fn insert(
+    slot: usize,
+    owner: u64,
+    evictions: u64,
+    hash: u64,
+    make: impl FnOnce(u64) -> Seat,
+) -> Option<Arc<Seat>> {
+    static TABLE_IDS: AtomicU64 = AtomicU64::new(0);
+    TABLES
+        .try_with(|tables| {
+            let mut tables = tables.try_borrow_mut().ok()?;
+            if tables.len() <= slot {
+                tables.resize_with(slot + 1, || None);
+            }
+            let table = match &mut tables[slot] {
+                Some(table) if table.owner == owner => table,
+                other => other.insert(Table {
+                    owner,
+                    id: TABLE_IDS.fetch_add(1, Ordering::Relaxed),
+                    evictions,
+                    seats: HashMap::default(),
+                }),
+            };
+            // Before the table grows, make room by forgetting freed seats.
+            if table.seats.len() == table.seats.capacity() {
+                table.prune(evictions);
+            }
+            let seat = Arc::new(make(table.id));
+            table.seats.insert(hash, Arc::downgrade(&seat));
+            Some(seat)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Forgets this thread's `seat` in the key map `owner`, which gave its place to another
+/// spelling of its key.
+pub(crate) fn forget(slot: usize, owner: u64, seat: &Arc<Seat>) {
     let _ = TABLES.try_with(|tables| {
-        let Ok(mut tables) = tables.try_borrow_mut() else {
-            return;
-        };
-        if tables.len() <= slot {
-            tables.resize_with(slot + 1, || None);
+        if let Ok(mut tables) = tables.try_borrow_mut() {
+            if let Some(Some(table)) = tables.get_mut(slot) {
+                let points_to_seat = table
+                    .seats
+                    .get(&seat.hash)
+                    .is_some_and(|weak| std::ptr::eq(weak.as_ptr(), Arc::as_ptr(seat)));
+                if table.owner == owner && table.id == seat.table && points_to_seat {
+                    table.seats.remove(&seat.hash);
+                }
+            }
         }
-        let table = match &mut tables[slot] {
-            Some(table) if table.owner == owner => table,
-            other => other.insert(Table {
-                owner,
-                evictions,
-                seats: HashMap::default(),
-            }),
-        };
-        // Before the table grows, make room by forgetting freed seats.
-        if table.seats.len() == table.seats.capacity() {
-            table.prune(evictions);
-        }
-        table.seats.insert(hash, Arc::downgrade(seat));
     });
 }
 

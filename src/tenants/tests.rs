@@ -6,7 +6,7 @@ use std::{cell::Cell, convert::Infallible, sync::Arc, time::Duration};
 use http::{Request, Response};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
-use super::{TenantCaches, TenantKey, TenantsLayer, registry};
+use super::{TenantCaches, TenantKey, TenantsLayer, registry, seats::SEATS_PER_KEY};
 use crate::{BoxError, Origin, TokenCache, TokenResponse, provider_fn};
 
 fn layer() -> TenantsLayer {
@@ -178,4 +178,96 @@ async fn the_seats_of_exited_threads_go_with_the_next_seat() {
     on_a_new_thread(Box::new(move || {
         assert_eq!(registry.seats_of(&key(0)), 2);
     }));
+}
+
+#[tokio::test]
+async fn the_spellings_of_a_key_share_its_entry_and_a_few_seats() {
+    let layer = layer();
+    let caches = layer.caches();
+    let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+    let mut client = layer.layer(inner);
+    // 64 case variants of scheme and host, each with no port, `:443`, and `:443` after one
+    // to seven zeros: 576 spellings of `https://pbx-0.example.com:443`.
+    let mut spellings = Vec::new();
+    for case in 0..64u32 {
+        let url = format!(
+            "{}://{}",
+            cased("https", case),
+            cased("pbx-0.example.com", case >> 3)
+        );
+        spellings.push(url.clone());
+        for zeros in 0..8 {
+            spellings.push(format!("{url}:{}443", "0".repeat(zeros)));
+        }
+    }
+    for url in &spellings {
+        for _ in 0..2 {
+            let request = Request::get(format!("{url}/api")).body(()).unwrap();
+            client.ready().await.unwrap().call(request).await.unwrap();
+        }
+    }
+    assert_eq!(caches.len(), 1, "one key");
+    // The spellings sent last keep their seats: their requests take no lock.
+    let before = locks();
+    for url in &spellings[spellings.len() - SEATS_PER_KEY..] {
+        let request = Request::get(format!("{url}/api")).body(()).unwrap();
+        client.ready().await.unwrap().call(request).await.unwrap();
+    }
+    assert_eq!(locks() - before, 0, "locks taken by the latest spellings");
+    let registry = &caches.registry;
+    assert!(
+        registry.seats_of(&key(0)) <= SEATS_PER_KEY,
+        "{} seats in the entry",
+        registry.seats_of(&key(0))
+    );
+    assert!(
+        registry.seats_here() <= SEATS_PER_KEY,
+        "{} seats in this thread's table",
+        registry.seats_here()
+    );
+}
+
+/// `s` with the letters whose bit in `mask` is set made capitals.
+fn cased(s: &str, mask: u32) -> String {
+    s.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if mask >> (i % 32) & 1 == 1 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_key_layer_sends_its_token_to_its_origin_only() {
+    let layer = layer();
+    let caches = layer.caches();
+    let echo = service_fn(|req: Request<()>| async move {
+        let sent = req.headers().contains_key(http::header::AUTHORIZATION);
+        Ok::<_, Infallible>(Response::new(sent))
+    });
+    let mut client = layer.layer(echo);
+    client.ready().await.unwrap().call(get(0)).await.unwrap();
+    let entry = caches.registry.get(&key(0)).expect("the key is kept");
+    let ready = entry.ready().expect("built");
+    // The key's layer, given requests the lookup would never give it: it withholds the token
+    // from every origin but the key's, however that origin is written.
+    let mut inner = echo;
+    for (uri, sent) in [
+        ("https://pbx-0.example.com/api", true),
+        ("HTTPS://PBX-0.Example.com:000443/api", true),
+        ("https://user@pbx-0.example.com:443/api", true),
+        ("https://pbx-0.example.com:000080/api", false),
+        ("http://pbx-0.example.com/api", false),
+        ("https://pbx-1.example.com/api", false),
+        ("https://pbx-0.example.com@pbx-1.example.com/api", false),
+        ("https://pbx-0.example.com.evil.example/api", false),
+    ] {
+        let request = Request::get(uri).body(()).unwrap();
+        let response = ready.layer.call(&mut inner, request).await.unwrap();
+        assert_eq!(*response.body(), sent, "{uri}");
+    }
 }

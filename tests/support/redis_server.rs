@@ -1,6 +1,7 @@
 //! A `redis-server` of a test's own, on a free loopback port, for the tests of `RedisStore`.
-//! Outside CI a missing `redis-server` skips the test (the message goes to stderr, shown with
-//! `--nocapture`); in CI it fails it.
+//! [`Redis::require`] fails the test when `redis-server` cannot be started, with a message
+//! that says how to install it. [`Redis::start`] skips it instead outside CI (the message goes
+//! to stderr, shown with `--nocapture`), and fails it in CI.
 
 use std::{
     net::TcpListener,
@@ -18,28 +19,46 @@ pub struct Redis {
 
 impl Redis {
     /// Starts one, or returns `None` (outside CI) when it cannot be started.
+    #[allow(dead_code)] // Each test binary that includes this file uses one of the two.
     pub fn start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let spawned = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
+        match Self::spawn() {
+            Ok(redis) => Some(redis),
             Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
                 eprintln!(
                     "skipping: redis-server could not be started ({e}); install the \
                      redis-server package to run this test"
                 );
-                return None;
+                None
             }
             Err(e) => panic!("redis-server could not be started: {e}"),
-        };
+        }
+    }
+
+    /// Starts one, or fails the test when `redis-server` cannot be started: a test that needs
+    /// it never passes without it.
+    #[allow(dead_code)]
+    pub fn require() -> Self {
+        Self::spawn().unwrap_or_else(|e| {
+            panic!(
+                "this test needs a `redis-server` binary on the PATH, and it could not be \
+                 started ({e}); install it (`apt-get install redis-server` on Debian or \
+                 Ubuntu, `brew install redis` on macOS) and run the test again"
+            )
+        })
+    }
+
+    /// Starts one and waits until it answers; the error if it cannot be started.
+    fn spawn() -> std::io::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
         let redis = Self {
             child,
             url: format!("redis://127.0.0.1:{port}/"),
@@ -57,7 +76,7 @@ impl Redis {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(redis)
+        Ok(redis)
     }
 
     pub fn store(&self, name: &str) -> RedisStore {
