@@ -19,6 +19,8 @@
 //!   with it, including requests already waiting, and no flight installs, saves or adopts it;
 //! - every request ends with a response or an error (a lost wake-up is a deadlock, which the
 //!   checker reports: timeouts never fire in this build);
+//! - a tenant's token is only ever sent to its own origin, however the request spells it,
+//!   while keys are created, looked up and evicted;
 //! - once every handle is dropped and the schedule has run, nothing of the cache remains: no
 //!   flight, no provider, no copy of the header.
 #![cfg(shuttle)]
@@ -37,9 +39,10 @@ use http::{Request, Response, header::AUTHORIZATION};
 use shuttle::future::{block_on, spawn, yield_now};
 use tower::{Layer, ServiceExt, service_fn};
 use tower_bearer_auth::{
-    BearerAuthLayer, BoxError, TokenCache, TokenResponse,
+    BearerAuthLayer, BoxError, Origin, TokenCache, TokenResponse,
     provider::{BoxFuture, TokenProvider},
     store::{MemoryStore, StoreLock, StoredToken, TokenStore},
+    tenants::{TenantKey, TenantsLayer},
 };
 
 /// Schedules per test and scheduler.
@@ -300,11 +303,89 @@ fn store_world(fail_revokes: bool) {
 async fn nothing_remains(layer: BearerAuthLayer, cache: TokenCache, provider: Stepping) {
     let alive = Arc::downgrade(&provider.alive);
     drop((layer, cache, provider));
-    for _ in 0..20 {
+    for _ in 0..1_000 {
         if alive.strong_count() == 0 {
             return;
         }
         yield_now().await;
     }
     panic!("the provider outlived every handle to its cache");
+}
+
+/// Requests to two tenants under several spellings of their origins, while one key is evicted
+/// and created again: each token goes only to its own key's origin, each key's provider runs
+/// one login at a time, and nothing remains once the layer is dropped.
+#[test]
+fn tenants_send_each_token_to_its_own_origin_while_keys_come_and_go() {
+    check(|| {
+        block_on(async {
+            let providers: Arc<Mutex<Vec<std::sync::Weak<()>>>> = Arc::default();
+            let made = providers.clone();
+            let layer = TenantsLayer::new(move |key: &TenantKey| {
+                let provider = Stepping::new(&World::default(), "tenant");
+                made.lock().unwrap().push(Arc::downgrade(&provider.alive));
+                let origin = key.origin().to_string();
+                async move { Ok::<_, BoxError>(Named { origin, provider }) }
+            });
+            let caches = layer.caches();
+            let server = service_fn(|request: Request<()>| {
+                let header = request.headers()[AUTHORIZATION].to_str().unwrap().to_owned();
+                let sent_to = Origin::try_from(request.uri()).unwrap().to_string();
+                assert!(
+                    header.starts_with(&format!("Bearer {sent_to}|")),
+                    "{header} was sent to {sent_to}"
+                );
+                async { Ok::<_, Infallible>(Response::new(())) }
+            });
+            let spellings = [
+                "http://a.example/",
+                "http://A.EXAMPLE:80/",
+                "http://a.example:000080/",
+                "http://b.example/",
+                "http://a.example:8080/",
+            ];
+            let mut tasks = Vec::new();
+            for uri in spellings {
+                let service = tower::Layer::layer(&layer, server.clone());
+                tasks.push(spawn(async move {
+                    let request = Request::get(uri).body(()).unwrap();
+                    service.oneshot(request).await.unwrap();
+                }));
+            }
+            tasks.push(spawn({
+                let caches = caches.clone();
+                async move {
+                    let a = Origin::try_from("http://a.example").unwrap();
+                    caches.evict(&TenantKey::new(a, None));
+                }
+            }));
+            for task in tasks {
+                task.await.unwrap();
+            }
+            drop((layer, caches, server));
+            for _ in 0..1_000 {
+                if providers.lock().unwrap().iter().all(|p| p.strong_count() == 0) {
+                    return;
+                }
+                yield_now().await;
+            }
+            panic!("a tenant's provider outlived the layer");
+        })
+    });
+}
+
+/// A provider whose tokens name the origin of the key it was made for.
+struct Named {
+    origin: String,
+    provider: Stepping,
+}
+
+impl TokenProvider for Named {
+    fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
+        Box::pin(async move {
+            let token = self.provider.issue("login").await?;
+            Ok(TokenResponse::new(format!("{}|{}", self.origin, token.access_token()))
+                .with_expires_in(Duration::from_secs(3600)))
+        })
+    }
 }

@@ -28,7 +28,7 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, PoisonError},
     time::Duration,
 };
 
@@ -39,7 +39,7 @@ use crate::{
     TokenError, clock,
     error::TokenErrorKind,
     provider::{BoxFuture, TokenProvider},
-    rt::{self, Handle},
+    rt::{self, Handle, Mutex, MutexGuard},
     slot::Slot,
     store::{OnChange, TokenStore},
     token::Token,

@@ -11,14 +11,14 @@ use std::{
     fmt,
     hash::{BuildHasher, BuildHasherDefault, RandomState},
     sync::{
-        Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+        Arc, PoisonError, Weak,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use http::Uri;
-use tokio::{runtime::Handle, sync::OnceCell, task::AbortHandle, time::Instant};
+use tokio::{sync::OnceCell, time::Instant};
 
 use super::{
     TenantError, TenantId, TenantKey,
@@ -26,8 +26,11 @@ use super::{
     seats::{self, Seat},
 };
 use crate::{
-    BearerAuthLayer, BoxError, BoxFuture, Origin, TokenProvider, TokenResponse, cache::next_id,
-    slot::Slot, trace,
+    BearerAuthLayer, BoxError, BoxFuture, Origin, TokenProvider, TokenResponse,
+    cache::next_id,
+    rt::{self, AbortHandle, Handle, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    slot::Slot,
+    trace,
 };
 
 /// Builds a key's provider.
@@ -626,7 +629,7 @@ impl Registry {
 /// key to go stops it).
 async fn sweep_every(registry: Weak<Registry>, period: Duration) {
     loop {
-        tokio::time::sleep(period).await;
+        rt::sleep(period).await;
         let Some(registry) = registry.upgrade() else {
             return;
         };
