@@ -31,7 +31,7 @@ use tower_bearer_auth::{
     BearerAuthLayer,
     client::HttpClient,
     provider::portsip::PortSip,
-    store::RedisStore,
+    store::{RedisStore, TokenStore},
     test_server::{TestServer, TestServerConfig},
 };
 
@@ -595,6 +595,7 @@ async fn a_redis_stall_fails_no_request_and_leaves_no_lock() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     signal(&redis_pid, "CONT");
     let during = fetches(&server) - before;
+    let (after, version) = (fetches(&server), probe.version());
 
     // Who holds the lock, every 20 ms for two token lifetimes: no one for longer than a lease.
     let watch = tokio::task::spawn_blocking(move || {
@@ -611,14 +612,16 @@ async fn a_redis_stall_fails_no_request_and_leaves_no_lock() {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        longest
+        (longest, probe)
     });
-    let longest_hold = watch.await.unwrap();
+    let (longest_hold, probe) = watch.await.unwrap();
+    let (after, saved) = (fetches(&server) - after, probe.version() - version);
     let report = fleet.stop().await;
 
     println!(
-        "stall: {}; {during} logins or refreshes during the 3 s stall; longest without a \
-         token {:.2} s; longest lock hold after it {:.2} s",
+        "stall: {}; {during} logins or refreshes during the 3 s stall, {after} in the 6 s \
+         after it ({saved} tokens saved); longest without a token {:.2} s; longest lock hold \
+         after it {:.2} s",
         report.summary(),
         secs(report.longest_gap(stalled_at, unix_ms())),
         secs(longest_hold),
@@ -630,6 +633,39 @@ async fn a_redis_stall_fails_no_request_and_leaves_no_lock() {
         "a lock held {longest_hold} ms after the stall: an orphan"
     );
     assert_eq!(server.counts().reused_refresh_tokens, 0);
+}
+
+/// A lock request that Redis runs only after the client gave up on it (its answer timed
+/// out, or its future was dropped) does not leave a lock behind: its release follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_request_cut_short_leaves_no_lock() {
+    let _serial = SERIAL.lock().await;
+    let Some(redis) = Redis::start() else { return };
+    let probe = Probe::new(&redis);
+    let redis_pid = probe.pid();
+    let store = redis.store(NAME);
+    assert!(store.load().await.unwrap().is_none(), "connected");
+
+    signal(&redis_pid, "STOP");
+    // Dropped before any answer, and timed out (after 2 s).
+    let dropped = tokio::time::timeout(Duration::from_millis(100), store.try_lock()).await;
+    assert!(dropped.is_err());
+    let timed_out = store.try_lock().await;
+    assert!(timed_out.is_err(), "{timed_out:?}");
+    signal(&redis_pid, "CONT");
+
+    // Redis runs both requests, then their releases.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while probe.holder().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "an orphan lock: {:?}",
+            probe.holder()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let lock = store.try_lock().await.unwrap();
+    assert!(lock.is_some(), "the lock is free");
 }
 
 /// The lock holder killed (`SIGKILL`) mid-refresh, the token endpoint slowed to 5 s: the others

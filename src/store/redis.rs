@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use redis::{Client, RedisError, Script, aio::ConnectionManager};
+use redis::{Client, RedisError, aio::ConnectionManager};
 use tokio::time::Instant;
 
 use super::{Lease, StoreLock, StoredToken, TokenStore};
@@ -215,11 +215,10 @@ impl RedisStore {
     }
 
     async fn save(&self, token: &StoredToken) -> Result<bool, BoxError> {
-        let saved: i64 = Script::new(SAVE)
-            .key(&self.token_key)
+        let saved: i64 = eval(SAVE, &self.token_key)
             .arg(token.version())
             .arg(token.to_json())
-            .invoke_async(&mut self.connection.clone())
+            .query_async(&mut self.connection.clone())
             .await?;
         Ok(saved == 1)
     }
@@ -307,6 +306,18 @@ impl fmt::Debug for RedisStore {
     }
 }
 
+/// `EVAL` of `script` on `key`; its arguments follow.
+///
+/// The script's text goes with every call, instead of `EVALSHA` and a second request when
+/// Redis does not know it yet: one request, which Redis runs in order with the others on the
+/// connection even when the client no longer waits for its answer (a release after a lock
+/// request cut short).
+fn eval(script: &str, key: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(1).arg(key);
+    cmd
+}
+
 /// Whole milliseconds, saturating.
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -332,10 +343,9 @@ impl Release {
             owner,
         } = self;
         drop(handle.spawn(async move {
-            let released: Result<i64, _> = Script::new(RELEASE)
-                .key(key)
+            let released: Result<i64, _> = eval(RELEASE, &key)
                 .arg(owner)
-                .invoke_async(&mut connection)
+                .query_async(&mut connection)
                 .await;
             // If this fails, the lock runs out on its own.
             drop(released);
@@ -364,11 +374,10 @@ struct RedisLease {
 impl Lease for RedisLease {
     fn renew(&self) -> BoxFuture<'_, Result<bool, BoxError>> {
         Box::pin(async move {
-            let renewed: i64 = Script::new(RENEW)
-                .key(&self.release.key)
+            let renewed: i64 = eval(RENEW, &self.release.key)
                 .arg(&self.release.owner)
                 .arg(millis(self.lease))
-                .invoke_async(&mut self.release.connection.clone())
+                .query_async(&mut self.release.connection.clone())
                 .await?;
             Ok(renewed == 1)
         })
