@@ -106,23 +106,27 @@ return 0
 ///
 /// # What faults cost
 ///
-/// With the defaults (a 3 s lease renewed every second, 2 s for Redis to answer a call, the
-/// cache's 10 s [timeout](crate::BearerAuthLayer::timeout)):
+/// With the defaults (a 3 s lease renewed every second, 2 s for Redis to answer each call,
+/// the cache's 10 s [timeout](crate::BearerAuthLayer::timeout)):
 ///
-/// - **a holder that crashes** (killed, or its machine gone) blocks the others for the rest
-///   of its lease, 3 s at most, plus up to 0.1 s before a waiter tries again; then one of them
-///   refreshes. The others' requests wait meanwhile, and fail only if that and the
-///   refresh take longer than the timeout together. No refresh token is spent twice, and no
-///   one logs in beside the holder.
-/// - **Redis stalling** (paused, swapping, a slow command) makes each call fail after 2 s;
-///   a cache whose call fails logs in on its own, as in an outage, and its requests wait
-///   for that (about 2 to 4 s for a stall of 3 s). A lock request caught in the stall is
-///   released right after Redis runs it; at worst it blocks the others for one lease
-///   after Redis resumes. A holder that stalls with Redis past its lease loses it, and stops.
-/// - **Redis down** makes each call fail at once (or after the 2 s connection timeout):
-///   every process logs in on its own, and uses and keeps its token as without a store. When
-///   Redis is back, the next refresh is shared again; after a restart that lost the data,
-///   the processes agree on one token within a token's lifetime or two.
+/// - **A holder that crashes** (killed, or its machine gone) blocks the others for the rest
+///   of its lease, 3 s at most, plus 0.1 s until a waiter tries again; that waiter then
+///   refreshes with the stored refresh token. Nothing else: no refresh token is spent twice,
+///   no one logs in beside the holder, and a request fails only if the lease and the
+///   refresh together outlast its timeout. With a token endpoint that takes 5 s, the others
+///   have their new token about 8 s after the crash.
+/// - **Redis stalling** (paused, swapping, a slow command) holds each call until it resumes,
+///   2 s at most, after which the call fails. A stall of up to 2 s delays a fetch by that
+///   much; a longer one costs it 6 s at most (its read, its lock request and its save give
+///   up after 2 s each), and then the fetch logs in without the lock, as in an outage. A lock
+///   request the stall cut short is released right after Redis runs it, so no lock is left
+///   behind (at worst, if the connection was replaced meanwhile, one for one lease after
+///   Redis resumes). A holder caught in a stall longer than its lease loses it and stops.
+/// - **Redis down** makes each call fail at once (connection refused), or after 2 s (no
+///   answer to connect): every process logs in on its own whenever it needs a token, as
+///   without a store, and keeps using its token. When Redis is back, the next fetch is
+///   shared again; after a restart that lost the data, the processes agree on one token
+///   again within a token's lifetime or two.
 ///
 /// # Example
 ///
