@@ -493,10 +493,11 @@ impl Probe {
     }
 }
 
-/// Sends `signal` (`STOP`, `CONT`, `KILL`) to process `pid`.
+/// Sends `signal` (`STOP`, `CONT`, `KILL`) to process `pid`, with the shell's `kill`.
 fn signal(pid: &str, signal: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{signal}").as_str(), pid])
+    assert!(pid.chars().all(|c| c.is_ascii_digit()), "{pid}");
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -{signal} {pid}")])
         .status()
         .unwrap();
     assert!(status.success(), "kill -{signal} {pid}");

@@ -109,7 +109,8 @@ pub(crate) async fn fetch(
         .filter(|_| lock.is_some());
         let fetching = fetch_from_provider(provider, refresh_token, refused, config);
         let fetched = match &mut holding {
-            // Checked right before the provider is called: a lost lease is not spent.
+            // The lease is checked right before the provider is called: a holder that lost
+            // it spends no refresh token.
             Some(holding) => match holding.confirm().await {
                 Ok(()) => holding.guard(fetching).await,
                 Err(lost) => Err(lost),
