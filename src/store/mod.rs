@@ -17,28 +17,66 @@
 //! When a cache needs a token (it has none, the one it has is due for refresh, or the server
 //! refused it with `401`), its single flight
 //!
-//! 1. takes the store's lock ([`TokenStore::lock`]);
-//! 2. reads the stored record ([`TokenStore::load`]). If it holds a token newer than any the
+//! 1. reads the stored record ([`TokenStore::load`]). If it holds a token newer than any the
 //!    cache has had or revoked (its [version](StoredToken::version) is greater) that is
 //!    neither expired nor due for refresh, the cache adopts it and asks the provider nothing;
-//! 3. otherwise refreshes with the *stored* refresh token (the newest one, which may be
-//!    another process's), or logs in;
+//! 2. otherwise tries to take the store's lock ([`TokenStore::try_lock`]). While another
+//!    cache holds it, the cache waits, reading the store every 10 to 100 ms, and adopts a
+//!    newer token as soon as the holder saves it (even one due for refresh, as long as it has
+//!    not expired: the cache's requests send it meanwhile);
+//! 3. under the lock, reads the store again (a holder before it may have saved since), and
+//!    adopts a newer token as in step 1; otherwise refreshes with the *stored* refresh token
+//!    (the newest one, which may be another process's), or logs in;
 //! 4. saves the new token with a version above both the stored record's and every version
 //!    the cache has seen ([`TokenStore::save`]); a store that already holds that version or
 //!    a newer one keeps it;
 //! 5. releases the lock.
 //!
-//! [`TokenCache::revoke`](crate::TokenCache::revoke) goes through the same lock: it saves a
-//! *revoked* record ([`StoredToken::revoked`]), a version above the newest with no token, so
-//! that the versions go on counting from there and no cache adopts the revoked token. While
-//! it does, the cache's requests wait for it as for a login; a login the revoke discarded
-//! never saves its token. A cache never adopts a version at or below one it has revoked, even
-//! when the revoked record could not be saved.
+//! [`TokenCache::revoke`](crate::TokenCache::revoke) goes through the same lock, waiting for
+//! it the same way: it saves a *revoked* record ([`StoredToken::revoked`]), a version above
+//! the newest with no token, so that the versions go on counting from there and no cache
+//! adopts the revoked token. While it does, the cache's requests wait for it as for a login;
+//! a login the revoke discarded never saves its token. A cache never adopts a version at or
+//! below one it has revoked, even when the revoked record could not be saved.
+//!
+//! # The lock is a lease
+//!
+//! A store shared by processes grants its lock as a short *lease*
+//! ([`StoreLock::leased`]): the lock expires a lease after it was taken or last renewed. The
+//! cache holding it renews it every third of the lease for as long as its flight runs
+//! ([`StoreLock::renew`]), checks it once more right before it calls the provider, and
+//! releases it as soon as its flight ends (by dropping the [`StoreLock`]). Renewing and
+//! releasing compare and set on the holder's own token: a cache never extends or releases
+//! another cache's lock. So:
+//!
+//! - **a holder that crashes or stalls** (a killed process, a paused VM, a runtime no longer
+//!   driven) stops renewing, and costs the others at most one lease: then its lease runs
+//!   out and a waiting cache takes the lock;
+//! - **a holder that finds its lease lost** (a renewal says another cache holds the lock, or
+//!   none does) stops being the holder: it drops its call to the provider, before the
+//!   refresh token is spent if it can, and waits again, reading the store for the new
+//!   holder's token;
+//! - **a waiter never races a live holder.** A lock held for longer than a lease is held by a
+//!   live holder that renews it, so a waiter keeps waiting: it gives up only after twice the
+//!   cache's [timeout](crate::BearerAuthLayer::timeout), and then its fetch fails with
+//!   [`TokenErrorKind::Timeout`](crate::TokenErrorKind::Timeout) rather than log in beside
+//!   the holder. Keep the lease well below twice the timeout (the defaults: 3 s and 20 s), or
+//!   waiters give up on a crashed holder before its lease runs out;
+//! - **waiting never costs a request while a valid token exists in the fleet:** a waiter
+//!   reads the store before it waits and between tries, and adopts a newer token there.
 //!
 //! A store that fails is not fatal: a token that cannot be read is fetched from the provider,
-//! a token that cannot be saved is still used. Without the lock (the store is unreachable) the
-//! cache logs in rather than refreshing, because a refresh token shared with other processes
-//! must not be spent without it.
+//! a token that cannot be saved is still used. Without the lock (the store is unreachable:
+//! the lock, or a read while waiting for it, fails) the cache logs in rather than
+//! refreshing, because a refresh token shared with other processes must not be spent
+//! without it; once the store answers again, the next fetch shares its token as before. A
+//! renewal that fails leaves the holder holding what it believes to be its lease: the store
+//! is likely unreachable for the others too.
+//!
+//! The waiting, renewing and checking are the cache's, the same for every store: a store
+//! only has to take the lease without waiting ([`TokenStore::try_lock`]), renew it
+//! ([`Lease::renew`]) and release it (the [`Lease`]'s `Drop`), each comparing and setting on
+//! the holder's token. [`MemoryStore`] and `RedisStore` do.
 //!
 //! For users who only want to be told (to persist the token somewhere, say), there is
 //! [`BearerAuthLayer::on_token_change`](crate::BearerAuthLayer::on_token_change).
@@ -49,7 +87,11 @@
 //! (a file, a Redis server) must be protected like the password. [`StoredToken`]'s `Debug`
 //! output hides them; [`StoredToken::to_json`] does not, as its purpose is to write them.
 
-use std::{fmt, sync::Arc, time::SystemTime};
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
 
 use serde_json::{Map, Value};
 
@@ -69,9 +111,11 @@ pub use redis::RedisStore;
 /// Keeps the cache's token where other caches, other processes or a restarted process find
 /// it; see the [module documentation](self) for how the cache uses it.
 ///
-/// Implement it for your own storage: `load` and `save` are required; `lock` defaults to no
+/// Implement it for your own storage: `load` and `save` are required; the lock defaults to no
 /// lock, which is right for storage only one cache writes at a time (a file of one process).
-/// A store shared by processes must lock, or two of them may refresh at once.
+/// A store shared by processes must lock, or two of them may refresh at once, and its lock
+/// must be a lease: implement [`try_lock`](Self::try_lock) and [`lock`](Self::lock) with a
+/// [`StoreLock::leased`] (see "The lock is a lease" in the [module documentation](self)).
 ///
 /// Errors may be any [`BoxError`]; keep tokens out of their messages.
 ///
@@ -126,16 +170,35 @@ pub trait TokenStore: Send + Sync + 'static {
     /// [`load`](Self::load) returns it and the versions go on from it.
     fn save<'a>(&'a self, token: &'a StoredToken) -> BoxFuture<'a, Result<bool, BoxError>>;
 
-    /// Takes the store's lock, held by the returned [`StoreLock`] until it is dropped, which
-    /// the cache does once it has saved the new token. While one cache holds it, no other
-    /// cache sharing the store logs in or refreshes.
+    /// Takes the store's lock, waiting while another cache holds it; the lock is held by the
+    /// returned [`StoreLock`] until it is dropped. For callers of the store's own: the cache
+    /// calls [`try_lock`](Self::try_lock), and waits itself.
     ///
-    /// A store shared by processes must give the lock an expiry, so that a holder that dies
-    /// does not block the others for longer, and must bound how long `lock` waits.
+    /// A store shared by processes grants a lease ([`StoreLock::leased`]) and bounds the wait:
+    /// a lock held longer than a lease is held by a live holder that renews it.
     ///
     /// The default takes no lock.
     fn lock(&self) -> BoxFuture<'_, Result<StoreLock, BoxError>> {
         Box::pin(async { Ok(StoreLock::none()) })
+    }
+
+    /// Takes the store's lock if no other cache holds it, without waiting: `Ok(None)` while
+    /// another does. The cache calls it before it logs in or refreshes, and again every 10 to
+    /// 100 ms while it gets `Ok(None)`, reading the store in between; once it has the lock,
+    /// no other cache sharing the store logs in or refreshes until it drops it (or, for a
+    /// lease, until the lease runs out).
+    ///
+    /// A store shared by processes must grant a lease ([`StoreLock::leased`]), and a try
+    /// whose answer never came (it timed out, or the future was dropped) must not leave a
+    /// lock behind: release it by the try's token once the store answers again, or at the
+    /// least let it expire within one lease.
+    ///
+    /// An error means the store cannot be reached: the cache then logs in without the lock.
+    ///
+    /// The default waits for [`lock`](Self::lock); implement this for a lock that can be taken
+    /// without waiting.
+    fn try_lock(&self) -> BoxFuture<'_, Result<Option<StoreLock>, BoxError>> {
+        Box::pin(async move { self.lock().await.map(Some) })
     }
 }
 
@@ -151,31 +214,144 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     fn lock(&self) -> BoxFuture<'_, Result<StoreLock, BoxError>> {
         (**self).lock()
     }
+
+    fn try_lock(&self) -> BoxFuture<'_, Result<Option<StoreLock>, BoxError>> {
+        (**self).try_lock()
+    }
 }
 
 /// A held [`TokenStore`] lock; dropping it releases the lock.
+///
+/// A lock shared by processes is a *lease* ([`leased`](Self::leased)): it runs out a lease
+/// after it was taken or last [renewed](Self::renew), so that a holder that crashed or
+/// stalled blocks the others for one lease at most. The cache renews it while it holds it.
 pub struct StoreLock {
-    guard: Option<Box<dyn Send>>,
+    /// Never locked: the mutex only makes the guard `Sync`, so that the lock can be
+    /// borrowed across `.await`s in a `Send` future.
+    guard: Option<Mutex<Box<dyn Send>>>,
+    lease: Option<(Duration, Box<dyn Lease>)>,
+}
+
+/// The holder's side of a [`StoreLock`] granted as a lease: see
+/// [`StoreLock::leased`].
+///
+/// Dropping it releases the lock, if the lock still holds this holder's token (compare and
+/// set): at once, or in a task of its own for a store that must be called. A release that
+/// fails leaves the lock to run out on its own.
+///
+/// # Example
+///
+/// A lease on a lock in memory, as a key-value store would keep it:
+///
+/// ```
+/// use std::{sync::{Arc, Mutex}, time::{Duration, Instant}};
+/// use tower_bearer_auth::{BoxError, provider::BoxFuture, store::{Lease, StoreLock}};
+///
+/// /// The lock: the holder's token, and when the lease runs out.
+/// type Slot = Arc<Mutex<Option<(u64, Instant)>>>;
+///
+/// struct MyLease { slot: Slot, token: u64, length: Duration }
+///
+/// impl Lease for MyLease {
+///     fn renew(&self) -> BoxFuture<'_, Result<bool, BoxError>> {
+///         let mut slot = self.slot.lock().unwrap();
+///         let now = Instant::now();
+///         let ours = matches!(*slot, Some((t, until)) if t == self.token && now < until);
+///         if ours {
+///             *slot = Some((self.token, now + self.length));
+///         }
+///         Box::pin(async move { Ok(ours) })
+///     }
+/// }
+///
+/// impl Drop for MyLease {
+///     fn drop(&mut self) {
+///         let mut slot = self.slot.lock().unwrap();
+///         if matches!(*slot, Some((t, _)) if t == self.token) {
+///             *slot = None;
+///         }
+///     }
+/// }
+///
+/// fn try_lock(slot: &Slot, token: u64) -> Option<StoreLock> {
+///     let length = Duration::from_secs(3);
+///     let mut held = slot.lock().unwrap();
+///     let now = Instant::now();
+///     if matches!(*held, Some((_, until)) if now < until) {
+///         return None; // another holder's lease is running
+///     }
+///     *held = Some((token, now + length));
+///     let lease = MyLease { slot: slot.clone(), token, length };
+///     Some(StoreLock::leased(length, lease))
+/// }
+/// # let slot = Slot::default();
+/// # let lock = try_lock(&slot, 1).unwrap();
+/// # assert!(try_lock(&slot, 2).is_none());
+/// # drop(lock);
+/// # assert!(try_lock(&slot, 3).is_some());
+/// ```
+pub trait Lease: Send + Sync + 'static {
+    /// Extends the lease to a whole lease from now, if the lock still holds this holder's
+    /// token and has not run out (compare and set): `Ok(true)`. `Ok(false)` once the lease is
+    /// lost: it ran out, or another holder took the lock since. An error means the store
+    /// could not be asked.
+    fn renew(&self) -> BoxFuture<'_, Result<bool, BoxError>>;
 }
 
 impl StoreLock {
     /// A lock held until `guard` is dropped: the store releases its lock in `guard`'s `Drop`.
+    /// It never runs out: for locks in one process, or that the operating system releases
+    /// when their holder dies (a lock file, say).
     pub fn new(guard: impl Send + 'static) -> Self {
         Self {
-            guard: Some(Box::new(guard)),
+            guard: Some(Mutex::new(Box::new(guard))),
+            lease: None,
+        }
+    }
+
+    /// A lock granted as a lease of `length`: it runs out `length` after it was taken or last
+    /// renewed through `lease`, and dropping `lease` releases it. The cache renews it every
+    /// third of `length` while it holds it.
+    pub fn leased(length: Duration, lease: impl Lease) -> Self {
+        Self {
+            guard: None,
+            lease: Some((length, Box::new(lease))),
         }
     }
 
     /// No lock at all, for stores only one cache writes to.
     pub fn none() -> Self {
-        Self { guard: None }
+        Self {
+            guard: None,
+            lease: None,
+        }
+    }
+
+    /// The length of the lease, for a lock granted as one.
+    pub fn lease(&self) -> Option<Duration> {
+        self.lease.as_ref().map(|(length, _)| *length)
+    }
+
+    /// Extends a lease to a whole lease from now, if it is still this holder's: `Ok(true)`;
+    /// `Ok(false)` once it is lost (it ran out, or another holder took the lock). A lock that
+    /// is not a lease is held until dropped: `Ok(true)`.
+    ///
+    /// # Errors
+    ///
+    /// The store's error, when it could not be asked.
+    pub fn renew(&self) -> BoxFuture<'_, Result<bool, BoxError>> {
+        match &self.lease {
+            Some((_, lease)) => lease.renew(),
+            None => Box::pin(async { Ok(true) }),
+        }
     }
 }
 
 impl fmt::Debug for StoreLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreLock")
-            .field("held", &self.guard.is_some())
+            .field("held", &(self.guard.is_some() || self.lease.is_some()))
+            .field("lease", &self.lease())
             .finish()
     }
 }
@@ -311,8 +487,6 @@ fn _object_safe(_: Arc<dyn TokenStore>) {}
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
