@@ -447,14 +447,8 @@ fn deadline(after: Duration) -> Instant {
 
 /// The pause between two tries of a held lock. Under the model checker, which does not model
 /// time, a yield that lets the holder run.
-#[cfg(not(shuttle))]
 async fn pause_for(pause: Duration) {
-    tokio::time::sleep(pause).await;
-}
-
-#[cfg(shuttle)]
-async fn pause_for(_: Duration) {
-    rt::yield_now().await;
+    rt::sleep(pause).await;
 }
 
 /// Waits until a renewal is due. Under the model checker, which does not model time, never:
