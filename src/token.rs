@@ -9,6 +9,7 @@ use http::HeaderValue;
 use serde::{Deserialize, Deserializer, de::Error as _};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
+use zeroize::Zeroize;
 
 use crate::{
     clock,
@@ -56,10 +57,9 @@ pub struct TokenResponse {
 impl TokenResponse {
     /// A response carrying `access_token` and nothing else: no refresh token, no expiry.
     pub fn new(access_token: impl Into<String>) -> Self {
-        Self {
-            access_token: access_token.into(),
-            ..Self::default()
-        }
+        let mut response = Self::default();
+        response.access_token = access_token.into();
+        response
     }
 
     /// Sets the refresh token.
@@ -86,6 +86,10 @@ impl TokenResponse {
     /// With it, an absolute [`expires_at`](Self::with_expires_at) is read against the
     /// server's clock rather than ours, so a client whose clock runs fast or slow neither
     /// keeps a token past its expiry nor refreshes it too early.
+    ///
+    /// The correction is at most a day: a server whose clock is further off (a `Date` of the
+    /// year 2000, say) is taken to be a day off, so that it cannot make a token that expires
+    /// in a minute look valid for years.
     pub fn with_server_date(mut self, date: SystemTime) -> Self {
         self.server_date = Some(date);
         self
@@ -147,6 +151,16 @@ impl TokenResponse {
     /// Every field of the server's response other than the standard ones above.
     pub fn extra(&self) -> &Map<String, Value> {
         &self.extra
+    }
+}
+
+/// The access and refresh tokens are wiped from memory when the response is dropped.
+impl Drop for TokenResponse {
+    fn drop(&mut self) {
+        self.access_token.zeroize();
+        if let Some(refresh_token) = &mut self.refresh_token {
+            refresh_token.zeroize();
+        }
     }
 }
 
@@ -270,6 +284,20 @@ impl RefreshPolicy {
 /// What the header value starts with.
 const BEARER: &str = "Bearer ";
 
+/// The most that a token response's `Date` (see [`TokenResponse::with_server_date`]) may
+/// correct our reading of its `expires_at`: a day.
+pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Whether `token` is an RFC 6750 `b64token`, the syntax of a bearer token:
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
 /// A token held by the cache and sent with requests.
 ///
 /// Read it through [`TokenCache`](crate::TokenCache). Its `Debug` output hides the access
@@ -296,7 +324,7 @@ impl Token {
     /// earlier, so lifetimes counted from it never overrun the real expiry. A response
     /// without a refresh token keeps `previous_refresh_token`.
     pub(crate) fn from_response(
-        response: TokenResponse,
+        mut response: TokenResponse,
         issued: Instant,
         policy: &RefreshPolicy,
         previous_refresh_token: Option<String>,
@@ -324,7 +352,7 @@ impl Token {
             // Read against the server's clock when it said what time it was; the remaining
             // life then counts from when the request left, like `expires_in`.
             let (server_now, from) = match response.server_date {
-                Some(date) => (date, issued),
+                Some(date) => (within_skew(date, SystemTime::now()), issued),
                 None => (SystemTime::now(), clock::now()),
             };
             let remaining = at
@@ -353,16 +381,25 @@ impl Token {
                     Reason("the access token holds characters not allowed in a header"),
                 )
             })?;
+        // And nothing but a b64token: a comma, a space or a tab would let a token add
+        // credentials of another scheme to the header (`abc, Basic …`), and servers split on
+        // them.
+        if !is_b64token(&response.access_token) {
+            return Err(TokenError::with_source(
+                TokenErrorKind::InvalidToken,
+                Reason("the access token is not an RFC 6750 b64token"),
+            ));
+        }
         header.set_sensitive(true);
 
         Ok(Self {
             header,
             refresh_at: expires_at.map(|e| policy.refresh_at(now, e, random)),
             expires_at,
-            refresh_token: response.refresh_token.or(previous_refresh_token),
-            token_type: response.token_type,
-            scope: response.scope,
-            extra: response.extra,
+            refresh_token: response.refresh_token.take().or(previous_refresh_token),
+            token_type: response.token_type.take(),
+            scope: response.scope.take(),
+            extra: std::mem::take(&mut response.extra),
             generation: 0,
         })
     }
@@ -436,6 +473,22 @@ impl Token {
     pub fn header_value(&self) -> &HeaderValue {
         &self.header
     }
+}
+
+/// The refresh token is wiped from memory when the token is dropped.
+impl Drop for Token {
+    fn drop(&mut self) {
+        if let Some(refresh_token) = &mut self.refresh_token {
+            refresh_token.zeroize();
+        }
+    }
+}
+
+/// `server_date`, moved to within [`MAX_CLOCK_SKEW`] of `now`.
+fn within_skew(server_date: SystemTime, now: SystemTime) -> SystemTime {
+    let earliest = now.checked_sub(MAX_CLOCK_SKEW).unwrap_or(now);
+    let latest = now.checked_add(MAX_CLOCK_SKEW).unwrap_or(now);
+    server_date.clamp(earliest, latest)
 }
 
 impl fmt::Debug for Token {
