@@ -87,9 +87,11 @@ impl TokenResponse {
     /// server's clock rather than ours, so a client whose clock runs fast or slow neither
     /// keeps a token past its expiry nor refreshes it too early.
     ///
-    /// The correction is at most a day: a server whose clock is further off (a `Date` of the
-    /// year 2000, say) is taken to be a day off, so that it cannot make a token that expires
-    /// in a minute look valid for years.
+    /// The correction lengthens a token's life by at most a day: a server whose clock is
+    /// further behind ours (a `Date` of the year 2000, say) is taken to be a day behind, so
+    /// that it cannot make a token that expires in a minute look valid for years. A server
+    /// whose clock is ahead of ours shortens the token's life by as much as it says; the token
+    /// is then refreshed earlier, never used past its expiry.
     pub fn with_server_date(mut self, date: SystemTime) -> Self {
         self.server_date = Some(date);
         self
@@ -285,17 +287,22 @@ impl RefreshPolicy {
 const BEARER: &str = "Bearer ";
 
 /// The most that a token response's `Date` (see [`TokenResponse::with_server_date`]) may
-/// correct our reading of its `expires_at`: a day.
+/// lengthen the life read from its `expires_at`: a day.
 pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Whether `token` is an RFC 6750 `b64token`, the syntax of a bearer token:
-/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_b64token(token: &str) -> bool {
+/// Whether `token` can be sent as a bearer token: RFC 6750's `b64token`,
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`, widened to the other
+/// visible ASCII characters that neither separate nor quote the parts of an `Authorization`
+/// header (tokens with a `:` or a `@` are met in the wild). Refused: anything but visible
+/// ASCII (a space or a tab among them), `,` (which starts another credential: `abc, Basic
+/// …`), `;`, `"` and `\`, and `=` anywhere but in the trailing padding (where `abc=def`
+/// reads as a parameter).
+fn is_bearer_token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b',' | b';' | b'"' | b'\\' | b'='))
 }
 
 /// A token held by the cache and sent with requests.
@@ -381,13 +388,13 @@ impl Token {
                     Reason("the access token holds characters not allowed in a header"),
                 )
             })?;
-        // And nothing but a b64token: a comma, a space or a tab would let a token add
+        // And a bearer token only: a comma, a space or a tab would let a token add
         // credentials of another scheme to the header (`abc, Basic …`), and servers split on
         // them.
-        if !is_b64token(&response.access_token) {
+        if !is_bearer_token(&response.access_token) {
             return Err(TokenError::with_source(
                 TokenErrorKind::InvalidToken,
-                Reason("the access token is not an RFC 6750 b64token"),
+                Reason("the access token is not a bearer token (RFC 6750 b64token)"),
             ));
         }
         header.set_sensitive(true);
@@ -484,11 +491,11 @@ impl Drop for Token {
     }
 }
 
-/// `server_date`, moved to within [`MAX_CLOCK_SKEW`] of `now`.
+/// `server_date`, or [`MAX_CLOCK_SKEW`] before `now` if it is earlier than that: a server
+/// clock behind ours lengthens the token's life, and by no more than a day.
 fn within_skew(server_date: SystemTime, now: SystemTime) -> SystemTime {
     let earliest = now.checked_sub(MAX_CLOCK_SKEW).unwrap_or(now);
-    let latest = now.checked_add(MAX_CLOCK_SKEW).unwrap_or(now);
-    server_date.clamp(earliest, latest)
+    server_date.max(earliest)
 }
 
 impl fmt::Debug for Token {
@@ -668,6 +675,72 @@ mod tests {
             .with_expires_at(server_now + hour)
             .with_server_date(server_now);
         assert!(Token::from_response(resp, Instant::now(), &POLICY, None, 0.0).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn access_tokens_must_be_bearer_tokens() {
+        for bad in [
+            "abc, Basic Zm9vOmJhcg==",
+            "abc\tdef",
+            " ",
+            "abc def",
+            "a,b",
+            "a;b",
+            "=",
+            "=abc",
+            "a=b",
+            "\"abc\"",
+            "a\\b",
+        ] {
+            let err =
+                Token::from_response(TokenResponse::new(bad), Instant::now(), &POLICY, None, 0.5)
+                    .unwrap_err();
+            assert_eq!(err.kind(), TokenErrorKind::InvalidToken, "{bad:?}");
+        }
+        for good in [
+            "a",
+            "A-b.c_d~e+f/g",
+            "Zm9vOmJhcg==",
+            "eyJ0.eyJ1.c2ln",
+            "x=",
+            "token-for-https://pbx-a.example.com:443",
+            "user@realm!#$%&'()*<>?[]^`{|}",
+        ] {
+            let token =
+                Token::from_response(TokenResponse::new(good), Instant::now(), &POLICY, None, 0.5)
+                    .unwrap();
+            assert_eq!(token.access_token(), good);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_correction_is_at_most_a_day() {
+        let minute = Duration::from_secs(60);
+        // A server clock in the year 2000 and a token that expires a minute from now.
+        let year_2000 = SystemTime::UNIX_EPOCH + Duration::from_secs(946_684_800);
+        let resp = TokenResponse::new("a")
+            .with_expires_at(SystemTime::now() + minute)
+            .with_server_date(year_2000);
+        let issued = Instant::now();
+        let token = Token::from_response(resp, issued, &POLICY, None, 0.0).unwrap();
+        let life = token.expires_at().unwrap() - issued;
+        assert!(life <= MAX_CLOCK_SKEW + minute, "{life:?}");
+        assert!(life >= MAX_CLOCK_SKEW, "{life:?}");
+        // A server clock years ahead only shortens: an hour on its clock is an hour.
+        let far_ahead = SystemTime::now() + 1000 * MAX_CLOCK_SKEW;
+        let hour = Duration::from_secs(3600);
+        let resp = TokenResponse::new("a")
+            .with_expires_at(far_ahead + hour)
+            .with_server_date(far_ahead);
+        let issued = Instant::now();
+        let token = Token::from_response(resp, issued, &POLICY, None, 0.0).unwrap();
+        assert_eq!(token.expires_at(), Some(issued + hour));
+        let now = SystemTime::UNIX_EPOCH + 2 * MAX_CLOCK_SKEW;
+        assert_eq!(
+            within_skew(SystemTime::UNIX_EPOCH, now),
+            SystemTime::UNIX_EPOCH + MAX_CLOCK_SKEW
+        );
+        assert_eq!(within_skew(now + hour, now), now + hour);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Inputs the crate refuses: a loopback name with a trailing dot (which the resolver sends to
-//! DNS), access tokens that are not RFC 6750 `b64token`s, and a server clock so far off that
-//! correcting for it would keep a token for years.
+//! DNS), access tokens that are not bearer tokens (RFC 6750 `b64token`s, give or take the
+//! characters that do not split an `Authorization` header), and a server clock so far off
+//! that correcting for it would keep a token for years.
 #![cfg(all(feature = "client", feature = "test-server"))]
 
 mod support;
@@ -73,7 +74,8 @@ async fn a_loopback_name_with_a_trailing_dot_is_not_loopback() {
     assert_eq!(server.counts().token_requests, 0);
 }
 
-/// Access tokens a server might send that are not `b64token`s.
+/// Access tokens a server might send that are not `b64token`s, and would split or extend
+/// the `Authorization` header.
 const NOT_B64TOKEN: [&str; 9] = [
     "abc, Basic Zm9vOmJhcg==",
     "abc\tdef",
@@ -87,7 +89,7 @@ const NOT_B64TOKEN: [&str; 9] = [
 ];
 
 #[tokio::test]
-async fn access_tokens_that_are_not_b64tokens_are_refused() {
+async fn access_tokens_that_would_split_the_header_are_refused() {
     let server = TestServer::start(TestServerConfig::new(USER, PASSWORD))
         .await
         .unwrap();
@@ -126,12 +128,15 @@ async fn access_tokens_that_are_not_b64tokens_are_refused() {
         assert_eq!(err.kind(), TokenErrorKind::InvalidToken, "{token:?}");
     }
 
-    // What b64token allows still goes: JWTs, Base64 with padding, `~+/-._`.
+    // What b64token allows still goes: JWTs, Base64 with padding, `~+/-._`; and so do the
+    // other visible characters that do not split the header, such as `:` and `@`.
     for token in [
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
         "Zm9vOmJhcg==",
         "a-b.c_d~e+f/g",
         "AT0123456789ABCDEF",
+        "token-for-https://pbx.example.com:443",
+        "user@realm",
     ] {
         let token = BearerAuthLayer::new(StaticToken::new(token))
             .cache()

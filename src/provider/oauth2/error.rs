@@ -472,6 +472,25 @@ mod tests {
             OAuth2Error::new(OAuth2ErrorKind::BodyTooLarge { limit: 10 }, None).to_string(),
             "token endpoint response exceeds 10 bytes"
         );
+        let to = Origin::try_from("http://127.0.0.2:8080").ok();
+        let refused = OAuth2Error::redirect(StatusCode::TEMPORARY_REDIRECT, to.clone(), false);
+        assert_eq!(
+            refused.to_string(),
+            "the token endpoint answered with a redirect to http://127.0.0.2:8080, which is \
+             not followed (HTTP 307)"
+        );
+        assert!(!refused.is_transient() && !refused.credentials_rejected());
+        let followed = OAuth2Error::redirect(StatusCode::OK, to, true);
+        assert_eq!(
+            followed.to_string(),
+            "the HTTP client followed a redirect from the token endpoint to \
+             http://127.0.0.2:8080; its answer is not used"
+        );
+        let nowhere = OAuth2Error::redirect(StatusCode::FOUND, None, false);
+        assert_eq!(
+            nowhere.to_string(),
+            "the token endpoint answered with a redirect, which is not followed (HTTP 302)"
+        );
     }
 
     #[test]

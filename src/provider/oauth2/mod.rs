@@ -1252,6 +1252,31 @@ mod tests {
     }
 
     #[test]
+    fn errors_never_quote_basic_credentials_or_login_params() {
+        let p = builder()
+            .client_id("app")
+            .client_secret("CL-SECRET")
+            .login_param("api_key", "PARAM-SECRET")
+            .login_param("lang", "en")
+            .build()
+            .unwrap();
+        let basic = p.basic_auth.as_ref().unwrap().expose()["Basic ".len()..].to_owned();
+        let body = format!(
+            r#"{{"error":"invalid_client","error_description":"Basic {basic} and api_key=PARAM-SECRET, lang en"}}"#
+        );
+        let err = p
+            .parse_token(StatusCode::UNAUTHORIZED, body.as_bytes(), &p.secrets(&[]))
+            .unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(
+            !text.contains(&basic) && !text.contains("PARAM-SECRET"),
+            "{text}"
+        );
+        // A value shorter than four characters is not taken out of messages.
+        assert!(text.contains("lang en"), "{text}");
+    }
+
+    #[test]
     fn errors_never_quote_the_secrets_sent() {
         let p = builder().client_secret("CL-SECRET").build().unwrap();
         let secrets = p.secrets(&["RT-SECRET"]);

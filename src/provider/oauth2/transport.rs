@@ -56,18 +56,6 @@ where
             .map_err(transport)?;
         let response = client.call(request).await.map_err(transport)?;
         let status = response.status();
-        if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|location| location_origin(location, &sent_to));
-            return Err(OAuth2Error::redirect(status, location, false));
-        }
-        if let Some(RedirectedTo(uri)) = response.extensions().get() {
-            let origin = Origin::try_from(uri).ok();
-            return Err(OAuth2Error::redirect(status, origin, true));
-        }
         let date = header_date(response.headers());
         let retry_after = retry_after(response.headers(), date);
         let too_large = || {
@@ -85,6 +73,18 @@ where
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > self.max_body_size as u64) {
             return Err(too_large().with_retry_after(retry_after));
+        }
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|location| location_origin(location, &sent_to));
+            return Err(OAuth2Error::redirect(status, location, false));
+        }
+        if let Some(RedirectedTo(uri)) = response.extensions().get() {
+            let origin = Origin::try_from(uri).ok();
+            return Err(OAuth2Error::redirect(status, origin, true));
         }
         let capacity = declared.map_or(INITIAL_BODY_CAPACITY, |len| len as usize);
         let mut body = Wiped::with_capacity(capacity.min(self.max_body_size));
