@@ -40,7 +40,12 @@
 //! [echoes the request](CannedResponse::echo_request)) to test error handling. The server
 //! stops when the [`TestServer`] is dropped.
 //!
-//! It is not a secure server: it keeps everything in memory and compares secrets naively.
+//! It is not a secure server: it keeps everything in memory and compares secrets naively. It
+//! does keep itself small, for long runs in shared CI: a connection that sends no request head
+//! within [`header_read_timeout`](TestServerConfig::header_read_timeout) (10 seconds by
+//! default; idle keep-alive connections too) is closed, and it remembers at most
+//! [`MAX_TOKENS`] tokens of each kind and [`MAX_LOG_RECORDS`] request records, forgetting the
+//! oldest first (a client whose token was forgotten gets `401` and logs in again).
 //!
 //! # Example
 //!

@@ -193,6 +193,15 @@ type ResponseHook = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync>;
 /// What the error quotes of the server's answer never holds the provider's password or client
 /// secret, nor the token the request carried, even when the server echoes them back.
 ///
+/// A redirect (any `3xx`) from the token or revocation endpoint is an error,
+/// [`OAuth2ErrorKind::Redirect`], never followed: a request that carries credentials goes to
+/// its endpoint only, and only that endpoint's answer is a token.
+/// [`HttpClient`](crate::client::HttpClient) follows no redirect, and
+/// [`ReqwestService`](crate::reqwest::ReqwestService) streams the provider's request bodies
+/// (so reqwest cannot send them on) and reports an answer reqwest got by following one. A
+/// client of your own that follows redirects (tower-http's `FollowRedirect`, say) hides them
+/// from the provider: don't use one for the token endpoint.
+///
 /// How the layer's cache reacts: a refused refresh (`invalid_grant`, or any other failure) is
 /// followed by one login. [`TokenError::credentials_rejected`](crate::TokenError::credentials_rejected)
 /// and [`TokenError::is_transient`](crate::TokenError::is_transient) tell a caller what to do
@@ -514,7 +523,9 @@ impl<C> OAuth2ProviderBuilder<C> {
     /// fields for a server that expects other names. The fields arrive in the order they are
     /// sent, client authentication included.
     ///
-    /// The fields hold secrets (password, refresh token, client secret): don't log them.
+    /// The fields hold secrets (password, refresh token, client secret): don't log them. They
+    /// are copies made for the hook, wiped from memory once the body is encoded; copies the
+    /// hook makes itself (a renamed field, say) are not wiped.
     pub fn map_params<F>(mut self, f: F) -> Self
     where
         F: Fn(RequestKind, &mut Vec<(String, String)>) + Send + Sync + 'static,
