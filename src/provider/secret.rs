@@ -79,13 +79,6 @@ impl Wiped {
     }
 }
 
-impl std::fmt::Write for Wiped {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.push(s.as_bytes());
-        Ok(())
-    }
-}
-
 impl std::io::Write for Wiped {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.push(buf);

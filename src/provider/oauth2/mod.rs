@@ -135,10 +135,14 @@ mod transport;
 
 use error::Secrets;
 pub use error::{OAuth2Error, OAuth2ErrorKind};
+#[cfg(feature = "reqwest")]
+pub(crate) use request::CredentialRequest;
 #[cfg(feature = "test-server")]
 pub(crate) use request::decode_basic;
-pub(crate) use request::{CredentialRequest, bearer_value, json_body, post};
-pub(crate) use transport::{RedirectedTo, Reply};
+pub(crate) use request::{bearer_value, json_body, post};
+#[cfg(feature = "reqwest")]
+pub(crate) use transport::RedirectedTo;
+pub(crate) use transport::Reply;
 
 /// Default limit on the size of a token endpoint's response body: 64 KiB.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 64 * 1024;
