@@ -55,6 +55,13 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// connection pool. Its error is hyper-util's `Error`, whose source tells whether connecting,
 /// sending the body or reading the answer failed.
 ///
+/// # Redirects
+///
+/// It follows none: a `3xx` answer is returned as it is. A provider takes a redirect from the
+/// token endpoint for an error,
+/// [`OAuth2ErrorKind::Redirect`](crate::provider::oauth2::OAuth2ErrorKind::Redirect), so the
+/// credentials of a login never reach the origin a redirect names.
+///
 /// # TLS
 ///
 /// With the `rustls` feature, HTTPS servers are checked against the Mozilla root certificates

@@ -9,6 +9,7 @@ use http::HeaderValue;
 use serde::{Deserialize, Deserializer, de::Error as _};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
+use zeroize::Zeroize;
 
 use crate::{
     clock,
@@ -56,10 +57,9 @@ pub struct TokenResponse {
 impl TokenResponse {
     /// A response carrying `access_token` and nothing else: no refresh token, no expiry.
     pub fn new(access_token: impl Into<String>) -> Self {
-        Self {
-            access_token: access_token.into(),
-            ..Self::default()
-        }
+        let mut response = Self::default();
+        response.access_token = access_token.into();
+        response
     }
 
     /// Sets the refresh token.
@@ -86,6 +86,12 @@ impl TokenResponse {
     /// With it, an absolute [`expires_at`](Self::with_expires_at) is read against the
     /// server's clock rather than ours, so a client whose clock runs fast or slow neither
     /// keeps a token past its expiry nor refreshes it too early.
+    ///
+    /// The correction lengthens a token's life by at most a day: a server whose clock is
+    /// further behind ours (a `Date` of the year 2000, say) is taken to be a day behind, so
+    /// that it cannot make a token that expires in a minute look valid for years. A server
+    /// whose clock is ahead of ours shortens the token's life by as much as it says; the token
+    /// is then refreshed earlier, never used past its expiry.
     pub fn with_server_date(mut self, date: SystemTime) -> Self {
         self.server_date = Some(date);
         self
@@ -147,6 +153,16 @@ impl TokenResponse {
     /// Every field of the server's response other than the standard ones above.
     pub fn extra(&self) -> &Map<String, Value> {
         &self.extra
+    }
+}
+
+/// The access and refresh tokens are wiped from memory when the response is dropped.
+impl Drop for TokenResponse {
+    fn drop(&mut self) {
+        self.access_token.zeroize();
+        if let Some(refresh_token) = &mut self.refresh_token {
+            refresh_token.zeroize();
+        }
     }
 }
 
@@ -270,6 +286,25 @@ impl RefreshPolicy {
 /// What the header value starts with.
 const BEARER: &str = "Bearer ";
 
+/// The most that a token response's `Date` (see [`TokenResponse::with_server_date`]) may
+/// lengthen the life read from its `expires_at`: a day.
+pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Whether `token` can be sent as a bearer token: RFC 6750's `b64token`,
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`, widened to the other
+/// visible ASCII characters that neither separate nor quote the parts of an `Authorization`
+/// header (tokens with a `:` or a `@` are met in the wild). Refused: anything but visible
+/// ASCII (a space or a tab among them), `,` (which starts another credential: `abc, Basic
+/// …`), `;`, `"` and `\`, and `=` anywhere but in the trailing padding (where `abc=def`
+/// reads as a parameter).
+fn is_bearer_token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b',' | b';' | b'"' | b'\\' | b'='))
+}
+
 /// A token held by the cache and sent with requests.
 ///
 /// Read it through [`TokenCache`](crate::TokenCache). Its `Debug` output hides the access
@@ -296,7 +331,7 @@ impl Token {
     /// earlier, so lifetimes counted from it never overrun the real expiry. A response
     /// without a refresh token keeps `previous_refresh_token`.
     pub(crate) fn from_response(
-        response: TokenResponse,
+        mut response: TokenResponse,
         issued: Instant,
         policy: &RefreshPolicy,
         previous_refresh_token: Option<String>,
@@ -324,7 +359,7 @@ impl Token {
             // Read against the server's clock when it said what time it was; the remaining
             // life then counts from when the request left, like `expires_in`.
             let (server_now, from) = match response.server_date {
-                Some(date) => (date, issued),
+                Some(date) => (within_skew(date, SystemTime::now()), issued),
                 None => (SystemTime::now(), clock::now()),
             };
             let remaining = at
@@ -353,16 +388,25 @@ impl Token {
                     Reason("the access token holds characters not allowed in a header"),
                 )
             })?;
+        // And a bearer token only: a comma, a space or a tab would let a token add
+        // credentials of another scheme to the header (`abc, Basic …`), and servers split on
+        // them.
+        if !is_bearer_token(&response.access_token) {
+            return Err(TokenError::with_source(
+                TokenErrorKind::InvalidToken,
+                Reason("the access token is not a bearer token (RFC 6750 b64token)"),
+            ));
+        }
         header.set_sensitive(true);
 
         Ok(Self {
             header,
             refresh_at: expires_at.map(|e| policy.refresh_at(now, e, random)),
             expires_at,
-            refresh_token: response.refresh_token.or(previous_refresh_token),
-            token_type: response.token_type,
-            scope: response.scope,
-            extra: response.extra,
+            refresh_token: response.refresh_token.take().or(previous_refresh_token),
+            token_type: response.token_type.take(),
+            scope: response.scope.take(),
+            extra: std::mem::take(&mut response.extra),
             generation: 0,
         })
     }
@@ -436,6 +480,22 @@ impl Token {
     pub fn header_value(&self) -> &HeaderValue {
         &self.header
     }
+}
+
+/// The refresh token is wiped from memory when the token is dropped.
+impl Drop for Token {
+    fn drop(&mut self) {
+        if let Some(refresh_token) = &mut self.refresh_token {
+            refresh_token.zeroize();
+        }
+    }
+}
+
+/// `server_date`, or [`MAX_CLOCK_SKEW`] before `now` if it is earlier than that: a server
+/// clock behind ours lengthens the token's life, and by no more than a day.
+fn within_skew(server_date: SystemTime, now: SystemTime) -> SystemTime {
+    let earliest = now.checked_sub(MAX_CLOCK_SKEW).unwrap_or(now);
+    server_date.max(earliest)
 }
 
 impl fmt::Debug for Token {
@@ -615,6 +675,72 @@ mod tests {
             .with_expires_at(server_now + hour)
             .with_server_date(server_now);
         assert!(Token::from_response(resp, Instant::now(), &POLICY, None, 0.0).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn access_tokens_must_be_bearer_tokens() {
+        for bad in [
+            "abc, Basic Zm9vOmJhcg==",
+            "abc\tdef",
+            " ",
+            "abc def",
+            "a,b",
+            "a;b",
+            "=",
+            "=abc",
+            "a=b",
+            "\"abc\"",
+            "a\\b",
+        ] {
+            let err =
+                Token::from_response(TokenResponse::new(bad), Instant::now(), &POLICY, None, 0.5)
+                    .unwrap_err();
+            assert_eq!(err.kind(), TokenErrorKind::InvalidToken, "{bad:?}");
+        }
+        for good in [
+            "a",
+            "A-b.c_d~e+f/g",
+            "Zm9vOmJhcg==",
+            "eyJ0.eyJ1.c2ln",
+            "x=",
+            "token-for-https://pbx-a.example.com:443",
+            "user@realm!#$%&'()*<>?[]^`{|}",
+        ] {
+            let token =
+                Token::from_response(TokenResponse::new(good), Instant::now(), &POLICY, None, 0.5)
+                    .unwrap();
+            assert_eq!(token.access_token(), good);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_correction_is_at_most_a_day() {
+        let minute = Duration::from_secs(60);
+        // A server clock in the year 2000 and a token that expires a minute from now.
+        let year_2000 = SystemTime::UNIX_EPOCH + Duration::from_secs(946_684_800);
+        let resp = TokenResponse::new("a")
+            .with_expires_at(SystemTime::now() + minute)
+            .with_server_date(year_2000);
+        let issued = Instant::now();
+        let token = Token::from_response(resp, issued, &POLICY, None, 0.0).unwrap();
+        let life = token.expires_at().unwrap() - issued;
+        assert!(life <= MAX_CLOCK_SKEW + minute, "{life:?}");
+        assert!(life >= MAX_CLOCK_SKEW, "{life:?}");
+        // A server clock years ahead only shortens: an hour on its clock is an hour.
+        let far_ahead = SystemTime::now() + 1000 * MAX_CLOCK_SKEW;
+        let hour = Duration::from_secs(3600);
+        let resp = TokenResponse::new("a")
+            .with_expires_at(far_ahead + hour)
+            .with_server_date(far_ahead);
+        let issued = Instant::now();
+        let token = Token::from_response(resp, issued, &POLICY, None, 0.0).unwrap();
+        assert_eq!(token.expires_at(), Some(issued + hour));
+        let now = SystemTime::UNIX_EPOCH + 2 * MAX_CLOCK_SKEW;
+        assert_eq!(
+            within_skew(SystemTime::UNIX_EPOCH, now),
+            SystemTime::UNIX_EPOCH + MAX_CLOCK_SKEW
+        );
+        assert_eq!(within_skew(now + hour, now), now + hour);
     }
 
     #[test]

@@ -644,3 +644,164 @@ async fn a_server_that_quotes_decoded_fields_never_gets_a_secret_into_an_error()
         &[HOSTILE_PASSWORD, CLIENT_SECRET],
     );
 }
+
+/// Standard Base64 with padding, as `Authorization: Basic` carries the client's credentials.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A token endpoint that quotes the request's `Authorization` header in its errors: in an
+/// RFC 6749 `error_description` at `/json/…`, in a plain-text body elsewhere.
+async fn header_quoting_server() -> String {
+    use hyper::{server::conn::http1, service::service_fn};
+    use hyper_util::rt::TokioIo;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let header = req
+                        .headers()
+                        .get(AUTHORIZATION)
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        .unwrap_or_default();
+                    let body = if req.uri().path().starts_with("/json") {
+                        json!({
+                            "error": "invalid_client",
+                            "error_description": format!("cannot use {header}"),
+                        })
+                        .to_string()
+                    } else {
+                        format!("refused: authorization: {header}")
+                    };
+                    let mut response = Response::new(Full::new(Bytes::from(body)));
+                    *response.status_mut() = StatusCode::UNAUTHORIZED;
+                    Ok::<_, hyper::Error>(response)
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn an_echoed_basic_authorization_header_never_gets_into_an_error() {
+    let base = header_quoting_server().await;
+    // An id and a secret that form encoding changes before Base64 does.
+    let client_id = "app?>";
+    let secret = "S3cr3t-client-~~~?>";
+    let basic = base64(format!("{}:{}", "app%3F%3E", "S3cr3t-client-%7E%7E%7E%3F%3E").as_bytes());
+    for path in ["/json", "/text"] {
+        let provider = OAuth2Provider::client_credentials(
+            HttpClient::new(),
+            format!("{base}{path}/token"),
+            client_id,
+            secret,
+        )
+        .revoke_url(format!("{base}{path}/revoke"))
+        .build()
+        .unwrap();
+        let login = provider.login().await.unwrap_err();
+        let revoke = provider.revoke("at-1", Some("rt-1")).await.unwrap_err();
+        for err in [login, revoke] {
+            let text = everything_printed(&err);
+            assert!(text.contains("Basic"), "the header was not echoed: {text}");
+            assert_no_leak(&text, &[&basic, secret]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn login_param_values_never_get_into_an_error() {
+    const API_KEY: &str = "S3cr3t-login-param-0e7b";
+    let base = quoting_server().await;
+    let provider =
+        OAuth2Provider::password(HttpClient::new(), format!("{base}/token"), USER, PASSWORD)
+            .login_param("api_key", API_KEY)
+            .build()
+            .unwrap();
+    let err = provider.login().await.unwrap_err();
+    let description = err.error_description().unwrap();
+    assert!(description.contains("api_key"), "{description}");
+    assert_no_leak(&everything_printed(&err), &[API_KEY, PASSWORD]);
+}
+
+#[test]
+fn debug_output_shows_only_the_origin_of_each_url() {
+    let url = |path: &str| {
+        format!("https://svc:S3cr3t-userinfo@auth.example:8443/{path}?api_key=S3cr3t-query")
+    };
+    let builder = OAuth2Provider::password((), url("token"), USER, PASSWORD)
+        .refresh_url(url("refresh"))
+        .revoke_url(url("revoke"));
+    let provider = builder.clone().build().unwrap();
+    let portsip = PortSip::new(
+        "https://admin:S3cr3t-userinfo@pbx.example:8887/S3cr3t-path",
+        USER,
+        PASSWORD,
+    );
+    let portsip_provider = portsip.clone().build_with(()).unwrap();
+    for out in [
+        format!("{builder:?}"),
+        format!("{provider:?}"),
+        format!("{portsip:?}"),
+        format!("{portsip_provider:?}"),
+    ] {
+        for leak in ["S3cr3t", "api_key", "svc:", "admin:"] {
+            assert!(!out.contains(leak), "{leak} in {out}");
+        }
+        assert!(
+            out.contains("https://auth.example:8443") || out.contains("https://pbx.example:8887"),
+            "{out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_transport_error_through_reqwest_never_shows_the_url() {
+    use tower_bearer_auth::reqwest::ReqwestService;
+
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let provider = OAuth2Provider::password(
+        ReqwestService::new(reqwest::Client::new()),
+        format!("http://{addr}/token?api_key=S3cr3t-query"),
+        USER,
+        PASSWORD,
+    )
+    .build()
+    .unwrap();
+    let err = provider.login().await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    let layer = BearerAuthLayer::new(provider);
+    let through_layer = layer.cache().get().await.unwrap_err();
+    for text in [everything_printed(&err), everything_printed(&through_layer)] {
+        assert!(!text.contains("S3cr3t"), "{text}");
+        assert!(!text.contains("api_key"), "{text}");
+        assert!(!text.contains("/token"), "{text}");
+    }
+}

@@ -147,6 +147,19 @@ pub(crate) fn check_endpoint(
     ))
 }
 
+/// Shows a URL in `Debug` output as its origin alone (`https://auth.example.com:443`), without
+/// the user information, path or query, which may hold a key.
+pub(crate) struct ShowOrigin<'a>(pub(crate) &'a Uri);
+
+impl fmt::Debug for ShowOrigin<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Origin::try_from(self.0) {
+            Ok(origin) => write!(f, "\"{origin}\""),
+            Err(_) => f.write_str("<not an absolute url>"),
+        }
+    }
+}
+
 fn not_absolute(what: &'static str) -> BuildError {
     BuildError::new(
         BuildErrorKind::InvalidUrl,
@@ -156,8 +169,11 @@ fn not_absolute(what: &'static str) -> BuildError {
 
 /// Whether `host` (as [`Uri::host`] gives it, IPv6 in brackets) is a loopback address or
 /// `localhost`.
+///
+/// `localhost.`, with the trailing dot of a fully qualified name, is not: resolvers send such
+/// a name to DNS rather than answer it from `/etc/hosts`, and whoever answers DNS may point it
+/// anywhere.
 pub(crate) fn is_loopback(host: &str) -> bool {
-    let host = host.strip_suffix('.').unwrap_or(host);
     if host.eq_ignore_ascii_case("localhost") {
         return true;
     }
@@ -187,7 +203,6 @@ mod tests {
             "::1",
             "localhost",
             "LOCALHOST",
-            "localhost.",
             "[::ffff:127.0.0.1]",
         ] {
             assert!(is_loopback(yes), "{yes}");
@@ -197,6 +212,10 @@ mod tests {
             "10.0.0.1",
             "[::2]",
             "localhost.example.com",
+            "localhost.",
+            "LOCALHOST.",
+            "localhost..",
+            "127.0.0.1.",
             "mylocalhost",
             "pbx.example.com",
             "0.0.0.0",

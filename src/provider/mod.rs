@@ -25,6 +25,8 @@ pub mod oauth2;
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
 pub mod portsip;
+#[cfg(feature = "oauth2")]
+pub(crate) mod secret;
 mod static_token;
 
 #[cfg(feature = "oauth2")]

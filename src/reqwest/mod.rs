@@ -14,6 +14,10 @@
 //!   [`token_error`] finds the [`TokenError`](crate::TokenError) in a
 //!   `reqwest_middleware::Error`.
 //!
+//! A provider never follows a redirect from the token endpoint nor takes an answer that came
+//! from one; [`ReqwestService`]'s "Redirects" section says what reqwest itself still does
+//! with one, and how to build a client that does nothing.
+//!
 //! This crate turns none of reqwest's default features on: choose its TLS (`rustls`,
 //! `native-tls`) in your own `Cargo.toml`. `cargo run --example reqwest` shows both at work
 //! against the embedded test server.

@@ -15,7 +15,10 @@ use http_body_util::{Empty, Full};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::BoxError;
+use crate::{
+    BoxError,
+    provider::oauth2::{CredentialRequest, RedirectedTo},
+};
 
 /// reqwest's own response future, named through its `tower::Service` impl.
 type Pending = <::reqwest::Client as Service<::reqwest::Request>>::Future;
@@ -48,6 +51,10 @@ type Pending = <::reqwest::Client as Service<::reqwest::Request>>::Future;
 /// reqwest can send them again (to follow a `307` or `308` redirect); other bodies are
 /// streamed, once.
 ///
+/// The requests of this crate's providers (logins, refreshes, revocations, sign-ins), which
+/// carry credentials, are the exception: their bodies are always streamed, so that reqwest
+/// cannot send them anywhere a redirect points.
+///
 /// Behind a [`BearerAuthLayer`](crate::BearerAuthLayer), which replays requests after a `401`
 /// by default, a `reqwest::Body` made from bytes (`reqwest::Body::from(…)`) is copied and
 /// sent again; a streaming one is sent once.
@@ -60,10 +67,35 @@ type Pending = <::reqwest::Client as Service<::reqwest::Request>>::Future;
 /// scheme, host or port differs from the previous one's, so the token never follows a
 /// redirect to another origin; a redirect within the origin keeps it.
 ///
+/// A provider never follows a redirect from the token endpoint, and never takes an answer
+/// that came from one (the error is
+/// [`OAuth2ErrorKind::Redirect`](crate::provider::oauth2::OAuth2ErrorKind::Redirect)): for
+/// its requests, this service tells the provider when reqwest followed one. What reqwest
+/// does before the provider hears of it depends on the client's redirect policy. With the
+/// default policy, a `307` or `308` is not followed (the body cannot be sent twice), but a
+/// `301`, `302` or `303` makes reqwest send a `GET` with no body to the `Location`, without
+/// `Authorization` when that is another origin, and with a `Referer` naming the token
+/// endpoint's URL. For a client that sends nothing anywhere a redirect points, build it with
+/// `redirect::Policy::none()`:
+///
+/// ```
+/// # use tower_bearer_auth::reqwest::ReqwestService;
+/// # fn main() -> Result<(), reqwest::Error> {
+/// let for_logins = ReqwestService::new(
+///     reqwest::Client::builder()
+///         .redirect(reqwest::redirect::Policy::none())
+///         .build()?,
+/// );
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 ///
 /// The error is [`reqwest::Error`](::reqwest::Error): the request could not be sent, the
-/// response not received, or the request's URI is not one reqwest takes (relative, say).
+/// response not received, or the request's URI is not one reqwest takes (relative, say). Its
+/// message quotes the request's URL; a provider strips it (`without_url`) before the error
+/// goes any further, as a URL may hold a key.
 ///
 /// # Example
 ///
@@ -145,8 +177,16 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let state = match ::reqwest::Request::try_from(request.map(into_reqwest_body)) {
+        // A provider's request: a body reqwest cannot send twice, and a note of where the
+        // answer came from if not from where the request went.
+        let credentials = request.extensions().get::<CredentialRequest>().is_some();
+        let request = request.map(|body| match credentials {
+            true => ::reqwest::Body::wrap(body),
+            false => into_reqwest_body(body),
+        });
+        let state = match ::reqwest::Request::try_from(request) {
             Ok(request) => State::Sending {
+                sent_to: credentials.then(|| request.url().clone()),
                 fut: self.client.call(request),
             },
             Err(error) => State::Failed { error: Some(error) },
@@ -208,6 +248,8 @@ pin_project! {
         Sending {
             #[pin]
             fut: Pending,
+            // Where a provider's request went, to tell it if the answer came from elsewhere.
+            sent_to: Option<::reqwest::Url>,
         },
         // The request could not be made into a reqwest request.
         Failed {
@@ -221,7 +263,18 @@ impl Future for ResponseFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Sending { fut } => Poll::Ready(ready!(fut.poll(cx)).map(Response::from)),
+            StateProj::Sending { fut, sent_to } => {
+                let response = ready!(fut.poll(cx))?;
+                let redirected = match sent_to {
+                    Some(url) if response.url() != url => response.url().as_str().parse().ok(),
+                    _ => None,
+                };
+                let mut response = Response::from(response);
+                if let Some(uri) = redirected {
+                    response.extensions_mut().insert(RedirectedTo(uri));
+                }
+                Poll::Ready(Ok(response))
+            }
             StateProj::Failed { error } => {
                 Poll::Ready(Err(error.take().expect("polled after completion")))
             }
@@ -260,6 +313,20 @@ mod tests {
         // Another body type is streamed.
         let boxed = http_body_util::BodyExt::boxed(Full::new(Bytes::from_static(b"x")));
         assert_eq!(into_reqwest_body(boxed).as_bytes(), None);
+    }
+
+    #[test]
+    fn a_providers_request_is_streamed() {
+        let mut request = Request::post("http://127.0.0.1:1/token")
+            .body(Full::new(Bytes::from_static(b"password=x")))
+            .unwrap();
+        request.extensions_mut().insert(CredentialRequest);
+        let mut service = ReqwestService::default();
+        let future = service.call(request);
+        match &future.state {
+            State::Sending { sent_to, .. } => assert!(sent_to.is_some()),
+            State::Failed { .. } => panic!("not sent"),
+        }
     }
 
     #[test]

@@ -12,6 +12,10 @@ use crate::{provider::portsip::PORTSIP_CLIENT_ID, token::Redacted};
 /// Default token lifetime: 5 seconds.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(5);
 
+/// Default time a connection may take to send a request's head (or stay idle between
+/// requests) before the server closes it: 10 seconds.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How a [`TestServer`](super::TestServer) states a token's lifetime in its token responses.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,6 +66,7 @@ pub struct TestServerConfig {
     pub(super) oauth_api: bool,
     pub(super) two_factor_code: Option<String>,
     pub(super) portsip_error_bodies: bool,
+    pub(super) header_read_timeout: Duration,
 }
 
 impl TestServerConfig {
@@ -82,6 +87,7 @@ impl TestServerConfig {
             oauth_api: true,
             two_factor_code: None,
             portsip_error_bodies: false,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 
@@ -165,6 +171,14 @@ impl TestServerConfig {
         self
     }
 
+    /// How long a connection may take to send a request's head, and stay idle between two
+    /// requests, before the server closes it, so that a stuck client does not hold a
+    /// connection for ever. Defaults to [`DEFAULT_HEADER_READ_TIMEOUT`], 10 seconds.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
     pub(super) fn lifetime_secs(&self) -> u64 {
         self.lifetime.as_secs().max(1)
     }
@@ -191,6 +205,7 @@ impl fmt::Debug for TestServerConfig {
                 &self.two_factor_code.as_ref().map(|_| Redacted),
             )
             .field("portsip_error_bodies", &self.portsip_error_bodies)
+            .field("header_read_timeout", &self.header_read_timeout)
             .finish()
     }
 }

@@ -40,7 +40,12 @@
 //! [echoes the request](CannedResponse::echo_request)) to test error handling. The server
 //! stops when the [`TestServer`] is dropped.
 //!
-//! It is not a secure server: it keeps everything in memory and compares secrets naively.
+//! It is not a secure server: it keeps everything in memory and compares secrets naively. It
+//! does keep itself small, for long runs in shared CI: a connection that sends no request head
+//! within [`header_read_timeout`](TestServerConfig::header_read_timeout) (10 seconds by
+//! default; idle keep-alive connections too) is closed, and it remembers at most
+//! [`MAX_TOKENS`] tokens of each kind and [`MAX_LOG_RECORDS`] request records, forgetting the
+//! oldest first (a client whose token was forgotten gets `401` and logs in again).
 //!
 //! # Example
 //!
@@ -68,7 +73,7 @@
 //! ```
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     convert::Infallible,
     fmt,
     hash::{BuildHasher, RandomState},
@@ -88,7 +93,7 @@ use http::{
 };
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, task::JoinSet};
 
@@ -98,6 +103,7 @@ use crate::provider::portsip::{
 };
 
 mod answer;
+mod bounded;
 mod config;
 mod counts;
 mod oauth;
@@ -105,14 +111,23 @@ mod sign_in;
 mod tokens;
 
 use answer::{Api, Failure, ServerBody, oauth_error, respond};
+use bounded::Bounded;
 pub use config::{
-    CannedResponse, DEFAULT_LIFETIME, ECHO_PLACEHOLDER, ExpiryFormat, TestServerConfig,
+    CannedResponse, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_LIFETIME, ECHO_PLACEHOLDER, ExpiryFormat,
+    TestServerConfig,
 };
 use counts::{Counters, bump};
 pub use counts::{Counts, TokenRequestRecord};
 
 /// Largest request body the server reads.
 const MAX_REQUEST_BODY: usize = 64 * 1024;
+
+/// The most access tokens, refresh tokens, spent refresh tokens, expiry records and
+/// two-factor sessions the server keeps, each: beyond it, the oldest go first.
+pub const MAX_TOKENS: usize = 4096;
+
+/// The most records [`TestServer::token_request_log`] keeps: beyond it, the oldest go first.
+pub const MAX_LOG_RECORDS: usize = 1024;
 
 /// A running embedded PortSIP-compatible server; see the [module documentation](self).
 pub struct TestServer {
@@ -127,21 +142,25 @@ struct Shared {
     next_id: AtomicU64,
 }
 
+/// What the server remembers. Every map keeps at most [`MAX_TOKENS`] entries and the log
+/// [`MAX_LOG_RECORDS`], the oldest going first, so that a long run cannot grow it without
+/// limit.
 struct State {
     config: TestServerConfig,
-    access: HashMap<String, Access>,
-    refresh: HashMap<String, String>,
+    access: Bounded<Access>,
+    /// The user each refresh token was issued to.
+    refresh: Bounded<String>,
     canned: VecDeque<CannedResponse>,
-    log: Vec<TokenRequestRecord>,
-    /// When each access token ever issued expires, kept after it is revoked, so that
+    log: VecDeque<TokenRequestRecord>,
+    /// When each access token issued expires, kept after it is revoked, so that
     /// [`Counts::expired_token_requests`] counts expired tokens that were also revoked.
-    expiry: HashMap<String, Instant>,
+    expiry: Bounded<Instant>,
     /// Refresh tokens already exchanged (with rotation on).
-    spent: HashSet<String>,
+    spent: Bounded<()>,
     /// How long token requests wait before they are answered.
     token_delay: Duration,
     /// Two-factor sign-ins waiting for their one-time code, by session token.
-    sessions: HashMap<String, sign_in::Session>,
+    sessions: Bounded<sign_in::Session>,
 }
 
 struct Access {
@@ -162,14 +181,14 @@ impl TestServer {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 config,
-                access: HashMap::new(),
-                refresh: HashMap::new(),
+                access: Bounded::new(MAX_TOKENS),
+                refresh: Bounded::new(MAX_TOKENS),
                 canned: VecDeque::new(),
-                log: Vec::new(),
-                expiry: HashMap::new(),
-                spent: HashSet::new(),
+                log: VecDeque::new(),
+                expiry: Bounded::new(MAX_TOKENS),
+                spent: Bounded::new(MAX_TOKENS),
                 token_delay: Duration::ZERO,
-                sessions: HashMap::new(),
+                sessions: Bounded::new(MAX_TOKENS),
             }),
             counters: Counters::default(),
             next_id: AtomicU64::new(1),
@@ -209,9 +228,10 @@ impl TestServer {
         self.shared.lock().token_delay = delay;
     }
 
-    /// What each token request carried, oldest first (no passwords, secrets or tokens).
+    /// What each token request carried, oldest first (no passwords, secrets or tokens): the
+    /// last [`MAX_LOG_RECORDS`] requests.
     pub fn token_request_log(&self) -> Vec<TokenRequestRecord> {
-        self.shared.lock().log.clone()
+        self.shared.lock().log.iter().cloned().collect()
     }
 
     /// Access tokens currently valid.
@@ -372,7 +392,12 @@ impl Shared {
         if !response.status().is_success() {
             bump(&self.counters.failed_token_requests);
         }
-        self.lock().log.push(record);
+        let mut state = self.lock();
+        if state.log.len() >= MAX_LOG_RECORDS {
+            state.log.pop_front();
+        }
+        state.log.push_back(record);
+        drop(state);
         response
     }
 
@@ -406,6 +431,7 @@ impl State {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let header_read_timeout = shared.lock().config.header_read_timeout;
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -423,7 +449,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(handle(&shared, req).await) }
             });
+            // A client that does not send a whole request head in time, or keeps a connection
+            // idle that long, is disconnected.
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
@@ -597,6 +627,54 @@ mod tests {
                 ..Counts::default()
             }
         );
+    }
+
+    #[cfg(feature = "client")]
+    #[tokio::test]
+    async fn a_long_run_keeps_every_map_bounded() {
+        use crate::provider::{
+            TokenProvider,
+            portsip::{PortSip, PortSipApi},
+        };
+
+        const LIMIT: usize = 16;
+        let config = TestServerConfig::new("alice", "pw").two_factor("123456");
+        let server = TestServer::start(config).await.unwrap();
+        {
+            let mut state = server.shared.lock();
+            state.access = Bounded::new(LIMIT);
+            state.refresh = Bounded::new(LIMIT);
+            state.expiry = Bounded::new(LIMIT);
+            state.spent = Bounded::new(LIMIT);
+            state.sessions = Bounded::new(LIMIT);
+        }
+        // Password grants and refreshes on the OAuth endpoint; two-factor sign-ins that never
+        // finish on the sign-in API.
+        let oauth = PortSip::new(server.base_url(), "alice", "pw")
+            .api(PortSipApi::OAuth)
+            .build()
+            .unwrap();
+        let sign_in = PortSip::new(server.base_url(), "alice", "pw")
+            .api(PortSipApi::SignIn)
+            .build()
+            .unwrap();
+        for _ in 0..5 * LIMIT {
+            let token = oauth.login().await.unwrap();
+            oauth.refresh(token.refresh_token().unwrap()).await.unwrap();
+            assert!(sign_in.login().await.is_err());
+        }
+        let state = server.shared.lock();
+        for (name, len) in [
+            ("access", state.access.len()),
+            ("refresh", state.refresh.len()),
+            ("expiry", state.expiry.len()),
+            ("spent", state.spent.len()),
+            ("sessions", state.sessions.len()),
+        ] {
+            assert!(len <= LIMIT, "{name}: {len}");
+            assert!(len > 0, "{name}: empty");
+        }
+        assert_eq!(state.log.len(), 15 * LIMIT);
     }
 
     #[test]

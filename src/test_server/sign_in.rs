@@ -108,7 +108,11 @@ pub(super) async fn sign_in(shared: &Shared, req: Request<Incoming>) -> Response
                     username: config.username.clone(),
                     expires: Instant::now() + SESSION_LIFETIME,
                 };
-                shared.lock().sessions.insert(token.clone(), session);
+                let mut state = shared.lock();
+                let now = Instant::now();
+                state.sessions.retain(|_, session| session.expires > now);
+                state.sessions.insert(token.clone(), session);
+                drop(state);
                 respond(
                     StatusCode::OK,
                     &json!({ "two_factor_enabled": true, "token": token }),

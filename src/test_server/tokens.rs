@@ -32,7 +32,7 @@ pub(super) fn refresh(
     token: &str,
 ) -> Response<ServerBody> {
     let Some(username) = state.refresh.get(token).cloned() else {
-        if state.spent.contains(token) {
+        if state.spent.contains_key(token) {
             bump(&shared.counters.reused_refresh_tokens);
         }
         let failure = Failure {
@@ -46,7 +46,7 @@ pub(super) fn refresh(
     };
     if config.rotate_refresh_tokens {
         state.refresh.remove(token);
-        state.spent.insert(token.to_owned());
+        state.spent.insert(token.to_owned(), ());
         // Access tokens issued with it stay valid until they expire.
         for access in state.access.values_mut() {
             if access.refresh_token.as_deref() == Some(token) {

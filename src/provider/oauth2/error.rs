@@ -4,12 +4,20 @@
 use std::{borrow::Cow, error::Error, fmt, time::Duration};
 
 use http::StatusCode;
+use zeroize::Zeroizing;
 
-use crate::BoxError;
 pub(crate) use crate::error::Reason;
+use crate::{
+    BoxError, Origin,
+    provider::secret::{Wiped, form_encode, form_encoded_len},
+};
 
 /// Longest excerpt of a server's text kept in an error, in characters.
 pub(crate) const EXCERPT_CHARS: usize = 200;
+
+/// The shortest [`login_param`](super::OAuth2ProviderBuilder::login_param) value taken out of
+/// what errors quote: a shorter one is too common a string to remove from a message.
+pub(crate) const MIN_PARAM_CHARS: usize = 4;
 
 /// A token endpoint call that failed.
 ///
@@ -20,9 +28,12 @@ pub(crate) const EXCERPT_CHARS: usize = 200;
 /// Neither its `Display` nor its `Debug` output holds a password, client secret or token: only
 /// the server's error code and description (RFC 6749 §5.2) or the start of an error body, at
 /// most 200 characters each. A server that echoes the request back does not change that: the
-/// provider's password, client secret and the refresh or access token the request carried are
-/// replaced by `<redacted>` in everything quoted, and the fields of a JSON error body whose
-/// names mention a token, secret or password are left out.
+/// provider's password, client secret (also as the Base64 of `Authorization: Basic`), the
+/// values of its [`login_param`](super::OAuth2ProviderBuilder::login_param)s and the refresh
+/// or access token the request carried are replaced by `<redacted>` in everything quoted, and
+/// the fields of a JSON error body whose names mention a token, secret or password are left
+/// out. Nor does it hold a URL: a redirect is named by its origin only, and a transport
+/// error's `reqwest::Error` source is stripped of its URL.
 ///
 /// # Example
 ///
@@ -92,6 +103,21 @@ pub enum OAuth2ErrorKind {
     },
     /// The request could not be sent or the response could not be read.
     Transport,
+    /// The endpoint answered with a redirect (a `3xx` status), or the HTTP client followed
+    /// one and the answer came from elsewhere. A request that carries credentials is never
+    /// sent on to where a redirect points, and only the configured endpoint's own answer is
+    /// taken, so this is an error: point the provider at the URL the redirect names, if it is
+    /// the right one.
+    Redirect {
+        /// The origin (scheme, host and port) the redirect pointed to, if it said; never the
+        /// rest of the URL, which may hold a code or a token.
+        location: Option<String>,
+        /// Whether the HTTP client followed the redirect itself (a reqwest client does,
+        /// unless built with `redirect::Policy::none()`): the answer came from `location`, and
+        /// was not used. The request's body was not sent there (this crate's clients never
+        /// replay it), nor its `Authorization` header when `location` is another origin.
+        followed: bool,
+    },
 }
 
 impl OAuth2Error {
@@ -129,6 +155,15 @@ impl OAuth2Error {
 
     pub(crate) fn invalid_response(status: StatusCode, why: &'static str) -> Self {
         Self::new(OAuth2ErrorKind::InvalidResponse, Some(status)).with_source(Reason(why))
+    }
+
+    /// A redirect to `location`, refused; `followed` when the HTTP client followed it.
+    pub(crate) fn redirect(status: StatusCode, location: Option<Origin>, followed: bool) -> Self {
+        let location = location.map(|origin| origin.to_string());
+        Self::new(
+            OAuth2ErrorKind::Redirect { location, followed },
+            Some(status),
+        )
     }
 
     /// What went wrong.
@@ -272,6 +307,27 @@ impl fmt::Display for OAuth2Error {
                 status(f)
             }
             OAuth2ErrorKind::Transport => f.write_str("token endpoint request failed"),
+            OAuth2ErrorKind::Redirect {
+                location,
+                followed: false,
+            } => {
+                f.write_str("the token endpoint answered with a redirect")?;
+                if let Some(location) = location {
+                    write!(f, " to {location}")?;
+                }
+                f.write_str(", which is not followed")?;
+                status(f)
+            }
+            OAuth2ErrorKind::Redirect {
+                location,
+                followed: true,
+            } => {
+                f.write_str("the HTTP client followed a redirect from the token endpoint")?;
+                if let Some(location) = location {
+                    write!(f, " to {location}")?;
+                }
+                f.write_str("; its answer is not used")
+            }
         }
     }
 }
@@ -334,8 +390,8 @@ impl<'a> Secrets<'a> {
         let mut out = Cow::Borrowed(text);
         for secret in &self.values {
             for form in encodings(secret) {
-                if out.contains(form.as_ref()) {
-                    out = Cow::Owned(out.replace(form.as_ref(), REDACTED));
+                if out.contains(form.as_str()) {
+                    out = Cow::Owned(out.replace(form.as_str(), REDACTED));
                 }
             }
         }
@@ -350,21 +406,31 @@ impl<'a> Secrets<'a> {
 }
 
 /// The ways `secret` may appear in a server's text, longest first so that a form that
-/// contains another is replaced whole.
-fn encodings(secret: &str) -> Vec<Cow<'_, str>> {
-    let form = serde_urlencoded::to_string([("", secret)])
-        .map(|pair| pair[1..].to_owned())
-        .unwrap_or_default();
-    let percent = form.replace('+', "%20");
-    let json = serde_json::to_string(secret)
-        .map(|quoted| quoted[1..quoted.len() - 1].to_owned())
-        .unwrap_or_default();
-    let mut forms = vec![
-        Cow::Borrowed(secret),
-        form.into(),
-        percent.into(),
-        json.into(),
-    ];
+/// contains another is replaced whole. The copies are wiped when dropped.
+fn encodings(secret: &str) -> Vec<Zeroizing<String>> {
+    let owned = |s: &str| {
+        let mut out = Zeroizing::new(String::with_capacity(s.len()));
+        out.push_str(s);
+        out
+    };
+    let mut form = Wiped::with_capacity(form_encoded_len(secret));
+    form_encode(secret, &mut form);
+    let form = owned(std::str::from_utf8(form.as_bytes()).unwrap_or_default());
+    let mut percent = Zeroizing::new(String::with_capacity(form.len() * 3));
+    for c in form.chars() {
+        match c {
+            '+' => percent.push_str("%20"),
+            c => percent.push(c),
+        }
+    }
+    let mut json = Wiped::with_capacity(6 * secret.len() + 2);
+    let _ = serde_json::to_writer(&mut json, secret);
+    let json = std::str::from_utf8(json.as_bytes()).unwrap_or_default();
+    let json = owned(
+        json.get(1..json.len().saturating_sub(1))
+            .unwrap_or_default(),
+    );
+    let mut forms = vec![owned(secret), form, percent, json];
     forms.retain(|f| !f.is_empty());
     forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
     forms.dedup();
@@ -405,6 +471,25 @@ mod tests {
         assert_eq!(
             OAuth2Error::new(OAuth2ErrorKind::BodyTooLarge { limit: 10 }, None).to_string(),
             "token endpoint response exceeds 10 bytes"
+        );
+        let to = Origin::try_from("http://127.0.0.2:8080").ok();
+        let refused = OAuth2Error::redirect(StatusCode::TEMPORARY_REDIRECT, to.clone(), false);
+        assert_eq!(
+            refused.to_string(),
+            "the token endpoint answered with a redirect to http://127.0.0.2:8080, which is \
+             not followed (HTTP 307)"
+        );
+        assert!(!refused.is_transient() && !refused.credentials_rejected());
+        let followed = OAuth2Error::redirect(StatusCode::OK, to, true);
+        assert_eq!(
+            followed.to_string(),
+            "the HTTP client followed a redirect from the token endpoint to \
+             http://127.0.0.2:8080; its answer is not used"
+        );
+        let nowhere = OAuth2Error::redirect(StatusCode::FOUND, None, false);
+        assert_eq!(
+            nowhere.to_string(),
+            "the token endpoint answered with a redirect, which is not followed (HTTP 302)"
         );
     }
 

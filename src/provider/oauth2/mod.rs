@@ -108,21 +108,12 @@
 //! PortSIP v16 and earlier answered with `expires` instead of `expires_in`:
 //! `TokenShape::new().expires_in("expires")`.
 
-use std::{
-    borrow::Cow,
-    fmt,
-    future::poll_fn,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use http::{
-    HeaderValue, Method, Request, Response, StatusCode, Uri,
-    header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, DATE, RETRY_AFTER},
-};
+use http::{Request, Response, StatusCode, Uri};
 use http_body::Body;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tower_service::Service;
@@ -131,16 +122,27 @@ use crate::{
     BoxError, Origin, TokenResponse,
     provider::{
         BoxFuture, BuildError, TokenProvider,
-        build_error::{check_endpoint, to_uri},
+        build_error::{ShowOrigin, check_endpoint, to_uri},
+        secret::Secret,
     },
     token::Redacted,
 };
 
 mod error;
+mod request;
 mod time;
+mod transport;
 
+use error::Secrets;
 pub use error::{OAuth2Error, OAuth2ErrorKind};
-use error::{Reason, Secrets};
+#[cfg(feature = "reqwest")]
+pub(crate) use request::CredentialRequest;
+#[cfg(feature = "test-server")]
+pub(crate) use request::decode_basic;
+pub(crate) use request::{bearer_value, json_body, post};
+#[cfg(feature = "reqwest")]
+pub(crate) use transport::RedirectedTo;
+pub(crate) use transport::Reply;
 
 /// Default limit on the size of a token endpoint's response body: 64 KiB.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 64 * 1024;
@@ -195,6 +197,15 @@ type ResponseHook = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync>;
 /// What the error quotes of the server's answer never holds the provider's password or client
 /// secret, nor the token the request carried, even when the server echoes them back.
 ///
+/// A redirect (any `3xx`) from the token or revocation endpoint is an error,
+/// [`OAuth2ErrorKind::Redirect`], never followed: a request that carries credentials goes to
+/// its endpoint only, and only that endpoint's answer is a token.
+/// [`HttpClient`](crate::client::HttpClient) follows no redirect, and
+/// [`ReqwestService`](crate::reqwest::ReqwestService) streams the provider's request bodies
+/// (so reqwest cannot send them on) and reports an answer reqwest got by following one. A
+/// client of your own that follows redirects (tower-http's `FollowRedirect`, say) hides them
+/// from the provider: don't use one for the token endpoint.
+///
 /// How the layer's cache reacts: a refused refresh (`invalid_grant`, or any other failure) is
 /// followed by one login. [`TokenError::credentials_rejected`](crate::TokenError::credentials_rejected)
 /// and [`TokenError::is_transient`](crate::TokenError::is_transient) tell a caller what to do
@@ -211,10 +222,12 @@ pub struct OAuth2Provider<C> {
     revoke_url: Option<Uri>,
     grant: Grant,
     client_id: Option<String>,
-    client_secret: Option<String>,
+    client_secret: Option<Secret>,
+    /// `Basic …`, made from the client id and secret by `build` when HTTP Basic is used.
+    basic_auth: Option<Secret>,
     client_auth: ClientAuth,
     scope: Option<String>,
-    login_params: Vec<(String, String)>,
+    login_params: Vec<(String, Secret)>,
     body_format: BodyFormat,
     shape: TokenShape,
     revoke_with_bearer: bool,
@@ -239,7 +252,7 @@ pub struct OAuth2ProviderBuilder<C> {
 
 #[derive(Clone)]
 enum Grant {
-    Password { username: String, password: String },
+    Password { username: String, password: Secret },
     ClientCredentials,
 }
 
@@ -393,6 +406,7 @@ impl<C> OAuth2ProviderBuilder<C> {
                 grant,
                 client_id: None,
                 client_secret: None,
+                basic_auth: None,
                 client_auth: ClientAuth::default(),
                 scope: None,
                 login_params: Vec::new(),
@@ -419,8 +433,11 @@ impl<C> OAuth2ProviderBuilder<C> {
     }
 
     /// The client secret, for a confidential client. Defaults to none.
+    ///
+    /// The provider keeps one copy, shared by its clones and wiped from memory when the last
+    /// is dropped; a `String` passed in is moved, not copied.
     pub fn client_secret(mut self, client_secret: impl Into<String>) -> Self {
-        self.provider.client_secret = Some(client_secret.into());
+        self.provider.client_secret = Some(Secret::new(client_secret));
         self
     }
 
@@ -438,8 +455,22 @@ impl<C> OAuth2ProviderBuilder<C> {
     }
 
     /// Adds a field sent with every login, such as PortSIP's tenant `domain`.
+    ///
+    /// The value is treated as a secret: held like the password (one copy, wiped from memory
+    /// when the last clone of the provider is dropped), hidden from `Debug` output, and
+    /// replaced by `<redacted>` in what errors quote of the server's answers when it is four
+    /// characters or longer (a shorter value is too common a string to take out of a message).
     pub fn login_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.provider.login_params.push((name.into(), value.into()));
+        self.provider
+            .login_params
+            .push((name.into(), Secret::new(value)));
+        self
+    }
+
+    /// Adds a login field whose value is already held as a [`Secret`], shared rather than
+    /// copied.
+    pub(crate) fn login_param_secret(mut self, name: impl Into<String>, value: Secret) -> Self {
+        self.provider.login_params.push((name.into(), value));
         self
     }
 
@@ -496,7 +527,9 @@ impl<C> OAuth2ProviderBuilder<C> {
     /// fields for a server that expects other names. The fields arrive in the order they are
     /// sent, client authentication included.
     ///
-    /// The fields hold secrets (password, refresh token, client secret): don't log them.
+    /// The fields hold secrets (password, refresh token, client secret): don't log them. They
+    /// are copies made for the hook, wiped from memory once the body is encoded; copies the
+    /// hook makes itself (a renamed field, say) are not wiped.
     pub fn map_params<F>(mut self, f: F) -> Self
     where
         F: Fn(RequestKind, &mut Vec<(String, String)>) + Send + Sync + 'static,
@@ -567,6 +600,13 @@ impl<C> OAuth2ProviderBuilder<C> {
             Ok::<_, BuildError>(url)
         };
         let mut provider = self.provider;
+        provider.basic_auth = match (&provider.client_secret, provider.client_auth) {
+            (Some(secret), ClientAuth::Basic) => Some(request::basic_auth(
+                provider.client_id.as_deref().unwrap_or_default(),
+                secret.expose(),
+            )),
+            _ => None,
+        };
         provider.token_url = checked(self.token_url, "token endpoint")?;
         provider.refresh_url = self
             .refresh_url
@@ -585,6 +625,9 @@ impl<C> OAuth2Provider<C> {
     /// `token_url`, sending requests through `client`. `token_url` is a [`Uri`] or anything
     /// that converts to one (a `&str`, a `String`); see [`OAuth2ProviderBuilder::build`] for
     /// what it may be.
+    ///
+    /// The provider keeps one copy of the password, shared by its clones and wiped from
+    /// memory when the last is dropped; a `String` passed in is moved, not copied.
     pub fn password<U>(
         client: C,
         token_url: U,
@@ -595,12 +638,26 @@ impl<C> OAuth2Provider<C> {
         U: TryInto<Uri>,
         U::Error: Into<http::Error>,
     {
+        Self::password_secret(client, token_url, username, Secret::new(password))
+    }
+
+    /// [`password`](Self::password), with the password already held as a [`Secret`].
+    pub(crate) fn password_secret<U>(
+        client: C,
+        token_url: U,
+        username: impl Into<String>,
+        password: Secret,
+    ) -> OAuth2ProviderBuilder<C>
+    where
+        U: TryInto<Uri>,
+        U::Error: Into<http::Error>,
+    {
         OAuth2ProviderBuilder::new(
             client,
             to_uri(token_url, "token endpoint"),
             Grant::Password {
                 username: username.into(),
-                password: password.into(),
+                password,
             },
         )
     }
@@ -644,100 +701,26 @@ impl<C> OAuth2Provider<C> {
     }
 
     /// The secrets a request may carry, `sent` (a refresh or access token) among them, to be
-    /// kept out of what an error quotes of the answer.
+    /// kept out of what an error quotes of the answer: the password, the client secret (and
+    /// the `Basic` credentials made from it), and the values of the extra login fields.
     pub(crate) fn secrets<'a>(&'a self, sent: &[&'a str]) -> Secrets<'a> {
         let mut secrets = Secrets::default();
         if let Grant::Password { password, .. } = &self.grant {
-            secrets.add(Some(password));
+            secrets.add(Some(password.expose()));
         }
-        secrets.add(self.client_secret.as_deref());
+        secrets.add(self.client_secret.as_ref().map(Secret::expose));
+        let basic = self.basic_auth.as_ref().map(Secret::expose);
+        secrets.add(basic.and_then(|value| value.strip_prefix("Basic ")));
+        for (_, value) in &self.login_params {
+            let value = value.expose();
+            if value.chars().count() >= error::MIN_PARAM_CHARS {
+                secrets.add(Some(value));
+            }
+        }
         for token in sent {
             secrets.add(Some(token));
         }
         secrets
-    }
-
-    fn login_fields(&self) -> Vec<(String, String)> {
-        let mut params = Vec::new();
-        match &self.grant {
-            Grant::Password { username, password } => {
-                params.push(("grant_type".into(), "password".into()));
-                params.push(("username".into(), username.clone()));
-                params.push(("password".into(), password.clone()));
-            }
-            Grant::ClientCredentials => {
-                params.push(("grant_type".into(), "client_credentials".into()));
-            }
-        }
-        if let Some(scope) = &self.scope {
-            params.push(("scope".into(), scope.clone()));
-        }
-        params.extend(self.login_params.iter().cloned());
-        params
-    }
-
-    /// Builds a request: client authentication, the hook, the body and headers.
-    fn build_request(
-        &self,
-        kind: RequestKind,
-        url: &Uri,
-        mut params: Vec<(String, String)>,
-        bearer: Option<&str>,
-    ) -> Result<Request<Full<Bytes>>, OAuth2Error> {
-        let mut authorization = None;
-        match (&self.client_id, &self.client_secret, self.client_auth) {
-            (id, Some(secret), ClientAuth::Basic) => {
-                let id = id.as_deref().unwrap_or_default();
-                authorization = Some(basic_auth(id, secret));
-            }
-            (id, Some(secret), ClientAuth::Form) => {
-                if let Some(id) = id {
-                    params.push(("client_id".into(), id.clone()));
-                }
-                params.push(("client_secret".into(), secret.clone()));
-            }
-            (Some(id), None, _) => params.push(("client_id".into(), id.clone())),
-            (None, None, _) => {}
-        }
-        if authorization.is_none() {
-            if let Some(token) = bearer {
-                authorization = Some(format!("Bearer {token}"));
-            }
-        }
-        if let Some(hook) = &self.map_params {
-            hook(kind, &mut params);
-        }
-
-        let (body, content_type) = match self.body_format {
-            BodyFormat::Form => (
-                serde_urlencoded::to_string(&params).map_err(|_| {
-                    OAuth2Error::transport(Reason("failed to encode the request body"))
-                })?,
-                "application/x-www-form-urlencoded",
-            ),
-            BodyFormat::Json => {
-                let object: Map<String, Value> = params
-                    .into_iter()
-                    .map(|(k, v)| (k, Value::String(v)))
-                    .collect();
-                (Value::Object(object).to_string(), "application/json")
-            }
-        };
-
-        let mut request = Request::new(Full::new(Bytes::from(body)));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = url.clone();
-        let headers = request.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        if let Some(value) = authorization {
-            let mut value = HeaderValue::try_from(value).map_err(|_| {
-                OAuth2Error::transport(Reason("the token is not a valid header value"))
-            })?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
-        Ok(request)
     }
 
     /// Reads a token endpoint's response.
@@ -885,7 +868,7 @@ where
             None,
         )?;
         let reply = self.send(request).await?;
-        reply.token(self.parse_token(reply.status, &reply.body, &self.secrets(&[])))
+        reply.token(self.parse_token(reply.status, reply.body.as_bytes(), &self.secrets(&[])))
     }
 
     /// Exchanges `refresh_token` for a new token. A response without a refresh token keeps
@@ -897,14 +880,15 @@ where
     /// [`invalid_grant`](OAuth2Error::is_invalid_grant).
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, OAuth2Error> {
         let params = vec![
-            ("grant_type".into(), "refresh_token".into()),
-            ("refresh_token".into(), refresh_token.into()),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
         ];
         let url = self.refresh_url.as_ref().unwrap_or(&self.token_url);
         let request = self.build_request(RequestKind::Refresh, url, params, None)?;
         let reply = self.send(request).await?;
         let secrets = self.secrets(&[refresh_token]);
-        let response = reply.token(self.parse_token(reply.status, &reply.body, &secrets))?;
+        let response =
+            reply.token(self.parse_token(reply.status, reply.body.as_bytes(), &secrets))?;
         Ok(if response.refresh_token().is_none() {
             response.with_refresh_token(refresh_token)
         } else {
@@ -951,89 +935,14 @@ where
         hint: &str,
         access_token: &str,
     ) -> Result<(), OAuth2Error> {
-        let params = vec![
-            ("token".into(), token.into()),
-            ("token_type_hint".into(), hint.into()),
-        ];
+        let params = vec![("token", token), ("token_type_hint", hint)];
         let bearer = self.revoke_with_bearer.then_some(access_token);
         let request = self.build_request(RequestKind::Revoke, url, params, bearer)?;
         let reply = self.send(request).await?;
         let secrets = self.secrets(&[token, access_token]);
-        self.parse_object(reply.status, &reply.body, &secrets)
+        self.parse_object(reply.status, reply.body.as_bytes(), &secrets)
             .map(drop)
             .map_err(|e| e.with_retry_after(reply.retry_after))
-    }
-
-    /// Sends a request and reads the body, at most `max_body_size` bytes of it.
-    pub(crate) async fn send(&self, request: Request<Full<Bytes>>) -> Result<Reply, OAuth2Error> {
-        let mut client = self.client.clone();
-        poll_fn(|cx| client.poll_ready(cx))
-            .await
-            .map_err(OAuth2Error::transport)?;
-        let response = client.call(request).await.map_err(OAuth2Error::transport)?;
-        let status = response.status();
-        let date = header_date(response.headers(), DATE);
-        let retry_after = retry_after(response.headers(), date);
-        let too_large = || {
-            OAuth2Error::new(
-                OAuth2ErrorKind::BodyTooLarge {
-                    limit: self.max_body_size,
-                },
-                Some(status),
-            )
-        };
-        let declared = response
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > self.max_body_size as u64) {
-            return Err(too_large().with_retry_after(retry_after));
-        }
-        let body = Limited::new(response.into_body(), self.max_body_size)
-            .collect()
-            .await
-            .map_err(|e| {
-                let error = if e.downcast_ref::<LengthLimitError>().is_some() {
-                    too_large()
-                } else {
-                    OAuth2Error::transport(e)
-                };
-                error.with_retry_after(retry_after)
-            })?
-            .to_bytes();
-        Ok(Reply {
-            status,
-            date,
-            retry_after,
-            body,
-        })
-    }
-}
-
-/// A token endpoint's answer, read.
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    /// The server's clock when it answered (`Date`).
-    date: Option<SystemTime>,
-    /// How long the server asked us to wait (`Retry-After`).
-    pub(crate) retry_after: Option<Duration>,
-    pub(crate) body: Bytes,
-}
-
-impl Reply {
-    /// Adds what the headers said to the parsed token response or error.
-    pub(crate) fn token(
-        &self,
-        parsed: Result<TokenResponse, OAuth2Error>,
-    ) -> Result<TokenResponse, OAuth2Error> {
-        match parsed {
-            Ok(response) => Ok(match self.date {
-                Some(date) => response.with_server_date(date),
-                None => response,
-            }),
-            Err(e) => Err(e.with_retry_after(self.retry_after)),
-        }
     }
 }
 
@@ -1061,26 +970,6 @@ fn may_hold_secret(name: &str) -> bool {
     ["token", "secret", "password", "passwd"]
         .iter()
         .any(|word| name.contains(word))
-}
-
-/// An HTTP date header, parsed.
-fn header_date(headers: &http::HeaderMap, name: http::HeaderName) -> Option<SystemTime> {
-    let value = headers.get(name)?.to_str().ok()?;
-    httpdate::parse_http_date(value).ok()
-}
-
-/// `Retry-After` as a duration: delay seconds, or an HTTP date read against the server's
-/// `Date` (or our clock, without one). A date in the past means no wait.
-fn retry_after(headers: &http::HeaderMap, date: Option<SystemTime>) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(date.unwrap_or_else(SystemTime::now))
-            .unwrap_or_default(),
-    )
 }
 
 impl<C, B> TokenProvider for OAuth2Provider<C>
@@ -1138,6 +1027,7 @@ impl<C: Clone> Clone for OAuth2Provider<C> {
             grant: self.grant.clone(),
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
+            basic_auth: self.basic_auth.clone(),
             client_auth: self.client_auth,
             scope: self.scope.clone(),
             login_params: self.login_params.clone(),
@@ -1167,7 +1057,10 @@ impl<C: Clone> Clone for OAuth2ProviderBuilder<C> {
 
 impl<C> fmt::Debug for OAuth2ProviderBuilder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = |url: &Result<Uri, BuildError>| url.as_ref().ok().cloned();
+        // The origins only: a URL may hold user information or a key in its query.
+        fn url(url: &Result<Uri, BuildError>) -> Option<ShowOrigin<'_>> {
+            url.as_ref().ok().map(ShowOrigin)
+        }
         f.debug_struct("OAuth2ProviderBuilder")
             .field("token_url", &url(&self.token_url))
             .field("refresh_url", &self.refresh_url.as_ref().map(url))
@@ -1181,10 +1074,11 @@ impl<C> fmt::Debug for OAuth2ProviderBuilder<C> {
 impl<C> fmt::Debug for OAuth2Provider<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("OAuth2Provider");
+        // The origins only: a URL may hold user information or a key in its query.
         d.field("client", &std::any::type_name::<C>())
-            .field("token_url", &self.token_url)
-            .field("refresh_url", &self.refresh_url)
-            .field("revoke_url", &self.revoke_url);
+            .field("token_url", &ShowOrigin(&self.token_url))
+            .field("refresh_url", &self.refresh_url.as_ref().map(ShowOrigin))
+            .field("revoke_url", &self.revoke_url.as_ref().map(ShowOrigin));
         match &self.grant {
             Grant::Password { username, .. } => d
                 .field("grant", &"password")
@@ -1216,81 +1110,10 @@ impl<C> fmt::Debug for OAuth2Provider<C> {
     }
 }
 
-/// `Basic` credentials per RFC 6749 §2.3.1: id and secret form-encoded, then Base64.
-fn basic_auth(id: &str, secret: &str) -> String {
-    let enc = |s: &str| {
-        serde_urlencoded::to_string([("", s)])
-            .map(|pair| pair[1..].to_owned())
-            .unwrap_or_default()
-    };
-    format!(
-        "Basic {}",
-        base64(format!("{}:{}", enc(id), enc(secret)).as_bytes())
-    )
-}
-
-/// Standard Base64 with padding; a dozen lines, not worth a dependency.
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Reads `Basic` credentials (the part after `Basic `) back into a client id and secret.
-#[cfg(feature = "test-server")]
-pub(crate) fn decode_basic(encoded: &str) -> Option<(String, String)> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let input = encoded.trim().trim_end_matches('=').as_bytes();
-    let mut bits = 0u32;
-    let mut count = 0;
-    let mut bytes = Vec::with_capacity(input.len() * 3 / 4);
-    for c in input {
-        let value = ALPHABET.iter().position(|a| a == c)? as u32;
-        bits = bits << 6 | value;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            bytes.push((bits >> count) as u8);
-        }
-    }
-    let text = String::from_utf8(bytes).ok()?;
-    let (id, secret) = text.split_once(':')?;
-    let decode = |s: &str| {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("x={s}"))
-            .ok()
-            .and_then(|mut v| v.pop())
-            .map(|(_, v)| v)
-    };
-    Some((decode(id)?, decode(secret)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[cfg(feature = "test-server")]
-    #[test]
-    fn basic_auth_round_trips() {
-        let header = basic_auth("my id+1", "s&e=c%r ü");
-        let decoded = decode_basic(header.strip_prefix("Basic ").unwrap()).unwrap();
-        assert_eq!(decoded, ("my id+1".into(), "s&e=c%r ü".into()));
-    }
 
     fn builder() -> OAuth2ProviderBuilder<()> {
         OAuth2Provider::password((), "https://h/t", "user", "pa&ss")
@@ -1302,30 +1125,6 @@ mod tests {
 
     fn none() -> Secrets<'static> {
         Secrets::default()
-    }
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        for (input, output) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), output);
-        }
-    }
-
-    #[test]
-    fn basic_auth_form_encodes_first() {
-        // "a b:c&d" → "a+b:c%26d"
-        assert_eq!(
-            basic_auth("a b", "c&d"),
-            format!("Basic {}", base64(b"a+b:c%26d"))
-        );
     }
 
     #[test]
@@ -1465,6 +1264,31 @@ mod tests {
         let out = format!("{p:?}");
         assert!(!out.contains("pa&ss") && !out.contains("SECRET"), "{out}");
         assert!(out.contains("user"));
+    }
+
+    #[test]
+    fn errors_never_quote_basic_credentials_or_login_params() {
+        let p = builder()
+            .client_id("app")
+            .client_secret("CL-SECRET")
+            .login_param("api_key", "PARAM-SECRET")
+            .login_param("lang", "en")
+            .build()
+            .unwrap();
+        let basic = p.basic_auth.as_ref().unwrap().expose()["Basic ".len()..].to_owned();
+        let body = format!(
+            r#"{{"error":"invalid_client","error_description":"Basic {basic} and api_key=PARAM-SECRET, lang en"}}"#
+        );
+        let err = p
+            .parse_token(StatusCode::UNAUTHORIZED, body.as_bytes(), &p.secrets(&[]))
+            .unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(
+            !text.contains(&basic) && !text.contains("PARAM-SECRET"),
+            "{text}"
+        );
+        // A value shorter than four characters is not taken out of messages.
+        assert!(text.contains("lang en"), "{text}");
     }
 
     #[test]

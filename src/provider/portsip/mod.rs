@@ -45,8 +45,9 @@ use http::Uri;
 
 use super::{
     BuildError, BuildErrorKind,
-    build_error::{check_endpoint, to_uri},
+    build_error::{ShowOrigin, check_endpoint, to_uri},
     oauth2::OAuth2Provider,
+    secret::Secret,
 };
 #[cfg(feature = "client")]
 use crate::client::HttpClient;
@@ -166,8 +167,8 @@ impl fmt::Display for PortSipApi {
 pub struct PortSip {
     base_url: Result<Uri, BuildError>,
     username: String,
-    password: String,
-    domain: Option<String>,
+    password: Secret,
+    domain: Option<Secret>,
     client_id: String,
     scope: String,
     allow_insecure_http: bool,
@@ -180,6 +181,10 @@ impl PortSip {
     /// `https://pbx.example.com:8887`: a [`Uri`] or anything that converts to one (a `&str`,
     /// a `String`). A path in `base_url` (a reverse proxy's prefix) is kept. A URL that
     /// cannot be parsed is reported by [`build`](Self::build).
+    ///
+    /// The password is kept in one copy, shared by clones (of this builder and of the
+    /// provider it builds) and wiped from memory when the last is dropped; a `String` passed
+    /// in is moved, not copied.
     pub fn new<U>(base_url: U, username: impl Into<String>, password: impl Into<String>) -> Self
     where
         U: TryInto<Uri>,
@@ -188,7 +193,7 @@ impl PortSip {
         Self {
             base_url: to_uri(base_url, "base"),
             username: username.into(),
-            password: password.into(),
+            password: Secret::new(password),
             domain: None,
             client_id: PORTSIP_CLIENT_ID.to_owned(),
             scope: "all".to_owned(),
@@ -201,7 +206,7 @@ impl PortSip {
     /// The tenant's SIP domain, sent as `domain` with each login, for a tenant user.
     /// Defaults to none (a system administrator).
     pub fn domain(mut self, domain: impl Into<String>) -> Self {
-        self.domain = Some(domain.into());
+        self.domain = Some(Secret::new(domain));
         self
     }
 
@@ -331,19 +336,23 @@ impl PortSip {
         let origin = self.origin();
         let token_url = join(&base, PORTSIP_TOKEN_PATH)?;
         let revoke_url = join(&base, PORTSIP_REVOKE_PATH)?;
-        let mut builder =
-            OAuth2Provider::password(client, token_url, &self.username, &self.password)
-                .client_id(self.client_id)
-                .scope(self.scope)
-                .revoke_url(revoke_url)
-                .revoke_with_bearer(true)
-                .revoke_refresh_token(false)
-                .allow_insecure_http(self.allow_insecure_http);
+        let mut builder = OAuth2Provider::password_secret(
+            client,
+            token_url,
+            &self.username,
+            self.password.clone(),
+        )
+        .client_id(self.client_id)
+        .scope(self.scope)
+        .revoke_url(revoke_url)
+        .revoke_with_bearer(true)
+        .revoke_refresh_token(false)
+        .allow_insecure_http(self.allow_insecure_http);
         if let Some(origin) = origin {
             builder = builder.bind_origin(origin);
         }
         if let Some(domain) = &self.domain {
-            builder = builder.login_param("domain", domain);
+            builder = builder.login_param_secret("domain", domain.clone());
         }
         let sign_in = sign_in::SignIn {
             sign_in_url: join(&base, PORTSIP_SIGN_IN_PATH)?,
@@ -361,11 +370,12 @@ impl PortSip {
 
 impl fmt::Debug for PortSip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The base URL's origin only: it may hold user information.
         f.debug_struct("PortSip")
-            .field("base_url", &self.base_url.as_ref().ok())
+            .field("base_url", &self.base_url.as_ref().ok().map(ShowOrigin))
             .field("username", &self.username)
             .field("password", &Redacted)
-            .field("domain", &self.domain)
+            .field("domain", &self.domain.as_ref().map(Secret::expose))
             .field("client_id", &self.client_id)
             .field("scope", &self.scope)
             .field("allow_insecure_http", &self.allow_insecure_http)
@@ -504,7 +514,9 @@ mod tests {
         let out = format!("{provider:?}");
         assert!(!out.contains("hunter2"), "{out}");
         assert!(out.contains(PORTSIP_CLIENT_ID));
-        assert!(out.contains("/api/auth/sign_in"), "{out}");
+        // URLs show their origin only.
+        assert!(out.contains("\"https://pbx:443\""), "{out}");
+        assert!(!out.contains("/api/"), "{out}");
     }
 
     #[test]

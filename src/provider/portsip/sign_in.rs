@@ -6,13 +6,10 @@
 //! secrets from what errors quote.
 
 use bytes::Bytes;
-use http::{
-    HeaderValue, Method, Request, Response, StatusCode, Uri,
-    header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE},
-};
+use http::{Request, Response, StatusCode, Uri};
 use http_body::Body;
 use http_body_util::Full;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tower_service::Service;
 
 use super::{
@@ -22,7 +19,11 @@ use super::{
 use crate::{
     BoxError, TokenResponse,
     error::Reason,
-    provider::oauth2::{OAuth2Error, OAuth2Provider, Reply},
+    provider::{
+        build_error::ShowOrigin,
+        oauth2::{OAuth2Error, OAuth2Provider, Reply, bearer_value, json_body, post},
+        secret::Secret,
+    },
     token::Redacted,
 };
 
@@ -34,8 +35,8 @@ pub(super) struct SignIn {
     pub(super) refresh_url: Uri,
     pub(super) sign_out_url: Uri,
     pub(super) username: String,
-    pub(super) password: String,
-    pub(super) domain: Option<String>,
+    pub(super) password: Secret,
+    pub(super) domain: Option<Secret>,
     pub(super) one_time_code: Option<OneTimeCodeFn>,
 }
 
@@ -80,25 +81,15 @@ fn answered(status: StatusCode) -> bool {
     status.is_success() || (status.is_client_error() && !not_served(Some(status)))
 }
 
-/// A JSON `POST` to `url`, with `bearer` as `Authorization: Bearer` if given.
+/// A JSON `POST` of `fields` to `url`, with `bearer` as `Authorization: Bearer` if given; the
+/// body and the header in buffers wiped when the HTTP client drops them.
 fn json_request(
     url: &Uri,
-    body: &Value,
+    fields: &[(&str, &str)],
     bearer: Option<&str>,
 ) -> Result<Request<Full<Bytes>>, OAuth2Error> {
-    let mut request = Request::new(Full::new(Bytes::from(body.to_string())));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = url.clone();
-    let headers = request.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    if let Some(token) = bearer {
-        let mut value = HeaderValue::try_from(format!("Bearer {token}"))
-            .map_err(|_| OAuth2Error::transport(Reason("the token is not a valid header value")))?;
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
-    }
-    Ok(request)
+    let body = json_body(fields)?;
+    post(url, body, "application/json", bearer.map(bearer_value))
 }
 
 impl SignIn {
@@ -115,19 +106,22 @@ impl SignIn {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let mut body = json!({ "username": self.username, "password": self.password });
+        let mut fields = vec![
+            ("username", self.username.as_str()),
+            ("password", self.password.expose()),
+        ];
         if let Some(domain) = &self.domain {
-            body["domain"] = json!(domain);
+            fields.push(("domain", domain.expose()));
         }
-        let request =
-            json_request(&self.sign_in_url, &body, None).map_err(|e| Failure::failed(e, false))?;
+        let request = json_request(&self.sign_in_url, &fields, None)
+            .map_err(|e| Failure::failed(e, false))?;
         let reply = http
             .send(request)
             .await
             .map_err(|e| Failure::failed(e, false))?;
         // The password is among the provider's own secrets.
         let secrets = http.secrets(&[]);
-        let object = match http.parse_object(reply.status, &reply.body, &secrets) {
+        let object = match http.parse_object(reply.status, reply.body.as_bytes(), &secrets) {
             Ok(object) => object,
             Err(error) => return Err(self.refused(&reply, error)),
         };
@@ -146,7 +140,8 @@ impl SignIn {
             let error = PortSipError::new(PortSipErrorKind::TwoFactorRequired);
             return Err(Failure::failed(error, true));
         };
-        let challenge = TwoFactorChallenge::new(session, &self.username, self.domain.as_deref());
+        let domain = self.domain.as_ref().map(Secret::expose);
+        let challenge = TwoFactorChallenge::new(session, &self.username, domain);
         let session = challenge.session_token().to_owned();
         let code = match callback(challenge).await {
             Ok(code) if !code.trim().is_empty() => code.trim().to_owned(),
@@ -180,8 +175,8 @@ impl SignIn {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let body = json!({ "token": session, "code": code });
-        let request = json_request(&self.verify_otp_url, &body, None)
+        let fields = [("token", session), ("code", code)];
+        let request = json_request(&self.verify_otp_url, &fields, None)
             .map_err(|e| Failure::failed(e, true))?;
         let reply = http
             .send(request)
@@ -189,7 +184,7 @@ impl SignIn {
             .map_err(|e| Failure::failed(e, true))?;
         let secrets = http.secrets(&[session, code]);
         let parsed = http
-            .parse_object(reply.status, &reply.body, &secrets)
+            .parse_object(reply.status, reply.body.as_bytes(), &secrets)
             .and_then(|object| {
                 if two_factor_session(object.as_ref()).is_some() {
                     let why = "`verify_otp` answered with another two-factor session";
@@ -223,16 +218,16 @@ impl SignIn {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let body = json!({ "refresh_token": refresh_token });
-        let request =
-            json_request(&self.refresh_url, &body, None).map_err(|e| Failure::failed(e, false))?;
+        let fields = [("refresh_token", refresh_token)];
+        let request = json_request(&self.refresh_url, &fields, None)
+            .map_err(|e| Failure::failed(e, false))?;
         let reply = http
             .send(request)
             .await
             .map_err(|e| Failure::failed(e, false))?;
         let secrets = http.secrets(&[refresh_token]);
         let parsed = http
-            .parse_object(reply.status, &reply.body, &secrets)
+            .parse_object(reply.status, reply.body.as_bytes(), &secrets)
             .and_then(|object| http.token_from_object(reply.status, object));
         match reply.token(parsed) {
             Ok(token) if token.refresh_token().is_none() => {
@@ -259,7 +254,7 @@ impl SignIn {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let request = json_request(&self.sign_out_url, &json!({}), Some(access_token))
+        let request = json_request(&self.sign_out_url, &[], Some(access_token))
             .map_err(|e| Failure::failed(e, false))?;
         let reply = http
             .send(request)
@@ -268,7 +263,7 @@ impl SignIn {
         let mut sent = vec![access_token];
         sent.extend(refresh_token);
         let secrets = http.secrets(&sent);
-        match http.parse_object(reply.status, &reply.body, &secrets) {
+        match http.parse_object(reply.status, reply.body.as_bytes(), &secrets) {
             Ok(_) => Ok(()),
             Err(error) if not_served(error.status()) => Err(Failure::NotServed(error)),
             Err(error) => {
@@ -311,14 +306,12 @@ fn two_factor_session(object: Option<&Map<String, Value>>) -> Option<Result<Stri
 
 impl std::fmt::Debug for SignIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The PBX's origin only: the base URL may hold user information.
         f.debug_struct("SignIn")
-            .field("sign_in_url", &self.sign_in_url)
-            .field("verify_otp_url", &self.verify_otp_url)
-            .field("refresh_url", &self.refresh_url)
-            .field("sign_out_url", &self.sign_out_url)
+            .field("origin", &ShowOrigin(&self.sign_in_url))
             .field("username", &self.username)
             .field("password", &Redacted)
-            .field("domain", &self.domain)
+            .field("domain", &self.domain.as_ref().map(Secret::expose))
             .field("one_time_code", &self.one_time_code.is_some())
             .finish()
     }
@@ -326,6 +319,8 @@ impl std::fmt::Debug for SignIn {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
