@@ -198,12 +198,6 @@ impl RedisStore {
         self
     }
 
-    /// The lease's former name, from when the lock lived for a fixed time.
-    #[doc(hidden)]
-    pub fn lock_ttl(self, ttl: Duration) -> Self {
-        self.lease(ttl)
-    }
-
     /// The keys this store uses: the token's and the lock's.
     pub fn keys(&self) -> (&str, &str) {
         (&self.token_key, &self.lock_key)

@@ -18,25 +18,8 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Starts one, or returns `None` (outside CI) when it cannot be started.
-    #[allow(dead_code)] // Each test binary that includes this file uses one of the two.
-    pub fn start() -> Option<Self> {
-        match Self::spawn() {
-            Ok(redis) => Some(redis),
-            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-                eprintln!(
-                    "skipping: redis-server could not be started ({e}); install the \
-                     redis-server package to run this test"
-                );
-                None
-            }
-            Err(e) => panic!("redis-server could not be started: {e}"),
-        }
-    }
-
     /// Starts one, or fails the test when `redis-server` cannot be started: a test that needs
     /// it never passes without it.
-    #[allow(dead_code)]
     pub fn require() -> Self {
         Self::spawn().unwrap_or_else(|e| {
             panic!(
