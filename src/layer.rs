@@ -199,10 +199,10 @@ impl BearerAuthLayer {
     ///
     /// Defaults to 10 seconds. The wait is timed on the waiting request's own runtime, so it
     /// ends even when the login it waits for runs on a runtime that is no longer driven; the
-    /// fetch goes on for the requests after it. With a [store](Self::store), the store's lock,
-    /// load and save are bounded apart (three timeouts for the lock, one for each other
-    /// call), and a request may stop waiting before such a fetch ends. Durations beyond a year
-    /// count as a year.
+    /// fetch goes on for the requests after it. With a [store](Self::store), the store's calls
+    /// are bounded apart: waiting for a lock another cache holds takes at most two timeouts
+    /// (reading the store meanwhile), each other call one; a request may stop waiting before
+    /// such a fetch ends. Durations beyond a year count as a year.
     pub fn timeout(self, timeout: Duration) -> Self {
         self.reconfigure(|c, _, _| c.timeout = timeout)
     }

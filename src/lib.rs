@@ -239,7 +239,7 @@
 //! | `backoff` | `TRACE` | `cache`, `error_kind` | a request fails at once during the pause |
 //! | `unauthorized` | `DEBUG` | `cache`, `generation`, `replay` | a `401` (or gRPC's `UNAUTHENTICATED`, see [`BearerAuthLayer::grpc_unauthenticated`]) refused the token a request carried; `replay` if the request is sent again |
 //! | `invalidated` | `DEBUG` | `cache`, `generation` | that refusal invalidated the current token (not for a token already replaced) |
-//! | `store_lock` | `TRACE`, `WARN` | `elapsed_ms`; `error` | the [store]'s lock was taken after `elapsed_ms`; or failed |
+//! | `store_lock` | `TRACE`, `WARN` | `elapsed_ms`, `tries`; `held_ms`, `error` | the [store]'s lock was taken after `elapsed_ms` and `tries` tries; or the store failed, the wait gave up, the lease was lost after `held_ms`, or could not be renewed |
 //! | `store_load` | `DEBUG` | `adopted`, `version`, `generation`, `expires_in_ms`, `elapsed_ms` | `adopted = true`: the stored token is used |
 //! | `store_load` | `DEBUG` | `adopted`, `version`, `replaces` | `adopted = false`: nothing usable stored (none, the one replaced, or due) |
 //! | `store_load` | `WARN` | `error` | the store could not be read |

@@ -88,8 +88,8 @@ impl Flight {
 
 /// The longest a flight can legitimately take.
 fn flight_bound(config: &Config, store: bool) -> Duration {
-    // The provider's calls share one `timeout`; with a store, its lock (three of them), load
-    // and save come on top.
+    // The provider's calls share one `timeout`; with a store, the wait for its lock (two),
+    // the read, the lease check and the save come on top (see `store::sync`).
     let steps = if store { 6 } else { 1 };
     config.timeout.saturating_mul(steps) + Duration::from_millis(100)
 }
