@@ -242,6 +242,39 @@ async fn the_login_after_a_revoke_is_saved_and_shared<S: TokenStore + Clone>(sto
     );
 }
 
+/// Cache A logs in, refreshes twice and revokes. Fresh caches C and D on the same store, which
+/// never saw A's versions, must share one login again: C's is saved, and D adopts it.
+async fn fresh_caches_share_one_login_after_a_revoke<S: TokenStore + Clone>(store: S) {
+    let cache_a = BearerAuthLayer::new(Numbered::new("a", Duration::ZERO))
+        .store(store.clone())
+        .cache();
+    cache_a.get().await.unwrap();
+    cache_a.refresh().await.unwrap();
+    cache_a.refresh().await.unwrap();
+    cache_a.revoke().await.unwrap();
+
+    let (c, d) = (
+        Numbered::new("c", Duration::ZERO),
+        Numbered::new("d", Duration::ZERO),
+    );
+    let cache_c = BearerAuthLayer::new(c.clone()).store(store.clone()).cache();
+    let cache_d = BearerAuthLayer::new(d.clone()).store(store.clone()).cache();
+    let token_c = cache_c.get().await.unwrap();
+    assert_eq!(
+        stored(&store).await.map(|(_, t)| t).as_deref(),
+        Some(token_c.access_token()),
+        "C's login was not saved"
+    );
+    let token_d = cache_d.get().await.unwrap();
+    assert_eq!((c.logins(), d.logins()), (1, 0), "D logged in on its own");
+    assert_eq!(token_d.access_token(), token_c.access_token());
+}
+
+#[tokio::test]
+async fn memory_store_fresh_caches_share_one_login_after_a_revoke() {
+    fresh_caches_share_one_login_after_a_revoke(MemoryStore::new()).await;
+}
+
 /// C3.
 #[tokio::test]
 async fn memory_store_versions_go_on_after_a_revoke() {
@@ -259,6 +292,13 @@ use redis_server::Redis;
 async fn redis_store_versions_go_on_after_a_revoke() {
     let redis = Redis::require();
     the_login_after_a_revoke_is_saved_and_shared(redis.store("revoke")).await;
+}
+
+#[ignore = "needs redis-server on the PATH; run with `cargo test -- --ignored`, as CI does"]
+#[tokio::test]
+async fn redis_store_fresh_caches_share_one_login_after_a_revoke() {
+    let redis = Redis::require();
+    fresh_caches_share_one_login_after_a_revoke(redis.store("fresh")).await;
 }
 
 thread_local! {
