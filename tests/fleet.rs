@@ -503,48 +503,6 @@ fn signal(pid: &str, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid}");
 }
 
-/// Starts a `redis-server` on the port of `url` (one that was killed), killed when dropped.
-struct Restarted(Child);
-
-impl Restarted {
-    fn start(url: &str) -> Self {
-        let port = url
-            .trim_end_matches('/')
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .to_owned();
-        let child = Command::new("redis-server")
-            .args(["--port", &port, "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let client = redis::Client::open(url).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while client
-            .get_connection()
-            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-            .is_err()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not come back"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self(child)
-    }
-}
-
-impl Drop for Restarted {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn server() -> TestServer {
     TestServer::start(TestServerConfig::new(USER, PASSWORD).lifetime(LIFETIME))
         .await
@@ -784,7 +742,8 @@ async fn a_redis_outage_fails_no_request_and_sharing_resumes() {
     let before = fetches(&server);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let during = fetches(&server) - before;
-    let _back = Restarted::start(&redis.url);
+    let port = redis.url.trim_end_matches('/').rsplit(':').next().unwrap();
+    let _back = Redis::on_port(port.parse().unwrap()).expect("redis-server came back");
     let back_at = unix_ms();
 
     // Three token lifetimes to agree on one token again (a process that logged in on its own
