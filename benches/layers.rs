@@ -152,6 +152,7 @@ impl Services {
                                 )
                             }
                         }))
+                        .any_origin()
                         // The token alone: replay after `401` (the default) is measured in
                         // benches/overhead.rs.
                         .replay_unauthorized(false);

@@ -143,6 +143,7 @@ fn main() {
                 TokenResponse::new("loopback-token").with_expires_in(Duration::from_secs(3600)),
             )
         }))
+        .any_origin()
         .replay_unauthorized(false);
         let authed = layer.layer(plain.clone());
         // The same with replay after a `401`, which copies each request's head.
@@ -150,7 +151,8 @@ fn main() {
             Ok::<_, BoxError>(
                 TokenResponse::new("loopback-token").with_expires_in(Duration::from_secs(3600)),
             )
-        }));
+        }))
+        .any_origin();
         let replaying = replay_layer.layer(plain.clone());
         // tower-http's static header: what sending any bearer header costs end to end.
         let static_header = AddAuthorizationLayer::bearer("loopback-token")

@@ -150,6 +150,7 @@ fn hour_token_layer() -> BearerAuthLayer {
     BearerAuthLayer::new(provider_fn(|| async {
         Ok::<_, BoxError>(TokenResponse::new(TOKEN).with_expires_in(Duration::from_secs(3600)))
     }))
+    .any_origin()
 }
 
 /// A service under test, plus whatever must stay alive while it is measured.

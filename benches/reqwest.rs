@@ -109,13 +109,17 @@ fn clients() -> Vec<(&'static str, ClientWithMiddleware)> {
         (
             "bearer",
             ClientBuilder::new(http())
-                .with(BearerAuthMiddleware::new(cache()))
+                .with(BearerAuthMiddleware::new(cache()).any_origin())
                 .build(),
         ),
         (
             "bearer_no_replay",
             ClientBuilder::new(http())
-                .with(BearerAuthMiddleware::new(cache()).replay_unauthorized(false))
+                .with(
+                    BearerAuthMiddleware::new(cache())
+                        .any_origin()
+                        .replay_unauthorized(false),
+                )
                 .build(),
         ),
     ]

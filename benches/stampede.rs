@@ -68,6 +68,21 @@ impl TokenProvider for SlowEndpoint {
     fn refresh<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<TokenResponse, BoxError>> {
         Box::pin(self.answer())
     }
+    fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<std::time::Duration> {
+        None
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a str>,
+    ) -> tower_bearer_auth::provider::BoxFuture<'a, Result<(), tower_bearer_auth::BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn origin(&self) -> Option<tower_bearer_auth::Origin> {
+        None
+    }
 }
 
 /// The server: answers at once.
@@ -146,6 +161,7 @@ async fn run(scenario: Scenario) -> Run {
         lifetime,
     });
     let layer = BearerAuthLayer::new(endpoint.clone())
+        .any_origin()
         .refresh_ahead(margin)
         .jitter(Duration::ZERO);
     let svc = layer.layer(Server);

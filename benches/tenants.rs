@@ -170,6 +170,7 @@ impl Bench {
                 (0..n)
                     .map(|i| {
                         BearerAuthLayer::new(provider_fn(one_hour(token(i))))
+                            .any_origin()
                             .replay_unauthorized(false)
                             .layer(Echo)
                     })

@@ -86,7 +86,7 @@ async fn run(duration: Duration) -> Result<bool, BoxError> {
     // The layer holds the cache's settings; the middleware and the layer share its cache.
     let layer = BearerAuthLayer::new(provider);
     let client = ClientBuilder::new(http.clone())
-        .with(BearerAuthMiddleware::new(layer.cache()))
+        .with(BearerAuthMiddleware::new(layer.cache()).any_origin())
         .build();
 
     // 1. reqwest's builder, as ever.
@@ -142,9 +142,7 @@ async fn run(duration: Duration) -> Result<bool, BoxError> {
     let wrong = PortSip::new(base_url.as_str(), "admin", "wrong password")
         .build_with(ReqwestService::default())?;
     let client = ClientBuilder::new(reqwest::Client::new())
-        .with(BearerAuthMiddleware::new(
-            BearerAuthLayer::new(wrong).cache(),
-        ))
+        .with(BearerAuthMiddleware::new(BearerAuthLayer::new(wrong).cache()).any_origin())
         .build();
     let rejected = match client.get(&url).send().await {
         Ok(response) => {

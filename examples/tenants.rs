@@ -27,52 +27,26 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_bearer_auth::{
     BoxError, Origin, TokenResponse,
     client::HttpClient,
-    provider::{BoxFuture, TokenProvider, portsip::PortSip},
+    provider::{Call, TokenProviderExt, portsip::PortSip},
     tenants::{TenantKey, TenantsLayer},
     test_server::{TestServer, TestServerConfig},
 };
 
 const API: &str = "/api/account/extensions";
 
-/// A provider that prints a line for each login and refresh of its PBX.
-struct Logged<P> {
-    name: String,
-    started: Instant,
-    inner: P,
-}
-
-impl<P: TokenProvider> Logged<P> {
-    fn print(&self, what: &str, result: &Result<TokenResponse, BoxError>) {
-        let at = self.started.elapsed().as_secs_f64();
-        match result {
-            Ok(token) => println!(
-                "{at:6.2}s  {:<6} {what:<7} ok, expires in {:?}",
-                self.name,
-                token.expires_in().unwrap_or_default()
-            ),
-            Err(error) => println!("{at:6.2}s  {:<6} {what:<7} failed: {error}", self.name),
-        }
-    }
-}
-
-impl<P: TokenProvider> TokenProvider for Logged<P> {
-    fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
-        Box::pin(async {
-            let result = self.inner.login().await;
-            self.print("login", &result);
-            result
-        })
-    }
-
-    fn refresh<'a>(
-        &'a self,
-        refresh_token: &'a str,
-    ) -> BoxFuture<'a, Result<TokenResponse, BoxError>> {
-        Box::pin(async move {
-            let result = self.inner.refresh(refresh_token).await;
-            self.print("refresh", &result);
-            result
-        })
+/// Prints a line for a login or refresh of the PBX `name`.
+fn print(name: &str, started: Instant, call: Call, result: Result<&TokenResponse, &BoxError>) {
+    let at = started.elapsed().as_secs_f64();
+    let what = match call {
+        Call::Login => "login",
+        _ => "refresh",
+    };
+    match result {
+        Ok(token) => println!(
+            "{at:6.2}s  {name:<6} {what:<7} ok, expires in {:?}",
+            token.expires_in().unwrap_or_default()
+        ),
+        Err(error) => println!("{at:6.2}s  {name:<6} {what:<7} failed: {error}"),
     }
 }
 
@@ -130,12 +104,11 @@ async fn main() -> Result<ExitCode, BoxError> {
         let (base, http) = (key.origin().to_string(), factory_http.clone());
         async move {
             let (name, password) = entry.ok_or("no credentials for this PBX")?;
-            let inner = PortSip::new(base, "admin", password).build_with(http)?;
-            Ok::<_, BoxError>(Logged {
-                name,
-                started,
-                inner,
-            })
+            // `inspect` forwards the rest: the token stays bound to this PBX.
+            let provider = PortSip::new(base, "admin", password)
+                .build_with(http)?
+                .inspect(move |call, result, _| print(&name, started, call, result));
+            Ok::<_, BoxError>(provider)
         }
     })
     // Settings for every PBX's cache: refresh a second before expiry, give or take 200 ms.

@@ -41,7 +41,7 @@ use tonic::{
 use tonic_prost::ProstCodec;
 use tower::{Service, ServiceBuilder, service_fn};
 use tower_bearer_auth::{
-    BearerAuthLayer, BoxError, TokenResponse,
+    BearerAuthLayer, BoxError, Origin, TokenResponse,
     provider::{BoxFuture, TokenProvider, portsip::PortSip},
     test_server::{TestServer, TestServerConfig},
 };
@@ -183,6 +183,24 @@ impl<P: TokenProvider> TokenProvider for Observed<P> {
             self.report("refresh", &result);
             result
         })
+    }
+
+    // The rest is the wrapped provider's: its origin (the token server's; the channel's
+    // requests carry no authority, so they are let through), its revoke, its `Retry-After`.
+    fn retry_after(&self, error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+        self.inner.retry_after(error)
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        access_token: &'a str,
+        refresh_token: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        self.inner.revoke(access_token, refresh_token)
+    }
+
+    fn origin(&self) -> Option<Origin> {
+        self.inner.origin()
     }
 }
 

@@ -80,6 +80,12 @@ pub enum TokenErrorKind {
     /// No token could be waited for: the request was polled outside any Tokio runtime (a
     /// login whose runtime shut down is started again instead).
     Aborted,
+    /// The layer or middleware was never told where its token may go: the provider names no
+    /// [origin](crate::provider::TokenProvider::origin), and neither
+    /// [`allow_origin`](crate::BearerAuthLayer::allow_origin) nor
+    /// [`any_origin`](crate::BearerAuthLayer::any_origin) was called. The request was not
+    /// sent, and no token was fetched for it.
+    Unbound,
 }
 
 impl TokenError {
@@ -220,6 +226,9 @@ impl TokenError {
             TokenErrorKind::Timeout => "token provider timed out",
             TokenErrorKind::Revoke => "token provider failed to revoke the token",
             TokenErrorKind::Aborted => "token fetch was abandoned",
+            TokenErrorKind::Unbound => {
+                "the token is bound to no origin: call allow_origin(..) or any_origin() on the layer or middleware"
+            }
         }
     }
 }
@@ -316,6 +325,7 @@ mod tests {
             TokenErrorKind::Timeout,
             TokenErrorKind::Revoke,
             TokenErrorKind::Aborted,
+            TokenErrorKind::Unbound,
         ] {
             let msg = TokenError::new(kind).to_string();
             assert!(msg.chars().next().unwrap().is_lowercase(), "{msg}");

@@ -8,6 +8,7 @@ use crate::{
     BearerAuth, Origin, TokenCache, TokenProvider,
     cache::{Config, Pause},
     future::{Recover, ResponseFuture},
+    origin::Reach,
     service::Settings,
     store::{OnChange, StoredToken, TokenStore},
 };
@@ -24,6 +25,16 @@ use crate::{
 /// [`on_token_change`](Self::on_token_change)) gives the layer a new, empty cache with those
 /// settings, so configure the layer first, then build services and take its
 /// [`cache`](Self::cache) handle.
+///
+/// # Where the token goes
+///
+/// Only where it was meant to: the layer must be told. A provider that knows its server (a
+/// [`PortSip`](crate::provider::portsip::PortSip) provider knows its PBX) binds the token to
+/// that origin; [`allow_origin`](Self::allow_origin) binds it to more, and
+/// [`any_origin`](Self::any_origin) sends it everywhere. With none of these, no request is
+/// sent with the token: each fails with
+/// [`TokenErrorKind::Unbound`](crate::TokenErrorKind::Unbound). A request to an origin not
+/// allowed is sent as it is, without the token.
 ///
 /// # How tokens are cached
 ///
@@ -96,7 +107,7 @@ use crate::{
 /// use http::{Request, Response, header::AUTHORIZATION};
 /// use std::{convert::Infallible, time::Duration};
 /// use tower::{service_fn, ServiceBuilder, ServiceExt};
-/// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
+/// use tower_bearer_auth::{BearerAuthLayer, Origin, provider::StaticToken};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
@@ -107,11 +118,13 @@ use crate::{
 /// let client = ServiceBuilder::new()
 ///     .layer(
 ///         BearerAuthLayer::new(StaticToken::new("abc123"))
+///             .allow_origin(Origin::try_from("https://api.example.com")?)
 ///             .refresh_ahead(Duration::from_secs(60))
 ///             .timeout(Duration::from_secs(5)),
 ///     )
 ///     .service(http_client);
-/// let response = client.oneshot(Request::new(String::new())).await?;
+/// let request = Request::get("https://api.example.com/users").body(String::new())?;
+/// let response = client.oneshot(request).await?;
 /// # Ok(())
 /// # }
 /// ```
@@ -125,7 +138,9 @@ pub struct BearerAuthLayer {
 const DEFAULT_REPLAY_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl BearerAuthLayer {
-    /// A layer with a new, empty token cache for tokens from `provider`.
+    /// A layer with a new, empty token cache for tokens from `provider`. Unless the provider
+    /// names its [origin](TokenProvider::origin), choose where the token may go with
+    /// [`allow_origin`](Self::allow_origin) or [`any_origin`](Self::any_origin).
     pub fn new(provider: impl TokenProvider) -> Self {
         Self::from_arc(Arc::new(provider))
     }
@@ -145,7 +160,7 @@ impl BearerAuthLayer {
     /// ([`TokenProvider::origin`]; a [`PortSip`](crate::provider::portsip::PortSip) provider
     /// does), the token is bound to it, as with [`allow_origin`](Self::allow_origin).
     pub fn from_cache(cache: TokenCache) -> Self {
-        let origins = cache.provider().origin().map(|origin| Arc::from([origin]));
+        let reach = Reach::of(cache.provider().origin());
         Self {
             cache,
             settings: Settings {
@@ -153,7 +168,7 @@ impl BearerAuthLayer {
                 replay: true,
                 buffer_limit: DEFAULT_REPLAY_BUFFER_LIMIT,
                 recover: Recover::Unauthorized,
-                origins,
+                reach,
             },
         }
     }
@@ -234,14 +249,20 @@ impl BearerAuthLayer {
         self.reconfigure(|c, _, _| c.refused_backoff = Pause::new(initial, max))
     }
 
-    /// Binds the token to `origin`: requests to any origin not allowed this way are sent
-    /// without it. Call it once per origin the token is meant for; with no call, the token
-    /// goes to every origin.
+    /// Binds the token to `origin`: requests to any origin not allowed are sent without it.
+    /// Call it once per origin the token is meant for; the provider's own
+    /// [origin](TokenProvider::origin), when it names one, is allowed already.
+    ///
+    /// Where the token may go must be chosen: a layer whose provider names no origin, and
+    /// that is given neither this nor [`any_origin`](Self::any_origin), sends no request that
+    /// would carry the token. Each such request fails with
+    /// [`TokenErrorKind::Unbound`](crate::TokenErrorKind::Unbound), without a login.
     ///
     /// Bind the token whenever the client can reach more than one host: a redirect to another
     /// host (with a redirect-following layer outside this one) or a shared client must not
     /// hand the token to a server it was not issued for. Requests whose URI has no authority
     /// (a tonic channel sets it further down) are treated as going to an allowed origin.
+    /// After [`any_origin`](Self::any_origin), this allows `origin` alone.
     ///
     /// ```
     /// use tower_bearer_auth::{BearerAuthLayer, Origin, provider::StaticToken};
@@ -251,16 +272,24 @@ impl BearerAuthLayer {
     /// # Ok::<(), tower_bearer_auth::InvalidOrigin>(())
     /// ```
     pub fn allow_origin(mut self, origin: Origin) -> Self {
-        let mut origins: Vec<Origin> = self
-            .settings
-            .origins
-            .as_deref()
-            .unwrap_or_default()
-            .to_vec();
-        if !origins.contains(&origin) {
-            origins.push(origin);
-        }
-        self.settings.origins = Some(origins.into());
+        self.settings.reach.allow(origin);
+        self
+    }
+
+    /// Sends the token with every request, whatever its origin, the provider's own
+    /// [origin](TokenProvider::origin) included: the explicit choice for a client that only
+    /// ever talks to the server its token is for. Prefer
+    /// [`allow_origin`](Self::allow_origin) whenever the client (or a redirect) may reach
+    /// another host.
+    ///
+    /// ```
+    /// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
+    ///
+    /// // A client built for one API, and nothing else.
+    /// let layer = BearerAuthLayer::new(StaticToken::new("abc")).any_origin();
+    /// ```
+    pub fn any_origin(mut self) -> Self {
+        self.settings.reach = Reach::Any;
         self
     }
 

@@ -26,6 +26,9 @@
 //! - The promises about interleavings above (single flight, `revoke`, invalidation, a dropped
 //!   cache) are checked by a model checker over many schedules of real requests, logins and
 //!   store calls, besides the example tests (`tests/model.rs`).
+//! - The token goes only where it is meant to: to the origins the layer is bound to (the
+//!   provider's own, and those given to [`BearerAuthLayer::allow_origin`]), or everywhere
+//!   after [`BearerAuthLayer::any_origin`]. A layer told neither sends it nowhere.
 //! - Failures are typed ([`TokenError`]), nothing broken is cached, and the next request tries
 //!   again. Tokens, refresh tokens and passwords never appear in `Debug`, `Display` or errors.
 //!
@@ -35,7 +38,7 @@
 //! use http::{Request, Response, header::AUTHORIZATION};
 //! use std::{convert::Infallible, time::Duration};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
-//! use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenResponse, provider::provider_fn};
+//! use tower_bearer_auth::{BearerAuthLayer, BoxError, Origin, TokenResponse, provider::provider_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), BoxError> {
@@ -51,9 +54,11 @@
 //! });
 //!
 //! let client = ServiceBuilder::new()
-//!     .layer(BearerAuthLayer::new(provider))
+//!     // The token goes to this API and nowhere else.
+//!     .layer(BearerAuthLayer::new(provider).allow_origin(Origin::try_from("https://api.example.com")?))
 //!     .service(http_client);
-//! let response = client.oneshot(Request::new(String::new())).await?;
+//! let request = Request::get("https://api.example.com/users").body(String::new())?;
+//! let response = client.oneshot(request).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -69,7 +74,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`provider`] | [`provider::TokenProvider`], [`provider::BoxFuture`], [`provider::StaticToken`], [`provider::provider_fn`] and [`provider::FnProvider`]; `BuildError` (feature `oauth2`) |
+//! | [`provider`] | [`provider::TokenProvider`], [`provider::BoxFuture`], [`provider::StaticToken`], [`provider::provider_fn`] and [`provider::FnProvider`], [`provider::TokenProviderExt`] and its wrappers; `BuildError` (feature `oauth2`) |
 //! | `provider::oauth2` | `OAuth2Provider`, its builder, options and `OAuth2Error` (feature `oauth2`) |
 //! | `provider::portsip` | `PortSip`, `PortSipProvider`, `PortSipApi`, `PortSipError`, `TwoFactorChallenge` and the `PORTSIP_*` constants (feature `oauth2`) |
 //! | `client` | `HttpClient` and its builder (feature `client`) |

@@ -1,6 +1,6 @@
 //! Binding a token to the origins it was issued for.
 
-use std::{error::Error, fmt};
+use std::{error::Error, fmt, sync::Arc};
 
 use http::Uri;
 
@@ -280,6 +280,50 @@ impl TryFrom<&str> for Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+/// Where a layer or middleware may send its token, chosen once, visibly: by the provider's
+/// [origin](crate::provider::TokenProvider::origin), by `allow_origin`, or by `any_origin`.
+///
+/// Nothing chosen sends the token nowhere: such a layer fails every request that would carry
+/// it with [`TokenErrorKind::Unbound`](crate::TokenErrorKind::Unbound), so a forgotten
+/// binding shows at the first request instead of sending the token to every host.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Reach {
+    /// Neither bound nor opened: requests fail.
+    #[default]
+    Unchosen,
+    /// Every origin, by `any_origin()`.
+    Any,
+    /// These origins only (never empty).
+    Only(Arc<[Origin]>),
+}
+
+impl Reach {
+    /// What a provider's own origin chooses: that origin, or nothing.
+    pub(crate) fn of(origin: Option<Origin>) -> Self {
+        match origin {
+            Some(origin) => Self::Only(Arc::from([origin])),
+            None => Self::Unchosen,
+        }
+    }
+
+    /// Adds `origin` to the allowed ones; after `Any`, allows it alone.
+    pub(crate) fn allow(&mut self, origin: Origin) {
+        let mut origins = self.origins().to_vec();
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+        *self = Self::Only(origins.into());
+    }
+
+    /// The origins allowed one by one; none for `Any` or `Unchosen`.
+    pub(crate) fn origins(&self) -> &[Origin] {
+        match self {
+            Self::Only(origins) => origins,
+            Self::Any | Self::Unchosen => &[],
+        }
     }
 }
 

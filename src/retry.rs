@@ -23,7 +23,7 @@ use crate::{BearerChallenge, challenge::token_rejected, replay};
 /// # });
 /// let client = ServiceBuilder::new()
 ///     .layer(RetryLayer::new(RetryUnauthorized::default()))
-///     .layer(BearerAuthLayer::new(StaticToken::new("abc")).replay_unauthorized(false))
+///     .layer(BearerAuthLayer::new(StaticToken::new("abc")).any_origin().replay_unauthorized(false))
 ///     .service(http_client);
 /// ```
 ///

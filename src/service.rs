@@ -2,7 +2,6 @@
 
 use std::{
     fmt,
-    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -10,9 +9,10 @@ use http::{HeaderMap, Request, Response, header::AUTHORIZATION};
 use tower_service::Service;
 
 use crate::{
-    BearerAuthLayer, BoxError, Origin, TokenCache, TokenProvider,
+    BoxError, TokenCache, TokenError, TokenErrorKind,
     cache::{Carried, Lookup},
     future::{Recover, ResponseFuture, Wait, token_for},
+    origin::Reach,
     replay,
 };
 
@@ -24,18 +24,22 @@ pub(crate) struct Settings {
     pub(crate) buffer_limit: usize,
     /// Which answers count as a refused token.
     pub(crate) recover: Recover,
-    /// The origins the token may be sent to; `None` for any.
-    pub(crate) origins: Option<Arc<[Origin]>>,
+    /// Where the token may be sent.
+    pub(crate) reach: Reach,
 }
 
 impl Settings {
     /// Whether the token goes with a request to `uri`. A URI without an authority (a tonic
-    /// channel's, say) has its origin set further down the stack, so it is allowed.
+    /// channel's, say) has its origin set further down the stack, so it is allowed once any
+    /// origin is.
     #[inline]
     fn allows(&self, uri: &http::Uri) -> bool {
-        match &self.origins {
-            None => true,
-            Some(origins) => uri.authority().is_none() || origins.iter().any(|o| o.matches(uri)),
+        match &self.reach {
+            Reach::Any => true,
+            Reach::Only(origins) => {
+                uri.authority().is_none() || origins.iter().any(|o| o.matches(uri))
+            }
+            Reach::Unchosen => false,
         }
     }
 }
@@ -52,20 +56,20 @@ fn has_authorization(headers: &HeaderMap) -> bool {
 }
 
 /// Adds `Authorization: Bearer <token>` to every request, obtaining and refreshing the token
-/// through a [`TokenProvider`].
+/// through a [`TokenProvider`](crate::provider::TokenProvider).
 ///
-/// Built by [`BearerAuthLayer`], which also holds the settings; see there for how the token is
+/// Built by [`BearerAuthLayer`](crate::BearerAuthLayer), which also holds the settings; see there for how the token is
 /// cached and refreshed, and how a `401 Unauthorized` is recovered from. A request that
 /// already carries an `Authorization` header is sent as it is, unless
-/// [`BearerAuthLayer::overwrite_existing`] is set.
+/// [`BearerAuthLayer::overwrite_existing`](crate::BearerAuthLayer::overwrite_existing) is set.
 ///
-/// A request to an origin the layer does not allow (see [`BearerAuthLayer::allow_origin`]) is
+/// A request to an origin the layer does not allow (see [`BearerAuthLayer::allow_origin`](crate::BearerAuthLayer::allow_origin)) is
 /// sent as it is, without the token.
 ///
 /// The inner service takes `http::Request<B>` for any body type `B` (a hyper-util client's,
 /// `hyper::body::Incoming`, axum's, reqwest's, a tonic channel's, your own) and answers
 /// `http::Response<R>` for any `R`. Which bodies can be replayed after a `401` is decided by
-/// their type; see [Recovering from `401`](BearerAuthLayer#recovering-from-401).
+/// their type; see [Recovering from `401`](crate::BearerAuthLayer#recovering-from-401).
 ///
 /// # Errors
 ///
@@ -81,7 +85,7 @@ fn has_authorization(headers: &HeaderMap) -> bool {
 /// the inner service reserved in `poll_ready` (a concurrency-limit permit, a buffer slot) is
 /// held while the token is fetched. When the token is cached, `call` calls the inner service
 /// directly; it clones it only to keep a spare for a replay after `401` (see
-/// [`BearerAuthLayer::replay_unauthorized`]).
+/// [`BearerAuthLayer::replay_unauthorized`](crate::BearerAuthLayer::replay_unauthorized)).
 ///
 /// Clones of a `BearerAuth` share one token cache.
 ///
@@ -90,8 +94,8 @@ fn has_authorization(headers: &HeaderMap) -> bool {
 /// ```
 /// use http::{Request, Response, header::AUTHORIZATION};
 /// use std::convert::Infallible;
-/// use tower::{service_fn, ServiceExt};
-/// use tower_bearer_auth::{BearerAuth, provider::StaticToken};
+/// use tower::{Layer, service_fn, ServiceExt};
+/// use tower_bearer_auth::{BearerAuthLayer, Origin, provider::StaticToken};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
@@ -99,7 +103,9 @@ fn has_authorization(headers: &HeaderMap) -> bool {
 ///     assert_eq!(req.headers()[AUTHORIZATION], "Bearer abc");
 ///     Ok::<_, Infallible>(Response::new(()))
 /// });
-/// let service = BearerAuth::new(inner, StaticToken::new("abc"));
+/// let service = BearerAuthLayer::new(StaticToken::new("abc"))
+///     .allow_origin(Origin::try_from("https://api.example.com")?)
+///     .layer(inner);
 /// service.oneshot(Request::new(())).await?;
 /// # Ok(())
 /// # }
@@ -108,19 +114,6 @@ pub struct BearerAuth<S> {
     inner: S,
     cache: TokenCache,
     settings: Settings,
-}
-
-impl<S> BearerAuth<S> {
-    /// Wraps `inner`, with a new cache for tokens from `provider` and default settings.
-    pub fn new(inner: S, provider: impl TokenProvider) -> Self {
-        BearerAuthLayer::new(provider).layer_service(inner)
-    }
-
-    /// A [`BearerAuthLayer`] for tokens from `provider`, for use with
-    /// `tower::ServiceBuilder`.
-    pub fn layer(provider: impl TokenProvider) -> BearerAuthLayer {
-        BearerAuthLayer::new(provider)
-    }
 }
 
 impl<S> BearerAuth<S> {
@@ -209,6 +202,9 @@ where
 {
     let skip = !settings.overwrite && has_authorization(request.headers());
     if skip || !settings.allows(request.uri()) {
+        if !skip && matches!(settings.reach, Reach::Unchosen) {
+            return ResponseFuture::failed(TokenError::new(TokenErrorKind::Unbound).into());
+        }
         return ResponseFuture::called(inner, request, None, Recover::No);
     }
     // The hot path: no copy to keep (replay is off, or this body type is never replayed; both
@@ -318,7 +314,7 @@ mod tests {
     use tower::{ServiceExt, service_fn};
 
     use super::*;
-    use crate::{TokenResponse, provider_fn};
+    use crate::{BearerAuthLayer, TokenResponse, provider_fn};
 
     /// A body type this crate knows nothing about, as a tonic channel's is.
     struct Opaque;
@@ -347,7 +343,7 @@ mod tests {
             async move { Ok::<_, Infallible>(response) }
         });
         // Replay on (the default), but this body type cannot be copied.
-        let layer = BearerAuthLayer::new(provider);
+        let layer = BearerAuthLayer::new(provider).any_origin();
         let client: BearerAuth<_> = layer.layer_service(server);
 
         let first = client.clone().oneshot(Request::new(Opaque)).await.unwrap();

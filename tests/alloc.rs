@@ -143,6 +143,7 @@ fn hour_token() -> BearerAuthLayer {
     BearerAuthLayer::new(provider_fn(|| async {
         Ok::<_, BoxError>(TokenResponse::new("abc").with_expires_in(Duration::from_secs(3600)))
     }))
+    .any_origin()
 }
 
 #[test]
@@ -157,7 +158,7 @@ fn cached_path_adds_no_allocation() {
         ("expiring token", hour_token()),
         (
             "static token",
-            BearerAuthLayer::new(StaticToken::new("abc")),
+            BearerAuthLayer::new(StaticToken::new("abc")).any_origin(),
         ),
         ("overwrite_existing", hour_token().overwrite_existing(true)),
     ] {
@@ -271,7 +272,8 @@ fn slow_path_allocates() {
         async {
             Ok::<_, BoxError>(TokenResponse::new("abc").with_expires_in(Duration::from_secs(3600)))
         }
-    }));
+    }))
+    .any_origin();
     let mut svc = layer.replay_unauthorized(false).layer(Echo);
     let first = allocations(|| {
         rt.block_on(svc.clone().oneshot(request())).unwrap();

@@ -24,7 +24,7 @@ struct Upload;
 
 #[test]
 fn the_default_layer_takes_any_request_body() {
-    let layer = BearerAuthLayer::new(StaticToken::new("abc"));
+    let layer = BearerAuthLayer::new(StaticToken::new("abc")).any_origin();
     macro_rules! check {
         ($($body:ty),* $(,)?) => {$(
             let svc = layer.layer(service_fn(|_: Request<$body>| async {
@@ -46,7 +46,7 @@ fn the_default_layer_takes_any_request_body() {
 
 #[test]
 fn configuring_a_clone_leaves_the_original_and_its_services_alone() {
-    let base = BearerAuthLayer::new(StaticToken::new("abc"));
+    let base = BearerAuthLayer::new(StaticToken::new("abc")).any_origin();
     let before = format!("{base:?}");
     let built = base.layer(service_fn(|_: Request<()>| async {
         Ok::<_, Infallible>(Response::new(()))
@@ -85,7 +85,8 @@ async fn services_of_one_layer_share_one_cache() {
     let layer = BearerAuthLayer::new(provider_fn(move || {
         counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         async { Ok::<_, BoxError>(TokenResponse::new("abc")) }
-    }));
+    }))
+    .any_origin();
     let echo = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
     let (a, b) = (layer.layer(echo), layer.layer(echo));
     a.oneshot(Request::new(())).await.unwrap();

@@ -19,7 +19,7 @@ use tower::{
     util::BoxCloneService,
 };
 use tower_bearer_auth::{
-    BearerAuth, BearerAuthLayer, TokenError, TokenErrorKind, TokenResponse,
+    BearerAuthLayer, TokenError, TokenErrorKind, TokenResponse,
     provider::{StaticToken, provider_fn},
 };
 
@@ -32,7 +32,9 @@ fn token_error(err: &BoxError) -> &TokenError {
 async fn first_request_logs_in_and_the_token_is_reused() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api).lifetime(Duration::from_secs(3600));
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = BearerAuthLayer::new(issuer.clone())
+        .any_origin()
+        .layer(client());
     for _ in 0..5 {
         let res = svc.clone().oneshot(get(addr)).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
@@ -49,7 +51,9 @@ async fn a_thousand_concurrent_requests_on_an_empty_cache_cause_one_login() {
     let issuer = Issuer::new(&api)
         .lifetime(Duration::from_secs(3600))
         .delay(Duration::from_millis(100));
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = BearerAuthLayer::new(issuer.clone())
+        .any_origin()
+        .layer(client());
     let tasks: Vec<_> = (0..1000)
         .map(|_| tokio::spawn(svc.clone().oneshot(get(addr))))
         .collect();
@@ -64,7 +68,9 @@ async fn a_thousand_concurrent_requests_on_an_empty_cache_cause_one_login() {
 async fn the_request_that_triggered_the_login_can_be_dropped() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api).delay(Duration::from_millis(200));
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = BearerAuthLayer::new(issuer.clone())
+        .any_origin()
+        .layer(client());
 
     // Poll the first request once, so it starts the login, then drop it.
     let mut first = Box::pin(svc.clone().oneshot(get(addr)));
@@ -91,7 +97,9 @@ async fn refreshes_before_expiry_without_making_requests_wait() {
     let (api, addr) = Api::start().await;
     // A 2 s token is refreshed between 0.5 s and 1 s into its life.
     let issuer = Issuer::new(&api).lifetime(Duration::from_secs(2));
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = BearerAuthLayer::new(issuer.clone())
+        .any_origin()
+        .layer(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // Still valid: sent at once with the old token, while the refresh starts.
@@ -109,7 +117,9 @@ async fn a_refused_refresh_falls_back_to_one_login() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api).lifetime(Duration::from_secs(1));
     issuer.refuse_refresh(true);
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = BearerAuthLayer::new(issuer.clone())
+        .any_origin()
+        .layer(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // The token has expired: this request waits for the refresh, then the login.
@@ -123,7 +133,9 @@ async fn a_failed_login_is_a_typed_error_and_the_next_call_works() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api);
     issuer.fail_logins(true);
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = BearerAuthLayer::new(issuer.clone())
+        .any_origin()
+        .layer(client());
     let err = svc.clone().oneshot(get(addr)).await.unwrap_err();
     let err = token_error(&err);
     assert_eq!(err.kind(), TokenErrorKind::Login);
@@ -150,7 +162,7 @@ async fn a_failed_login_is_a_typed_error_and_the_next_call_works() {
 async fn token_type_is_matched_case_insensitively() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api).token_type("bearer");
-    let svc = BearerAuthLayer::new(issuer).layer(client());
+    let svc = BearerAuthLayer::new(issuer).any_origin().layer(client());
     assert_eq!(svc.oneshot(get(addr)).await.unwrap().status(), 200);
     assert_eq!(api.seen()[0].as_deref(), Some("Bearer access-login-1"));
 }
@@ -159,7 +171,7 @@ async fn token_type_is_matched_case_insensitively() {
 async fn an_unsupported_token_type_is_an_error_not_a_wrong_header() {
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api).token_type("MAC");
-    let layer = BearerAuthLayer::new(issuer);
+    let layer = BearerAuthLayer::new(issuer).any_origin();
     let err = layer.layer(client()).oneshot(get(addr)).await.unwrap_err();
     assert_eq!(token_error(&err).kind(), TokenErrorKind::InvalidResponse);
     assert_eq!(api.requests(), 0);
@@ -174,7 +186,9 @@ async fn an_existing_authorization_header_is_kept_unless_overwriting() {
     let mut req = get(addr);
     req.headers_mut()
         .insert(AUTHORIZATION, "Bearer mine".parse().unwrap());
-    let svc = BearerAuthLayer::new(issuer.clone()).layer(client());
+    let svc = BearerAuthLayer::new(issuer.clone())
+        .any_origin()
+        .layer(client());
     assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
     assert_eq!(issuer.logins(), 0, "no token was fetched");
 
@@ -182,6 +196,7 @@ async fn an_existing_authorization_header_is_kept_unless_overwriting() {
     req.headers_mut()
         .insert(AUTHORIZATION, "Basic dXNlcjpwYXNz".parse().unwrap());
     let svc = BearerAuthLayer::new(issuer.clone())
+        .any_origin()
         .overwrite_existing(true)
         .layer(client());
     assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
@@ -200,7 +215,9 @@ async fn errors_of_the_inner_service_pass_through() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let svc = BearerAuthLayer::new(StaticToken::new("abc")).layer(client());
+    let svc = BearerAuthLayer::new(StaticToken::new("abc"))
+        .any_origin()
+        .layer(client());
     let err = svc.oneshot(get(addr)).await.unwrap_err();
     assert!(err.downcast_ref::<TokenError>().is_none());
     assert!(
@@ -233,7 +250,9 @@ impl Service<Request<()>> for Inspect {
 
 #[tokio::test]
 async fn the_header_is_marked_sensitive_on_both_paths() {
-    let svc = BearerAuth::new(Inspect, StaticToken::new("abc"));
+    let svc = BearerAuthLayer::new(StaticToken::new("abc"))
+        .any_origin()
+        .layer(Inspect);
     // The first request waits for the login, the second takes the cached copy.
     svc.clone().oneshot(Request::new(())).await.unwrap();
     svc.clone().oneshot(Request::new(())).await.unwrap();
@@ -251,7 +270,7 @@ async fn secrets_never_appear_in_debug_or_display() {
         )
     });
     api.accept("s3cret-access");
-    let layer = BearerAuthLayer::new(provider);
+    let layer = BearerAuthLayer::new(provider).any_origin();
     let svc = layer.layer(client());
     svc.clone().oneshot(get(addr)).await.unwrap();
     let cache = layer.cache();
@@ -259,7 +278,8 @@ async fn secrets_never_appear_in_debug_or_display() {
 
     let failing = BearerAuthLayer::new(provider_fn(|| async {
         Ok::<_, BoxError>(TokenResponse::new("s3cret\r\nbroken"))
-    }));
+    }))
+    .any_origin();
     let err = failing
         .layer(client())
         .oneshot(get(addr))
@@ -339,7 +359,7 @@ mod stacking {
         let svc = boxed(
             ServiceBuilder::new()
                 .layer(TimeoutLayer::new(Duration::from_millis(100)))
-                .layer(BearerAuthLayer::new(issuer.clone()))
+                .layer(BearerAuthLayer::new(issuer.clone()).any_origin())
                 .service(client()),
         );
         let err = svc.clone().oneshot(get(addr)).await.unwrap_err();
@@ -356,7 +376,7 @@ mod stacking {
         let issuer = Issuer::new(&api).delay(Duration::from_millis(300));
         let svc = boxed(
             ServiceBuilder::new()
-                .layer(BearerAuthLayer::new(issuer.clone()))
+                .layer(BearerAuthLayer::new(issuer.clone()).any_origin())
                 .layer(TimeoutLayer::new(Duration::from_millis(150)))
                 .service(client()),
         );
@@ -377,7 +397,7 @@ mod stacking {
             boxed(
                 ServiceBuilder::new()
                     .layer(RetryLayer::new(RetryOnce(false, pause)))
-                    .layer(BearerAuthLayer::new(issuer.clone()))
+                    .layer(BearerAuthLayer::new(issuer.clone()).any_origin())
                     .service(client()),
             )
         };
@@ -406,7 +426,7 @@ mod stacking {
         issuer.fail_logins(true);
         let svc = boxed(
             ServiceBuilder::new()
-                .layer(BearerAuthLayer::new(issuer.clone()))
+                .layer(BearerAuthLayer::new(issuer.clone()).any_origin())
                 .layer(RetryLayer::new(RetryOnce(false, Duration::ZERO)))
                 .service(client()),
         );

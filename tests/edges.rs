@@ -120,6 +120,21 @@ impl TokenProvider for Scripted {
         let n = self.refreshes.fetch_add(1, Ordering::SeqCst) + 1;
         Box::pin(async move { self.answer(format!("refresh-{n}"), "invalid_grant") })
     }
+    fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<std::time::Duration> {
+        None
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a str>,
+    ) -> tower_bearer_auth::provider::BoxFuture<'a, Result<(), tower_bearer_auth::BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn origin(&self) -> Option<tower_bearer_auth::Origin> {
+        None
+    }
 }
 
 /// A provider whose login future panics; counts its calls.
@@ -139,6 +154,21 @@ impl TokenProvider for Panicking {
             a_bug()
         })
     }
+    fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<std::time::Duration> {
+        None
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a str>,
+    ) -> tower_bearer_auth::provider::BoxFuture<'a, Result<(), tower_bearer_auth::BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn origin(&self) -> Option<tower_bearer_auth::Origin> {
+        None
+    }
 }
 
 /// D1. A login that panics counts as a failure and starts the backoff: 50 requests in a row
@@ -148,6 +178,7 @@ impl TokenProvider for Panicking {
 async fn a_panicking_provider_is_called_once_then_backs_off() {
     let provider = Arc::new(Panicking::default());
     let client = BearerAuthLayer::new(provider.clone())
+        .any_origin()
         .backoff(Duration::from_secs(5), Duration::from_secs(5))
         .layer(ok_server());
     for i in 0..50 {
@@ -173,6 +204,7 @@ async fn a_backoff_of_duration_max_does_not_panic() {
     let provider = Arc::new(Scripted::default());
     provider.fail(true);
     let cache = BearerAuthLayer::new(provider.clone())
+        .any_origin()
         .backoff(Duration::MAX, Duration::MAX)
         .cache();
     let before = panics();
@@ -198,6 +230,7 @@ async fn a_backoff_of_duration_max_does_not_panic() {
 async fn timeout_refresh_ahead_and_jitter_of_duration_max_work() {
     let provider = Arc::new(Scripted::lasting(Duration::from_secs(3600)));
     let cache = BearerAuthLayer::new(provider.clone())
+        .any_origin()
         .timeout(Duration::MAX)
         .refresh_ahead(Duration::MAX)
         .jitter(Duration::MAX)
@@ -229,6 +262,7 @@ async fn timeout_refresh_ahead_and_jitter_of_duration_max_work() {
 async fn get_returns_the_valid_token_when_its_refresh_fails() {
     let provider = Arc::new(Scripted::lasting(Duration::from_secs(100)));
     let cache = BearerAuthLayer::new(provider.clone())
+        .any_origin()
         .refresh_ahead(Duration::from_secs(30))
         .jitter(Duration::ZERO)
         .cache();
@@ -375,6 +409,7 @@ async fn a_lying_size_hint_does_not_buffer_past_the_limit() {
         }
     });
     let client = BearerAuthLayer::new(StaticToken::new("abc"))
+        .any_origin()
         .replay_unauthorized(true)
         .replay_buffer_limit(LIMIT)
         .layer(server);

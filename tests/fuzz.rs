@@ -146,7 +146,8 @@ fn through_cache(response: TokenResponse) -> Result<(), TestCaseError> {
                 };
                 async move { Ok::<_, BoxError>(response) }
             }
-        }));
+        }))
+        .any_origin();
         let cache = layer.cache();
         match cache.get().await {
             Ok(token) => {
@@ -182,7 +183,8 @@ fn rejected_by_serde(body: Vec<u8>) -> Result<(), TestCaseError> {
                 };
                 async move { parsed }
             }
-        }));
+        }))
+        .any_origin();
         let cache = layer.cache();
         let err = match cache.get().await {
             Ok(_) => return Err(TestCaseError::fail("a token from a body serde rejects")),
@@ -217,7 +219,7 @@ fn from_token_endpoint(body: Vec<u8>) -> Result<(), TestCaseError> {
         .build()
         .unwrap();
     runtime().block_on(async move {
-        let cache = BearerAuthLayer::new(provider).cache();
+        let cache = BearerAuthLayer::new(provider).any_origin().cache();
         match cache.get().await {
             Ok(token) => {
                 prop_assert!(token.header_value().is_sensitive());
@@ -520,7 +522,7 @@ proptest! {
                 check_oauth2(&answer, &err)?;
             }
             // Through the cache, which also reads `retry_after` for its backoff.
-            let layer = BearerAuthLayer::new(provider);
+            let layer = BearerAuthLayer::new(provider).any_origin();
             match layer.cache().get().await {
                 Ok(token) => prop_assert!(token.header_value().is_sensitive()),
                 Err(err) => check_error(&err)?,

@@ -35,6 +35,7 @@ fn layer() -> BearerAuthLayer {
     BearerAuthLayer::new(provider_fn(|| async {
         Ok::<_, BoxError>(TokenResponse::new("t").with_expires_in(Duration::from_secs(3600)))
     }))
+    .any_origin()
 }
 
 /// Creates `n` layers, each obtaining a token, and drops each right after.
@@ -128,7 +129,8 @@ async fn an_idle_cache_holds_little_beyond_its_token() {
     for _ in 0..1_000 {
         let layer = BearerAuthLayer::new(provider_fn(|| async {
             Ok::<_, BoxError>(TokenResponse::new(TOKEN).with_expires_in(Duration::from_secs(3600)))
-        }));
+        }))
+        .any_origin();
         let service = layer.layer(echo);
         // The first request logs in, the second makes this thread's copy of the header.
         service.clone().oneshot(Request::new(())).await.unwrap();

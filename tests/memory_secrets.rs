@@ -192,7 +192,7 @@ async fn exercise(provider: impl TokenProvider + Clone) {
     }
     provider.refresh(REFRESH_TOKEN).await.unwrap();
     drop(clones);
-    let layer = BearerAuthLayer::new(provider);
+    let layer = BearerAuthLayer::new(provider).any_origin();
     let cache = layer.cache();
     cache.get().await.unwrap();
     cache.refresh().await.unwrap();

@@ -166,6 +166,13 @@ impl TokenProvider for Stepping {
         self.world.forget(Some(access_token.to_owned()));
         Box::pin(async { Ok(()) })
     }
+    fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<std::time::Duration> {
+        None
+    }
+
+    fn origin(&self) -> Option<tower_bearer_auth::Origin> {
+        None
+    }
 }
 
 /// A store over [`MemoryStore`] whose calls take a step each, and whose saves of revoked
@@ -237,7 +244,7 @@ fn revoke_and_invalidate_are_final_for_every_request() {
         block_on(async {
             let world = World::default();
             let provider = Stepping::new(&world, "a");
-            let layer = BearerAuthLayer::new(provider.clone());
+            let layer = BearerAuthLayer::new(provider.clone()).any_origin();
             let cache = layer.cache();
             let mut tasks = Vec::new();
             for _ in 0..3 {
@@ -293,8 +300,12 @@ fn store_world(fail_revokes: bool) {
             fail_revokes,
         };
         let (a, b) = (Stepping::new(&world, "a"), Stepping::new(&world_b, "b"));
-        let layer_a = BearerAuthLayer::new(a.clone()).store(store.clone());
-        let layer_b = BearerAuthLayer::new(b.clone()).store(store.clone());
+        let layer_a = BearerAuthLayer::new(a.clone())
+            .any_origin()
+            .store(store.clone());
+        let layer_b = BearerAuthLayer::new(b.clone())
+            .any_origin()
+            .store(store.clone());
         let mut tasks = Vec::new();
         for (layer, world) in [(&layer_a, &world), (&layer_a, &world), (&layer_b, &world_b)] {
             let (layer, world) = (layer.clone(), world.clone());
@@ -415,6 +426,21 @@ impl TokenProvider for Named {
             )
         })
     }
+    fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<std::time::Duration> {
+        None
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a str>,
+    ) -> tower_bearer_auth::provider::BoxFuture<'a, Result<(), tower_bearer_auth::BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn origin(&self) -> Option<tower_bearer_auth::Origin> {
+        None
+    }
 }
 
 /// Two caches on a store whose lock is a lease: requests and explicit refreshes on both, while
@@ -432,8 +458,12 @@ fn a_stalled_lease_holder_costs_one_lease_and_releases_nothing_of_others() {
                 fail_revokes: false,
             };
             let (a, b) = (Stepping::new(&world, "a"), Stepping::new(&world, "b"));
-            let layer_a = BearerAuthLayer::new(a.clone()).store(store.clone());
-            let layer_b = BearerAuthLayer::new(b.clone()).store(store.clone());
+            let layer_a = BearerAuthLayer::new(a.clone())
+                .any_origin()
+                .store(store.clone());
+            let layer_b = BearerAuthLayer::new(b.clone())
+                .any_origin()
+                .store(store.clone());
             let mut tasks = Vec::new();
             for layer in [&layer_a, &layer_b, &layer_a, &layer_b] {
                 let (layer, world) = (layer.clone(), world.clone());

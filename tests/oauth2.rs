@@ -63,7 +63,7 @@ fn portsip_builder(server: &TestServer, password: &str) -> OAuth2ProviderBuilder
 
 /// A PortSIP client for `server`: the API service and its token cache.
 fn client(server: &TestServer, password: &str) -> (BearerAuth<HttpClient>, TokenCache) {
-    let layer = BearerAuthLayer::new(preset(server, password).build().unwrap());
+    let layer = BearerAuthLayer::new(preset(server, password).build().unwrap()).any_origin();
     let cache = layer.cache();
     (tower::Layer::layer(&layer, HttpClient::new()), cache)
 }
@@ -205,7 +205,7 @@ async fn client_credentials_grant_by_basic_and_by_form() {
     assert!(!format!("{err} {err:?} {wrong:?}").contains("s&cr"));
 
     // The token is usable on the API.
-    let layer = BearerAuthLayer::new(basic);
+    let layer = BearerAuthLayer::new(basic).any_origin();
     let api = tower::Layer::layer(&layer, HttpClient::new());
     assert_eq!(get(&api, &server).await.unwrap().status(), StatusCode::OK);
 }
@@ -493,7 +493,7 @@ async fn portsip_tenant_login_sends_the_domain() {
         .domain("tenant.example.com")
         .build()
         .unwrap();
-    let layer = BearerAuthLayer::new(with);
+    let layer = BearerAuthLayer::new(with).any_origin();
     let api = tower::Layer::layer(&layer, HttpClient::new());
     assert_eq!(get(&api, &server).await.unwrap().status(), StatusCode::OK);
     // Refreshes don't need it.
@@ -614,7 +614,7 @@ async fn secrets_stay_out_of_debug_and_errors() {
         .client_auth(ClientAuth::Form)
         .build()
         .unwrap();
-    let layer = BearerAuthLayer::new(provider.clone());
+    let layer = BearerAuthLayer::new(provider.clone()).any_origin();
     let cache = layer.cache();
     let api = tower::Layer::layer(&layer, HttpClient::new());
     get(&api, &server).await.unwrap();
@@ -719,6 +719,7 @@ async fn token_errors_say_what_happened_and_answer_the_usual_questions() {
         .build()
         .unwrap();
     let err = BearerAuthLayer::new(provider)
+        .any_origin()
         .cache()
         .get()
         .await
@@ -891,7 +892,7 @@ async fn revoke_revokes_the_refresh_token_and_the_access_token() {
     );
 
     // Through the cache: `TokenCache::revoke` hands over both.
-    let layer = BearerAuthLayer::new(provider);
+    let layer = BearerAuthLayer::new(provider).any_origin();
     let cache = layer.cache();
     let api = tower::Layer::layer(&layer, HttpClient::new());
     assert_eq!(get(&api, &server).await.unwrap().status(), StatusCode::OK);

@@ -201,6 +201,7 @@ async fn two_factor_without_a_callback_fails_at_once_and_says_so() {
     let server = start(TestServerConfig::new(USER, PASSWORD).two_factor(CODE)).await;
     // Within a second: a login still under way then would fail with `Timeout` instead.
     let layer = BearerAuthLayer::new(preset(&server, PASSWORD).build().unwrap())
+        .any_origin()
         .timeout(Duration::from_secs(1));
     let client = tower::Layer::layer(&layer, HttpClient::new());
     let err = get(&client, &server).await.unwrap_err();
@@ -476,6 +477,7 @@ async fn a_failing_callback_is_a_typed_error() {
         .build()
         .unwrap();
     let err = BearerAuthLayer::new(provider)
+        .any_origin()
         .cache()
         .get()
         .await
@@ -590,7 +592,12 @@ async fn an_explicit_choice_is_kept_and_explained() {
     // Automatic, at a server that serves neither API (a wrong base URL, say): say so.
     let neither = start(oauth_only().oauth_api(false)).await;
     let wrong = preset(&neither, PASSWORD).build().unwrap();
-    let err = BearerAuthLayer::new(wrong).cache().get().await.unwrap_err();
+    let err = BearerAuthLayer::new(wrong)
+        .any_origin()
+        .cache()
+        .get()
+        .await
+        .unwrap_err();
     assert_eq!(
         err.portsip_error().map(|e| e.kind()),
         Some(PortSipErrorKind::NeitherApiServed)
@@ -602,7 +609,7 @@ async fn an_explicit_choice_is_kept_and_explained() {
 async fn any_4xx_from_a_sign_in_is_refused_credentials() {
     let server = start(TestServerConfig::new(USER, PASSWORD)).await;
     let provider = preset(&server, PASSWORD).build().unwrap();
-    let layer = BearerAuthLayer::new(provider);
+    let layer = BearerAuthLayer::new(provider).any_origin();
     // A body of no known shape.
     server.respond_next(CannedResponse::new(StatusCode::FORBIDDEN, "account locked"));
     let err = layer.cache().get().await.unwrap_err();
@@ -616,6 +623,7 @@ async fn any_4xx_from_a_sign_in_is_refused_credentials() {
         server.respond_next(CannedResponse::new(status, "busy"));
         let provider = preset(&server, PASSWORD).build().unwrap();
         let err = BearerAuthLayer::new(provider)
+            .any_origin()
             .cache()
             .get()
             .await

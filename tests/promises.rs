@@ -59,6 +59,21 @@ impl TokenProvider for Gated {
             Ok(TokenResponse::new(format!("login-{n}")).with_expires_in(Duration::from_secs(3600)))
         })
     }
+    fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<std::time::Duration> {
+        None
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a str>,
+    ) -> tower_bearer_auth::provider::BoxFuture<'a, Result<(), tower_bearer_auth::BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn origin(&self) -> Option<tower_bearer_auth::Origin> {
+        None
+    }
 }
 
 /// Polls `fut` once, so that it starts waiting.
@@ -159,6 +174,7 @@ async fn a_login_during_a_revoke_never_adopts_the_revoked_token() {
         fail: false,
     };
     let cache = BearerAuthLayer::new(provider.clone())
+        .any_origin()
         .store(store.clone())
         .cache();
     assert_eq!(cache.get().await.unwrap().access_token(), "login-1");
@@ -195,6 +211,7 @@ async fn a_failed_revoke_in_the_store_never_lets_the_revoked_token_back() {
         fail: true,
     };
     let cache = BearerAuthLayer::new(provider.clone())
+        .any_origin()
         .store(store.clone())
         .cache();
     cache.get().await.unwrap();
@@ -212,6 +229,7 @@ async fn a_failed_revoke_in_the_store_never_lets_the_revoked_token_back() {
 async fn after_a_revoke_fresh_caches_share_one_login_again() {
     let store = MemoryStore::new();
     let a = BearerAuthLayer::new(Gated::new(10))
+        .any_origin()
         .store(store.clone())
         .cache();
     a.get().await.unwrap();
@@ -220,8 +238,14 @@ async fn after_a_revoke_fresh_caches_share_one_login_again() {
     a.revoke().await.unwrap();
 
     let (c, d) = (Gated::new(10), Gated::new(10));
-    let cache_c = BearerAuthLayer::new(c.clone()).store(store.clone()).cache();
-    let cache_d = BearerAuthLayer::new(d.clone()).store(store.clone()).cache();
+    let cache_c = BearerAuthLayer::new(c.clone())
+        .any_origin()
+        .store(store.clone())
+        .cache();
+    let cache_d = BearerAuthLayer::new(d.clone())
+        .any_origin()
+        .store(store.clone())
+        .cache();
     let token_c = cache_c.get().await.unwrap();
     let token_d = cache_d.get().await.unwrap();
     assert_eq!((c.logins(), d.logins()), (1, 0), "D logged in on its own");

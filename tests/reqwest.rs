@@ -265,7 +265,7 @@ async fn insufficient_scope_is_returned_and_keeps_the_token() {
     let cache = TokenCache::new(StaticToken::new("t0k3n"));
     let client = with(
         reqwest::Client::new(),
-        BearerAuthMiddleware::new(cache.clone()),
+        BearerAuthMiddleware::new(cache.clone()).any_origin(),
     );
     let response = client.get(format!("http://{api}/x")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
@@ -339,7 +339,7 @@ async fn a_redirect_to_another_origin_never_carries_the_token() {
     // Bound to the first origin, and not bound at all: reqwest follows the redirect below the
     // middleware and drops `Authorization` on the way to another origin, either way.
     let bound = BearerAuthMiddleware::new(cache.clone()).allow_origin(first_origin);
-    let unbound = BearerAuthMiddleware::new(cache.clone());
+    let unbound = BearerAuthMiddleware::new(cache.clone()).any_origin();
     for middleware in [bound.clone(), unbound] {
         let client = with(reqwest::Client::new(), middleware);
         let response = client
@@ -374,7 +374,7 @@ async fn a_redirect_to_another_origin_never_carries_the_token() {
     let (same, same_seen) = Recorder::redirecting("/landing".to_owned()).await;
     let client = with(
         reqwest::Client::new(),
-        BearerAuthMiddleware::new(cache.clone()),
+        BearerAuthMiddleware::new(cache.clone()).any_origin(),
     );
     client
         .get(format!("http://{same}/redirect"))
@@ -392,7 +392,9 @@ async fn a_redirect_to_another_origin_never_carries_the_token() {
 
     // The tower layer over `ReqwestService`: the same.
     let before = second_seen.lock().unwrap().len();
-    let pbx = BearerAuthLayer::from_cache(cache).layer(ReqwestService::default());
+    let pbx = BearerAuthLayer::from_cache(cache)
+        .any_origin()
+        .layer(ReqwestService::default());
     let request = Request::post(format!("http://{first}/redirect"))
         .body(String::from("{}"))
         .unwrap();
@@ -506,7 +508,7 @@ async fn the_header_is_sensitive_and_an_existing_one_is_kept() {
     let inspect = Inspect::default();
     let cache = TokenCache::new(StaticToken::new("t0k3n"));
     let client = ClientBuilder::new(reqwest::Client::new())
-        .with(BearerAuthMiddleware::new(cache.clone()))
+        .with(BearerAuthMiddleware::new(cache.clone()).any_origin())
         .with(inspect.clone())
         .build();
     let url = format!("http://{api}/x");
@@ -528,7 +530,9 @@ async fn the_header_is_sensitive_and_an_existing_one_is_kept() {
 
     let client = with(
         reqwest::Client::new(),
-        BearerAuthMiddleware::new(cache).overwrite_existing(true),
+        BearerAuthMiddleware::new(cache)
+            .any_origin()
+            .overwrite_existing(true),
     );
     client.get(&url).bearer_auth("mine").send().await.unwrap();
     assert_eq!(seen.lock().unwrap().last().unwrap().1, ours);

@@ -112,6 +112,21 @@ impl TokenProvider for Numbered {
             ))
         })
     }
+    fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<std::time::Duration> {
+        None
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a str>,
+    ) -> tower_bearer_auth::provider::BoxFuture<'a, Result<(), tower_bearer_auth::BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn origin(&self) -> Option<tower_bearer_auth::Origin> {
+        None
+    }
 }
 
 const SLOW: Duration = Duration::from_secs(1);
@@ -123,6 +138,7 @@ async fn a_login_under_way_at_revoke_is_neither_saved_nor_adopted() {
     let store = MemoryStore::new();
     let provider = Numbered::new("a", SLOW);
     let cache = BearerAuthLayer::new(provider.clone())
+        .any_origin()
         .store(store.clone())
         .cache();
 
@@ -161,7 +177,7 @@ async fn a_login_under_way_at_revoke_is_neither_saved_nor_adopted() {
 #[tokio::test(start_paused = true)]
 async fn waiters_at_revoke_never_get_the_old_logins_token() {
     let provider = Numbered::new("a", SLOW);
-    let layer = BearerAuthLayer::new(provider.clone());
+    let layer = BearerAuthLayer::new(provider.clone()).any_origin();
     let cache = layer.cache();
     let sent = Arc::new(Mutex::new(Vec::new()));
     let server = service_fn({
@@ -209,7 +225,10 @@ async fn stored<S: TokenStore>(store: &S) -> Option<(u64, String)> {
 /// adopt it without a login of its own.
 async fn the_login_after_a_revoke_is_saved_and_shared<S: TokenStore + Clone>(store: S) {
     let a = Numbered::new("a", Duration::ZERO);
-    let cache_a = BearerAuthLayer::new(a.clone()).store(store.clone()).cache();
+    let cache_a = BearerAuthLayer::new(a.clone())
+        .any_origin()
+        .store(store.clone())
+        .cache();
     cache_a.get().await.unwrap();
     for _ in 0..3 {
         cache_a.refresh().await.unwrap();
@@ -233,7 +252,10 @@ async fn the_login_after_a_revoke_is_saved_and_shared<S: TokenStore + Clone>(sto
     );
 
     let b = Numbered::new("b", Duration::ZERO);
-    let cache_b = BearerAuthLayer::new(b.clone()).store(store.clone()).cache();
+    let cache_b = BearerAuthLayer::new(b.clone())
+        .any_origin()
+        .store(store.clone())
+        .cache();
     let shared = cache_b.get().await.unwrap();
     assert_eq!(
         (shared.access_token(), b.logins()),
@@ -246,6 +268,7 @@ async fn the_login_after_a_revoke_is_saved_and_shared<S: TokenStore + Clone>(sto
 /// never saw A's versions, must share one login again: C's is saved, and D adopts it.
 async fn fresh_caches_share_one_login_after_a_revoke<S: TokenStore + Clone>(store: S) {
     let cache_a = BearerAuthLayer::new(Numbered::new("a", Duration::ZERO))
+        .any_origin()
         .store(store.clone())
         .cache();
     cache_a.get().await.unwrap();
@@ -257,8 +280,14 @@ async fn fresh_caches_share_one_login_after_a_revoke<S: TokenStore + Clone>(stor
         Numbered::new("c", Duration::ZERO),
         Numbered::new("d", Duration::ZERO),
     );
-    let cache_c = BearerAuthLayer::new(c.clone()).store(store.clone()).cache();
-    let cache_d = BearerAuthLayer::new(d.clone()).store(store.clone()).cache();
+    let cache_c = BearerAuthLayer::new(c.clone())
+        .any_origin()
+        .store(store.clone())
+        .cache();
+    let cache_d = BearerAuthLayer::new(d.clone())
+        .any_origin()
+        .store(store.clone())
+        .cache();
     let token_c = cache_c.get().await.unwrap();
     assert_eq!(
         stored(&store).await.map(|(_, t)| t).as_deref(),
@@ -328,6 +357,7 @@ async fn a_redis_lease_of_duration_max_does_not_panic() {
     let redis = Redis::require();
     let provider = Numbered::new("a", Duration::ZERO);
     let cache = BearerAuthLayer::new(provider.clone())
+        .any_origin()
         .store(redis.store("ttl").lease(Duration::MAX))
         .cache();
     let before = panics();

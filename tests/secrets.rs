@@ -156,6 +156,7 @@ async fn no_secret_in_any_output() {
     let store = MemoryStore::new();
     let hook = capture.clone();
     let layer = BearerAuthLayer::new(provider.clone())
+        .any_origin()
         .replay_unauthorized(true)
         .backoff(Duration::from_millis(1), Duration::from_millis(5))
         .refused_backoff(Duration::from_millis(1), Duration::from_millis(5))
@@ -310,7 +311,7 @@ async fn no_secret_in_any_output() {
         .unwrap();
     let credentials = credentials.build().unwrap();
     capture.debug("credentials provider", &credentials);
-    let cc_layer = BearerAuthLayer::new(credentials.clone());
+    let cc_layer = BearerAuthLayer::new(credentials.clone()).any_origin();
     let cc_api = cc_layer.layer(support::client());
     let request = Request::get(server.url(API))
         .body(Full::<Bytes>::default())
@@ -324,7 +325,7 @@ async fn no_secret_in_any_output() {
     capture.debug("credentials service", &cc_api);
     capture.debug("wrong credentials provider", &wrong);
     capture.error("credentials error", &wrong.login().await.unwrap_err());
-    let wrong_layer = BearerAuthLayer::new(wrong);
+    let wrong_layer = BearerAuthLayer::new(wrong).any_origin();
     let wrong_api = wrong_layer.layer(support::client());
     let request = Request::get(server.url(API))
         .body(Full::<Bytes>::default())
@@ -556,7 +557,7 @@ async fn an_echoing_sign_in_api_never_gets_a_secret_into_an_error() {
 
     // Through the layer, with the provider's Debug output too.
     server.respond_next(sign_in_echoes()[0].clone());
-    let layer = BearerAuthLayer::new(provider.clone());
+    let layer = BearerAuthLayer::new(provider.clone()).any_origin();
     let err = layer.cache().get().await.unwrap_err();
     let printed = format!("{} {provider:?} {layer:?}", everything_printed(&err));
     assert_no_leak(&printed, &[HOSTILE_PASSWORD]);
@@ -634,6 +635,7 @@ async fn a_server_that_quotes_decoded_fields_never_gets_a_secret_into_an_error()
 
     // And through the layer, whose message quotes the provider's.
     let err = BearerAuthLayer::new(provider)
+        .any_origin()
         .cache()
         .get()
         .await
@@ -797,7 +799,7 @@ async fn a_transport_error_through_reqwest_never_shows_the_url() {
     .unwrap();
     let err = provider.login().await.unwrap_err();
     assert!(err.is_transient(), "{err:?}");
-    let layer = BearerAuthLayer::new(provider);
+    let layer = BearerAuthLayer::new(provider).any_origin();
     let through_layer = layer.cache().get().await.unwrap_err();
     for text in [everything_printed(&err), everything_printed(&through_layer)] {
         assert!(!text.contains("S3cr3t"), "{text}");

@@ -63,6 +63,21 @@ impl TokenProvider for SlowEndpoint {
             Ok(self.response())
         })
     }
+    fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<std::time::Duration> {
+        None
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a str>,
+    ) -> tower_bearer_auth::provider::BoxFuture<'a, Result<(), tower_bearer_auth::BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn origin(&self) -> Option<tower_bearer_auth::Origin> {
+        None
+    }
 }
 
 /// The server: answers at once with the `Authorization` header it was sent, as the body.
@@ -87,6 +102,7 @@ impl Service<Request<()>> for Server {
 fn setup(refresh_ahead: Duration) -> (BearerAuth<Server>, BearerAuthLayer, Arc<SlowEndpoint>) {
     let endpoint = Arc::new(SlowEndpoint::default());
     let layer = BearerAuthLayer::new(endpoint.clone())
+        .any_origin()
         .refresh_ahead(refresh_ahead)
         .jitter(Duration::ZERO);
     (layer.layer(Server), layer, endpoint)

@@ -14,7 +14,9 @@ use tower_bearer_auth::{BearerAuthLayer, BearerChallenge, NoReplay};
 
 /// A layer that replays a request refused with `401`.
 fn replaying(issuer: &Issuer) -> BearerAuthLayer {
-    BearerAuthLayer::new(issuer.clone()).replay_unauthorized(true)
+    BearerAuthLayer::new(issuer.clone())
+        .any_origin()
+        .replay_unauthorized(true)
 }
 
 /// Logins plus refreshes: how many tokens the provider handed out.
@@ -285,6 +287,7 @@ async fn without_replay_a_401_still_invalidates_and_noreplay_opts_out_per_reques
     let (api, addr) = Api::start().await;
     let issuer = Issuer::new(&api);
     let svc = BearerAuthLayer::new(issuer.clone())
+        .any_origin()
         .replay_unauthorized(false)
         .layer(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
@@ -315,7 +318,11 @@ async fn an_outer_retry_layer_with_the_exported_policy_retries_once() {
     let issuer = Issuer::new(&api);
     let svc = ServiceBuilder::new()
         .layer(RetryLayer::new(RetryUnauthorized::default()))
-        .layer(BearerAuthLayer::new(issuer.clone()).replay_unauthorized(false))
+        .layer(
+            BearerAuthLayer::new(issuer.clone())
+                .any_origin()
+                .replay_unauthorized(false),
+        )
         .service(client());
     assert_eq!(svc.clone().oneshot(get(addr)).await.unwrap().status(), 200);
     api.revoke("access-login-1");

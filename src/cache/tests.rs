@@ -47,6 +47,21 @@ impl TokenProvider for Counting {
             Ok(r)
         })
     }
+    fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<std::time::Duration> {
+        None
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a str>,
+    ) -> crate::provider::BoxFuture<'a, Result<(), crate::BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn origin(&self) -> Option<crate::Origin> {
+        None
+    }
 }
 
 fn cache(p: Counting) -> (TokenCache, Arc<Counting>) {
@@ -204,6 +219,17 @@ async fn retry_after_from_the_provider_lengthens_the_pause() {
         }
         fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<Duration> {
             Some(Duration::from_secs(20))
+        }
+        fn revoke<'a>(
+            &'a self,
+            _: &'a str,
+            _: Option<&'a str>,
+        ) -> crate::provider::BoxFuture<'a, Result<(), crate::BoxError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn origin(&self) -> Option<crate::Origin> {
+            None
         }
     }
     let p = Arc::new(Busy(AtomicUsize::new(0)));

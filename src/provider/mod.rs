@@ -19,6 +19,7 @@ use crate::{BoxError, Origin, TokenResponse};
 
 #[cfg(feature = "oauth2")]
 mod build_error;
+mod combinators;
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
 pub mod oauth2;
@@ -32,6 +33,7 @@ mod static_token;
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
 pub use build_error::{BuildError, BuildErrorKind};
+pub use combinators::{Call, Inspect, MapResponse, TokenProviderExt};
 pub use static_token::StaticToken;
 
 /// A boxed, `Send` future, as returned by [`TokenProvider`] methods.
@@ -47,14 +49,42 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// [`source`](std::error::Error::source) of a [`TokenError`](crate::TokenError), whose
 /// message quotes theirs. Keep passwords and tokens out of their messages and `Debug` output.
 ///
+/// # Wrapping a provider
+///
+/// [`origin`](Self::origin), [`revoke`](Self::revoke) and [`retry_after`](Self::retry_after)
+/// have no default: each changes what the layer does (where the token may be sent, what a
+/// logout does, how long to wait after a failure), so a provider says what it does, and a
+/// wrapper that forgets to forward one does not compile instead of quietly dropping it.
+/// Reach for the combinators of [`TokenProviderExt`] first ([`inspect`](TokenProviderExt::inspect)
+/// to count or log results, [`map_response`](TokenProviderExt::map_response) to adjust them):
+/// they forward everything else.
+///
+/// ```compile_fail,E0046
+/// use tower_bearer_auth::{BoxError, TokenResponse, provider::{BoxFuture, TokenProvider}};
+///
+/// // Counts logins, but forgets that the wrapped provider's tokens are for one server.
+/// struct Logged<P>(P);
+///
+/// impl<P: TokenProvider> TokenProvider for Logged<P> {
+///     fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
+///         self.0.login()
+///     }
+///
+///     fn refresh<'a>(&'a self, refresh_token: &'a str) -> BoxFuture<'a, Result<TokenResponse, BoxError>> {
+///         self.0.refresh(refresh_token)
+///     }
+/// }
+/// ```
+///
 /// # Example
 ///
-/// A provider for an API whose login returns `{"token": "…", "ttl": 600}`:
+/// A provider for an API whose login returns `{"token": "…", "ttl": 600}`, and whose tokens
+/// are for `https://api.example.com`:
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::{error::Error, time::Duration};
 /// use tower_bearer_auth::{
-///     BoxError, TokenResponse,
+///     BoxError, Origin, TokenResponse,
 ///     provider::{BoxFuture, TokenProvider},
 /// };
 ///
@@ -70,6 +100,19 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///             Ok(TokenResponse::new(token).with_expires_in(Duration::from_secs(ttl)))
 ///         })
 ///     }
+///
+///     fn origin(&self) -> Option<Origin> {
+///         Origin::try_from("https://api.example.com").ok()
+///     }
+///
+///     // This API has no logout, and no `Retry-After` to read.
+///     fn revoke<'a>(&'a self, _: &'a str, _: Option<&'a str>) -> BoxFuture<'a, Result<(), BoxError>> {
+///         Box::pin(async { Ok(()) })
+///     }
+///
+///     fn retry_after(&self, _: &(dyn Error + 'static)) -> Option<Duration> {
+///         None
+///     }
 /// }
 /// ```
 pub trait TokenProvider: Send + Sync + 'static {
@@ -79,8 +122,9 @@ pub trait TokenProvider: Send + Sync + 'static {
     /// Exchanges `refresh_token` for a new token.
     ///
     /// The cache calls it when the current token nears expiry and has a refresh token; when
-    /// it fails the cache calls [`login`](TokenProvider::login) once. A response without a
-    /// refresh token keeps the old one. The default logs in again.
+    /// it fails the cache logs in once. A response without a refresh token keeps the old one.
+    /// The default logs in again (a provider whose tokens come with no refresh token is never
+    /// asked).
     fn refresh<'a>(
         &'a self,
         refresh_token: &'a str,
@@ -90,18 +134,16 @@ pub trait TokenProvider: Send + Sync + 'static {
     }
 
     /// How long to wait before asking this provider again after it failed with `error`, when
-    /// the provider knows (a `Retry-After` header, say). The default is `None`.
+    /// the provider knows (a `Retry-After` header, say); `None` when it doesn't.
     ///
     /// After a failed login or refresh the cache starts no new one for a short, growing pause
     /// (see [`BearerAuthLayer::backoff`](crate::BearerAuthLayer::backoff)); a duration returned
     /// here lengthens that pause, up to five minutes.
-    fn retry_after(&self, error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
-        let _ = error;
-        None
-    }
+    fn retry_after(&self, error: &(dyn std::error::Error + 'static)) -> Option<Duration>;
 
     /// Revokes the tokens at the server, for a clean logout: `access_token` and, when the
-    /// token came with one, `refresh_token`. The default does nothing.
+    /// token came with one, `refresh_token`. A provider whose server has no logout returns
+    /// `Ok(())`.
     ///
     /// Called by [`TokenCache::revoke`](crate::TokenCache::revoke) with the current token. A
     /// provider should try to revoke both even when the first attempt fails, and report the
@@ -110,22 +152,19 @@ pub trait TokenProvider: Send + Sync + 'static {
         &'a self,
         access_token: &'a str,
         refresh_token: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), BoxError>> {
-        let _ = (access_token, refresh_token);
-        Box::pin(async { Ok(()) })
-    }
+    ) -> BoxFuture<'a, Result<(), BoxError>>;
 
-    /// The origin (scheme, host and port) the tokens are meant for, if the provider knows it.
-    /// The default is `None`: the provider does not say, and the token goes wherever the
-    /// layer's own settings let it.
+    /// The origin (scheme, host and port) the tokens are meant for, if the provider knows it;
+    /// `None` if it doesn't.
     ///
     /// A provider that knows which server its tokens belong to (such as one built by
     /// [`PortSip`](portsip::PortSip), whose tokens are for the PBX that issued them) returns
-    /// that server's origin, so the layer can keep the token from being sent anywhere else,
-    /// as [`BearerAuthLayer::allow_origin`](crate::BearerAuthLayer::allow_origin) does.
-    fn origin(&self) -> Option<Origin> {
-        None
-    }
+    /// that server's origin, and the layer binds the token to it, as
+    /// [`BearerAuthLayer::allow_origin`](crate::BearerAuthLayer::allow_origin) does. With
+    /// `None`, the layer must be told where the token may go
+    /// ([`allow_origin`](crate::BearerAuthLayer::allow_origin) or
+    /// [`any_origin`](crate::BearerAuthLayer::any_origin)), or it sends it nowhere.
+    fn origin(&self) -> Option<Origin>;
 }
 
 /// `Arc<P>` and `Box<P>` forward every method to `P`, so a shared or boxed provider, or a
@@ -168,17 +207,22 @@ forward_token_provider!(Arc, Box);
 /// Makes a [`TokenProvider`] from a closure that logs in.
 ///
 /// The closure runs for every login and every refresh (there is no refresh token to use).
+/// The provider names no origin, revokes nothing and reads no `Retry-After`: give the layer
+/// [`allow_origin`](crate::BearerAuthLayer::allow_origin) or
+/// [`any_origin`](crate::BearerAuthLayer::any_origin).
 ///
 /// # Example
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenResponse, provider::provider_fn};
+/// use tower_bearer_auth::{BearerAuthLayer, BoxError, Origin, TokenResponse, provider::provider_fn};
 ///
 /// let layer = BearerAuthLayer::new(provider_fn(|| async {
 ///     // Ask your secret store or identity service here.
 ///     Ok::<_, BoxError>(TokenResponse::new("abc").with_expires_in(Duration::from_secs(300)))
-/// }));
+/// }))
+/// .allow_origin(Origin::try_from("https://api.example.com")?);
+/// # Ok::<(), tower_bearer_auth::InvalidOrigin>(())
 /// ```
 pub fn provider_fn<F, Fut, E>(f: F) -> FnProvider<F>
 where
@@ -213,6 +257,20 @@ where
         let fut = (self.f)();
         Box::pin(async move { fut.await.map_err(Into::into) })
     }
+
+    fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+        None
+    }
+
+    /// Nothing to revoke: the closure only logs in.
+    fn revoke<'a>(&'a self, _: &'a str, _: Option<&'a str>) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// None: choose where the token goes on the layer.
+    fn origin(&self) -> Option<Origin> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +285,18 @@ mod tests {
     impl TokenProvider for Bound {
         fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
             Box::pin(async { Ok(TokenResponse::new("t")) })
+        }
+
+        fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+            None
+        }
+
+        fn revoke<'a>(
+            &'a self,
+            _: &'a str,
+            _: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<(), BoxError>> {
+            Box::pin(async { Ok(()) })
         }
 
         fn origin(&self) -> Option<Origin> {

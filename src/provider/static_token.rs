@@ -1,6 +1,6 @@
-use std::fmt;
+use std::{fmt, time::Duration};
 
-use crate::{BoxError, TokenResponse, provider::BoxFuture, token::Redacted};
+use crate::{BoxError, Origin, TokenResponse, provider::BoxFuture, token::Redacted};
 
 use super::TokenProvider;
 
@@ -11,10 +11,12 @@ use super::TokenProvider;
 /// # Example
 ///
 /// ```
-/// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
+/// use tower_bearer_auth::{BearerAuthLayer, Origin, provider::StaticToken};
 ///
-/// let layer = BearerAuthLayer::new(StaticToken::new("my-api-key"));
+/// let layer = BearerAuthLayer::new(StaticToken::new("my-api-key"))
+///     .allow_origin(Origin::try_from("https://api.example.com")?);
 /// assert!(!format!("{layer:?}").contains("my-api-key"));
+/// # Ok::<(), tower_bearer_auth::InvalidOrigin>(())
 /// ```
 #[derive(Clone)]
 pub struct StaticToken {
@@ -42,5 +44,19 @@ impl TokenProvider for StaticToken {
     fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
         let response = TokenResponse::new(self.token.clone());
         Box::pin(async move { Ok(response) })
+    }
+
+    fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+        None
+    }
+
+    /// Nothing to revoke: the token is fixed.
+    fn revoke<'a>(&'a self, _: &'a str, _: Option<&'a str>) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// None: choose where the token goes on the layer.
+    fn origin(&self) -> Option<Origin> {
+        None
     }
 }

@@ -6,8 +6,8 @@ use http::{Extensions, HeaderValue, StatusCode, Uri, header::AUTHORIZATION};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::{
-    BearerChallenge, NoReplay, Origin, TokenCache, TokenError, cache::Lookup,
-    challenge::token_rejected, trace,
+    BearerChallenge, NoReplay, Origin, TokenCache, TokenError, TokenErrorKind, cache::Lookup,
+    challenge::token_rejected, origin::Reach, trace,
 };
 
 use ::reqwest::{Request, Response, Url};
@@ -41,7 +41,9 @@ use ::reqwest::{Request, Response, Url};
 /// [`origin`](crate::provider::TokenProvider::origin) when it has one (the PBX of a
 /// [`PortSip`](crate::provider::portsip::PortSip) provider, say), and each origin given to
 /// [`allow_origin`](Self::allow_origin). A request to any other origin is sent without it.
-/// With neither, the token goes to every origin.
+/// [`any_origin`](Self::any_origin) sends it everywhere. Where the token may go must be chosen:
+/// with no origin from the provider and neither call, no request is sent with the token, and
+/// each fails with [`TokenErrorKind::Unbound`].
 ///
 /// Redirects are followed inside `reqwest::Client`, below every middleware, so the middleware
 /// sees the first request only; reqwest removes `Authorization` from a redirected request to
@@ -82,7 +84,7 @@ use ::reqwest::{Request, Response, Url};
 /// ClientBuilder::new(reqwest::Client::new())
 ///     .with(TracingMiddleware::default())                             // 1: outermost
 ///     .with(RetryTransientMiddleware::new_with_policy(retry_policy))  // 2
-///     .with(BearerAuthMiddleware::new(cache))                         // 3: next to the client
+///     .with(BearerAuthMiddleware::new(cache).allow_origin(api))       // 3: next to the client
 ///     .build()
 /// ```
 ///
@@ -137,9 +139,9 @@ use ::reqwest::{Request, Response, Url};
 #[derive(Clone)]
 pub struct BearerAuthMiddleware {
     cache: TokenCache,
-    /// The origins the token may go to, as given; `None` for any.
-    origins: Option<Arc<[Origin]>>,
-    /// The same, ready to compare with a request's URL.
+    /// Where the token may go.
+    reach: Reach,
+    /// The origins of `reach`, ready to compare with a request's URL.
     bound: Arc<[Bound]>,
     replay: bool,
     overwrite: bool,
@@ -149,16 +151,13 @@ impl BearerAuthMiddleware {
     /// A middleware that takes its tokens from `cache`, bound to the provider's
     /// [origin](crate::provider::TokenProvider::origin) if it has one.
     pub fn new(cache: TokenCache) -> Self {
-        let this = Self {
+        let reach = Reach::of(cache.provider().origin());
+        Self {
+            bound: reach.origins().iter().filter_map(Bound::new).collect(),
+            reach,
             cache,
-            origins: None,
-            bound: Arc::from([]),
             replay: true,
             overwrite: false,
-        };
-        match this.cache.provider().origin() {
-            Some(origin) => this.allow_origin(origin),
-            None => this,
         }
     }
 
@@ -173,12 +172,23 @@ impl BearerAuthMiddleware {
     /// # Ok::<(), tower_bearer_auth::InvalidOrigin>(())
     /// ```
     pub fn allow_origin(mut self, origin: Origin) -> Self {
-        let mut origins = self.origins.as_deref().unwrap_or_default().to_vec();
-        if !origins.contains(&origin) {
-            origins.push(origin);
-        }
-        self.bound = origins.iter().filter_map(Bound::new).collect();
-        self.origins = Some(origins.into());
+        self.reach.allow(origin);
+        self.bound = self.reach.origins().iter().filter_map(Bound::new).collect();
+        self
+    }
+
+    /// Sends the token with every request, whatever its origin, the provider's own included:
+    /// the explicit choice for a client that only ever talks to the server its token is for.
+    /// Prefer [`allow_origin`](Self::allow_origin) whenever the client may reach another host.
+    ///
+    /// ```
+    /// use tower_bearer_auth::{TokenCache, provider::StaticToken, reqwest::BearerAuthMiddleware};
+    ///
+    /// let middleware = BearerAuthMiddleware::new(TokenCache::new(StaticToken::new("abc"))).any_origin();
+    /// ```
+    pub fn any_origin(mut self) -> Self {
+        self.reach = Reach::Any;
+        self.bound = Arc::from([]);
         self
     }
 
@@ -208,7 +218,7 @@ impl BearerAuthMiddleware {
     /// Whether the token goes with a request to `url`.
     #[inline]
     fn allows(&self, url: &Url) -> bool {
-        self.origins.is_none() || self.bound.iter().any(|bound| bound.matches(url))
+        matches!(self.reach, Reach::Any) || self.bound.iter().any(|bound| bound.matches(url))
     }
 
     /// Sets the token on `request`; returns its generation.
@@ -292,6 +302,10 @@ impl Middleware for BearerAuthMiddleware {
     ) -> reqwest_middleware::Result<Response> {
         let skip = !self.overwrite && request.headers().contains_key(AUTHORIZATION);
         if skip || !self.allows(request.url()) {
+            if !skip && matches!(self.reach, Reach::Unchosen) {
+                let error = TokenError::new(TokenErrorKind::Unbound);
+                return Err(reqwest_middleware::Error::middleware(error));
+            }
             return next.run(request, extensions).await;
         }
         // The copy is made before the token is set: the request sent keeps its header map,
@@ -336,7 +350,7 @@ impl fmt::Debug for BearerAuthMiddleware {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BearerAuthMiddleware")
             .field("cache", &self.cache)
-            .field("origins", &self.origins)
+            .field("reach", &self.reach)
             .field("replay", &self.replay)
             .field("overwrite", &self.overwrite)
             .finish()
@@ -435,6 +449,19 @@ mod tests {
             fn login(&self) -> crate::BoxFuture<'_, Result<crate::TokenResponse, crate::BoxError>> {
                 Box::pin(async { Ok(crate::TokenResponse::new("t")) })
             }
+            fn retry_after(
+                &self,
+                _: &(dyn std::error::Error + 'static),
+            ) -> Option<std::time::Duration> {
+                None
+            }
+            fn revoke<'a>(
+                &'a self,
+                _: &'a str,
+                _: Option<&'a str>,
+            ) -> crate::BoxFuture<'a, Result<(), crate::BoxError>> {
+                Box::pin(async { Ok(()) })
+            }
             fn origin(&self) -> Option<Origin> {
                 Origin::try_from("https://pbx.example.com:8887").ok()
             }
@@ -446,9 +473,14 @@ mod tests {
         assert!(more.allows(&url("https://other.example.com/")));
         assert!(more.allows(&url("https://pbx.example.com:8887/api")));
 
-        let any =
+        let unchosen =
             BearerAuthMiddleware::new(TokenCache::new(crate::provider::StaticToken::new("t")));
+        assert!(!unchosen.allows(&url("https://anywhere.example.com/")));
+        assert!(matches!(unchosen.reach, Reach::Unchosen));
+        let any = unchosen.any_origin();
         assert!(any.allows(&url("https://anywhere.example.com/")));
+        let narrowed = any.allow_origin(Origin::try_from("https://pbx.example.com:8887").unwrap());
+        assert!(!narrowed.allows(&url("https://anywhere.example.com/")));
     }
 
     #[test]

@@ -571,6 +571,24 @@ mod tests {
                     .with_expires_in(Duration::from_secs(3600)))
             })
         }
+        fn retry_after(
+            &self,
+            _: &(dyn std::error::Error + 'static),
+        ) -> Option<std::time::Duration> {
+            None
+        }
+
+        fn revoke<'a>(
+            &'a self,
+            _: &'a str,
+            _: Option<&'a str>,
+        ) -> crate::provider::BoxFuture<'a, Result<(), crate::BoxError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn origin(&self) -> Option<crate::Origin> {
+            None
+        }
     }
 
     fn stored(version: u64) -> StoredToken {

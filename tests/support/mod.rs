@@ -283,6 +283,21 @@ impl TokenProvider for Issuer {
             ))
         })
     }
+    fn retry_after(&self, _: &(dyn std::error::Error + 'static)) -> Option<std::time::Duration> {
+        None
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a str>,
+    ) -> tower_bearer_auth::provider::BoxFuture<'a, Result<(), tower_bearer_auth::BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn origin(&self) -> Option<tower_bearer_auth::Origin> {
+        None
+    }
 }
 
 /// A GET request to `addr` with an empty body.
