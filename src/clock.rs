@@ -10,7 +10,8 @@
 //! Elsewhere than Linux and Android the suspended part is zero.
 //!
 //! The hot path does not call [`now`]: a thread's copy of the header keeps a [`Deadline`],
-//! checked against each clock with one read of each (see [`Deadline::passed`]).
+//! checked with one read of the clock that counts suspend (and of tokio's too when tokio's
+//! clock is paused; see [`Deadline`]).
 //!
 //! Timers (a timeout, a sleep) stay on tokio's own clock: they measure how long a step may
 //! take, which suspend should not shorten.
@@ -24,32 +25,39 @@ pub(crate) fn now() -> Instant {
     Instant::now() + suspended()
 }
 
-/// A refresh point, as the hot path checks it: on tokio's clock and on the clock that counts
-/// suspend, so that it passes when either has reached it.
+/// A refresh point, as the hot path checks it: on the clock that counts suspend, which never
+/// runs slower than tokio's; and on tokio's own clock too when that one is paused (tests),
+/// since a paused clock moves without real time passing.
+///
+/// Whether tokio's clock is paused is found when the deadline is made, on the slow path: two
+/// reads of a running clock differ, two reads of a paused one don't. (A deadline made on a
+/// running clock that is paused later is checked by real time alone.) The hot path then reads
+/// one clock, or two when paused.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Deadline {
-    /// On tokio's clock (paused in tests).
-    tokio: Instant,
     /// On the clock that counts suspend, in nanoseconds since its start.
     boot: u64,
+    /// On tokio's clock, when that clock was paused.
+    paused: Option<Instant>,
 }
 
 impl Deadline {
     /// The deadline `at`, an instant on the cache's clock ([`now`]).
     pub(crate) fn new(at: Instant) -> Self {
         let (tokio_now, boot_now) = (Instant::now(), boottime());
+        let paused = Instant::now() == tokio_now;
         let slept = suspended();
         let left = at.saturating_duration_since(tokio_now + slept);
         Self {
-            tokio: tokio_now + left,
             boot: nanos(boot_now.saturating_add(left)),
+            paused: paused.then(|| tokio_now + left),
         }
     }
 
-    /// Whether either clock has reached the deadline: one read of each.
+    /// Whether the deadline has passed: one clock read, two when tokio's clock is paused.
     #[inline]
     pub(crate) fn passed(&self) -> bool {
-        Instant::now() >= self.tokio || nanos(boottime()) >= self.boot
+        nanos(boottime()) >= self.boot || self.paused.is_some_and(|at| Instant::now() >= at)
     }
 }
 
@@ -144,6 +152,13 @@ mod tests {
             "two hours asleep pass a minute's deadline"
         );
         assert!(now() >= before + Duration::from_secs(2 * 3600));
+    }
+
+    #[tokio::test]
+    async fn a_running_clock_is_read_once() {
+        let deadline = Deadline::new(now() + Duration::from_secs(60));
+        assert!(deadline.paused.is_none());
+        assert!(!deadline.passed());
     }
 
     #[tokio::test(start_paused = true)]

@@ -44,6 +44,13 @@ impl Settings {
     }
 }
 
+/// Inserts `Authorization: value`. Kept out of line: the hot path inlined around it is
+/// smaller, and measured 23 instructions per request fewer this way (`BENCHMARKS.md`).
+#[inline(never)]
+fn set_authorization(headers: &mut HeaderMap, value: http::HeaderValue) {
+    headers.insert(AUTHORIZATION, value);
+}
+
 /// Whether `headers` hold an `Authorization` header: the answer of `contains_key`, found by
 /// comparing names while there are few of them, which costs less than hashing one.
 #[inline]
@@ -213,9 +220,7 @@ where
     // service.
     if !settings.replay || !replay::replayable::<B>() {
         if let Some(local) = cache.cached() {
-            request
-                .headers_mut()
-                .insert(AUTHORIZATION, local.header.clone());
+            set_authorization(request.headers_mut(), local.header.clone());
             return ResponseFuture::called(
                 inner,
                 request,
