@@ -97,11 +97,17 @@ use serde_json::{Map, Value};
 
 use crate::{BoxError, BoxFuture, TokenResponse};
 
+#[cfg(feature = "file-store")]
+mod file;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 pub(crate) mod sync;
 
+#[cfg(feature = "file-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]
+#[doc(inline)]
+pub use file::{FileStore, FileStoreError, FileStoreErrorKind};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
