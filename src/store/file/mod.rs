@@ -28,7 +28,7 @@ const POLL_MAX: Duration = Duration::from_millis(100);
 /// and for the processes of one user on one machine that should share one login.
 ///
 /// A run finds the token the run before it saved: still valid, it is sent without asking
-/// the server; due for refresh, it is refreshed with the stored refresh token. Processes
+/// the server; expired, it is refreshed with the stored refresh token. Processes
 /// running at once take turns through a lock file: one logs in or refreshes, and the others
 /// use the token it saved, so a refresh token that the server accepts once is spent once.
 ///
