@@ -130,10 +130,12 @@ async fn one_run(run: Run) -> Result<(), BoxError> {
     // The PortSIP provider binds the token to the PBX's origin: it is sent nowhere else.
     let provider = PortSip::new(&run.base_url, &run.username, password).build()?;
     let layer = BearerAuthLayer::new(provider).store(store);
-    let client = ServiceBuilder::new().layer(layer).service(HttpClient::new());
+    let client = ServiceBuilder::new()
+        .layer(layer)
+        .service(HttpClient::new());
 
-    let request = Request::get(format!("{}{}", run.base_url, run.path))
-        .body(Full::<Bytes>::default())?;
+    let request =
+        Request::get(format!("{}{}", run.base_url, run.path)).body(Full::<Bytes>::default())?;
     let response = client.oneshot(request).await?;
     let stored = FileStore::new(&run.token_file).load().await?;
     let version = stored.as_ref().map(|s| s.version());
@@ -145,7 +147,10 @@ async fn one_run(run: Run) -> Result<(), BoxError> {
         run.path,
         response.status(),
         version.map_or("none".to_owned(), |v| v.to_string()),
-        left.map_or("no expiry".to_owned(), |l| format!("{:.1} s", l.as_secs_f64())),
+        left.map_or("no expiry".to_owned(), |l| format!(
+            "{:.1} s",
+            l.as_secs_f64()
+        )),
     );
     if !response.status().is_success() {
         return Err(format!("the server answered {}", response.status()).into());

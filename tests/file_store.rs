@@ -97,7 +97,11 @@ async fn work(base_url: &str, path: &Path, sending: Option<Duration>) {
         });
     let client = layer.layer(HttpClient::new());
     let url = format!("{base_url}{API}");
-    println!("FILE_STORE started at={} pid={}", unix_ms(), std::process::id());
+    println!(
+        "FILE_STORE started at={} pid={}",
+        unix_ms(),
+        std::process::id()
+    );
     let started = Instant::now();
     let (mut ok, mut failed) = (0, 0);
     loop {
@@ -285,7 +289,10 @@ async fn three_runs_log_in_once() {
 
     let first = Worker::start(&server, &path, None).finish().await;
     assert_eq!(done(&first), (1, 0));
-    let token = of(&first, "token").next().expect("run 1 got a token").clone();
+    let token = of(&first, "token")
+        .next()
+        .expect("run 1 got a token")
+        .clone();
     assert_eq!(token.num("version"), 1);
     let counts = server.counts();
     assert_eq!((counts.password_grants, counts.refresh_grants), (1, 0));
@@ -295,7 +302,11 @@ async fn three_runs_log_in_once() {
     let second = Worker::start(&server, &path, None).finish().await;
     assert_eq!(done(&second), (1, 0));
     let adopted = of(&second, "token").next().expect("run 2 got a token");
-    assert_eq!(adopted.num("version"), 1, "run 2 did not reuse run 1's token");
+    assert_eq!(
+        adopted.num("version"),
+        1,
+        "run 2 did not reuse run 1's token"
+    );
     let counts = server.counts();
     assert_eq!((counts.password_grants, counts.refresh_grants), (1, 0));
 

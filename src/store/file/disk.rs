@@ -138,12 +138,11 @@ pub(super) fn save(paths: &super::Paths, record: &StoredToken) -> Result<bool, F
 
 /// A temporary file next to `path`, created `0600`, written, synced, renamed over `path`;
 /// then the directory synced, so that the rename survives a crash.
-fn write_atomically(
-    path: &Path,
-    text: &[u8],
-) -> Result<(), (&'static str, PathBuf, io::Error)> {
+fn write_atomically(path: &Path, text: &[u8]) -> Result<(), (&'static str, PathBuf, io::Error)> {
     let dir = parent(path);
-    let name = path.file_name().map_or_else(Default::default, |n| n.to_string_lossy());
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
     let temp = dir.join(format!(
         "{name}.tmp.{}.{:016x}",
         std::process::id(),

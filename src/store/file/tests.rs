@@ -145,10 +145,20 @@ async fn a_corrupt_file_is_an_error_and_the_next_save_replaces_it() {
     assert!(message.contains("truncated"), "{message}");
     assert!(!message.contains("s3cr3t"), "{message}");
 
-    for junk in ["", "not json", "[]", r#"{"format":1}"#, r#"{"format":1,"record":{}}"#] {
+    for junk in [
+        "",
+        "not json",
+        "[]",
+        r#"{"format":1}"#,
+        r#"{"format":1,"record":{}}"#,
+    ] {
         write_private(store.path(), junk);
         let error = store.load().await.unwrap_err();
-        assert_eq!(kind(&error), FileStoreErrorKind::Corrupt, "{junk:?}: {error}");
+        assert_eq!(
+            kind(&error),
+            FileStoreErrorKind::Corrupt,
+            "{junk:?}: {error}"
+        );
     }
     let secret = r#"{"format":1,"record":{"version":1,"access_token":7,"refresh_token":"s3cr3t"}}"#;
     write_private(store.path(), secret);
@@ -182,7 +192,10 @@ async fn a_file_open_to_group_or_others_is_refused() {
         std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(mode)).unwrap();
         let error = store.load().await.unwrap_err();
         assert_eq!(kind(&error), FileStoreErrorKind::Permissions, "{mode:o}");
-        assert!(error.to_string().contains(&format!("{mode:04o}")), "{error}");
+        assert!(
+            error.to_string().contains(&format!("{mode:04o}")),
+            "{error}"
+        );
         let error = store.save(&token(2)).await.unwrap_err();
         assert_eq!(kind(&error), FileStoreErrorKind::Permissions, "{mode:o}");
     }
