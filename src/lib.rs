@@ -135,7 +135,8 @@
 //! written after every new token: a restarted process finds its still-valid token, and
 //! caches sharing the store (several layers of one process with
 //! [`MemoryStore`](store::MemoryStore), replicas of a service with `RedisStore`, feature
-//! `redis`) share one login, with one refresh per token across all of them.
+//! `redis`, runs of a CLI with `FileStore`, feature `file-store`) share one login, with one
+//! refresh per token across all of them.
 //! [`BearerAuthLayer::on_token_change`] tells code that only wants to know. See [`store`].
 //!
 //! # Secrets
@@ -217,6 +218,10 @@
 //! - `redis`: `RedisStore`, a [token store](store) in Redis that replicas share: one login,
 //!   one refresh at a time across processes (a lock with an expiry), never a single-use
 //!   refresh token spent twice. Tokens are stored unencrypted; see its documentation.
+//! - `file-store`: `FileStore`, a [token store](store) in a file of mode `0600`, written
+//!   atomically, for a CLI or a cron job that should not log in on every run; a lock file
+//!   shares it between the processes of one user. Tokens are stored unencrypted; see its
+//!   documentation.
 //! - `tracing`: events for logins, refreshes, backoff, `401` recovery and the token store,
 //!   through the `tracing` crate; see [Tracing](#tracing).
 //!

@@ -7,9 +7,10 @@
 //! - a restarted process that finds a still-valid token in its store sends it without logging
 //!   in;
 //! - several caches (several layers in one process with [`MemoryStore`], or several processes
-//!   with a shared store such as `RedisStore`, feature `redis`) share one login: the one that
-//!   takes the store's [lock](TokenStore::lock) first refreshes, and the others, taking the
-//!   lock after it, find the new token in the store and use it instead of refreshing again.
+//!   with a shared store such as `RedisStore`, feature `redis`, or, on one machine,
+//!   `FileStore`, feature `file-store`) share one login: the one that takes the store's
+//!   [lock](TokenStore::lock) first refreshes, and the others, taking the lock after it,
+//!   find the new token in the store and use it instead of refreshing again.
 //!   A refresh token that the server accepts only once is never spent twice.
 //!
 //! # What the cache does with a store
@@ -78,6 +79,11 @@
 //! ([`Lease::renew`]) and release it (the [`Lease`]'s `Drop`), each comparing and setting on
 //! the holder's token. [`MemoryStore`] and `RedisStore` do.
 //!
+//! A lock that the operating system releases when its holder dies, such as `FileStore`'s
+//! lock file, needs no lease ([`StoreLock::new`]): a crashed holder frees it at once. It does
+//! not run out while its holder lives, stalled or not: a waiter then gives up after twice its
+//! timeout, as with a live holder.
+//!
 //! For users who only want to be told (to persist the token somewhere, say), there is
 //! [`BearerAuthLayer::on_token_change`](crate::BearerAuthLayer::on_token_change).
 //!
@@ -97,11 +103,17 @@ use serde_json::{Map, Value};
 
 use crate::{BoxError, BoxFuture, TokenResponse};
 
+#[cfg(feature = "file-store")]
+mod file;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 pub(crate) mod sync;
 
+#[cfg(feature = "file-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]
+#[doc(inline)]
+pub use file::{FileStore, FileStoreError, FileStoreErrorKind};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -111,51 +123,62 @@ pub use redis::RedisStore;
 /// Keeps the cache's token where other caches, other processes or a restarted process find
 /// it; see the [module documentation](self) for how the cache uses it.
 ///
+/// For a file, use `FileStore` (feature `file-store`): it creates the file readable by its
+/// owner only, writes it atomically, keeps the version rule below and locks across processes.
+///
 /// Implement it for your own storage: `load` and `save` are required; the lock defaults to no
-/// lock, which is right for storage only one cache writes at a time (a file of one process).
-/// A store shared by processes must lock, or two of them may refresh at once, and its lock
-/// must be a lease: implement [`try_lock`](Self::try_lock) and [`lock`](Self::lock) with a
-/// [`StoreLock::leased`] (see "The lock is a lease" in the [module documentation](self)).
+/// lock, which is right for storage only one cache writes at a time. A store shared by
+/// processes must lock, or two of them may refresh at once, and its lock must be a lease
+/// ([`StoreLock::leased`], see "The lock is a lease" in the [module documentation](self)) or
+/// one the operating system releases when its holder dies ([`StoreLock::new`]): implement
+/// [`try_lock`](Self::try_lock) and [`lock`](Self::lock).
+///
+/// `save` must keep the version rule: a record replaces only a record of a smaller
+/// [version](StoredToken::version), or none.
 ///
 /// Errors may be any [`BoxError`]; keep tokens out of their messages.
 ///
 /// # Example
 ///
-/// A store keeping the token in a file, so a restarted process does not log in again:
+/// A store in a table of the application's own (a map stands in for it here), for caches of
+/// one process:
 ///
 /// ```
-/// use std::path::PathBuf;
+/// use std::{collections::HashMap, sync::Mutex};
 /// use tower_bearer_auth::{
-///     BearerAuthLayer, BoxError,
+///     BearerAuthLayer, BoxError, Origin,
 ///     provider::{BoxFuture, StaticToken},
 ///     store::{StoredToken, TokenStore},
 /// };
 ///
-/// struct FileStore(PathBuf);
+/// #[derive(Default)]
+/// struct TableStore {
+///     rows: Mutex<HashMap<&'static str, StoredToken>>,
+/// }
 ///
-/// impl TokenStore for FileStore {
+/// impl TokenStore for TableStore {
 ///     fn load(&self) -> BoxFuture<'_, Result<Option<StoredToken>, BoxError>> {
-///         Box::pin(async move {
-///             match tokio::fs::read_to_string(&self.0).await {
-///                 Ok(json) => Ok(Some(StoredToken::from_json(&json)?)),
-///                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-///                 Err(e) => Err(e.into()),
-///             }
-///         })
+///         let row = self.rows.lock().unwrap().get("pbx").cloned();
+///         Box::pin(async move { Ok(row) })
 ///     }
 ///
 ///     fn save<'a>(&'a self, token: &'a StoredToken) -> BoxFuture<'a, Result<bool, BoxError>> {
-///         Box::pin(async move {
-///             // Readable by its owner only: it holds secrets.
-///             tokio::fs::write(&self.0, token.to_json()).await?;
-///             Ok(true)
-///         })
+///         let mut rows = self.rows.lock().unwrap();
+///         // The version rule: never over the same or a newer version.
+///         let newer = rows.get("pbx").is_none_or(|row| token.version() > row.version());
+///         if newer {
+///             rows.insert("pbx", token.clone());
+///         }
+///         Box::pin(async move { Ok(newer) })
 ///     }
-///
 /// }
 ///
+/// # fn main() -> Result<(), BoxError> {
 /// let layer = BearerAuthLayer::new(StaticToken::new("abc"))
-///     .store(FileStore(PathBuf::from("/var/lib/my-app/token.json")));
+///     .allow_origin(Origin::try_from("https://api.example.com")?)
+///     .store(TableStore::default());
+/// # Ok(())
+/// # }
 /// ```
 pub trait TokenStore: Send + Sync + 'static {
     /// The stored token, if there is one.
