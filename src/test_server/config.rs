@@ -29,8 +29,13 @@ pub enum ExpiryFormat {
     ExpiresAt,
     /// `"expires_at": "2026-01-01T00:00:00Z"`, RFC 3339.
     ExpiresAtRfc3339,
+    /// `"expires_at": 1767225600000`, Unix milliseconds.
+    ExpiresAtMillis,
     /// No expiry field at all (the token still expires on the server).
     None,
+    /// No expiry field, and the access token is an unsigned JWT (`alg: none`) whose `exp`
+    /// claim holds the expiry.
+    Jwt,
 }
 
 /// The settings a [`TestServer`](super::TestServer) starts with.
