@@ -54,8 +54,7 @@ fn decode_base64url(text: &str) -> Option<Vec<u8>> {
 /// base64url without padding, for the test server's JWTs.
 #[cfg(any(test, feature = "test-server"))]
 pub(crate) fn encode_base64url(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let mut bits = 0u32;
@@ -77,7 +76,16 @@ mod tests {
 
     #[test]
     fn base64url_round_trips() {
-        for data in [&b""[..], b"f", b"fo", b"foo", b"foob", b"fooba", b"foobar", &[0xfb, 0xff]] {
+        for data in [
+            &b""[..],
+            b"f",
+            b"fo",
+            b"foo",
+            b"foob",
+            b"fooba",
+            b"foobar",
+            &[0xfb, 0xff],
+        ] {
             let encoded = encode_base64url(data);
             assert!(!encoded.contains(['+', '/', '=']), "{encoded}");
             assert_eq!(decode_base64url(&encoded).as_deref(), Some(data));

@@ -90,17 +90,24 @@ async fn an_expires_at_that_fits_neither_reading_is_refused_with_a_clear_message
     let server = server(ExpiryFormat::ExpiresAt).await;
     let provider = builder(&server).build().unwrap();
     for (expires_at, why) in [
-        (json!(1e20), "it lies beyond the year 3000 even read as milliseconds"),
+        (
+            json!(1e20),
+            "it lies beyond the year 3000 even read as milliseconds",
+        ),
         (json!(-5), "it lies before 1970"),
-        (json!("SECRET-soon"), "neither a number nor an RFC 3339 time"),
+        (
+            json!("SECRET-soon"),
+            "neither a number nor an RFC 3339 time",
+        ),
     ] {
         let body = json!({ "access_token": "SECRET-TOKEN", "expires_at": expires_at });
         server.respond_next(CannedResponse::json(StatusCode::OK, &body));
         let error = provider.login().await.unwrap_err();
         let error: OAuth2Error = error;
         assert_eq!(error.kind(), &OAuth2ErrorKind::InvalidResponse);
-        let expected =
-            format!("invalid token endpoint response (HTTP 200): `expires_at` is not a Unix time: {why}");
+        let expected = format!(
+            "invalid token endpoint response (HTTP 200): `expires_at` is not a Unix time: {why}"
+        );
         assert_eq!(error.to_string(), expected);
         assert!(!format!("{error:?}").contains("SECRET"), "{error:?}");
     }
@@ -110,7 +117,10 @@ async fn an_expires_at_that_fits_neither_reading_is_refused_with_a_clear_message
     server.respond_next(CannedResponse::json(StatusCode::OK, &body));
     let error = TokenCache::new(provider).get().await.unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("`expires_at` is not a Unix time"), "{message}");
+    assert!(
+        message.contains("`expires_at` is not a Unix time"),
+        "{message}"
+    );
     assert!(!message.contains("SECRET"), "{message}");
     assert!(TokenError::find(&error).is_some());
 }

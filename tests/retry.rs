@@ -47,7 +47,9 @@ async fn a_refused_login_is_found_behind_the_retry_middleware() {
     assert!(token.credentials_rejected(), "{token}");
     assert_eq!(token.status(), Some(StatusCode::BAD_REQUEST));
     assert!(
-        error.to_string().contains("token provider failed to log in"),
+        error
+            .to_string()
+            .contains("token provider failed to log in"),
         "{error}"
     );
     // Through `std::error::Error` alone, too.
@@ -68,11 +70,17 @@ async fn a_server_side_revocation_is_recovered_behind_the_retry_middleware() {
         .unwrap();
     let client = client(&server, PASSWORD);
     let url = server.url(PATH);
-    assert_eq!(client.get(&url).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
 
     // Revoked: the `401` is replayed once with a new token, inside one attempt.
     server.revoke_all();
-    assert_eq!(client.get(&url).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
     assert_eq!(server.counts().unauthorized, 1);
     assert_eq!(server.counts().password_grants, 2);
 

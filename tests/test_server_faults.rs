@@ -63,7 +63,10 @@ async fn logins_the_client_gave_up_on_are_counted_as_password_grants() {
         let provider = provider(&server, api);
         for _ in 0..3 {
             let attempt = tokio::time::timeout(Duration::from_millis(200), provider.login());
-            assert!(attempt.await.is_err(), "{api:?}: answered despite the delay");
+            assert!(
+                attempt.await.is_err(),
+                "{api:?}: answered despite the delay"
+            );
         }
         server.set_token_delay(Duration::ZERO);
         provider.login().await.unwrap();
@@ -141,7 +144,10 @@ async fn api_outages_and_queued_answers() {
     assert_eq!(get(&server, &layer).await.unwrap(), StatusCode::OK);
 
     server.set_api_outage(Some(Outage::Unavailable));
-    assert_eq!(get(&server, &layer).await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        get(&server, &layer).await.unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
 
     // Refused: the HTTP client's error, not a TokenError.
     server.set_api_outage(Some(Outage::Refuse));
@@ -165,7 +171,10 @@ async fn api_outages_and_queued_answers() {
     assert_eq!(request.await.unwrap(), StatusCode::OK);
 
     // Queued answers, in order, then the real one.
-    server.respond_next_api(CannedResponse::new(StatusCode::INTERNAL_SERVER_ERROR, "oops"));
+    server.respond_next_api(CannedResponse::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "oops",
+    ));
     server.respond_next_api(
         CannedResponse::new(StatusCode::TOO_MANY_REQUESTS, "slow down")
             .header(RETRY_AFTER, HeaderValue::from_static("1")),
@@ -181,7 +190,10 @@ async fn api_outages_and_queued_answers() {
     let second = service.clone().oneshot(request()).await.unwrap();
     assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(second.headers()[RETRY_AFTER], "1");
-    assert_eq!(service.clone().oneshot(request()).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        service.clone().oneshot(request()).await.unwrap().status(),
+        StatusCode::OK
+    );
 
     // Cleared: neither queue answers any more.
     server.respond_next_api(CannedResponse::new(StatusCode::BAD_GATEWAY, ""));

@@ -304,10 +304,7 @@ impl Middleware for BearerAuthMiddleware {
         } else {
             None
         };
-        let generation = self
-            .authorize(&mut request)
-            .await
-            .map_err(unsent)?;
+        let generation = self.authorize(&mut request).await.map_err(unsent)?;
         let response = next.clone().run(request, extensions).await?;
         if !refused(response.status()) {
             return Ok(response);
@@ -320,10 +317,7 @@ impl Middleware for BearerAuthMiddleware {
             return Ok(with_challenge(response, challenge));
         };
         drop(response);
-        let generation = self
-            .authorize(&mut request)
-            .await
-            .map_err(unsent)?;
+        let generation = self.authorize(&mut request).await.map_err(unsent)?;
         let response = next.run(request, extensions).await?;
         if !refused(response.status()) {
             return Ok(response);

@@ -37,8 +37,13 @@
 //! [`revoke_all`](TestServer::revoke_all) and friends change state on demand, and
 //! [`respond_next`](TestServer::respond_next) makes the next token request answer with a
 //! canned response (a `502` page, an oversized body, an error that
-//! [echoes the request](CannedResponse::echo_request)) to test error handling. The server
-//! stops when the [`TestServer`] is dropped.
+//! [echoes the request](CannedResponse::echo_request)) to test error handling. Outages
+//! ([`set_token_outage`](TestServer::set_token_outage),
+//! [`set_api_outage`](TestServer::set_api_outage)) make the token endpoint or the API paths
+//! close connections, answer `503`, or hang, until switched off (from a spawned task too:
+//! share the server with an `Arc`), and [`respond_next_api`](TestServer::respond_next_api)
+//! queues answers for the API paths (`500`, `502`, `503`, `429` with `Retry-After`) to test a
+//! retry middleware. The server stops when the [`TestServer`] is dropped.
 //!
 //! It is not a secure server: it keeps everything in memory and compares secrets naively. It
 //! does keep itself small, for long runs in shared CI: a connection that sends no request head
@@ -73,7 +78,7 @@
 //! ```
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     fmt,
     hash::{BuildHasher, RandomState},
     io,
@@ -88,12 +93,12 @@ use std::{
 use bytes::Bytes;
 use http::{
     HeaderValue, Method, Request, Response, StatusCode,
-    header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE},
+    header::{AUTHORIZATION, WWW_AUTHENTICATE},
 };
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::{net::TcpListener, task::JoinSet};
 
 use crate::provider::portsip::{
@@ -105,6 +110,7 @@ mod answer;
 mod bounded;
 mod config;
 mod counts;
+mod fields;
 mod oauth;
 mod outage;
 mod sign_in;
@@ -118,6 +124,7 @@ pub use config::{
 };
 use counts::{Counters, bump};
 pub use counts::{Counts, TokenRequestRecord};
+use fields::{Received, is_json, parse_fields, read_fields};
 pub use outage::Outage;
 use outage::{Outages, canned_response, refuse_marked};
 
@@ -576,53 +583,6 @@ fn protected(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response<S
             );
             response
         }
-    }
-}
-
-/// A token request with its body read.
-type Received = Request<Full<Bytes>>;
-
-/// Whether `headers` say the body is JSON.
-fn is_json(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
-}
-
-/// Reads a form or JSON body into name-value pairs.
-async fn read_fields<B>(req: Request<B>) -> Option<HashMap<String, String>>
-where
-    B: http_body::Body,
-    B::Error: Into<crate::BoxError>,
-{
-    let json = is_json(req.headers());
-    let body = Limited::new(req.into_body(), MAX_REQUEST_BODY)
-        .collect()
-        .await
-        .ok()?
-        .to_bytes();
-    parse_fields(json, &body)
-}
-
-/// A form or JSON body's name-value pairs (a JSON object's string members).
-fn parse_fields(json: bool, body: &[u8]) -> Option<HashMap<String, String>> {
-    if json {
-        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
-            return None;
-        };
-        Some(
-            map.into_iter()
-                .filter_map(|(k, v)| match v {
-                    Value::String(s) => Some((k, s)),
-                    _ => None,
-                })
-                .collect(),
-        )
-    } else {
-        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-            .ok()
-            .map(|pairs| pairs.into_iter().collect())
     }
 }
 

@@ -83,7 +83,9 @@ fn refused() -> Response<ServerBody> {
 }
 
 /// `response`, or [`Refused`] if it is marked so.
-pub(super) fn refuse_marked(response: Response<ServerBody>) -> Result<Response<ServerBody>, Refused> {
+pub(super) fn refuse_marked(
+    response: Response<ServerBody>,
+) -> Result<Response<ServerBody>, Refused> {
     match response.extensions().get::<Refused>() {
         Some(refused) => Err(*refused),
         None => Ok(response),

@@ -63,9 +63,7 @@ pub(super) struct Session {
 
 /// The JSON body of a sign-in API request, with its `Content-Type` for the record, or the
 /// answer to a body that is not JSON.
-async fn json_fields(
-    req: Received,
-) -> (Option<String>, Result<HashMap<String, String>, Failure>) {
+async fn json_fields(req: Received) -> (Option<String>, Result<HashMap<String, String>, Failure>) {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)

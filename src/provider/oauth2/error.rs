@@ -303,7 +303,11 @@ impl fmt::Display for OAuth2Error {
                 status(f)?;
                 // What is wrong with it, when the crate said so itself: a fixed message that
                 // names the field, never a value from the response.
-                match self.source.as_deref().and_then(|e| e.downcast_ref::<Reason>()) {
+                match self
+                    .source
+                    .as_deref()
+                    .and_then(|e| e.downcast_ref::<Reason>())
+                {
                     Some(reason) => write!(f, ": {reason}"),
                     None => Ok(()),
                 }

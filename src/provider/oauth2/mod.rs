@@ -791,23 +791,30 @@ impl<C> OAuth2Provider<C> {
         if let Some(Value::String(s)) = map.get("expires_at") {
             if s.trim().parse::<f64>().is_err() {
                 let secs = time::parse_rfc3339(s).ok_or_else(|| {
-                    invalid("`expires_at` is not a Unix time: neither a number nor an RFC 3339 time")
+                    invalid(
+                        "`expires_at` is not a Unix time: neither a number nor an RFC 3339 time",
+                    )
                 })?;
                 map.insert("expires_at".into(), Value::from(secs));
             }
         }
         // Checked here, so that the error names the field and the reason.
-        if map.get("expires_in").is_some_and(|v| crate::token::seconds(v).is_none()) {
+        if map
+            .get("expires_in")
+            .is_some_and(|v| crate::token::seconds(v).is_none())
+        {
             return Err(invalid("`expires_in` is not a number of seconds"));
         }
         if let Some(value) = map.get("expires_at") {
             crate::token::unix_time(value).map_err(invalid)?;
         }
-        let mut response = TokenResponse::deserialize(Value::Object(std::mem::take(map)))
-            .map_err(|e| {
+        let mut response =
+            TokenResponse::deserialize(Value::Object(std::mem::take(map))).map_err(|e| {
                 OAuth2Error::new(OAuth2ErrorKind::InvalidResponse, Some(status)).with_source(e)
             })?;
-        if self.expiry_from_jwt && response.expires_in().is_none() && response.expires_at().is_none()
+        if self.expiry_from_jwt
+            && response.expires_in().is_none()
+            && response.expires_at().is_none()
         {
             if let Some(exp) = crate::jwt::expiry(response.access_token()) {
                 response = response.with_expires_at(exp);
