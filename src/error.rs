@@ -7,8 +7,8 @@ use crate::BoxError;
 /// The error returned when no token could be obtained for a request.
 ///
 /// [`BearerAuth`](crate::BearerAuth) returns it boxed as a [`BoxError`]; recover it with
-/// [`TokenError::find`], which also looks behind the layers above (`Buffer`'s
-/// `ServiceError`, your own error types). Then ask it what you want to know:
+/// [`TokenError::find`], which also looks behind the error types of the layers above (yours,
+/// or a library's) that keep it as a source. Then ask it what you want to know:
 ///
 /// - [`credentials_rejected`](Self::credentials_rejected): did the server refuse the
 ///   credentials (a wrong password, an unknown client)? Trying again will not help; the user
@@ -96,10 +96,9 @@ impl TokenError {
     }
 
     /// The `TokenError` in `error` or among its sources, nearest first: the one a request
-    /// failed with, behind whatever wrapped it on the way up (`tower`'s
-    /// `buffer::error::ServiceError`, another layer's error whose [`source`](Error::source)
-    /// leads to it, `reqwest_middleware::Error`). `None` if the request failed for another
-    /// reason.
+    /// failed with, behind whatever wrapped it on the way up: a layer's or your own error type
+    /// whose [`source`](Error::source) leads to it, an `anyhow` context, a
+    /// `reqwest_middleware::Error`. `None` if the request failed for another reason.
     ///
     /// For a [`BoxError`] `err`, call `TokenError::find(&*err)`; for an `anyhow::Error`,
     /// `TokenError::find(err.as_ref())`. It walks the chain once and allocates nothing.
@@ -110,16 +109,32 @@ impl TokenError {
     /// are built so that such wrappers (reqwest-retry's `RetryError`) do not hide it.
     ///
     /// ```
-    /// use std::convert::Infallible;
+    /// use std::{convert::Infallible, error::Error, fmt};
     ///
     /// use http::{Request, Response};
-    /// use tower::{Service, ServiceBuilder, ServiceExt, buffer::BufferLayer, service_fn};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
     /// use tower_bearer_auth::{BearerAuthLayer, BoxError, Origin, TokenError, provider::StaticToken};
+    ///
+    /// /// A layer above wraps every error in its own type.
+    /// #[derive(Debug)]
+    /// struct ApiError(BoxError);
+    ///
+    /// impl fmt::Display for ApiError {
+    ///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    ///         f.write_str("the API call failed")
+    ///     }
+    /// }
+    ///
+    /// impl Error for ApiError {
+    ///     fn source(&self) -> Option<&(dyn Error + 'static)> {
+    ///         Some(&*self.0)
+    ///     }
+    /// }
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), BoxError> {
-    /// let mut client = ServiceBuilder::new()
-    ///     .layer(BufferLayer::new(8))
+    /// let client = ServiceBuilder::new()
+    ///     .map_err(ApiError)
     ///     // An empty token is refused before any request is sent.
     ///     .layer(
     ///         BearerAuthLayer::new(StaticToken::new(""))
@@ -129,9 +144,8 @@ impl TokenError {
     ///         Ok::<_, Infallible>(Response::new(String::new()))
     ///     }));
     /// let request = Request::get("https://api.example.com/v1").body(String::new())?;
-    /// let err: BoxError = client.ready().await?.call(request).await.unwrap_err();
-    /// assert!(err.downcast_ref::<TokenError>().is_none(), "Buffer's ServiceError wraps it");
-    /// assert!(TokenError::find(&*err).is_some());
+    /// let err: ApiError = client.oneshot(request).await.unwrap_err();
+    /// assert!(TokenError::find(&err).is_some());
     /// # Ok(())
     /// # }
     /// ```
