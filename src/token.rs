@@ -30,6 +30,11 @@ use crate::{
 /// (`1794628257920`). A value that is neither (negative, or beyond the year 3000 even as
 /// milliseconds) is refused with an error that says so.
 ///
+/// A response without either field is taken as never expiring. `OAuth2Provider` and the
+/// `PortSip` preset then read the expiry from a JWT access token's `exp` claim (see
+/// `OAuth2ProviderBuilder::expiry_from_jwt`); a provider of your own states it with
+/// [`with_expires_in`](Self::with_expires_in) or [`with_expires_at`](Self::with_expires_at).
+///
 /// # Example
 ///
 /// ```
