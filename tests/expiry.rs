@@ -12,7 +12,7 @@ use tower_bearer_auth::{
     client::HttpClient,
     provider::{
         oauth2::{OAuth2Error, OAuth2ErrorKind, OAuth2Provider, OAuth2ProviderBuilder},
-        portsip::{PORTSIP_CLIENT_ID, PORTSIP_TOKEN_PATH},
+        portsip::{PORTSIP_CLIENT_ID, PORTSIP_TOKEN_PATH, PortSip, PortSipApi},
     },
     test_server::{CannedResponse, ExpiryFormat, TestServer, TestServerConfig},
 };
@@ -75,6 +75,19 @@ async fn a_jwt_access_token_lends_its_exp_when_no_lifetime_is_stated() {
     let provider = builder(&server).expiry_from_jwt(false).build().unwrap();
     let token = TokenCache::new(provider).get().await.unwrap();
     assert_eq!(token.expires_in(), None);
+
+    // The PortSIP preset, on either API, the same way.
+    for api in [PortSipApi::SignIn, PortSipApi::OAuth] {
+        let portsip = || PortSip::new(server.base_url(), USER, PASSWORD).api(api);
+        let token = TokenCache::new(portsip().build().unwrap())
+            .get()
+            .await
+            .unwrap();
+        assert_about_lifetime(token.expires_in());
+        let provider = portsip().expiry_from_jwt(false).build().unwrap();
+        let token = TokenCache::new(provider).get().await.unwrap();
+        assert_eq!(token.expires_in(), None, "{api:?}");
+    }
 
     // An opaque token without a lifetime stays without one.
     server.set_expiry_format(ExpiryFormat::None);
