@@ -398,7 +398,7 @@ impl TokenProvider for Observed {
 /// The error, when the PBX refused the login for good: wrong credentials, an unknown
 /// client, a refused one-time code, or a two-factor user without `--prompt-code`.
 fn refused_login(err: &BoxError) -> Option<&TokenError> {
-    let token_error = err.downcast_ref::<TokenError>()?;
+    let token_error = TokenError::find(&**err)?;
     token_error.credentials_rejected().then_some(token_error)
 }
 

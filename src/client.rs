@@ -68,6 +68,12 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// (webpki-roots) by default; [`HttpClientBuilder`] adds the system's roots or a private CA
 /// from a PEM file, as PBXs often use. Without it, `https://` URLs fail to connect.
 ///
+/// The cryptography is the process-wide default `rustls::crypto::CryptoProvider` if the
+/// application installed one (`CryptoProvider::install_default`, say for FIPS), and
+/// otherwise rustls's own default, aws-lc-rs, which offers the post-quantum key exchange
+/// `X25519MLKEM768` first. The provider is read when the client is built. Building aws-lc-rs
+/// takes a C compiler and, the first time, a minute or so.
+///
 /// # Example
 ///
 /// ```
@@ -319,7 +325,12 @@ impl HttpClientBuilder {
                 })?;
             }
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // The application's choice if it made one, else rustls's default (aws-lc-rs, which
+        // offers the post-quantum key exchange X25519MLKEM768 first).
+        let provider = match rustls::crypto::CryptoProvider::get_default() {
+            Some(installed) => Arc::clone(installed),
+            None => Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        };
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| {

@@ -7,7 +7,8 @@ use crate::BoxError;
 /// The error returned when no token could be obtained for a request.
 ///
 /// [`BearerAuth`](crate::BearerAuth) returns it boxed as a [`BoxError`]; recover it with
-/// `downcast_ref::<TokenError>()`. Then ask it what you want to know:
+/// [`TokenError::find`], which also looks behind the error types of the layers above (yours,
+/// or a library's) that keep it as a source. Then ask it what you want to know:
 ///
 /// - [`credentials_rejected`](Self::credentials_rejected): did the server refuse the
 ///   credentials (a wrong password, an unknown client)? Trying again will not help; the user
@@ -44,7 +45,7 @@ use crate::BoxError;
 ///
 /// /// What to tell the operator when a request fails for want of a token.
 /// fn advice(err: &BoxError) -> Option<&'static str> {
-///     let err = err.downcast_ref::<TokenError>()?;
+///     let err = TokenError::find(&**err)?;
 ///     Some(if err.credentials_rejected() {
 ///         "the server refused the user name, password or client id: fix the configuration"
 ///     } else if err.is_transient() {
@@ -98,6 +99,67 @@ impl TokenError {
             kind,
             source: Some(Arc::from(source.into())),
         }
+    }
+
+    /// The `TokenError` in `error` or among its sources, nearest first: the one a request
+    /// failed with, behind whatever wrapped it on the way up: a layer's or your own error type
+    /// whose [`source`](Error::source) leads to it, an `anyhow` context, a
+    /// `reqwest_middleware::Error`. `None` if the request failed for another reason.
+    ///
+    /// For a [`BoxError`] `err`, call `TokenError::find(&*err)`; for an `anyhow::Error`,
+    /// `TokenError::find(err.as_ref())`. It walks the chain once and allocates nothing.
+    ///
+    /// A wrapper whose `source()` skips the error it wraps (`#[error(transparent)]` around a
+    /// `BoxError` holding the `TokenError` itself) hides it: downcast that wrapper's field
+    /// instead. The errors of [`BearerAuthMiddleware`](crate::reqwest::BearerAuthMiddleware)
+    /// are built so that such wrappers (reqwest-retry's `RetryError`) do not hide it.
+    ///
+    /// ```
+    /// use std::{convert::Infallible, error::Error, fmt};
+    ///
+    /// use http::{Request, Response};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    /// use tower_bearer_auth::{BearerAuthLayer, BoxError, Origin, TokenError, provider::StaticToken};
+    ///
+    /// /// A layer above wraps every error in its own type.
+    /// #[derive(Debug)]
+    /// struct ApiError(BoxError);
+    ///
+    /// impl fmt::Display for ApiError {
+    ///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    ///         f.write_str("the API call failed")
+    ///     }
+    /// }
+    ///
+    /// impl Error for ApiError {
+    ///     fn source(&self) -> Option<&(dyn Error + 'static)> {
+    ///         Some(&*self.0)
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), BoxError> {
+    /// let client = ServiceBuilder::new()
+    ///     .map_err(ApiError)
+    ///     // An empty token is refused before any request is sent.
+    ///     .layer(
+    ///         BearerAuthLayer::new(StaticToken::new(""))
+    ///             .allow_origin(Origin::try_from("https://api.example.com")?),
+    ///     )
+    ///     .service(service_fn(|_: Request<String>| async {
+    ///         Ok::<_, Infallible>(Response::new(String::new()))
+    ///     }));
+    /// let request = Request::get("https://api.example.com/v1").body(String::new())?;
+    /// let err: ApiError = client.oneshot(request).await.unwrap_err();
+    /// assert!(TokenError::find(&err).is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn find<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a TokenError> {
+        fn next<'a>(error: &&'a (dyn Error + 'static)) -> Option<&'a (dyn Error + 'static)> {
+            Error::source(*error)
+        }
+        std::iter::successors(Some(error), next).find_map(|e| e.downcast_ref())
     }
 
     /// Which step went wrong.

@@ -302,6 +302,8 @@ pub mod client;
 mod clock;
 mod error;
 pub mod future;
+#[cfg(feature = "oauth2")]
+mod jwt;
 mod layer;
 mod origin;
 pub mod provider;

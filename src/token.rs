@@ -21,8 +21,19 @@ use crate::{
 ///
 /// Providers build one with [`TokenResponse::new`] and the `with_…` setters, or deserialize it
 /// from a JSON token response (RFC 6749 §5.1): `access_token`, `token_type`, `refresh_token`,
-/// `scope`, `expires_in` (seconds, as a number or a numeric string) and `expires_at` (Unix
-/// seconds). Every other field is kept in [`extra`](TokenResponse::extra).
+/// `scope`, `expires_in` (seconds, as a number or a numeric string) and `expires_at` (a Unix
+/// time, as a number or a numeric string). Every other field is kept in
+/// [`extra`](TokenResponse::extra).
+///
+/// An `expires_at` is read as seconds since 1970, unless as seconds it would lie beyond the
+/// year 3000: then it is read as milliseconds, as some servers send it
+/// (`1794628257920`). A value that is neither (negative, or beyond the year 3000 even as
+/// milliseconds) is refused with an error that says so.
+///
+/// A response without either field is taken as never expiring. `OAuth2Provider` and the
+/// `PortSip` preset then read the expiry from a JWT access token's `exp` claim (see
+/// `OAuth2ProviderBuilder::expiry_from_jwt`); a provider of your own states it with
+/// [`with_expires_in`](Self::with_expires_in) or [`with_expires_at`](Self::with_expires_at).
 ///
 /// # Example
 ///
@@ -215,14 +226,7 @@ impl<'de> Deserialize<'de> for TokenResponse {
         let expires_at = raw
             .expires_at
             .as_ref()
-            .map(|v| {
-                match seconds(v) {
-                    Some(None) => Ok(None),
-                    Some(Some(d)) => SystemTime::UNIX_EPOCH.checked_add(d).map(Some).ok_or(()),
-                    None => Err(()),
-                }
-                .map_err(|()| D::Error::custom("`expires_at` is not a Unix time in seconds"))
-            })
+            .map(|v| unix_time(v).map_err(D::Error::custom))
             .transpose()?;
         Ok(Self {
             access_token: raw.access_token,
@@ -243,7 +247,7 @@ impl<'de> Deserialize<'de> for TokenResponse {
 /// A number too large for a `Duration` (`1e300`, or anything from 2^64 up) saturates at
 /// `Duration::MAX`, which [`Token::from_response`] reads as no expiry, as it does any lifetime
 /// that overflows the clock.
-fn seconds(value: &Value) -> Option<Option<Duration>> {
+pub(crate) fn seconds(value: &Value) -> Option<Option<Duration>> {
     let secs = match value {
         Value::Null => return Some(None),
         Value::Number(n) => n.as_f64()?,
@@ -255,6 +259,43 @@ fn seconds(value: &Value) -> Option<Option<Duration>> {
         Err(_) if secs.is_finite() && secs > 0.0 => Some(Some(Duration::MAX)),
         Err(_) => None,
     }
+}
+
+/// The year 3000, in Unix seconds: a larger `expires_at` is read as milliseconds.
+const YEAR_3000: f64 = 32_503_680_000.0;
+
+/// Reads an `expires_at`: Unix seconds, or milliseconds when as seconds it would lie beyond the
+/// year 3000, from a JSON number or numeric string. `Ok(None)` means `null`; the error is a
+/// message naming the field and the reason, which quotes nothing of the value.
+pub(crate) fn unix_time(value: &Value) -> Result<Option<SystemTime>, &'static str> {
+    let number = match value {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    let number = number
+        .filter(|n| n.is_finite())
+        .ok_or("`expires_at` is not a Unix time: not a number")?;
+    if number < 0.0 {
+        return Err("`expires_at` is not a Unix time: it lies before 1970");
+    }
+    let seconds = if number > YEAR_3000 {
+        number / 1000.0
+    } else {
+        number
+    };
+    unix_seconds(seconds).map(Some).ok_or(
+        "`expires_at` is not a Unix time: it lies beyond the year 3000 even read as milliseconds",
+    )
+}
+
+/// `seconds` since 1970 as a time, if it lies between 1970 and the year 3000.
+pub(crate) fn unix_seconds(seconds: f64) -> Option<SystemTime> {
+    if !(0.0..=YEAR_3000).contains(&seconds) {
+        return None;
+    }
+    SystemTime::UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(seconds).ok()?)
 }
 
 /// How the cache decides when a token must be refreshed.
@@ -440,14 +481,23 @@ impl Token {
         self.refresh_token.is_some()
     }
 
-    /// When the token expires, or `None` if the server gave no expiry.
+    /// When the token expires, or `None` if the server gave no expiry. For the time left,
+    /// see [`expires_in`](Self::expires_in).
     ///
-    /// The instant is a `tokio::time::Instant` on the cache's clock, which counts the time the
+    /// The instant is a [`tokio::time::Instant`], not a `std::time::Instant` (convert with
+    /// [`into_std`](tokio::time::Instant::into_std)), on the cache's clock, which counts the time the
     /// machine spent suspended: it is tokio's clock moved on by that time, and equals it on a
     /// machine that never slept. A token's expiry and refresh point are therefore reached
     /// after a suspend, although tokio's own clock (the monotonic clock) stood still.
     pub fn expires_at(&self) -> Option<Instant> {
         self.expires_at
+    }
+
+    /// The time left before the token expires: zero once it has, `None` if the server gave
+    /// no expiry. Reads the cache's clock (a system call, well under a microsecond).
+    pub fn expires_in(&self) -> Option<Duration> {
+        self.expires_at
+            .map(|at| at.saturating_duration_since(clock::now()))
     }
 
     /// When the cache will start refreshing the token, or `None` if it never expires; on the

@@ -173,7 +173,7 @@ fn rows() -> Vec<Row> {
         row("expires_in huge string", reply(200, r#"{"access_token":"huge-4","expires_in":"99999999999999999999999"}"#), NoExpiry),
         row("expires_at in the past", reply(200, r#"{"access_token":"a","expires_at":1000000000}"#), Fails(InvalidResponse, Source::None, "already expired")),
         row("expires_at rfc3339 past", reply(200, r#"{"access_token":"a","expires_at":"2001-09-09T01:46:40Z"}"#), Fails(InvalidResponse, Source::None, "already expired")),
-        row("expires_at garbage", reply(200, r#"{"access_token":"a","expires_at":"tomorrow"}"#), Fails(Login, Source::Invalid, "neither Unix seconds nor an RFC 3339 time")),
+        row("expires_at garbage", reply(200, r#"{"access_token":"a","expires_at":"tomorrow"}"#), Fails(Login, Source::Invalid, "neither a number nor an RFC 3339 time")),
         row("token_type mac", reply(200, r#"{"access_token":"a","token_type":"mac"}"#), Fails(InvalidResponse, Source::None, "token type is not bearer")),
         row("token_type number", reply(200, r#"{"access_token":"a","token_type":1}"#), Fails(Login, Source::Invalid, "`token_type` is not a string")),
         row("closed mid-body", Fault::CloseMidBody, Fails(Login, Source::Transport, "token endpoint request failed")),

@@ -2,7 +2,11 @@
 //! often have: a TLS front (certificate in `tests/data`, valid until 2126) passes
 //! connections on to the embedded test server.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -30,12 +34,20 @@ fn data(name: &str) -> PathBuf {
 
 /// Listens for TLS on 127.0.0.1 and forwards each decrypted connection to `backend`.
 async fn tls_front(backend: SocketAddr) -> SocketAddr {
+    tls_front_recording(backend, Arc::default()).await
+}
+
+/// [`tls_front`], recording the key exchange group of each handshake in `groups`.
+async fn tls_front_recording(
+    backend: SocketAddr,
+    groups: Arc<Mutex<Vec<rustls::NamedGroup>>>,
+) -> SocketAddr {
     let certs = CertificateDer::pem_file_iter(data("server.pem"))
         .unwrap()
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     let key = PrivateKeyDer::from_pem_file(data("server.key")).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -48,10 +60,14 @@ async fn tls_front(backend: SocketAddr) -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
+            let groups = groups.clone();
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(stream).await else {
                     return;
                 };
+                if let Some(group) = tls.get_ref().1.negotiated_key_exchange_group() {
+                    groups.lock().unwrap().push(group.name());
+                }
                 let Ok(mut plain) = TcpStream::connect(backend).await else {
                     return;
                 };
@@ -105,4 +121,27 @@ async fn refuses_a_certificate_from_an_unknown_ca() {
     assert_eq!(err.kind(), &OAuth2ErrorKind::Transport);
     assert!(err.is_transient());
     assert_eq!(server.counts().token_requests, 0);
+}
+
+/// The client uses rustls's default provider, aws-lc-rs, whose first key exchange is the
+/// post-quantum hybrid `X25519MLKEM768` (the server offers it too).
+#[tokio::test]
+async fn negotiates_the_post_quantum_key_exchange() {
+    let server = TestServer::start(TestServerConfig::new("admin", "pw"))
+        .await
+        .unwrap();
+    let groups = Arc::default();
+    let front = tls_front_recording(server.addr(), Arc::clone(&groups)).await;
+    let client = HttpClient::builder()
+        .add_ca_pem_file(data("ca.pem"))
+        .build()
+        .unwrap();
+    let provider = PortSip::new(format!("https://localhost:{}", front.port()), "admin", "pw")
+        .build_with(client)
+        .unwrap();
+    provider.login().await.unwrap();
+    assert_eq!(
+        *groups.lock().unwrap(),
+        [rustls::NamedGroup::X25519MLKEM768]
+    );
 }

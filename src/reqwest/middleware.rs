@@ -10,6 +10,8 @@ use crate::{
     challenge::token_rejected, origin::Reach, trace,
 };
 
+use super::unsent::unsent;
+
 use ::reqwest::{Request, Response, Url};
 
 /// Sets `Authorization: Bearer <token>` on the requests of a
@@ -71,9 +73,10 @@ use ::reqwest::{Request, Response, Url};
 /// # Errors
 ///
 /// A request for which no token could be had fails with
-/// [`reqwest_middleware::Error::Middleware`] holding the [`TokenError`], without being sent;
-/// [`token_error`](super::token_error) finds it. Errors from further down the chain pass
-/// through unchanged.
+/// [`reqwest_middleware::Error::Middleware`], without being sent. Its message is `request not
+/// sent: ` and the [`TokenError`]'s; the `TokenError` is its [`source`](std::error::Error::source),
+/// where [`token_error`](super::token_error) finds it, through `reqwest-retry`'s `RetryError`
+/// and other wrappers too. Errors from further down the chain pass through unchanged.
 ///
 /// # With `reqwest-retry` and `reqwest-tracing`
 ///
@@ -315,10 +318,7 @@ impl Middleware for BearerAuthMiddleware {
         } else {
             None
         };
-        let generation = self
-            .authorize(&mut request)
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        let generation = self.authorize(&mut request).await.map_err(unsent)?;
         let response = next.clone().run(request, extensions).await?;
         if !refused(response.status()) {
             return Ok(response);
@@ -331,10 +331,7 @@ impl Middleware for BearerAuthMiddleware {
             return Ok(with_challenge(response, challenge));
         };
         drop(response);
-        let generation = self
-            .authorize(&mut request)
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        let generation = self.authorize(&mut request).await.map_err(unsent)?;
         let response = next.run(request, extensions).await?;
         if !refused(response.status()) {
             return Ok(response);
@@ -392,6 +389,11 @@ impl Bound {
 /// [`ClientWithMiddleware`](reqwest_middleware::ClientWithMiddleware) got no token, if that is
 /// why it failed.
 ///
+/// It is found wherever it sits in the chain of errors: behind `reqwest-retry`'s
+/// `RetryTransientMiddleware` (its `RetryError`, after retries or not), `anyhow` contexts, and
+/// other middleware's wrappers, transparent ones included. It walks the chain once; no
+/// allocation.
+///
 /// ```
 /// use tower_bearer_auth::reqwest::token_error;
 ///
@@ -406,6 +408,7 @@ impl Bound {
 /// ```
 pub fn token_error(error: &reqwest_middleware::Error) -> Option<&TokenError> {
     match error {
+        // The chain starts with the outermost error itself, which `source()` would skip.
         reqwest_middleware::Error::Middleware(error) => {
             error.chain().find_map(|e| e.downcast_ref::<TokenError>())
         }

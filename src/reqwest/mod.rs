@@ -25,6 +25,8 @@
 #[cfg(feature = "reqwest-middleware")]
 mod middleware;
 mod service;
+#[cfg(feature = "reqwest-middleware")]
+mod unsent;
 
 #[cfg(feature = "reqwest-middleware")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]

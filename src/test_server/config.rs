@@ -4,7 +4,7 @@
 use std::{fmt, time::Duration};
 
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
 
 use crate::{provider::portsip::PORTSIP_CLIENT_ID, token::Redacted};
@@ -29,8 +29,13 @@ pub enum ExpiryFormat {
     ExpiresAt,
     /// `"expires_at": "2026-01-01T00:00:00Z"`, RFC 3339.
     ExpiresAtRfc3339,
+    /// `"expires_at": 1767225600000`, Unix milliseconds.
+    ExpiresAtMillis,
     /// No expiry field at all (the token still expires on the server).
     None,
+    /// No expiry field, and the access token is an unsigned JWT (`alg: none`) whose `exp`
+    /// claim holds the expiry.
+    Jwt,
 }
 
 /// The settings a [`TestServer`](super::TestServer) starts with.
@@ -210,8 +215,9 @@ impl fmt::Debug for TestServerConfig {
     }
 }
 
-/// A canned answer for the next token request; see
-/// [`TestServer::respond_next`](super::TestServer::respond_next).
+/// A canned answer for the next token request, or the next request to an API path; see
+/// [`TestServer::respond_next`](super::TestServer::respond_next) and
+/// [`TestServer::respond_next_api`](super::TestServer::respond_next_api).
 #[derive(Debug, Clone)]
 pub struct CannedResponse {
     pub(super) status: StatusCode,
@@ -219,6 +225,7 @@ pub struct CannedResponse {
     pub(super) body: Bytes,
     pub(super) chunked: bool,
     pub(super) echo: bool,
+    pub(super) headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// What [`CannedResponse::echo_request`] replaces with the request's body.
@@ -234,6 +241,7 @@ impl CannedResponse {
             body: body.into(),
             chunked: false,
             echo: false,
+            headers: Vec::new(),
         }
     }
 
@@ -245,6 +253,13 @@ impl CannedResponse {
     /// Sets the `Content-Type`. Invalid header values are ignored.
     pub fn content_type(mut self, content_type: &str) -> Self {
         self.content_type = HeaderValue::from_str(content_type).ok();
+        self
+    }
+
+    /// Adds a header, such as `Retry-After` to a `429` or `503`. Called again with the same
+    /// name, it adds another value.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
         self
     }
 

@@ -38,6 +38,11 @@ counters! {
     /// `sign_in_refreshes`, `sign_outs`, `otp_verifications`) count that API alone, so the
     /// OAuth token endpoint's share is the difference.
     ///
+    /// A token request is counted when it arrives, in `token_requests` and in its grant's
+    /// counter, whatever answer follows: a success, a refusal, a
+    /// [canned response](super::TestServer::respond_next), an
+    /// [outage](super::TestServer::set_token_outage), or a wait the client gave up on.
+    ///
     /// Compare two snapshots, or read one field:
     ///
     /// ```
@@ -59,16 +64,16 @@ counters! {
         /// endpoint and to the sign-in API's `sign_in`, `refresh_token` and `verify_otp`.
         /// Requests to an API the server does not serve are counted in `not_found` instead.
         token_requests,
-        /// Password logins, successful or not: password grants at the OAuth token endpoint
-        /// and sign-ins (`sign_ins`).
+        /// Password logins, successful or not, answered or not: password grants at the OAuth
+        /// token endpoint and sign-ins (`sign_ins`).
         password_grants,
-        /// Refreshes, successful or not: refresh-token grants at the OAuth token endpoint and
+        /// Refreshes, successful or not, answered or not: refresh-token grants at the OAuth token endpoint and
         /// calls to the sign-in API's `refresh_token` (`sign_in_refreshes`).
         refresh_grants,
-        /// Client-credentials-grant requests, successful or not.
+        /// Client-credentials-grant requests, successful or not, answered or not.
         client_credentials_grants,
-        /// Token requests answered with an error status (canned responses included), on
-        /// either API.
+        /// Token requests answered with an error status (canned responses and
+        /// [`Outage::Unavailable`](super::Outage::Unavailable) included), on either API.
         failed_token_requests,
         /// Logouts: calls to the OAuth revocation endpoint and to the sign-in API's `sign_out`
         /// (`sign_outs`).
@@ -79,6 +84,11 @@ counters! {
         /// Requests to protected paths, answered `200` or `401`, and calls to
         /// [`TestServer::authorize`](super::TestServer::authorize).
         api_requests,
+        /// Requests to protected paths answered by an
+        /// [API outage](super::TestServer::set_api_outage) (`503`, or the connection closed)
+        /// or a [queued response](super::TestServer::respond_next_api), without looking at
+        /// their token. Not counted in `api_requests`.
+        failed_api_requests,
         /// Requests to protected paths answered `401`, and calls to
         /// [`TestServer::authorize`](super::TestServer::authorize) that returned `None`.
         unauthorized,
@@ -92,13 +102,16 @@ counters! {
         /// client, or a fleet of clients sharing one login, spent a single-use refresh token
         /// twice.
         reused_refresh_tokens,
-        /// Calls to the sign-in API's `POST /api/auth/sign_in`, successful or not.
+        /// Calls to the sign-in API's `POST /api/auth/sign_in`, successful or not, answered or
+        /// not.
         sign_ins,
         /// Sign-ins answered with the two-factor shape (a session token, no access token).
         two_factor_challenges,
-        /// Calls to the sign-in API's `POST /api/auth/verify_otp`, successful or not.
+        /// Calls to the sign-in API's `POST /api/auth/verify_otp`, successful or not, answered
+        /// or not.
         otp_verifications,
-        /// Calls to the sign-in API's `POST /api/auth/refresh_token`, successful or not.
+        /// Calls to the sign-in API's `POST /api/auth/refresh_token`, successful or not,
+        /// answered or not.
         sign_in_refreshes,
         /// Calls to the sign-in API's `POST /api/auth/sign_out`.
         sign_outs,
@@ -154,4 +167,35 @@ impl TokenRequestRecord {
 /// Adds one to a counter.
 pub(super) fn bump(counter: &AtomicUsize) {
     counter.fetch_add(1, Ordering::SeqCst);
+}
+
+impl Counters {
+    /// Counts a request to the OAuth token endpoint by its `grant_type`, when it arrives.
+    pub(super) fn oauth_grant(&self, grant_type: Option<&str>) {
+        match grant_type {
+            Some("password") => bump(&self.password_grants),
+            Some("refresh_token") => bump(&self.refresh_grants),
+            Some("client_credentials") => bump(&self.client_credentials_grants),
+            _ => {}
+        }
+    }
+
+    /// Counts a token request to the sign-in API's `path`, when it arrives.
+    pub(super) fn sign_in_request(&self, path: &str) {
+        use crate::provider::portsip::{
+            PORTSIP_REFRESH_PATH, PORTSIP_SIGN_IN_PATH, PORTSIP_VERIFY_OTP_PATH,
+        };
+        match path {
+            PORTSIP_SIGN_IN_PATH => {
+                bump(&self.sign_ins);
+                bump(&self.password_grants);
+            }
+            PORTSIP_VERIFY_OTP_PATH => bump(&self.otp_verifications),
+            PORTSIP_REFRESH_PATH => {
+                bump(&self.sign_in_refreshes);
+                bump(&self.refresh_grants);
+            }
+            _ => {}
+        }
+    }
 }

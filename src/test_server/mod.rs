@@ -37,8 +37,13 @@
 //! [`revoke_all`](TestServer::revoke_all) and friends change state on demand, and
 //! [`respond_next`](TestServer::respond_next) makes the next token request answer with a
 //! canned response (a `502` page, an oversized body, an error that
-//! [echoes the request](CannedResponse::echo_request)) to test error handling. The server
-//! stops when the [`TestServer`] is dropped.
+//! [echoes the request](CannedResponse::echo_request)) to test error handling. Outages
+//! ([`set_token_outage`](TestServer::set_token_outage),
+//! [`set_api_outage`](TestServer::set_api_outage)) make the token endpoint or the API paths
+//! close connections, answer `503`, or hang, until switched off (from a spawned task too:
+//! share the server with an `Arc`), and [`respond_next_api`](TestServer::respond_next_api)
+//! queues answers for the API paths (`500`, `502`, `503`, `429` with `Retry-After`) to test a
+//! retry middleware. The server stops when the [`TestServer`] is dropped.
 //!
 //! It is not a secure server: it keeps everything in memory and compares secrets naively. It
 //! does keep itself small, for long runs in shared CI: a connection that sends no request head
@@ -73,8 +78,7 @@
 //! ```
 
 use std::{
-    collections::{HashMap, VecDeque},
-    convert::Infallible,
+    collections::VecDeque,
     fmt,
     hash::{BuildHasher, RandomState},
     io,
@@ -89,12 +93,12 @@ use std::{
 use bytes::Bytes;
 use http::{
     HeaderValue, Method, Request, Response, StatusCode,
-    header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE},
+    header::{AUTHORIZATION, WWW_AUTHENTICATE},
 };
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::{net::TcpListener, task::JoinSet};
 
 use crate::provider::portsip::{
@@ -106,7 +110,9 @@ mod answer;
 mod bounded;
 mod config;
 mod counts;
+mod fields;
 mod oauth;
+mod outage;
 mod sign_in;
 mod tokens;
 
@@ -118,6 +124,9 @@ pub use config::{
 };
 use counts::{Counters, bump};
 pub use counts::{Counts, TokenRequestRecord};
+use fields::{Received, is_json, parse_fields, read_fields};
+pub use outage::Outage;
+use outage::{Outages, canned_response, refuse_marked};
 
 /// Largest request body the server reads.
 const MAX_REQUEST_BODY: usize = 64 * 1024;
@@ -130,6 +139,9 @@ pub const MAX_TOKENS: usize = 4096;
 pub const MAX_LOG_RECORDS: usize = 1024;
 
 /// A running embedded PortSIP-compatible server; see the [module documentation](self).
+///
+/// Every method takes `&self` and the server is `Send` and `Sync`: share it with an `Arc` to
+/// change it from a spawned task (end an [outage](Self::set_token_outage), say).
 pub struct TestServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
@@ -140,6 +152,8 @@ struct Shared {
     state: Mutex<State>,
     counters: Counters,
     next_id: AtomicU64,
+    /// The outages switched on; requests held by a hang wait for a change.
+    outages: tokio::sync::watch::Sender<Outages>,
 }
 
 /// What the server remembers. Every map keeps at most [`MAX_TOKENS`] entries and the log
@@ -151,6 +165,8 @@ struct State {
     /// The user each refresh token was issued to.
     refresh: Bounded<String>,
     canned: VecDeque<CannedResponse>,
+    /// Answers queued for the API paths.
+    api_canned: VecDeque<CannedResponse>,
     log: VecDeque<TokenRequestRecord>,
     /// When each access token issued expires, kept after it is revoked, so that
     /// [`Counts::expired_token_requests`] counts expired tokens that were also revoked.
@@ -184,6 +200,7 @@ impl TestServer {
                 access: Bounded::new(MAX_TOKENS),
                 refresh: Bounded::new(MAX_TOKENS),
                 canned: VecDeque::new(),
+                api_canned: VecDeque::new(),
                 log: VecDeque::new(),
                 expiry: Bounded::new(MAX_TOKENS),
                 spent: Bounded::new(MAX_TOKENS),
@@ -192,6 +209,7 @@ impl TestServer {
             }),
             counters: Counters::default(),
             next_id: AtomicU64::new(1),
+            outages: outage::switches(),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(Self {
@@ -223,7 +241,7 @@ impl TestServer {
     }
 
     /// Makes every token request, on either API, wait `delay` before it is answered (the
-    /// request is counted at once; refresh tokens are spent when the answer is made).
+    /// request is counted when it arrives; refresh tokens are spent when the answer is made).
     pub fn set_token_delay(&self, delay: Duration) {
         self.shared.lock().token_delay = delay;
     }
@@ -294,9 +312,11 @@ impl TestServer {
 
     /// Makes the next token request, on either API (the OAuth token endpoint, or the sign-in
     /// API's `sign_in`, `verify_otp` or `refresh_token`), be answered with `response`,
-    /// whatever it asked. Calls queue up: each canned response is used once, in order. A
-    /// request answered so counts in [`Counts::token_requests`] (and, with an error status,
-    /// [`Counts::failed_token_requests`]) only.
+    /// whatever it asked. Calls queue up: each canned response is used once, in order, after
+    /// any [outage](Self::set_token_outage) ends. A request answered so is counted when it
+    /// arrives, as every token request is (in [`Counts::token_requests`] and its grant's
+    /// counter), and, with an error status, in [`Counts::failed_token_requests`];
+    /// [`clear_queued_responses`](Self::clear_queued_responses) drops those not used yet.
     pub fn respond_next(&self, response: CannedResponse) {
         self.shared.lock().canned.push_back(response);
     }
@@ -341,45 +361,53 @@ impl Shared {
         user
     }
 
-    /// Starts a token request on either API: counts it, waits the
-    /// [token delay](TestServer::set_token_delay), and answers it with the next
-    /// [canned response](TestServer::respond_next) if there is one (`Err`).
+    /// Starts a token request on either API: reads its body, counts it, waits the
+    /// [token delay](TestServer::set_token_delay), and answers it as an
+    /// [outage](TestServer::set_token_outage) or the next
+    /// [canned response](TestServer::respond_next) says, if either does (`Err`).
     async fn begin_token_request(
         &self,
         req: Request<Incoming>,
-    ) -> Result<Request<Incoming>, Response<ServerBody>> {
+    ) -> Result<Received, Response<ServerBody>> {
         bump(&self.counters.token_requests);
+        let (parts, body) = req.into_parts();
+        // A body that cannot be read is answered as an empty one: a refusal.
+        let body = Limited::new(body, MAX_REQUEST_BODY)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        // Counted now, whatever the answer or however long it takes.
+        let api = if parts.uri.path() == PORTSIP_TOKEN_PATH {
+            let fields = parse_fields(is_json(&parts.headers), &body).unwrap_or_default();
+            self.counters
+                .oauth_grant(fields.get("grant_type").map(String::as_str));
+            Api::OAuth
+        } else {
+            self.counters.sign_in_request(parts.uri.path());
+            Api::SignIn
+        };
         let delay = self.lock().token_delay;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+        if let Some(response) = self.token_outage(api).await {
+            return Err(response);
+        }
         let Some(canned) = self.lock().canned.pop_front() else {
-            return Ok(req);
+            return Ok(Request::from_parts(parts, Full::new(body)));
         };
         if !canned.status.is_success() {
             bump(&self.counters.failed_token_requests);
         }
         let body = if canned.echo {
-            let request = Limited::new(req.into_body(), MAX_REQUEST_BODY)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
             let template = String::from_utf8_lossy(&canned.body);
-            let echoed = template.replace(ECHO_PLACEHOLDER, &String::from_utf8_lossy(&request));
+            let echoed = template.replace(ECHO_PLACEHOLDER, &String::from_utf8_lossy(&body));
             Bytes::from(echoed)
         } else {
-            canned.body
+            canned.body.clone()
         };
-        let mut response = Response::new(ServerBody {
-            data: Some(body),
-            chunked: canned.chunked,
-        });
-        *response.status_mut() = canned.status;
-        if let Some(ct) = canned.content_type {
-            response.headers_mut().insert(CONTENT_TYPE, ct);
-        }
-        Err(response)
+        Err(canned_response(canned, body))
     }
 
     /// Ends a token request: records it, and counts a failure.
@@ -445,9 +473,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         let shared = shared.clone();
         connections.spawn(async move {
+            // A response marked by an outage's `Refuse` becomes an error: hyper then closes
+            // the connection without answering.
             let service = hyper::service::service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+                async move { refuse_marked(handle(&shared, req).await) }
             });
             // A client that does not send a whole request head in time, or keeps a connection
             // idle that long, is disconnected.
@@ -485,7 +515,12 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ServerBody>
         | PORTSIP_VERIFY_OTP_PATH
         | PORTSIP_REFRESH_PATH
         | PORTSIP_SIGN_OUT_PATH => Api::SignIn,
-        _ => return protected(shared, &req, &path),
+        _ => {
+            if let Some(response) = shared.api_fault().await {
+                return response;
+            }
+            return protected(shared, &req, &path);
+        }
     };
     let served = {
         let config = &shared.lock().config;
@@ -548,37 +583,6 @@ fn protected(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response<S
             );
             response
         }
-    }
-}
-
-/// Reads a form or JSON body into name-value pairs.
-async fn read_fields(req: Request<Incoming>) -> Option<HashMap<String, String>> {
-    let json = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let body = Limited::new(req.into_body(), MAX_REQUEST_BODY)
-        .collect()
-        .await
-        .ok()?
-        .to_bytes();
-    if json {
-        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&body) else {
-            return None;
-        };
-        Some(
-            map.into_iter()
-                .filter_map(|(k, v)| match v {
-                    Value::String(s) => Some((k, s)),
-                    _ => None,
-                })
-                .collect(),
-        )
-    } else {
-        serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
-            .ok()
-            .map(|pairs| pairs.into_iter().collect())
     }
 }
 

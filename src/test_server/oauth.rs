@@ -121,7 +121,6 @@ fn grant(
     let mut state = shared.lock();
     match record.grant_type.as_deref() {
         Some("password") => {
-            bump(&shared.counters.password_grants);
             if !config.accepts(
                 field("username").as_deref(),
                 field("password").as_deref(),
@@ -133,12 +132,10 @@ fn grant(
             issue(shared, &mut state, &config, Api::OAuth, user, Refresh::New)
         }
         Some("refresh_token") => {
-            bump(&shared.counters.refresh_grants);
             let token = field("refresh_token").unwrap_or_default();
             refresh(shared, &mut state, &config, Api::OAuth, &token)
         }
         Some("client_credentials") => {
-            bump(&shared.counters.client_credentials_grants);
             if config.client_secret.is_none() || client_secret.is_none() {
                 return fail(Failure {
                     status: StatusCode::BAD_REQUEST,

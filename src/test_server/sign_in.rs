@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::{
-    Shared,
+    Received, Shared,
     answer::{Api, Failure, ServerBody, respond},
     bearer,
     counts::{TokenRequestRecord, bump},
@@ -63,9 +63,7 @@ pub(super) struct Session {
 
 /// The JSON body of a sign-in API request, with its `Content-Type` for the record, or the
 /// answer to a body that is not JSON.
-async fn json_fields(
-    req: Request<Incoming>,
-) -> (Option<String>, Result<HashMap<String, String>, Failure>) {
+async fn json_fields(req: Received) -> (Option<String>, Result<HashMap<String, String>, Failure>) {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -88,8 +86,6 @@ pub(super) async fn sign_in(shared: &Shared, req: Request<Incoming>) -> Response
         Ok(req) => req,
         Err(canned) => return canned,
     };
-    bump(&shared.counters.sign_ins);
-    bump(&shared.counters.password_grants);
     let (content_type, fields) = json_fields(req).await;
     let mut record = TokenRequestRecord::new(PORTSIP_SIGN_IN_PATH, content_type);
     let config = shared.lock().config.clone();
@@ -133,7 +129,6 @@ pub(super) async fn verify_otp(shared: &Shared, req: Request<Incoming>) -> Respo
         Ok(req) => req,
         Err(canned) => return canned,
     };
-    bump(&shared.counters.otp_verifications);
     let (content_type, fields) = json_fields(req).await;
     let mut record = TokenRequestRecord::new(PORTSIP_VERIFY_OTP_PATH, content_type);
     let config = shared.lock().config.clone();
@@ -174,8 +169,6 @@ pub(super) async fn refresh_token(shared: &Shared, req: Request<Incoming>) -> Re
         Ok(req) => req,
         Err(canned) => return canned,
     };
-    bump(&shared.counters.sign_in_refreshes);
-    bump(&shared.counters.refresh_grants);
     let (content_type, fields) = json_fields(req).await;
     let record = TokenRequestRecord::new(PORTSIP_REFRESH_PATH, content_type);
     let config = shared.lock().config.clone();

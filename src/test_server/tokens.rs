@@ -71,7 +71,14 @@ pub(super) fn issue(
     refresh: Refresh,
 ) -> Response<ServerBody> {
     let secs = config.lifetime_secs();
-    let access_token = shared.new_token("AT");
+    let expires_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + secs;
+    let access_token = match config.expiry_format {
+        ExpiryFormat::Jwt => jwt(&shared.new_token("AT"), expires_at),
+        _ => shared.new_token("AT"),
+    };
     let (refresh_token, send) = match refresh {
         Refresh::New => (Some(shared.new_token("RT")), true),
         Refresh::Keep(rt) => (Some(rt), false),
@@ -100,22 +107,27 @@ pub(super) fn issue(
     if let (Some(rt), true) = (refresh_token, send) {
         body["refresh_token"] = Value::String(rt);
     }
-    let expires_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-        + secs;
     match config.expiry_format {
         ExpiryFormat::ExpiresIn => body["expires_in"] = json!(secs),
         ExpiryFormat::ExpiresInString => body["expires_in"] = json!(secs.to_string()),
         ExpiryFormat::ExpiresAt => body["expires_at"] = json!(expires_at),
         ExpiryFormat::ExpiresAtRfc3339 => body["expires_at"] = json!(rfc3339(expires_at)),
-        ExpiryFormat::None => {}
+        ExpiryFormat::ExpiresAtMillis => body["expires_at"] = json!(expires_at * 1000),
+        ExpiryFormat::None | ExpiryFormat::Jwt => {}
     }
     let mut response = respond(StatusCode::OK, &body);
     response
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// An unsigned JWT (`alg: none`) with `subject` as its `sub` and `exp` as its `exp` claim.
+fn jwt(subject: &str, exp: u64) -> String {
+    use crate::jwt::encode_base64url;
+    let header = encode_base64url(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = json!({ "sub": subject, "exp": exp }).to_string();
+    format!("{header}.{}.", encode_base64url(claims.as_bytes()))
 }
 
 /// Unix seconds as an RFC 3339 UTC time.

@@ -300,7 +300,17 @@ impl fmt::Display for OAuth2Error {
             }
             OAuth2ErrorKind::InvalidResponse => {
                 f.write_str("invalid token endpoint response")?;
-                status(f)
+                status(f)?;
+                // What is wrong with it, when the crate said so itself: a fixed message that
+                // names the field, never a value from the response.
+                match self
+                    .source
+                    .as_deref()
+                    .and_then(|e| e.downcast_ref::<Reason>())
+                {
+                    Some(reason) => write!(f, ": {reason}"),
+                    None => Ok(()),
+                }
             }
             OAuth2ErrorKind::BodyTooLarge { limit } => {
                 write!(f, "token endpoint response exceeds {limit} bytes")?;

@@ -182,10 +182,19 @@ type ResponseHook = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync>;
 /// # Responses
 ///
 /// A success (RFC 6749 §5.1) is read into a [`TokenResponse`]: `access_token`, `token_type`,
-/// `expires_in` (a number or a numeric string), `expires_at` (Unix seconds or an RFC 3339
-/// time), `refresh_token`, `scope`; other fields are kept in
-/// [`TokenResponse::extra`]. A refresh response without `refresh_token` keeps the one just
-/// used.
+/// `expires_in` (a number or a numeric string), `expires_at` (Unix seconds, Unix milliseconds
+/// when as seconds it would lie beyond the year 3000, or an RFC 3339 time), `refresh_token`,
+/// `scope`; other fields are kept in [`TokenResponse::extra`]. A refresh response without
+/// `refresh_token` keeps the one just used. A field that cannot be read fails the response
+/// with [`OAuth2ErrorKind::InvalidResponse`], whose message names the field and the reason
+/// (`invalid token endpoint response (HTTP 200): ` then `` `expires_at` is not a Unix time: `` and
+/// why), never its value.
+///
+/// When the response states no lifetime (neither `expires_in` nor `expires_at`) and the
+/// access token is a JWT with an `exp` claim, the token expires then: its payload is
+/// base64url-decoded and parsed, and nothing is verified (the signature, the issuer and the
+/// other claims are the resource server's business). Turn this off with
+/// [`expiry_from_jwt(false)`](OAuth2ProviderBuilder::expiry_from_jwt).
 ///
 /// # Errors
 ///
@@ -233,6 +242,8 @@ pub struct OAuth2Provider<C> {
     revoke_with_bearer: bool,
     revoke_refresh_token: bool,
     max_body_size: usize,
+    /// Whether a response without a lifetime takes it from a JWT access token's `exp`.
+    expiry_from_jwt: bool,
     map_params: Option<ParamsHook>,
     map_response: Option<ResponseHook>,
     origin: Option<Origin>,
@@ -415,6 +426,7 @@ impl<C> OAuth2ProviderBuilder<C> {
                 revoke_with_bearer: false,
                 revoke_refresh_token: true,
                 max_body_size: DEFAULT_MAX_BODY_SIZE,
+                expiry_from_jwt: true,
                 map_params: None,
                 map_response: None,
                 origin: None,
@@ -520,6 +532,18 @@ impl<C> OAuth2ProviderBuilder<C> {
     /// [`DEFAULT_MAX_BODY_SIZE`], 64 KiB.
     pub fn max_body_size(mut self, bytes: usize) -> Self {
         self.provider.max_body_size = bytes;
+        self
+    }
+
+    /// Whether a token response that states no lifetime (neither `expires_in` nor
+    /// `expires_at`) takes it from the access token's `exp` claim when the token is a JWT. The
+    /// payload is only decoded (base64url, then JSON), at the cost of a few microseconds per
+    /// login; nothing is verified. Off, such a token is taken as never expiring, and is
+    /// replaced only after the server refuses it with `401`.
+    ///
+    /// Defaults to `true`.
+    pub fn expiry_from_jwt(mut self, enabled: bool) -> Self {
+        self.provider.expiry_from_jwt = enabled;
         self
     }
 
@@ -767,14 +791,36 @@ impl<C> OAuth2Provider<C> {
         if let Some(Value::String(s)) = map.get("expires_at") {
             if s.trim().parse::<f64>().is_err() {
                 let secs = time::parse_rfc3339(s).ok_or_else(|| {
-                    invalid("`expires_at` is neither Unix seconds nor an RFC 3339 time")
+                    invalid(
+                        "`expires_at` is not a Unix time: neither a number nor an RFC 3339 time",
+                    )
                 })?;
                 map.insert("expires_at".into(), Value::from(secs));
             }
         }
-        TokenResponse::deserialize(Value::Object(std::mem::take(map))).map_err(|e| {
-            OAuth2Error::new(OAuth2ErrorKind::InvalidResponse, Some(status)).with_source(e)
-        })
+        // Checked here, so that the error names the field and the reason.
+        if map
+            .get("expires_in")
+            .is_some_and(|v| crate::token::seconds(v).is_none())
+        {
+            return Err(invalid("`expires_in` is not a number of seconds"));
+        }
+        if let Some(value) = map.get("expires_at") {
+            crate::token::unix_time(value).map_err(invalid)?;
+        }
+        let mut response =
+            TokenResponse::deserialize(Value::Object(std::mem::take(map))).map_err(|e| {
+                OAuth2Error::new(OAuth2ErrorKind::InvalidResponse, Some(status)).with_source(e)
+            })?;
+        if self.expiry_from_jwt
+            && response.expires_in().is_none()
+            && response.expires_at().is_none()
+        {
+            if let Some(exp) = crate::jwt::expiry(response.access_token()) {
+                response = response.with_expires_at(exp);
+            }
+        }
+        Ok(response)
     }
 
     /// Parses a body as a JSON object and applies the response hook. Returns the error the
@@ -1036,6 +1082,7 @@ impl<C: Clone> Clone for OAuth2Provider<C> {
             revoke_with_bearer: self.revoke_with_bearer,
             revoke_refresh_token: self.revoke_refresh_token,
             max_body_size: self.max_body_size,
+            expiry_from_jwt: self.expiry_from_jwt,
             map_params: self.map_params.clone(),
             map_response: self.map_response.clone(),
             origin: self.origin.clone(),
@@ -1103,6 +1150,7 @@ impl<C> fmt::Debug for OAuth2Provider<C> {
             .field("revoke_with_bearer", &self.revoke_with_bearer)
             .field("revoke_refresh_token", &self.revoke_refresh_token)
             .field("max_body_size", &self.max_body_size)
+            .field("expiry_from_jwt", &self.expiry_from_jwt)
             .field("map_params", &self.map_params.is_some())
             .field("map_response", &self.map_response.is_some())
             .field("origin", &self.origin)

@@ -174,6 +174,7 @@ pub struct PortSip {
     allow_insecure_http: bool,
     api: PortSipApi,
     one_time_code: Option<OneTimeCodeFn>,
+    expiry_from_jwt: bool,
 }
 
 impl PortSip {
@@ -200,6 +201,7 @@ impl PortSip {
             allow_insecure_http: false,
             api: PortSipApi::default(),
             one_time_code: None,
+            expiry_from_jwt: true,
         }
     }
 
@@ -288,6 +290,17 @@ impl PortSip {
         self
     }
 
+    /// Whether a token response that states no lifetime takes it from the access token's
+    /// `exp` claim when the token is a JWT; see
+    /// [`OAuth2ProviderBuilder::expiry_from_jwt`](crate::provider::oauth2::OAuth2ProviderBuilder::expiry_from_jwt).
+    /// Nothing is verified.
+    ///
+    /// Defaults to `true`.
+    pub fn expiry_from_jwt(mut self, enabled: bool) -> Self {
+        self.expiry_from_jwt = enabled;
+        self
+    }
+
     /// Whether a base URL with plain `http` on a host that is not loopback is accepted.
     /// Defaults to `false`: the password would travel in cleartext, so
     /// [`build`](Self::build) fails with [`BuildErrorKind::InsecureEndpoint`]. Loopback
@@ -347,6 +360,7 @@ impl PortSip {
         .revoke_url(revoke_url)
         .revoke_with_bearer(true)
         .revoke_refresh_token(false)
+        .expiry_from_jwt(self.expiry_from_jwt)
         .allow_insecure_http(self.allow_insecure_http);
         if let Some(origin) = origin {
             builder = builder.bind_origin(origin);
@@ -381,6 +395,7 @@ impl fmt::Debug for PortSip {
             .field("allow_insecure_http", &self.allow_insecure_http)
             .field("api", &self.api)
             .field("one_time_code", &self.one_time_code.is_some())
+            .field("expiry_from_jwt", &self.expiry_from_jwt)
             .finish()
     }
 }
