@@ -293,6 +293,7 @@ mod clock;
 mod error;
 pub mod future;
 mod layer;
+pub mod metrics;
 mod origin;
 pub mod provider;
 mod replay;

@@ -7,7 +7,7 @@ use reqwest_middleware::{Middleware, Next};
 
 use crate::{
     BearerChallenge, NoReplay, Origin, TokenCache, TokenError, cache::Lookup,
-    challenge::token_rejected, trace,
+    challenge::token_rejected, metrics, trace,
 };
 
 use ::reqwest::{Request, Response, Url};
@@ -317,6 +317,7 @@ impl Middleware for BearerAuthMiddleware {
             return Ok(with_challenge(response, challenge));
         };
         drop(response);
+        metrics::replayed(&self.cache.labels(), metrics::Client::Reqwest);
         let generation = self
             .authorize(&mut request)
             .await
