@@ -79,7 +79,7 @@ impl GaugeFn for Value {
         self.set(f64::from_bits(self.0.load(Ordering::SeqCst)) + value);
     }
     fn decrement(&self, value: f64) {
-        self.increment(-value);
+        GaugeFn::increment(self, -value);
     }
     fn set(&self, value: f64) {
         self.0.store(value.to_bits(), Ordering::SeqCst);
@@ -251,8 +251,8 @@ fn a_login_a_refresh_a_failure_and_a_401_each_move_their_metric() {
         assert_eq!(kept.samples(TOKEN_ENDPOINT_DURATION, &login_ok).len(), 2);
         assert_eq!(kept.counter(FAILURES, &[("kind", "login")]), 0);
 
-        // A failure: a new password, and the token is invalidated. The refresh works, so the
-        // refresh token goes first; then the login is refused.
+        // A failure: a new password, every token forgotten, and the token invalidated. The
+        // refresh is refused, then the login.
         server.set_password("changed");
         server.revoke_all();
         cache.invalidate();
