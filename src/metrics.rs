@@ -84,7 +84,11 @@ pub const TOKEN_LIFETIME: &str = "tower_bearer_auth_token_lifetime_seconds";
 pub fn describe() {
     use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(LOGINS, Unit::Count, "Logins that gave the cache a token");
-    describe_counter!(REFRESHES, Unit::Count, "Refreshes that gave the cache a token");
+    describe_counter!(
+        REFRESHES,
+        Unit::Count,
+        "Refreshes that gave the cache a token"
+    );
     describe_counter!(
         STORE_ADOPTIONS,
         Unit::Count,

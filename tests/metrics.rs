@@ -106,13 +106,22 @@ fn series(key: &Key) -> Series {
 
 impl Recorder for Kept {
     fn describe_counter(&self, key: KeyName, unit: Option<Unit>, _: SharedString) {
-        self.described.lock().unwrap().push((key.as_str().to_owned(), unit));
+        self.described
+            .lock()
+            .unwrap()
+            .push((key.as_str().to_owned(), unit));
     }
     fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, _: SharedString) {
-        self.described.lock().unwrap().push((key.as_str().to_owned(), unit));
+        self.described
+            .lock()
+            .unwrap()
+            .push((key.as_str().to_owned(), unit));
     }
     fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, _: SharedString) {
-        self.described.lock().unwrap().push((key.as_str().to_owned(), unit));
+        self.described
+            .lock()
+            .unwrap()
+            .push((key.as_str().to_owned(), unit));
     }
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
         let mut counters = self.counters.lock().unwrap();
@@ -246,7 +255,10 @@ fn a_login_a_refresh_a_failure_and_a_401_each_move_their_metric() {
         assert_eq!(kept.counter(INVALIDATIONS, &[]), 1);
         assert_eq!(kept.counter(REPLAYS, &[("client", "tower")]), 1);
         assert_eq!(kept.counter(FAILURES, &[("kind", "refresh")]), 1);
-        assert_eq!(kept.samples(TOKEN_ENDPOINT_DURATION, &refresh_error).len(), 1);
+        assert_eq!(
+            kept.samples(TOKEN_ENDPOINT_DURATION, &refresh_error).len(),
+            1
+        );
         assert_eq!(kept.counter(LOGINS, &[]), 2);
         assert_eq!(kept.samples(TOKEN_ENDPOINT_DURATION, &login_ok).len(), 2);
         assert_eq!(kept.counter(FAILURES, &[("kind", "login")]), 0);
@@ -256,13 +268,21 @@ fn a_login_a_refresh_a_failure_and_a_401_each_move_their_metric() {
         server.set_password("changed");
         server.revoke_all();
         cache.invalidate();
-        assert_eq!(kept.gauge(TOKEN_LIFETIME, &[]), Some(0.0), "no token to send");
+        assert_eq!(
+            kept.gauge(TOKEN_LIFETIME, &[]),
+            Some(0.0),
+            "no token to send"
+        );
         let error = cache.get().await.unwrap_err();
         assert_eq!(error.kind(), TokenErrorKind::Login);
         assert_eq!(kept.counter(FAILURES, &[("kind", "refresh")]), 2);
         assert_eq!(kept.counter(FAILURES, &[("kind", "login")]), 1);
         assert_eq!(kept.samples(TOKEN_ENDPOINT_DURATION, &login_error).len(), 1);
-        assert_eq!(kept.counter(LOGINS, &[]), 2, "no token from a refused login");
+        assert_eq!(
+            kept.counter(LOGINS, &[]),
+            2,
+            "no token from a refused login"
+        );
         assert_eq!(kept.gauge(TOKEN_LIFETIME, &[]), Some(0.0));
         // `invalidate` is no `401`.
         assert_eq!(kept.counter(INVALIDATIONS, &[]), 1);
@@ -316,7 +336,11 @@ fn a_token_taken_from_the_store_counts_as_an_adoption() {
         b.get().await.unwrap();
         assert_eq!(kept.counter(LOGINS, &[]), 1);
         assert_eq!(kept.counter(STORE_ADOPTIONS, &[]), 1);
-        assert_eq!(server.counts().password_grants, 1, "one login for the two caches");
+        assert_eq!(
+            server.counts().password_grants,
+            1,
+            "one login for the two caches"
+        );
     });
 }
 
@@ -356,7 +380,10 @@ async fn login_and_401(layer: TenantsLayer, server: &TestServer, tenant: &str) {
 }
 
 fn assert_no_secret(kept: &Kept, secrets: &[String]) {
-    assert!(secrets.len() >= 4, "two tokens and their refresh tokens: {secrets:?}");
+    assert!(
+        secrets.len() >= 4,
+        "two tokens and their refresh tokens: {secrets:?}"
+    );
     let mut secrets = secrets.to_vec();
     secrets.push(PASSWORD.to_owned());
     for (name, labels) in kept.all_series() {
@@ -387,8 +414,14 @@ fn a_tenants_metrics_carry_its_origin_and_no_secret() {
         assert!(kept.gauge(TOKEN_LIFETIME, &own).is_some());
         // Every series carries the origin, and the tenant id only when asked.
         for (name, labels) in kept.all_series() {
-            assert!(labels.contains(&("origin".into(), origin.clone())), "{name} {labels:?}");
-            assert!(!labels.iter().any(|(k, _)| k == "tenant"), "{name} {labels:?}");
+            assert!(
+                labels.contains(&("origin".into(), origin.clone())),
+                "{name} {labels:?}"
+            );
+            assert!(
+                !labels.iter().any(|(k, _)| k == "tenant"),
+                "{name} {labels:?}"
+            );
         }
     });
     assert_no_secret(&kept, &secrets.lock().unwrap());
@@ -408,7 +441,10 @@ fn the_tenant_id_is_a_label_when_asked() {
         assert_eq!(kept.counter(LOGINS, &own), 2);
         assert_eq!(kept.counter(INVALIDATIONS, &own), 1);
         for (name, labels) in kept.all_series() {
-            assert!(labels.contains(&("tenant".into(), "acme".into())), "{name} {labels:?}");
+            assert!(
+                labels.contains(&("tenant".into(), "acme".into())),
+                "{name} {labels:?}"
+            );
         }
     });
     assert_no_secret(&kept, &secrets.lock().unwrap());
@@ -426,7 +462,14 @@ fn describe_gives_each_metric_its_unit() {
             .unwrap_or_else(|| panic!("{name} not described"))
             .1
     };
-    for name in [LOGINS, REFRESHES, STORE_ADOPTIONS, FAILURES, INVALIDATIONS, REPLAYS] {
+    for name in [
+        LOGINS,
+        REFRESHES,
+        STORE_ADOPTIONS,
+        FAILURES,
+        INVALIDATIONS,
+        REPLAYS,
+    ] {
         assert_eq!(unit(name), Some(Unit::Count), "{name}");
     }
     assert_eq!(unit(TOKEN_ENDPOINT_DURATION), Some(Unit::Seconds));

@@ -68,7 +68,11 @@ impl Captured {
             .unwrap_or_else(|| panic!("no {name}: {self:?}"));
         let ms: f64 = value.parse().unwrap_or_else(|_| panic!("{name}: {self:?}"));
         assert!(ms.is_finite() && ms >= 0.0, "{name}: {self:?}");
-        assert_eq!((ms * 1000.0).round() / 1000.0, ms, "whole microseconds: {self:?}");
+        assert_eq!(
+            (ms * 1000.0).round() / 1000.0,
+            ms,
+            "whole microseconds: {self:?}"
+        );
         ms
     }
 
