@@ -16,7 +16,7 @@
 //! | `tower_bearer_auth_failures_total` | counter | failures | cache's, `kind` | a refresh failed (a login follows), or a fetch failed and its requests with it; `kind` is the [`TokenErrorKind`] |
 //! | `tower_bearer_auth_invalidations_total` | counter | tokens | cache's | a `401` (or gRPC's `UNAUTHENTICATED`) invalidated the current token; a late refusal of a token already replaced does not count |
 //! | `tower_bearer_auth_replays_total` | counter | requests | cache's, `client` | a refused request was sent again with a new token; `client` is `tower` ([`BearerAuth`](crate::BearerAuth)) or `reqwest` (`BearerAuthMiddleware`) |
-//! | `tower_bearer_auth_token_endpoint_duration_seconds` | histogram | seconds | cache's, `call`, `outcome` | a call to the provider ended: `call` is `login` or `refresh`, `outcome` `ok` or `error` (a timeout included) |
+//! | `tower_bearer_auth_token_endpoint_duration_seconds` | histogram | seconds | cache's, `call`, `outcome` | a call to the provider ended: `call` is `login` or `refresh`; `outcome` is `ok` when the provider returned a response (one the cache then finds unusable counts in `failures_total` as `invalid_response`), `error` when it failed or timed out |
 //! | `tower_bearer_auth_token_lifetime_seconds` | gauge | seconds | cache's | the cache got a token: its remaining lifetime at that moment; `0` when the token is invalidated or revoked |
 //!
 //! The gauge is set when a token is installed and is not updated as the token ages: it tells
