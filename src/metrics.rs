@@ -1,5 +1,4 @@
-//! Metrics through the [`metrics`](https://docs.rs/metrics) facade, with the `metrics`
-//! feature.
+//! Metrics through the `metrics` crate's facade, with the `metrics` feature.
 //!
 //! The crate records to whatever recorder the application installs (a Prometheus or
 //! OpenTelemetry exporter, say); it installs none itself. Without a recorder each record is a
