@@ -10,7 +10,7 @@ use crate::{
     future::{Recover, ResponseFuture},
     origin::Reach,
     service::Settings,
-    store::{OnChange, StoredToken, TokenStore},
+    store::{OnChange, TokenChange, TokenStore},
 };
 
 /// Applies [`BearerAuth`] to services: every request gets `Authorization: Bearer <token>`.
@@ -365,26 +365,36 @@ impl BearerAuthLayer {
         self.reconfigure(|_, s, _| *s = Some(store))
     }
 
-    /// Calls `on_change` with every new token the cache obtains (by login, refresh or from its
-    /// [store](Self::store)), and with `None` when [`TokenCache::revoke`] forgets it.
+    /// Calls `on_change` with every change of the cache's token, saying where a new token came
+    /// from: a [login](TokenChange::Login), a [refresh](TokenChange::Refresh) or the
+    /// [store](TokenChange::Store) (see [`store`](Self::store)); and when the token is
+    /// [invalidated](TokenChange::Invalidated) (a `401`, or [`TokenCache::invalidate`]) or
+    /// [revoked](TokenChange::Revoked) ([`TokenCache::revoke`]).
     ///
     /// For code that only wants to know, or to persist the token somewhere. The hook runs on
-    /// the task that fetched the token; keep it short and don't block. The token it gets holds
-    /// the secrets: keep them out of logs.
+    /// the task that fetched the token (or that invalidated or revoked it), after the waiting
+    /// requests have their token; keep it short and don't block. A new token holds the
+    /// secrets: keep them out of logs. Costs nothing on the path of a request sent with the
+    /// cached token. No hook by default.
     ///
     /// ```
-    /// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
+    /// use tower_bearer_auth::{BearerAuthLayer, Origin, provider::StaticToken, store::TokenChange};
     ///
-    /// let layer = BearerAuthLayer::new(StaticToken::new("abc")).on_token_change(|token| {
-    ///     match token {
-    ///         Some(token) => println!("new token, version {}", token.version()),
-    ///         None => println!("token revoked"),
-    ///     }
-    /// });
+    /// let layer = BearerAuthLayer::new(StaticToken::new("abc"))
+    ///     .allow_origin(Origin::try_from("https://pbx.example.com:8887")?)
+    ///     .on_token_change(|change| match change {
+    ///         TokenChange::Login(token) | TokenChange::Refresh(token) => {
+    ///             println!("new token, version {}", token.version())
+    ///         }
+    ///         TokenChange::Store(token) => println!("token {} from the store", token.version()),
+    ///         TokenChange::Revoked => println!("token revoked"),
+    ///         _ => {}
+    ///     });
+    /// # Ok::<(), tower_bearer_auth::InvalidOrigin>(())
     /// ```
     pub fn on_token_change(
         self,
-        on_change: impl Fn(Option<&StoredToken>) + Send + Sync + 'static,
+        on_change: impl Fn(TokenChange<'_>) + Send + Sync + 'static,
     ) -> Self {
         let on_change: OnChange = Arc::new(on_change);
         self.reconfigure(|_, _, h| *h = Some(on_change))

@@ -83,6 +83,7 @@
 //! | `retry` | `RetryUnauthorized` (feature `retry`) |
 //! | `test_server` | the embedded PortSIP-compatible server (feature `test-server`) |
 //! | [`tenants`] | [`tenants::TenantsLayer`]: a token per tenant, chosen per request |
+//! | [`metrics`] | the metrics' names and, with the feature `metrics`, `describe` |
 //! | [`future`] | the services' response future |
 //!
 //! # When the server refuses a token
@@ -224,6 +225,10 @@
 //!   documentation.
 //! - `tracing`: events for logins, refreshes, backoff, `401` recovery and the token store,
 //!   through the `tracing` crate; see [Tracing](#tracing).
+//! - `metrics`: counters of logins, refreshes, store adoptions, failures, `401` invalidations
+//!   and replays, a histogram of the token endpoint's latency and a gauge of the token's
+//!   lifetime, through the `metrics` facade, to the recorder (exporter) you install; see
+//!   [`metrics`]. Nothing is recorded on the path of a request sent with the cached token.
 //!
 //! # Tracing
 //!
@@ -266,7 +271,8 @@
 //! - `generation` is the token's [`Token::generation`]; `version` its version in the store,
 //!   when there is one; `replaces` the version of the token being replaced (0 for none).
 //! - `expires_in_ms` is the token's remaining lifetime, absent if it never expires;
-//!   `elapsed_ms` the duration of the step; `backoff_ms` the pause; `streak` the failures in
+//!   `elapsed_ms` the duration of the step, in milliseconds to the microsecond (a float,
+//!   such as `0.412`; the other `…_ms` fields are whole milliseconds); `backoff_ms` the pause; `streak` the failures in
 //!   a row; `retry_after_ms` how long the provider asked to wait, if it did.
 //! - `error_kind` is the [`TokenErrorKind`]; `error` the error's message followed by those of
 //!   its sources, `: `-separated.
@@ -305,6 +311,7 @@ pub mod future;
 #[cfg(feature = "oauth2")]
 mod jwt;
 mod layer;
+pub mod metrics;
 mod origin;
 pub mod provider;
 mod replay;

@@ -81,8 +81,8 @@ async fn work(base_url: &str, path: &Path, sending: Option<Duration>) {
         .refresh_ahead(REFRESH_AHEAD)
         .jitter(Duration::ZERO)
         .store(FileStore::new(path))
-        .on_token_change(|token| {
-            if let Some(token) = token {
+        .on_token_change(|change| {
+            if let Some(token) = change.token() {
                 let expires = token
                     .token()
                     .and_then(|t| t.expires_at())

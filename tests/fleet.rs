@@ -102,7 +102,7 @@ async fn work(redis_url: &str, base_url: &str) {
         .refresh_ahead(REFRESH_AHEAD)
         .timeout(TIMEOUT)
         .store(store)
-        .on_token_change(|token| match token {
+        .on_token_change(|change| match change.token() {
             Some(token) => {
                 let expires = token
                     .token()

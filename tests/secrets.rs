@@ -161,7 +161,8 @@ async fn no_secret_in_any_output() {
         .backoff(Duration::from_millis(1), Duration::from_millis(5))
         .refused_backoff(Duration::from_millis(1), Duration::from_millis(5))
         .store(store.clone())
-        .on_token_change(move |token| {
+        .on_token_change(move |change| {
+            let token = change.token();
             if let Some(token) = token {
                 hook.secret(token.token().unwrap().access_token());
                 hook.debug("changed token", token);

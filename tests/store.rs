@@ -16,7 +16,7 @@ use tower_bearer_auth::{
     BearerAuth, BearerAuthLayer, BoxError,
     client::HttpClient,
     provider::{BoxFuture, portsip::PortSip},
-    store::{MemoryStore, StoredToken, TokenStore},
+    store::{MemoryStore, StoredToken, TokenChange, TokenStore},
     test_server::{TestServer, TestServerConfig},
 };
 
@@ -220,8 +220,8 @@ async fn the_hook_sees_every_new_token_and_the_logout() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let layer = layer(&server).on_token_change({
         let seen = seen.clone();
-        move |token| {
-            let entry = token.map(|t| {
+        move |change: TokenChange<'_>| {
+            let entry = change.token().map(|t| {
                 (
                     t.version(),
                     t.token().unwrap().access_token().to_owned(),

@@ -25,7 +25,7 @@ use tower_bearer_auth::{
     BearerAuth, BearerAuthLayer, BoxError, TokenError, TokenErrorKind,
     client::HttpClient,
     provider::{BoxFuture, portsip::PortSip},
-    store::{MemoryStore, StoreLock, StoredToken, TokenStore},
+    store::{MemoryStore, StoreLock, StoredToken, TokenChange, TokenStore},
     test_server::{TestServer, TestServerConfig},
 };
 use tracing::{
@@ -59,6 +59,21 @@ impl Captured {
             .field(name)
             .unwrap_or_else(|| panic!("no {name}: {self:?}"));
         value.parse().unwrap_or_else(|_| panic!("{name}: {self:?}"))
+    }
+
+    /// A duration field that must be there: milliseconds, to the microsecond.
+    fn ms(&self, name: &str) -> f64 {
+        let value = self
+            .field(name)
+            .unwrap_or_else(|| panic!("no {name}: {self:?}"));
+        let ms: f64 = value.parse().unwrap_or_else(|_| panic!("{name}: {self:?}"));
+        assert!(ms.is_finite() && ms >= 0.0, "{name}: {self:?}");
+        assert_eq!(
+            (ms * 1000.0).round() / 1000.0,
+            ms,
+            "whole microseconds: {self:?}"
+        );
+        ms
     }
 
     fn is_error(&self) -> bool {
@@ -182,10 +197,10 @@ impl Capture {
     }
 
     /// A hook noting every token the cache holds as a secret.
-    fn hook(&self) -> impl Fn(Option<&StoredToken>) + Send + Sync + 'static {
+    fn hook(&self) -> impl Fn(TokenChange<'_>) + Send + Sync + 'static {
         let capture = self.clone();
-        move |token| {
-            if let Some(token) = token {
+        move |change| {
+            if let Some(token) = change.token() {
                 let token = token.token().unwrap();
                 capture.secret(token.access_token());
                 if let Some(refresh) = token.refresh_token() {
@@ -251,7 +266,9 @@ async fn login_refresh_and_fallback() {
         (1..=1000).contains(&login.num("expires_in_ms")),
         "{login:?}"
     );
-    assert!(login.num("elapsed_ms") < 10_000, "{login:?}");
+    // To the microsecond: a login on loopback, often under a millisecond, does not read 0.
+    let elapsed = login.ms("elapsed_ms");
+    assert!(elapsed > 0.0 && elapsed < 10_000.0, "{login:?}");
     assert!(!login.is_error());
     assert!(
         capture
@@ -279,7 +296,7 @@ async fn login_refresh_and_fallback() {
         (1..=1000).contains(&refresh.num("expires_in_ms")),
         "{refresh:?}"
     );
-    refresh.num("elapsed_ms");
+    refresh.ms("elapsed_ms");
     assert_eq!(server.counts().refresh_grants, 1);
 
     // A refused refresh falls back to a login.
@@ -294,7 +311,7 @@ async fn login_refresh_and_fallback() {
         ),
         "the provider's error, without the message of a failed fallback: {error}"
     );
-    refused.num("elapsed_ms");
+    refused.ms("elapsed_ms");
     assert_eq!(refused.field("generation"), None);
     let fallback = capture.one("login", Level::DEBUG, &[("fallback", "true")]);
     assert_eq!(fallback.num("generation"), 3);
@@ -369,7 +386,7 @@ async fn failed_login_and_backoff() {
     );
     assert_eq!(failed.field("fallback"), Some("false"));
     assert_eq!(failed.field("generation"), None);
-    failed.num("elapsed_ms");
+    failed.ms("elapsed_ms");
     let pause = capture.one("backoff", Level::DEBUG, &[("streak", "1")]);
     assert!(
         (5000..=10_000).contains(&pause.num("backoff_ms")),
@@ -491,7 +508,7 @@ async fn store_operations() {
     a.cache().get().await.unwrap();
     capture
         .one("store_lock", Level::TRACE, &[])
-        .num("elapsed_ms");
+        .ms("elapsed_ms");
     let load = capture.one("store_load", Level::DEBUG, &[("adopted", "false")]);
     assert_eq!(load.field("version"), None);
     assert_eq!(load.num("replaces"), 0);
@@ -509,7 +526,7 @@ async fn store_operations() {
     assert_eq!(adopted.num("version"), 1);
     assert_eq!(adopted.num("generation"), 1);
     assert!(adopted.num("expires_in_ms") > 3_000_000, "{adopted:?}");
-    adopted.num("elapsed_ms");
+    adopted.ms("elapsed_ms");
     assert_eq!(server.counts().password_grants, 1);
 
     // A logout clears the store.

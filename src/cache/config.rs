@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use crate::token::RefreshPolicy;
+use crate::{metrics::Labels, token::RefreshPolicy};
 
 /// Default margin before expiry at which a token is refreshed.
 pub(crate) const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(30);
@@ -59,7 +59,7 @@ impl Pause {
 }
 
 /// The cache's settings, set through [`BearerAuthLayer`](crate::BearerAuthLayer).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) policy: RefreshPolicy,
     pub(crate) timeout: Duration,
@@ -68,6 +68,9 @@ pub(crate) struct Config {
     /// After failures that refused the credentials.
     pub(crate) refused_backoff: Pause,
     pub(crate) jitter: Jitter,
+    /// The labels of the cache's metrics: none by default, a tenant's origin (and id) for a
+    /// tenant's cache.
+    pub(crate) labels: Labels,
 }
 
 impl Default for Config {
@@ -84,6 +87,7 @@ impl Default for Config {
                 DEFAULT_REFUSED_BACKOFF_MAX,
             ),
             jitter: random,
+            labels: Labels::default(),
         }
     }
 }

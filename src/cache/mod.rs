@@ -38,10 +38,11 @@ use tokio::time::Instant;
 use crate::{
     TokenError, clock,
     error::TokenErrorKind,
+    metrics::{self, Labels},
     provider::{BoxFuture, TokenProvider},
     rt::{self, Handle, Mutex, MutexGuard},
     slot::Slot,
-    store::{OnChange, TokenStore},
+    store::{OnChange, TokenChange, TokenStore},
     token::Token,
     trace::{self, Chain},
 };
@@ -437,7 +438,7 @@ impl TokenCache {
     }
 
     pub(crate) fn config(&self) -> Config {
-        self.shared.lock().config
+        self.shared.lock().config.clone()
     }
 
     pub(crate) fn store(&self) -> Option<Arc<dyn TokenStore>> {
@@ -570,8 +571,18 @@ impl TokenCache {
     /// token, if any) or logs in.
     pub fn invalidate(&self) {
         let mut state = self.shared.lock();
-        state.usable = false;
+        let was_usable = std::mem::replace(&mut state.usable, false);
         state.retire_locals();
+        if !was_usable {
+            return;
+        }
+        let on_change = state.on_change().cloned();
+        let labels = state.config.labels.clone();
+        drop(state);
+        metrics::dropped(&labels);
+        if let Some(on_change) = on_change {
+            on_change(TokenChange::Invalidated);
+        }
     }
 
     /// Stops sending the token of `generation` (see [`Token::generation`]), if it is still the
@@ -588,6 +599,8 @@ impl TokenCache {
         {
             state.usable = false;
             state.retire_locals();
+            let on_change = state.on_change().cloned();
+            let labels = state.config.labels.clone();
             drop(state);
             trace::debug!(
                 name: "invalidated",
@@ -595,6 +608,31 @@ impl TokenCache {
                 generation,
                 "token invalidated after a 401"
             );
+            metrics::invalidated(&labels);
+            metrics::dropped(&labels);
+            if let Some(on_change) = on_change {
+                on_change(TokenChange::Invalidated);
+            }
+        }
+    }
+
+    /// The labels of the cache's metrics: a lock and a clone with the `metrics` feature,
+    /// nothing without it.
+    #[inline]
+    pub(crate) fn labels(&self) -> Labels {
+        #[cfg(feature = "metrics")]
+        return self.shared.lock().config.labels.clone();
+        #[cfg(not(feature = "metrics"))]
+        Labels::default()
+    }
+
+    /// Sets the labels of the cache's metrics, for a cache just made; nothing without the
+    /// `metrics` feature.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn set_labels(&self, labels: Labels) {
+        #[cfg(feature = "metrics")]
+        {
+            self.shared.lock().config.labels = labels;
         }
     }
 
@@ -624,7 +662,7 @@ impl TokenCache {
     /// fails to revoke the token or the store cannot be written, or
     /// [`Timeout`](TokenErrorKind::Timeout). The token is forgotten all the same.
     pub async fn revoke(&self) -> Result<(), TokenError> {
-        let (token, timeout, on_change, task, store) = {
+        let (token, timeout, on_change, task, store, labels) = {
             let now = clock::now();
             let mut state = self.shared.lock();
             state.usable = false;
@@ -638,10 +676,12 @@ impl TokenCache {
                 state.on_change().cloned(),
                 task,
                 state.store().is_some(),
+                state.config.labels.clone(),
             )
         };
+        metrics::dropped(&labels);
         if let Some(on_change) = on_change {
-            on_change(None);
+            on_change(TokenChange::Revoked);
         }
         // Both steps run even if the first fails; the first failure is reported.
         let cache = self.shared.id;

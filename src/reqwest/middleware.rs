@@ -7,7 +7,7 @@ use reqwest_middleware::{Middleware, Next};
 
 use crate::{
     BearerChallenge, NoReplay, Origin, TokenCache, TokenError, TokenErrorKind, cache::Lookup,
-    challenge::token_rejected, origin::Reach, trace,
+    challenge::token_rejected, metrics, origin::Reach, trace,
 };
 
 use super::unsent::unsent;
@@ -331,6 +331,7 @@ impl Middleware for BearerAuthMiddleware {
             return Ok(with_challenge(response, challenge));
         };
         drop(response);
+        metrics::replayed(&self.cache.labels(), metrics::Client::Reqwest);
         let generation = self.authorize(&mut request).await.map_err(unsent)?;
         let response = next.run(request, extensions).await?;
         if !refused(response.status()) {

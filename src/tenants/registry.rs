@@ -28,6 +28,7 @@ use super::{
 use crate::{
     BearerAuthLayer, BoxError, BoxFuture, Origin, TokenProvider, TokenResponse,
     cache::next_id,
+    metrics::Labels,
     rt::{self, AbortHandle, Handle, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
     slot::Slot,
     trace,
@@ -51,6 +52,8 @@ pub(crate) struct Settings {
     pub(crate) configure: Option<Configure>,
     pub(crate) max_tenants: usize,
     pub(crate) idle_timeout: Duration,
+    /// Whether the keys' metrics carry the tenant id (they carry the origin).
+    pub(crate) tenant_label: bool,
 }
 
 impl fmt::Debug for Settings {
@@ -468,6 +471,9 @@ impl Registry {
                 // a `BearerAuth` bound to that origin would. Bound after `configure`, so that
                 // a layer made anew there is bound too.
                 let mut layer = BearerAuthLayer::from_arc(provider.clone());
+                // Set on the cache just made, before `configure`, whose layers keep it.
+                let labels = Labels::tenant(&entry.key, self.settings.tenant_label);
+                layer.cache().set_labels(labels);
                 if let Some(configure) = &self.settings.configure {
                     layer = configure(&entry.key, layer);
                 }

@@ -68,6 +68,7 @@ impl TenantsLayer {
             configure: None,
             max_tenants: DEFAULT_MAX_TENANTS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            tenant_label: false,
         })
     }
 
@@ -128,6 +129,17 @@ impl TenantsLayer {
     /// Defaults to [`DEFAULT_IDLE_TIMEOUT`] (30 minutes).
     pub fn idle_timeout(self, idle: Duration) -> Self {
         self.reconfigure(|s| s.idle_timeout = idle)
+    }
+
+    /// Whether each key's [metrics](crate::metrics) carry a `tenant` label with its
+    /// [`TenantId`], besides the `origin` label they always carry. Turn it on only when the
+    /// tenant ids are few: each one makes a series of every metric.
+    ///
+    /// Defaults to `false`.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn metrics_tenant_label(self, on: bool) -> Self {
+        self.reconfigure(|s| s.tenant_label = on)
     }
 
     /// The handle to the keys shared by this layer and every service it builds.
