@@ -25,6 +25,7 @@ use metrics::{
     SharedString, Unit,
 };
 use tower::{Layer, ServiceExt};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuthLayer, BoxError, Origin,
     client::HttpClient,
@@ -142,9 +143,12 @@ async fn main() -> Result<ExitCode, BoxError> {
     let config = TestServerConfig::new("admin", "s3cret").lifetime(Duration::from_secs(60));
     let server = TestServer::start(config).await?;
     let provider = PortSip::new(server.base_url(), "admin", "s3cret").build()?;
-    let layer = BearerAuthLayer::new(provider)
-        .allow_origin(Origin::try_from(server.base_url().as_str())?)
-        .refused_backoff(Duration::from_millis(10), Duration::from_millis(10));
+    let layer = BearerAuthLayer::new(
+        TokenCache::builder(provider)
+            .refused_backoff(Duration::from_millis(10), Duration::from_millis(10))
+            .build(),
+    )
+    .allow_origin(Origin::try_from(server.base_url().as_str())?);
     let cache = layer.cache();
     let client = layer.layer(HttpClient::new());
     let get = || Request::get(server.url(PATH)).body(Default::default());

@@ -66,7 +66,7 @@
 //! # Where things are
 //!
 //! Each item has one path. The crate root holds the layer and what its services take and
-//! return: [`BearerAuthLayer`], [`BearerAuth`], [`TokenCache`], [`Token`], [`TokenResponse`],
+//! return: [`BearerAuthLayer`], [`BearerAuth`], [`TokenCache`] and its [`TokenCacheBuilder`], [`Token`], [`TokenResponse`],
 //! [`TokenError`] and [`TokenErrorKind`], [`BoxError`], the [`Origin`] a token is bound to
 //! ([`InvalidOrigin`]), the [`BearerChallenge`] added to responses, and the [`NoReplay`]
 //! request extension. Everything else lives in a module named for what it is, as in
@@ -131,14 +131,14 @@
 //!
 //! # Beyond one process
 //!
-//! By default the token lives in the cache's memory. With [`BearerAuthLayer::store`] it is
+//! By default the token lives in the cache's memory. With [`TokenCacheBuilder::store`] it is
 //! also kept in a [`TokenStore`](store::TokenStore), read before every login or refresh and
 //! written after every new token: a restarted process finds its still-valid token, and
 //! caches sharing the store (several layers of one process with
 //! [`MemoryStore`](store::MemoryStore), replicas of a service with `RedisStore`, feature
 //! `redis`, runs of a CLI with `FileStore`, feature `file-store`) share one login, with one
 //! refresh per token across all of them.
-//! [`BearerAuthLayer::on_token_change`] tells code that only wants to know. See [`store`].
+//! [`TokenCacheBuilder::on_token_change`] tells code that only wants to know. See [`store`].
 //!
 //! # Secrets
 //!
@@ -171,9 +171,9 @@
 //! - `TimeoutLayer` **outside** `BearerAuthLayer` bounds the whole request, token fetch
 //!   included; a request that times out while a login runs is dropped, and the login still
 //!   finishes for the requests after it. **Inside**, the timeout bounds only the call to the
-//!   server; the token fetch is bounded by [`BearerAuthLayer::timeout`].
+//!   server; the token fetch is bounded by [`TokenCacheBuilder::timeout`].
 //! - `RetryLayer` **outside** retries the whole request. A retry within the cache's
-//!   [backoff](BearerAuthLayer::backoff) after a failed login gets the same error at once; a
+//!   [backoff](TokenCacheBuilder::backoff) after a failed login gets the same error at once; a
 //!   retry policy that waits longer than that logs in again. **Inside**, retries re-send the
 //!   request with the same token and never see token errors.
 //! - A concurrency limit **inside** holds its permit while the token is fetched (see
@@ -333,7 +333,7 @@ mod token;
 mod trace;
 
 pub use crate::{
-    cache::TokenCache,
+    cache::{TokenCache, TokenCacheBuilder},
     challenge::BearerChallenge,
     error::{TokenError, TokenErrorKind},
     layer::BearerAuthLayer,

@@ -30,6 +30,7 @@ use metrics::{
     SharedString, Unit,
 };
 use tower::{Layer, ServiceExt};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuthLayer, Origin, TokenErrorKind,
     client::HttpClient,
@@ -213,11 +214,13 @@ fn a_login_a_refresh_a_failure_and_a_401_each_move_their_metric() {
         let provider = PortSip::new(server.base_url(), USER, PASSWORD)
             .build()
             .unwrap();
-        let layer = BearerAuthLayer::new(provider)
-            .allow_origin(Origin::try_from(server.base_url().as_str()).unwrap())
-            // A failed fetch fails at once for the next 30 s otherwise.
-            .refused_backoff(Duration::from_millis(1), Duration::from_millis(1))
-            .backoff(Duration::from_millis(1), Duration::from_millis(1));
+        let layer = BearerAuthLayer::new(
+            TokenCache::builder(provider)
+                .refused_backoff(Duration::from_millis(1), Duration::from_millis(1))
+                .backoff(Duration::from_millis(1), Duration::from_millis(1))
+                .build(),
+        )
+        .allow_origin(Origin::try_from(server.base_url().as_str()).unwrap());
         let cache = layer.cache();
         let client = layer.layer(HttpClient::new());
         let login_ok = [("call", "login"), ("outcome", "ok")];
@@ -326,9 +329,8 @@ fn a_token_taken_from_the_store_counts_as_an_adoption() {
             let provider = PortSip::new(server.base_url(), USER, PASSWORD)
                 .build()
                 .unwrap();
-            BearerAuthLayer::new(provider)
+            BearerAuthLayer::new(TokenCache::builder(provider).store(store.clone()).build())
                 .allow_origin(Origin::try_from(server.base_url().as_str()).unwrap())
-                .store(store.clone())
                 .cache()
         };
         let (a, b) = (cache(&store), cache(&store));
@@ -352,15 +354,16 @@ fn tenants(secrets: &Arc<Mutex<Vec<String>>>) -> TenantsLayer {
         let base = key.origin().to_string();
         async move { PortSip::new(base, USER, PASSWORD).build() }
     })
-    .configure(move |_, layer| {
+    .configure(move |_, cache| {
         let secrets = secrets.clone();
-        layer.on_token_change(move |change| {
+        let cache = cache.on_token_change(move |change| {
             if let Some(token) = change.token().and_then(|t| t.token()) {
                 let mut secrets = secrets.lock().unwrap();
                 secrets.push(token.access_token().to_owned());
                 secrets.extend(token.refresh_token().map(str::to_owned));
             }
-        })
+        });
+        BearerAuthLayer::new(cache.build())
     })
 }
 

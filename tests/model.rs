@@ -300,12 +300,12 @@ fn store_world(fail_revokes: bool) {
             fail_revokes,
         };
         let (a, b) = (Stepping::new(&world, "a"), Stepping::new(&world_b, "b"));
-        let layer_a = BearerAuthLayer::new(a.clone())
-            .any_origin()
-            .store(store.clone());
-        let layer_b = BearerAuthLayer::new(b.clone())
-            .any_origin()
-            .store(store.clone());
+        let layer_a =
+            BearerAuthLayer::new(TokenCache::builder(a.clone()).store(store.clone()).build())
+                .any_origin();
+        let layer_b =
+            BearerAuthLayer::new(TokenCache::builder(b.clone()).store(store.clone()).build())
+                .any_origin();
         let mut tasks = Vec::new();
         for (layer, world) in [(&layer_a, &world), (&layer_a, &world), (&layer_b, &world_b)] {
             let (layer, world) = (layer.clone(), world.clone());
@@ -458,12 +458,12 @@ fn a_stalled_lease_holder_costs_one_lease_and_releases_nothing_of_others() {
                 fail_revokes: false,
             };
             let (a, b) = (Stepping::new(&world, "a"), Stepping::new(&world, "b"));
-            let layer_a = BearerAuthLayer::new(a.clone())
-                .any_origin()
-                .store(store.clone());
-            let layer_b = BearerAuthLayer::new(b.clone())
-                .any_origin()
-                .store(store.clone());
+            let layer_a =
+                BearerAuthLayer::new(TokenCache::builder(a.clone()).store(store.clone()).build())
+                    .any_origin();
+            let layer_b =
+                BearerAuthLayer::new(TokenCache::builder(b.clone()).store(store.clone()).build())
+                    .any_origin();
             let mut tasks = Vec::new();
             for layer in [&layer_a, &layer_b, &layer_a, &layer_b] {
                 let (layer, world) = (layer.clone(), world.clone());

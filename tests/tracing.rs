@@ -28,6 +28,7 @@ use tower_bearer_auth::{
     store::{MemoryStore, StoreLock, StoredToken, TokenChange, TokenStore},
     test_server::{TestServer, TestServerConfig},
 };
+use tower_bearer_auth::{TokenCache, TokenCacheBuilder};
 use tracing::{
     Event, Level, Metadata, Subscriber,
     field::{Field, Visit},
@@ -234,13 +235,13 @@ async fn server(lifetime: Duration) -> TestServer {
         .expect("bind 127.0.0.1")
 }
 
-fn layer(server: &TestServer, capture: &Capture) -> BearerAuthLayer {
+fn builder(server: &TestServer, capture: &Capture) -> TokenCacheBuilder {
     capture.secret(PASSWORD);
     capture.secret(NEW_PASSWORD);
     let provider = PortSip::new(server.base_url(), USER, PASSWORD)
         .build()
         .unwrap();
-    BearerAuthLayer::new(provider)
+    TokenCache::builder(provider)
         .jitter(Duration::from_millis(100))
         .on_token_change(capture.hook())
 }
@@ -255,7 +256,7 @@ async fn login_refresh_and_fallback() {
     let capture = Capture::default();
     let _guard = tracing::subscriber::set_default(capture.clone());
     let server = server(Duration::from_secs(1)).await;
-    let layer = layer(&server, &capture);
+    let layer = BearerAuthLayer::new(builder(&server, &capture).build());
     let cache = layer.cache();
     let client = layer.layer(HttpClient::new());
 
@@ -326,7 +327,7 @@ async fn unauthorized_recovery() {
     let capture = Capture::default();
     let _guard = tracing::subscriber::set_default(capture.clone());
     let server = server(Duration::from_secs(3600)).await;
-    let client = layer(&server, &capture)
+    let client = BearerAuthLayer::new(builder(&server, &capture).build())
         .replay_unauthorized(true)
         .layer(HttpClient::new());
     assert_eq!(get(&client, &server).await.unwrap(), StatusCode::OK);
@@ -364,9 +365,12 @@ async fn failed_login_and_backoff() {
     let server = server(Duration::from_secs(3600)).await;
     server.set_password(NEW_PASSWORD);
     // A wrong password is a refusal of the credentials: its pause is the refused backoff.
-    let layer = layer(&server, &capture)
-        .backoff(Duration::from_secs(10), Duration::from_secs(10))
-        .refused_backoff(Duration::from_secs(10), Duration::from_secs(10));
+    let layer = BearerAuthLayer::new(
+        builder(&server, &capture)
+            .backoff(Duration::from_secs(10), Duration::from_secs(10))
+            .refused_backoff(Duration::from_secs(10), Duration::from_secs(10))
+            .build(),
+    );
     let client = layer.layer(HttpClient::new());
 
     let err = get(&client, &server).await.unwrap_err();
@@ -419,7 +423,7 @@ async fn the_portsip_provider_says_which_api_it_uses() {
 
     // Both APIs: the sign-in API, found at the first answer.
     let server = server(Duration::from_secs(3600)).await;
-    let cache = layer(&server, &capture).cache();
+    let cache = BearerAuthLayer::new(builder(&server, &capture).build()).cache();
     cache.get().await.unwrap();
     cache.refresh().await.unwrap();
     cache.revoke().await.unwrap();
@@ -438,7 +442,7 @@ async fn the_portsip_provider_says_which_api_it_uses() {
     let old = TestServer::start(TestServerConfig::new(USER, PASSWORD).sign_in_api(false))
         .await
         .unwrap();
-    let cache = layer(&old, &capture).cache();
+    let cache = BearerAuthLayer::new(builder(&old, &capture).build()).cache();
     cache.get().await.unwrap();
     cache.refresh().await.unwrap();
     assert_eq!(
@@ -457,9 +461,12 @@ async fn the_portsip_provider_says_which_api_it_uses() {
         .api(PortSipApi::OAuth)
         .build()
         .unwrap();
-    let cache = BearerAuthLayer::new(provider)
-        .on_token_change(capture.hook())
-        .cache();
+    let cache = BearerAuthLayer::new(
+        TokenCache::builder(provider)
+            .on_token_change(capture.hook())
+            .build(),
+    )
+    .cache();
     cache.get().await.unwrap();
     assert_eq!(
         capture.portsip(),
@@ -501,8 +508,8 @@ async fn store_operations() {
     let _guard = tracing::subscriber::set_default(capture.clone());
     let server = server(Duration::from_secs(3600)).await;
     let store = MemoryStore::new();
-    let a = layer(&server, &capture).store(store.clone());
-    let b = layer(&server, &capture).store(store.clone());
+    let a = BearerAuthLayer::new(builder(&server, &capture).store(store.clone()).build());
+    let b = BearerAuthLayer::new(builder(&server, &capture).store(store.clone()).build());
 
     // `a` finds nothing, logs in and saves version 1.
     a.cache().get().await.unwrap();
@@ -537,14 +544,14 @@ async fn store_operations() {
     assert!(!revoke.is_error());
 
     // A store that holds a newer token keeps it.
-    let newer = layer(&server, &capture).store(Newer);
+    let newer = BearerAuthLayer::new(builder(&server, &capture).store(Newer).build());
     newer.cache().get().await.unwrap();
     capture
         .one("store_save", Level::DEBUG, &[("saved", "false")])
         .num("version");
 
     // A store that is down: every step says so, and the token is still fetched.
-    let broken = layer(&server, &capture).store(Broken);
+    let broken = BearerAuthLayer::new(builder(&server, &capture).store(Broken).build());
     broken.cache().get().await.unwrap();
     for name in ["store_lock", "store_load", "store_save"] {
         let event = capture.one(name, Level::WARN, &[]);

@@ -31,7 +31,7 @@ pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A source of numbers in `[0, 1)`: spreads refreshes and pauses across a fleet. Injected, as
 /// smithy-rs injects its time source, so that tests can assert exact instants.
-pub(crate) type Jitter = fn() -> f64;
+pub(crate) type Random = fn() -> f64;
 
 /// A pause that grows with each failure in a row: `initial`, doubled each time, up to `max`.
 /// Kept in whole milliseconds (up to 49 days), so that an idle cache stays small.
@@ -58,7 +58,7 @@ impl Pause {
     }
 }
 
-/// The cache's settings, set through [`BearerAuthLayer`](crate::BearerAuthLayer).
+/// The cache's settings, set through [`TokenCacheBuilder`](super::TokenCacheBuilder).
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) policy: RefreshPolicy,
@@ -67,7 +67,7 @@ pub(crate) struct Config {
     pub(crate) backoff: Pause,
     /// After failures that refused the credentials.
     pub(crate) refused_backoff: Pause,
-    pub(crate) jitter: Jitter,
+    pub(crate) random: Random,
     /// The labels of the cache's metrics: none by default, a tenant's origin (and id) for a
     /// tenant's cache.
     pub(crate) labels: Labels,
@@ -86,7 +86,7 @@ impl Default for Config {
                 DEFAULT_REFUSED_BACKOFF_INITIAL,
                 DEFAULT_REFUSED_BACKOFF_MAX,
             ),
-            jitter: random,
+            random,
             labels: Labels::default(),
         }
     }

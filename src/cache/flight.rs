@@ -36,14 +36,14 @@ use std::{
 
 use tokio::{sync::watch, time::Instant};
 
-use super::{Config, Shared, State};
+use super::{Config, Shared, State, shared_store};
 use crate::{
     BoxError, TokenError, clock,
     error::TokenErrorKind,
     metrics,
     provider::TokenProvider,
     rt::{self, Handle},
-    store::{OnChange, StoredToken, TokenChange, TokenStore, sync as store_sync},
+    store::{OnChange, StoredToken, TokenChange, TokenStore},
     token::Token,
     trace::{self, Chain, Started, Step},
 };
@@ -90,7 +90,7 @@ impl Flight {
 /// The longest a flight can legitimately take.
 fn flight_bound(config: &Config, store: bool) -> Duration {
     // The provider's calls share one `timeout`; with a store, the wait for its lock (two),
-    // the read, the lease check and the save come on top (see `store::sync`).
+    // the read, the lease check and the save come on top (see `shared_store`).
     let steps = if store { 6 } else { 1 };
     config.timeout.saturating_mul(steps) + Duration::from_millis(100)
 }
@@ -246,7 +246,7 @@ impl FlightTask {
         let Some(store) = &self.store else {
             return fetch(provider, refresh_token, self.refused, &self.config).await;
         };
-        store_sync::fetch(
+        shared_store::fetch(
             &**store,
             provider,
             refresh_token,
@@ -268,7 +268,9 @@ impl FlightTask {
                 while after.changed().await.is_ok() {}
             }
             match store {
-                Some(store) => store_sync::revoke(&*store, known, timeout).await.map(Some),
+                Some(store) => shared_store::revoke(&*store, known, timeout)
+                    .await
+                    .map(Some),
                 None => Ok(None),
             }
         };
@@ -500,7 +502,7 @@ pub(crate) async fn fetch(
                 issued,
                 &config.policy,
                 Some(refresh_token),
-                (config.jitter)(),
+                (config.random)(),
             ),
             Ok(Err(e)) => Err(TokenError::with_source(TokenErrorKind::Refresh, e)),
             Err(timed_out) => Err(timed_out),
@@ -538,7 +540,7 @@ pub(crate) async fn fetch(
     metrics::endpoint_call(&config.labels, metrics::Call::Login, issued, ok);
     let result = match called {
         Ok(Ok(response)) => {
-            Token::from_response(response, issued, &config.policy, None, (config.jitter)())
+            Token::from_response(response, issued, &config.policy, None, (config.random)())
                 .map_err(Failure::from)
         }
         // After a refused refresh too: what failed last, and what the caller must fix, is

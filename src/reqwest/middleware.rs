@@ -151,9 +151,11 @@ pub struct BearerAuthMiddleware {
 }
 
 impl BearerAuthMiddleware {
-    /// A middleware that takes its tokens from `cache`, bound to the provider's
+    /// A middleware that takes its tokens from `cache` (a provider, for a new cache with the
+    /// default settings, or a [`TokenCache`], built or shared), bound to the provider's
     /// [origin](crate::provider::TokenProvider::origin) if it has one.
-    pub fn new(cache: TokenCache) -> Self {
+    pub fn new(cache: impl Into<TokenCache>) -> Self {
+        let cache = cache.into();
         let reach = Reach::of(cache.provider().origin());
         Self {
             bound: reach.origins().iter().filter_map(Bound::new).collect(),

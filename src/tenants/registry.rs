@@ -26,7 +26,8 @@ use super::{
     seats::{self, Seat},
 };
 use crate::{
-    BearerAuthLayer, BoxError, BoxFuture, Origin, TokenProvider, TokenResponse,
+    BearerAuthLayer, BoxError, BoxFuture, Origin, TokenCache, TokenCacheBuilder, TokenProvider,
+    TokenResponse,
     cache::next_id,
     metrics::Labels,
     rt::{self, AbortHandle, Handle, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
@@ -41,9 +42,9 @@ pub(crate) type Factory = Arc<
         + Sync,
 >;
 
-/// Applies the user's settings to a key's layer.
+/// Makes a key's layer from its cache's builder, with the user's settings.
 pub(crate) type Configure =
-    Arc<dyn Fn(&TenantKey, BearerAuthLayer) -> BearerAuthLayer + Send + Sync>;
+    Arc<dyn Fn(&TenantKey, TokenCacheBuilder) -> BearerAuthLayer + Send + Sync>;
 
 /// The layer's settings.
 #[derive(Clone)]
@@ -468,15 +469,14 @@ impl Registry {
                 // The token is bound to the key's origin twice: by the lookup, which sends a
                 // request with the token of the key made from the origin it connects to; and
                 // by the layer, whose `allow_origin` check reads every request's URI again, as
-                // a `BearerAuth` bound to that origin would. Bound after `configure`, so that
-                // a layer made anew there is bound too.
-                let mut layer = BearerAuthLayer::from_arc(provider.clone());
-                // Set on the cache just made, before `configure`, whose layers keep it.
+                // a `BearerAuth` bound to that origin would. Bound after `configure`, whatever
+                // it set.
                 let labels = Labels::tenant(&entry.key, self.settings.tenant_label);
-                layer.cache().set_labels(labels);
-                if let Some(configure) = &self.settings.configure {
-                    layer = configure(&entry.key, layer);
-                }
+                let cache = TokenCache::builder_arc(provider.clone()).labels(labels);
+                let layer = match &self.settings.configure {
+                    Some(configure) => configure(&entry.key, cache),
+                    None => BearerAuthLayer::new(cache.build()),
+                };
                 let layer = layer.allow_origin(entry.key.origin().clone());
                 trace::debug!(name: "tenant_created", key = %entry.key, "tenant created");
                 Ok(Arc::new(Ready {

@@ -16,7 +16,10 @@ use super::{
     TenantCaches, TenantError, TenantId, TenantKey,
     registry::{Configure, Factory, Registry, Settings},
 };
-use crate::{BearerAuthLayer, BoxError, BoxFuture, TokenProvider, future::ResponseFuture, service};
+use crate::{
+    BearerAuthLayer, BoxError, BoxFuture, TokenCacheBuilder, TokenProvider, future::ResponseFuture,
+    service,
+};
 
 /// Default cap on the number of keys kept.
 pub const DEFAULT_MAX_TENANTS: usize = 10_000;
@@ -84,31 +87,36 @@ impl TenantsLayer {
         Self::from_settings(settings)
     }
 
-    /// Configures each key's [`BearerAuthLayer`], made for the key's provider, before its first
-    /// request: its [`timeout`](BearerAuthLayer::timeout), [`backoff`](BearerAuthLayer::backoff),
-    /// [`refresh_ahead`](BearerAuthLayer::refresh_ahead), replay and the rest. Whatever it
-    /// sets, the key's token goes only with requests to the key's origin.
+    /// Makes each key's [`BearerAuthLayer`] before its first request, from `cache`: the
+    /// builder of the key's cache, for the key's provider. Set the cache's settings on it
+    /// ([`timeout`](TokenCacheBuilder::timeout), [`backoff`](TokenCacheBuilder::backoff),
+    /// [`refresh_ahead`](TokenCacheBuilder::refresh_ahead), a
+    /// [store](TokenCacheBuilder::store)), build it, and set the layer's (replay and the
+    /// rest). Whatever it sets, the key's token goes only with requests to the key's origin.
+    /// By default each key's layer is `BearerAuthLayer::new(cache.build())`.
     ///
-    /// With a [store](BearerAuthLayer::store), give each key a store of its own, or one whose
-    /// entry is named after the key ([`TenantKey`]'s `Display` form): keys sharing one stored
-    /// token would share one login, whatever their credentials. Return the layer given,
-    /// configured: a layer made anew here ignores
+    /// With a store, give each key a store of its own, or one whose entry is named after the
+    /// key ([`TenantKey`]'s `Display` form): keys sharing one stored token would share one
+    /// login, whatever their credentials. Build the layer on the cache given: a layer on
+    /// another cache would not be the key's, and would ignore
     /// [`replace_provider`](TenantCaches::replace_provider).
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_bearer_auth::{BoxError, provider::StaticToken, tenants::TenantsLayer};
+    /// use tower_bearer_auth::{BearerAuthLayer, BoxError, provider::StaticToken, tenants::TenantsLayer};
     ///
     /// let layer = TenantsLayer::new(|_key: &_| async { Ok::<_, BoxError>(StaticToken::new("abc")) })
-    ///     .configure(|_key, layer| {
-    ///         layer
+    ///     .configure(|_key, cache| {
+    ///         let cache = cache
     ///             .timeout(Duration::from_secs(5))
     ///             .backoff(Duration::from_millis(200), Duration::from_secs(60))
+    ///             .build();
+    ///         BearerAuthLayer::new(cache).replay_unauthorized(false)
     ///     });
     /// ```
     pub fn configure(
         self,
-        configure: impl Fn(&TenantKey, BearerAuthLayer) -> BearerAuthLayer + Send + Sync + 'static,
+        configure: impl Fn(&TenantKey, TokenCacheBuilder) -> BearerAuthLayer + Send + Sync + 'static,
     ) -> Self {
         let configure: Configure = Arc::new(configure);
         self.reconfigure(|s| s.configure = Some(configure))
