@@ -13,6 +13,11 @@
 //!   single flight, refresh ahead, backoff, origin binding and recovery from `401`.
 //!   [`token_error`] finds the [`TokenError`](crate::TokenError) in a
 //!   `reqwest_middleware::Error`.
+//! - [`TenantsMiddleware`] (feature `reqwest-middleware`) is the
+//!   [`tenants`](crate::tenants) engine as a `reqwest_middleware::Middleware`: a token per
+//!   origin, [`TenantId`](crate::tenants::TenantId) and [`Scope`](crate::tenants::Scope),
+//!   chosen per request with `with_extension`, each key served as `BearerAuthMiddleware`
+//!   would serve it.
 //!
 //! A provider never follows a redirect from the token endpoint nor takes an answer that came
 //! from one; [`ReqwestService`]'s "Redirects" section says what reqwest itself still does
@@ -25,8 +30,13 @@
 #[cfg(feature = "reqwest-middleware")]
 mod middleware;
 mod service;
+#[cfg(feature = "reqwest-middleware")]
+mod tenants;
 
 #[cfg(feature = "reqwest-middleware")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
 pub use middleware::{BearerAuthMiddleware, token_error};
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+pub use tenants::TenantsMiddleware;
 pub use service::{ReqwestService, ResponseFuture};

@@ -133,8 +133,8 @@
 
 mod caches;
 mod error;
-mod key;
-mod registry;
+pub(crate) mod key;
+pub(crate) mod registry;
 mod seats;
 mod service;
 #[cfg(test)]
@@ -143,7 +143,7 @@ mod tests;
 pub use self::{
     caches::{TenantCaches, TenantInfo},
     error::{TenantError, TenantErrorKind},
-    key::{TenantId, TenantKey},
+    key::{Scope, TenantId, TenantKey},
     service::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_TENANTS, Tenants, TenantsLayer},
 };
 
