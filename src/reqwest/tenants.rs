@@ -64,7 +64,8 @@ use crate::{
 /// # #[cfg(feature = "test-server")] {
 /// use reqwest_middleware::ClientBuilder;
 /// use tower_bearer_auth::{
-///     BoxError, provider::portsip::PortSip, reqwest::{ReqwestService, TenantsMiddleware},
+///     BoxError, provider::portsip::{PortSip, PortSipApi},
+///     reqwest::{ReqwestService, TenantsMiddleware},
 ///     tenants::{Scope, TenantKey},
 ///     test_server::{TestServer, TestServerConfig},
 /// };
@@ -75,9 +76,10 @@ use crate::{
 /// # let pbx_url = server.base_url();
 /// let http = reqwest::Client::new();
 /// let logins = http.clone();
-/// // One provider per key, asking for the key's scope.
+/// // One provider per key, asking for the key's scope (on PortSIP's OAuth token endpoint).
 /// let tenants = TenantsMiddleware::new(move |key: &TenantKey| {
-///     let mut provider = PortSip::new(key.origin().to_string(), "admin", "s3cret");
+///     let mut provider =
+///         PortSip::new(key.origin().to_string(), "admin", "s3cret").api(PortSipApi::OAuth);
 ///     if let Some(scope) = key.scope() {
 ///         provider = provider.scope(scope.as_str());
 ///     }
