@@ -252,3 +252,83 @@ async fn insufficient_scope_reaches_the_caller_and_invalidates_nothing() {
     assert_eq!(counts.api_requests, 6, "{counts:?}");
     assert_eq!(counts.unauthorized, 0, "{counts:?}");
 }
+
+/// The README's "Scopes" example, compiled.
+#[allow(dead_code)]
+mod readme_scopes {
+    use http::Request;
+    use http_body_util::Full;
+    use bytes::Bytes;
+    use tower::ServiceBuilder;
+    use tower_bearer_auth::{client::HttpClient, provider::portsip::{PortSip, PortSipApi}};
+    use tower_bearer_auth::tenants::{Scope, TenantKey, Tenants, TenantsLayer};
+
+    fn client() -> Tenants<HttpClient> {
+        let layer = TenantsLayer::new(|key: &TenantKey| {
+            // PortSIP takes a scope at its OAuth token endpoint.
+            let mut pbx = PortSip::new(key.origin().to_string(), "admin", "s3cret").api(PortSipApi::OAuth);
+            if let Some(scope) = key.scope() {
+                pbx = pbx.scope(scope.as_str());
+            }
+            let provider = pbx.build();
+            async move { provider }
+        });
+        ServiceBuilder::new().layer(layer).service(HttpClient::new())
+    }
+
+    fn create_order(url: &str) -> Result<Request<Full<Bytes>>, http::Error> {
+        let mut request = Request::post(url).body(Full::default())?;
+        request.extensions_mut().insert(Scope::new("write"));
+        Ok(request)
+    }
+}
+
+/// The README's "Many tenants with reqwest" example, compiled.
+#[allow(dead_code)]
+mod readme_reqwest {
+    use reqwest_middleware::ClientBuilder;
+    use serde_json::json;
+    use tower_bearer_auth::{
+        BoxError,
+        provider::oauth2::OAuth2Provider,
+        reqwest::{ReqwestService, TenantsMiddleware},
+        tenants::{Scope, TenantKey},
+    };
+
+    #[tokio::main]
+    async fn main() -> Result<(), BoxError> {
+        let http = reqwest::Client::new();
+        let logins = ReqwestService::new(http.clone());
+        // A token per origin and scope; each goes to its key's origin only.
+        let tenants = TenantsMiddleware::new(move |key: &TenantKey| {
+            let mut provider = OAuth2Provider::client_credentials(
+                logins.clone(),
+                "https://auth.example.com/oauth/token",
+                "my-app",
+                "client-secret",
+            );
+            if let Some(scope) = key.scope() {
+                provider = provider.scope(scope.as_str());
+            }
+            let provider = provider.build();
+            async move { provider }
+        })
+        .max_tenants(100);
+        let client = ClientBuilder::new(http).with(tenants).build();
+
+        let orders = client
+            .get("https://api.example.com/v1/orders")
+            .with_extension(Scope::new("orders:read"))
+            .send()
+            .await?;
+        println!("{}", orders.status());
+        let created = client
+            .post("https://api.example.com/v1/orders")
+            .with_extension(Scope::new("orders:write"))
+            .json(&json!({ "item": "coffee", "quantity": 2 }))
+            .send()
+            .await?;
+        println!("{}", created.status());
+        Ok(())
+    }
+}
