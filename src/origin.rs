@@ -37,15 +37,21 @@ impl Origin {
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return false;
         };
-        self.matches_written(scheme, authority.as_str())
-    }
-
-    /// Whether a request written with `scheme` and `authority` (a URI's or a URL's, as
-    /// written) goes to this origin: the reading of [`matches`](Self::matches).
-    #[inline]
-    pub(crate) fn matches_written(&self, scheme: &str, authority: &str) -> bool {
         // Most URIs write the host as this origin keeps it (lowercase), then nothing or a
         // port: read them without looking for `@` and `:` first.
+        if let Some(port) = self.port_after_host(authority.as_str(), scheme) {
+            return port == self.port && same(scheme, &self.scheme);
+        }
+        let Some((scheme, host, port)) = parts(uri) else {
+            return false;
+        };
+        port == self.port && same(host, &self.host) && same(scheme, &self.scheme)
+    }
+
+    /// Whether a request written with `scheme` and `authority` (a `reqwest::Url`'s) goes to
+    /// this origin: [`matches`](Self::matches) for a URL.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn matches_written(&self, scheme: &str, authority: &str) -> bool {
         if let Some(port) = self.port_after_host(authority, scheme) {
             return port == self.port && same(scheme, &self.scheme);
         }

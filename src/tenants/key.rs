@@ -171,9 +171,18 @@ impl<'a> Choice<'a> {
         }
     }
 
+    /// Whether the request chose nothing: the common case, one test for both parts.
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.tenant.is_none() & self.scope.is_none()
+    }
+
     /// Feeds the choice to `hasher` through `write`; nothing for a request with none.
     #[inline]
     fn hash_with(&self, hasher: &mut FoldHasher, write: impl Fn(&mut FoldHasher, &[u8])) {
+        if self.is_empty() {
+            return;
+        }
         if let Some(tenant) = self.tenant {
             write(hasher, tenant.as_str().as_bytes());
             hasher.write_u64(TENANT_MARK);
@@ -316,7 +325,7 @@ impl<'a> Spelling<'a> {
             && same_bytes(self.authority.as_bytes(), other.authority.as_bytes())
             && (self.scheme.len() <= 8 && self.scheme.len() == other.scheme.len()
                 || self.scheme == other.scheme)
-            && self.choice == other.choice
+            && (self.choice.is_empty() & other.choice.is_empty() || self.choice == other.choice)
     }
 }
 
