@@ -2,7 +2,11 @@
 //! is part of its tenant key, with the tower `TenantsLayer` and the reqwest
 //! `TenantsMiddleware` alike; the embedded server grants the scope asked for and checks it on
 //! the paths that require one, so `insufficient_scope` is tested end to end.
-#![cfg(all(feature = "reqwest-middleware", feature = "test-server", feature = "client"))]
+#![cfg(all(
+    feature = "reqwest-middleware",
+    feature = "test-server",
+    feature = "client"
+))]
 
 use std::{
     sync::{
@@ -48,11 +52,8 @@ async fn server() -> TestServer {
 fn factory<S>(
     login: S,
     builds: &Arc<AtomicUsize>,
-) -> impl Fn(
-    &TenantKey,
-) -> std::future::Ready<
-    Result<PortSipProvider<S>, BoxError>,
-> + Send
+) -> impl Fn(&TenantKey) -> std::future::Ready<Result<PortSipProvider<S>, BoxError>>
++ Send
 + Sync
 + 'static
 where
@@ -103,7 +104,8 @@ async fn two_scopes_to_one_origin_log_in_twice_with_the_tower_layer() {
     for _ in 0..5 {
         let read = request(Method::GET, server.url(READ_PATH), Some("read"));
         let write = request(Method::POST, server.url(WRITE_PATH), Some("write"));
-        let (read, write) = tokio::join!(client.clone().oneshot(read), client.clone().oneshot(write));
+        let (read, write) =
+            tokio::join!(client.clone().oneshot(read), client.clone().oneshot(write));
         assert_eq!(read.unwrap().status(), StatusCode::OK);
         assert_eq!(write.unwrap().status(), StatusCode::OK);
     }
@@ -125,7 +127,11 @@ async fn two_scopes_to_one_origin_log_in_twice_with_the_tower_layer() {
     assert_eq!(caches.len(), 2);
     for scope in ["read", "write"] {
         let token = caches.cache(&key(&server, scope)).unwrap().token().unwrap();
-        assert_eq!(token.scope(), Some(scope), "the server granted the key's scope");
+        assert_eq!(
+            token.scope(),
+            Some(scope),
+            "the server granted the key's scope"
+        );
     }
 }
 
@@ -197,10 +203,21 @@ async fn insufficient_scope_reaches_the_caller_and_invalidates_nothing() {
     let layer = BearerAuthLayer::new(provider);
     let cache = layer.cache();
     let plain = layer.layer(http.clone());
-    let response = plain.clone().oneshot(request(Method::GET, admin.clone(), None)).await.unwrap();
+    let response = plain
+        .clone()
+        .oneshot(request(Method::GET, admin.clone(), None))
+        .await
+        .unwrap();
     check(response.status(), response.extensions().get());
-    let kept = cache.token().expect("the token is kept").access_token().to_owned();
-    let response = plain.oneshot(request(Method::GET, fine.clone(), None)).await.unwrap();
+    let kept = cache
+        .token()
+        .expect("the token is kept")
+        .access_token()
+        .to_owned();
+    let response = plain
+        .oneshot(request(Method::GET, fine.clone(), None))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(cache.token().unwrap().access_token(), kept);
 
@@ -215,7 +232,11 @@ async fn insufficient_scope_reaches_the_caller_and_invalidates_nothing() {
         .unwrap();
     check(response.status(), response.extensions().get());
     let cache = caches.cache(&key(&server, "read")).unwrap();
-    let kept = cache.token().expect("the token is kept").access_token().to_owned();
+    let kept = cache
+        .token()
+        .expect("the token is kept")
+        .access_token()
+        .to_owned();
     let response = tenants
         .oneshot(request(Method::GET, fine.clone(), Some("read")))
         .await
@@ -235,7 +256,11 @@ async fn insufficient_scope_reaches_the_caller_and_invalidates_nothing() {
         .unwrap();
     check(response.status(), response.extensions().get());
     let cache = caches.cache(&key(&server, "read")).unwrap();
-    let kept = cache.token().expect("the token is kept").access_token().to_owned();
+    let kept = cache
+        .token()
+        .expect("the token is kept")
+        .access_token()
+        .to_owned();
     let response = client
         .get(&fine)
         .with_extension(Scope::new("read"))
@@ -256,24 +281,30 @@ async fn insufficient_scope_reaches_the_caller_and_invalidates_nothing() {
 /// The README's "Scopes" example, compiled.
 #[allow(dead_code)]
 mod readme_scopes {
+    use bytes::Bytes;
     use http::Request;
     use http_body_util::Full;
-    use bytes::Bytes;
     use tower::ServiceBuilder;
-    use tower_bearer_auth::{client::HttpClient, provider::portsip::{PortSip, PortSipApi}};
     use tower_bearer_auth::tenants::{Scope, TenantKey, Tenants, TenantsLayer};
+    use tower_bearer_auth::{
+        client::HttpClient,
+        provider::portsip::{PortSip, PortSipApi},
+    };
 
     fn client() -> Tenants<HttpClient> {
         let layer = TenantsLayer::new(|key: &TenantKey| {
             // PortSIP takes a scope at its OAuth token endpoint.
-            let mut pbx = PortSip::new(key.origin().to_string(), "admin", "s3cret").api(PortSipApi::OAuth);
+            let mut pbx =
+                PortSip::new(key.origin().to_string(), "admin", "s3cret").api(PortSipApi::OAuth);
             if let Some(scope) = key.scope() {
                 pbx = pbx.scope(scope.as_str());
             }
             let provider = pbx.build();
             async move { provider }
         });
-        ServiceBuilder::new().layer(layer).service(HttpClient::new())
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(HttpClient::new())
     }
 
     fn create_order(url: &str) -> Result<Request<Full<Bytes>>, http::Error> {

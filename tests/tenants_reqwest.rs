@@ -265,7 +265,10 @@ async fn a_keys_token_goes_to_its_origin_only() {
         .map(|(_, headers)| tokens_in(headers))
         .partition(|tokens| *tokens == want(&keys[0].1));
     assert_eq!(to_a.len(), 3, "{a_seen:?}");
-    assert!(to_a_tenant.iter().all(|t| *t == want(&keys[2].1)), "{a_seen:?}");
+    assert!(
+        to_a_tenant.iter().all(|t| *t == want(&keys[2].1)),
+        "{a_seen:?}"
+    );
     for (_, headers) in &b_seen {
         assert_eq!(tokens_in(headers), want(&keys[1].1));
     }
@@ -298,8 +301,16 @@ async fn a_redirect_carries_no_token() {
     );
     assert_eq!(second_seen.len(), 1);
     assert_eq!(second_seen[0].0, "/landing");
-    assert_eq!(tokens_in(&second_seen[0].1), Vec::<String>::new(), "no token");
-    assert_eq!(builds.load(Ordering::SeqCst), 1, "no key made for the second origin");
+    assert_eq!(
+        tokens_in(&second_seen[0].1),
+        Vec::<String>::new(),
+        "no token"
+    );
+    assert_eq!(
+        builds.load(Ordering::SeqCst),
+        1,
+        "no key made for the second origin"
+    );
 
     let (same, same_seen) = redirecting("/landing".to_owned()).await;
     client
@@ -339,7 +350,11 @@ async fn a_401_invalidates_the_keys_token_and_is_replayed_once() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "replayed with a new token");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "replayed with a new token"
+    );
     let counts = server.counts();
     assert_eq!(counts.unauthorized, 1, "{counts:?}");
     assert_eq!(counts.api_requests, 4, "{counts:?}");
@@ -367,11 +382,7 @@ async fn refused_keys_fail_with_a_tenant_error_and_send_nothing() {
     assert_eq!(tenant_error.key(), Some(&key(&server, "unknown")));
     assert_eq!(server.counts().api_requests, 0);
 
-    let error = client
-        .get("ftp://127.0.0.1/x")
-        .send()
-        .await
-        .unwrap_err();
+    let error = client.get("ftp://127.0.0.1/x").send().await.unwrap_err();
     let reqwest_middleware::Error::Middleware(error) = error else {
         panic!("{error:?}")
     };

@@ -10,9 +10,9 @@ use crate::{
     challenge::token_rejected, origin::Reach, trace,
 };
 
-use ::reqwest::{Request, Response};
 #[cfg(test)]
 use ::reqwest::Url;
+use ::reqwest::{Request, Response};
 
 /// Sets `Authorization: Bearer <token>` on the requests of a
 /// [`reqwest_middleware::ClientWithMiddleware`], with the token of a [`TokenCache`]: the

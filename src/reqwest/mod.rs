@@ -36,7 +36,7 @@ mod tenants;
 #[cfg(feature = "reqwest-middleware")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
 pub use middleware::{BearerAuthMiddleware, token_error};
+pub use service::{ReqwestService, ResponseFuture};
 #[cfg(feature = "reqwest-middleware")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
 pub use tenants::TenantsMiddleware;
-pub use service::{ReqwestService, ResponseFuture};

@@ -220,12 +220,7 @@ struct Map {
 
 impl Map {
     #[inline]
-    fn find(
-        &self,
-        hash: u64,
-        target: &Target<'_>,
-        choice: Choice<'_>,
-    ) -> Option<&Arc<Entry>> {
+    fn find(&self, hash: u64, target: &Target<'_>, choice: Choice<'_>) -> Option<&Arc<Entry>> {
         self.buckets
             .get(&hash)?
             .as_slice()

@@ -541,9 +541,8 @@ fn bearer_token(authorization: &str) -> Option<&str> {
 fn protected(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response<ServerBody> {
     let authorization = req.headers().get(AUTHORIZATION);
     match shared.authorize(authorization.and_then(|v| v.to_str().ok())) {
-        Some(user) => scopes::refuse(shared, path, authorization).unwrap_or_else(|| {
-            respond(StatusCode::OK, &json!({ "path": path, "username": user }))
-        }),
+        Some(user) => scopes::refuse(shared, path, authorization)
+            .unwrap_or_else(|| respond(StatusCode::OK, &json!({ "path": path, "username": user }))),
         None => {
             let mut response = oauth_error(
                 StatusCode::UNAUTHORIZED,

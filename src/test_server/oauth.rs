@@ -131,7 +131,15 @@ fn grant(
             }
             let user = config.username.clone();
             let scope = record.scope.as_deref();
-            issue_scoped(shared, &mut state, &config, Api::OAuth, user, Refresh::New, scope)
+            issue_scoped(
+                shared,
+                &mut state,
+                &config,
+                Api::OAuth,
+                user,
+                Refresh::New,
+                scope,
+            )
         }
         Some("refresh_token") => {
             bump(&shared.counters.refresh_grants);
@@ -151,7 +159,15 @@ fn grant(
             }
             let user = client_id.unwrap_or_default();
             let scope = record.scope.as_deref();
-            issue_scoped(shared, &mut state, &config, Api::OAuth, user, Refresh::None, scope)
+            issue_scoped(
+                shared,
+                &mut state,
+                &config,
+                Api::OAuth,
+                user,
+                Refresh::None,
+                scope,
+            )
         }
         Some(_) => fail(bad_request(
             "unsupported_grant_type",

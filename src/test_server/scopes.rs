@@ -60,7 +60,10 @@ impl Scopes {
 
     /// The scope `path` requires that `access_token` lacks, if any.
     fn lacking(&self, path: &str, access_token: &str) -> Option<&str> {
-        let granted = self.access.get(access_token).map_or(DEFAULT_SCOPE, String::as_str);
+        let granted = self
+            .access
+            .get(access_token)
+            .map_or(DEFAULT_SCOPE, String::as_str);
         self.required
             .iter()
             .filter(|(prefix, _)| under(path, prefix))

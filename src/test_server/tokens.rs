@@ -54,7 +54,15 @@ pub(super) fn refresh(
             }
         }
         let scope = state.scopes.of_refresh(token);
-        issue_scoped(shared, state, config, api, username, Refresh::New, scope.as_deref())
+        issue_scoped(
+            shared,
+            state,
+            config,
+            api,
+            username,
+            Refresh::New,
+            scope.as_deref(),
+        )
     } else {
         let scope = state.scopes.of_refresh(token);
         let keep = Refresh::Keep(token.to_owned());
