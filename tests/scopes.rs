@@ -284,9 +284,10 @@ mod readme_scopes {
     use bytes::Bytes;
     use http::Request;
     use http_body_util::Full;
-    use tower::ServiceBuilder;
+    use tower::{ServiceBuilder, ServiceExt};
     use tower_bearer_auth::tenants::{Scope, TenantKey, Tenants, TenantsLayer};
     use tower_bearer_auth::{
+        BoxError,
         client::HttpClient,
         provider::portsip::{PortSip, PortSipApi},
     };
@@ -311,6 +312,14 @@ mod readme_scopes {
         let mut request = Request::post(url).body(Full::default())?;
         request.extensions_mut().insert(Scope::new("write"));
         Ok(request)
+    }
+
+    #[tokio::main]
+    async fn main() -> Result<(), BoxError> {
+        let request = create_order("https://pbx.example.com:8887/api/orders")?;
+        let response = client().oneshot(request).await?;
+        println!("{}", response.status());
+        Ok(())
     }
 }
 
