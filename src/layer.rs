@@ -278,6 +278,13 @@ impl BearerAuthLayer {
         crate::service::call(inner, &self.cache, &self.settings, request)
     }
 
+    /// The cache and the request-side settings, for a middleware that sends requests as this
+    /// layer's services would.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn parts(&self) -> (&TokenCache, &Settings) {
+        (&self.cache, &self.settings)
+    }
+
     pub(crate) fn layer_service<S>(&self, inner: S) -> BearerAuth<S> {
         BearerAuth::from_parts(inner, self.cache.clone(), self.settings.clone())
     }

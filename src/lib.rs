@@ -159,10 +159,11 @@
 //!
 //! A client of many PBXs, each with its own credentials, uses one
 //! [`TenantsLayer`](tenants::TenantsLayer): each request gets the token of its
-//! [`TenantKey`](tenants::TenantKey), its origin and, if it carries one, a
-//! [`TenantId`](tenants::TenantId). A factory builds each key's provider on first use, each
-//! key has a cache of its own, and keys are bounded in number and evicted when idle. See
-//! [`tenants`].
+//! [`TenantKey`](tenants::TenantKey), its origin and, if it carries them, a
+//! [`TenantId`](tenants::TenantId) and a [`Scope`](tenants::Scope) (the scope or audience the
+//! token must carry). A factory builds each key's provider on first use, each key has a cache
+//! of its own, and keys are bounded in number and evicted when idle. See [`tenants`]; for
+//! reqwest-middleware clients, `reqwest::TenantsMiddleware` (feature `reqwest-middleware`).
 //!
 //! # Stacking with other layers
 //!

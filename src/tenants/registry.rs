@@ -17,12 +17,11 @@ use std::{
     time::Duration,
 };
 
-use http::Uri;
 use tokio::{sync::OnceCell, time::Instant};
 
 use super::{
-    TenantError, TenantId, TenantKey,
-    key::{Prehashed, Spelling, Target},
+    TenantError, TenantKey,
+    key::{Choice, Prehashed, Spelling, Target, Written},
     seats::{self, Seat},
 };
 use crate::{
@@ -160,8 +159,8 @@ pub(crate) struct Entry {
 
 impl Entry {
     #[inline]
-    fn is(&self, target: &Target<'_>, tenant: Option<&TenantId>) -> bool {
-        target.is(self.key.origin()) && self.key.tenant() == tenant
+    fn is(&self, target: &Target<'_>, choice: Choice<'_>) -> bool {
+        target.is(self.key.origin()) && self.key.choice() == choice
     }
 
     /// The key's state, once its provider is built.
@@ -225,23 +224,18 @@ struct Map {
 
 impl Map {
     #[inline]
-    fn find(
-        &self,
-        hash: u64,
-        target: &Target<'_>,
-        tenant: Option<&TenantId>,
-    ) -> Option<&Arc<Entry>> {
+    fn find(&self, hash: u64, target: &Target<'_>, choice: Choice<'_>) -> Option<&Arc<Entry>> {
         self.buckets
             .get(&hash)?
             .as_slice()
             .iter()
-            .find(|entry| entry.is(target, tenant))
+            .find(|entry| entry.is(target, choice))
     }
 
     fn find_key(&self, seed: u64, key: &TenantKey) -> Option<&Arc<Entry>> {
         let target = Target::of_origin(key.origin());
-        let hash = target.hash(seed, key.tenant());
-        self.find(hash, &target, key.tenant())
+        let hash = target.hash(seed, key.choice());
+        self.find(hash, &target, key.choice())
     }
 
     /// Takes `entry` out of the map; `None` if it was not in it.
@@ -336,8 +330,8 @@ impl Registry {
     /// request's scheme and authority and the map's count of evictions, and writes nothing
     /// that another thread reads.
     #[inline]
-    pub(crate) fn seat(&self, uri: &Uri, tenant: Option<&TenantId>) -> Option<Arc<Seat>> {
-        let spelling = Spelling::of(uri, tenant)?;
+    pub(crate) fn seat(&self, written: Written<'_>, choice: Choice<'_>) -> Option<Arc<Seat>> {
+        let spelling = Spelling::of(written, choice);
         let hash = spelling.hash(self.seed);
         let evictions = self.evictions.load(Ordering::Relaxed);
         seats::find(self.slot.index(), self.id, evictions, hash, &spelling)
@@ -353,12 +347,10 @@ impl Registry {
         &self,
         entry: &Entry,
         ready: &Arc<Ready>,
-        uri: &Uri,
-        tenant: Option<&TenantId>,
+        written: Written<'_>,
+        choice: Choice<'_>,
     ) {
-        let Some(spelling) = Spelling::of(uri, tenant) else {
-            return;
-        };
+        let spelling = Spelling::of(written, choice);
         if spelling.has_user_info() {
             return;
         }
@@ -392,21 +384,24 @@ impl Registry {
 
     /// The slow path: the key's entry, made if there is none (evicting others if the map is
     /// full). `None` if the request has no origin.
-    pub(crate) fn entry(&self, uri: &Uri, tenant: Option<&TenantId>) -> Option<Arc<Entry>> {
-        let target = Target::of(uri)?;
-        let hash = target.hash(self.seed, tenant);
-        if let Some(entry) = self.read().find(hash, &target, tenant) {
+    pub(crate) fn entry(&self, written: Written<'_>, choice: Choice<'_>) -> Option<Arc<Entry>> {
+        let target = Target::of(written)?;
+        let hash = target.hash(self.seed, choice);
+        if let Some(entry) = self.read().find(hash, &target, choice) {
             return Some(entry.clone());
         }
         let mut evicted = Vec::new();
         let entry = {
             let mut map = self.write();
-            if let Some(entry) = map.find(hash, &target, tenant) {
+            if let Some(entry) = map.find(hash, &target, choice) {
                 return Some(entry.clone());
             }
             // The key is the origin the request connects to, read once, here: every spelling
             // of it finds this entry, and its layer is bound to it.
-            let key = TenantKey::new(target.to_origin(), tenant.cloned());
+            let mut key = TenantKey::new(target.to_origin(), choice.tenant.cloned());
+            if let Some(scope) = choice.scope {
+                key = key.with_scope(scope.clone());
+            }
             let now = self.now_ms();
             let max = self.settings.max_tenants.max(1);
             if map.len >= max {

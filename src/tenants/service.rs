@@ -13,7 +13,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{
-    TenantCaches, TenantError, TenantId, TenantKey,
+    TenantCaches, TenantError, TenantKey,
+    key::{Choice, Written},
     registry::{Configure, Factory, Registry, Settings},
 };
 use crate::{
@@ -158,6 +159,14 @@ impl TenantsLayer {
     }
 }
 
+impl TenantsLayer {
+    /// The key map.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+}
+
 impl<S> Layer<S> for TenantsLayer {
     type Service = Tenants<S>;
 
@@ -270,10 +279,12 @@ where
         }
         // The hot path: this thread has a seat for the request's key. The key's layer sends
         // the request as its `BearerAuth` would, borrowing the inner service: nothing cloned.
-        let tenant = request.extensions().get::<TenantId>();
-        if let Some(seat) = self.registry.seat(request.uri(), tenant) {
-            seat.ready.touch();
-            return seat.ready.layer.call(&mut self.inner, request);
+        if let Some(written) = Written::of(request.uri()) {
+            let choice = Choice::of(request.extensions());
+            if let Some(seat) = self.registry.seat(written, choice) {
+                seat.ready.touch();
+                return seat.ready.layer.call(&mut self.inner, request);
+            }
         }
         self.call_slow(request)
     }
@@ -287,14 +298,17 @@ impl<S> Tenants<S> {
         S: Service<Request<B>, Response = Response<R>> + Clone,
         B: 'static,
     {
-        let tenant = request.extensions().get::<TenantId>();
-        let Some(entry) = self.registry.entry(request.uri(), tenant) else {
+        let choice = Choice::of(request.extensions());
+        let written = Written::of(request.uri());
+        let Some((written, entry)) =
+            written.and_then(|written| Some((written, self.registry.entry(written, choice)?)))
+        else {
             return ResponseFuture::failed(TenantError::no_origin().into());
         };
         self.registry.maybe_sweep();
         if let Some(ready) = entry.ready() {
             ready.touch();
-            self.registry.seat_for(&entry, ready, request.uri(), tenant);
+            self.registry.seat_for(&entry, ready, written, choice);
             return ready.layer.call(&mut self.inner, request);
         }
         // The factory has not answered yet: the request keeps the instance polled ready.

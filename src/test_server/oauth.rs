@@ -16,7 +16,7 @@ use super::{
     bearer,
     counts::{TokenRequestRecord, bump},
     read_fields,
-    tokens::{Refresh, issue, refresh},
+    tokens::{Refresh, issue_scoped, refresh},
 };
 use crate::provider::portsip::PORTSIP_TOKEN_PATH;
 
@@ -129,7 +129,16 @@ fn grant(
                 return fail(WRONG_PASSWORD);
             }
             let user = config.username.clone();
-            issue(shared, &mut state, &config, Api::OAuth, user, Refresh::New)
+            let scope = record.scope.as_deref();
+            issue_scoped(
+                shared,
+                &mut state,
+                &config,
+                Api::OAuth,
+                user,
+                Refresh::New,
+                scope,
+            )
         }
         Some("refresh_token") => {
             let token = field("refresh_token").unwrap_or_default();
@@ -146,7 +155,16 @@ fn grant(
                 });
             }
             let user = client_id.unwrap_or_default();
-            issue(shared, &mut state, &config, Api::OAuth, user, Refresh::None)
+            let scope = record.scope.as_deref();
+            issue_scoped(
+                shared,
+                &mut state,
+                &config,
+                Api::OAuth,
+                user,
+                Refresh::None,
+                scope,
+            )
         }
         Some(_) => fail(bad_request(
             "unsupported_grant_type",
