@@ -156,15 +156,6 @@ impl BearerChallenge {
     }
 }
 
-/// Whether a `401` response with these headers rejects the token itself: it carries no
-/// challenge at all, or a `Bearer` challenge asking for a new token.
-pub(crate) fn token_rejected(headers: &HeaderMap, challenge: Option<&BearerChallenge>) -> bool {
-    match challenge {
-        Some(c) => c.asks_for_new_token(),
-        None => !headers.contains_key(WWW_AUTHENTICATE),
-    }
-}
-
 struct Parser<'a> {
     s: &'a [u8],
     pos: usize,
@@ -298,13 +289,5 @@ mod tests {
             let _ = BearerChallenge::parse(s);
         }
         let _ = BearerChallenge::parse_bytes(&[0xff, b' ', b'=', 0x80]);
-    }
-
-    #[test]
-    fn a_401_without_challenge_rejects_the_token() {
-        let mut headers = HeaderMap::new();
-        assert!(token_rejected(&headers, None));
-        headers.insert(WWW_AUTHENTICATE, "Basic realm=\"x\"".parse().unwrap());
-        assert!(!token_rejected(&headers, None));
     }
 }

@@ -7,16 +7,16 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{HeaderValue, Request, Response, StatusCode, header::AUTHORIZATION, request::Parts};
+use http::{HeaderValue, Request, Response, header::AUTHORIZATION, request::Parts};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::{
-    BearerAuthLayer, BearerChallenge, BoxError, BoxFuture, TokenCache, TokenError,
+    BearerAuthLayer, BoxError, BoxFuture, TokenCache, TokenError,
     cache::{Carried, Lookup, TokenFuture},
-    challenge::token_rejected,
     error::TokenErrorKind,
     metrics,
+    policy::{self, Recover, Verdict},
     replay::RequestCopy,
     trace,
 };
@@ -109,17 +109,6 @@ enum Step<B> {
 
 /// The layer of a tenant's first request, being made by its factory.
 pub(crate) type LayerFuture = BoxFuture<'static, Result<BearerAuthLayer, BoxError>>;
-
-/// Which answers count as the server refusing the token a request carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Recover {
-    /// None: the request carries no token of ours, or it was already refused once.
-    No,
-    /// `401 Unauthorized` asking for a new token.
-    Unauthorized,
-    /// That, and gRPC's `UNAUTHENTICATED`: `grpc-status: 16` in the response's headers.
-    Grpc,
-}
 
 /// What a request waits for before it is sent.
 #[allow(clippy::large_enum_variant)] // built once per request on the slow path, then moved
@@ -308,7 +297,7 @@ where
             // Returned as polled: taking the response out first would copy it once more.
             match fut.poll(cx).map_err(Into::into) {
                 Poll::Ready(Ok(response))
-                    if refused(response.status()) || *this.recover == Recover::Grpc =>
+                    if policy::may_refuse(response.status(), *this.recover) =>
                 {
                     if let Some(response) = this.on_refusal(response) {
                         return Poll::Ready(Ok(response));
@@ -383,7 +372,7 @@ where
                 }
                 StateProj::Done => panic!("polled after completion"),
             };
-            if !refused(response.status()) && *this.recover != Recover::Grpc {
+            if !policy::may_refuse(response.status(), *this.recover) {
                 return Poll::Ready(Ok(response));
             }
             if let Some(response) = this.on_refusal(response) {
@@ -402,18 +391,10 @@ where
     /// returns the response with the parsed challenge.
     #[inline(never)]
     fn on_refusal<R>(&mut self, mut response: Response<R>) -> Option<Response<R>> {
-        let status = response.status();
-        let challenge = refused(status)
-            .then(|| BearerChallenge::from_headers(response.headers()))
-            .flatten();
-        let rejected = match *self.recover {
-            Recover::No => false,
-            _ if status == StatusCode::UNAUTHORIZED => {
-                token_rejected(response.headers(), challenge.as_ref())
-            }
-            Recover::Grpc => grpc_unauthenticated(response.headers()),
-            Recover::Unauthorized => false,
-        };
+        let Verdict {
+            challenge,
+            rejected,
+        } = policy::judge(response.status(), response.headers(), *self.recover);
         // Every refusal invalidates the token it refused, a replay's too: the token the
         // replay carried is just as refused. A request is sent again once at most: only the
         // first attempt keeps a copy.
@@ -462,20 +443,6 @@ where
         }
         Some(response)
     }
-}
-
-/// Whether the headers carry gRPC's `UNAUTHENTICATED` status, as a response that is only
-/// headers (a call that failed at once) does.
-fn grpc_unauthenticated(headers: &http::HeaderMap) -> bool {
-    headers
-        .get("grpc-status")
-        .is_some_and(|status| status.as_bytes() == b"16")
-}
-
-/// Whether the server refused the request: `401 Unauthorized` or `403 Forbidden`.
-#[inline]
-fn refused(status: StatusCode) -> bool {
-    status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
 }
 
 fn set_token<B>(

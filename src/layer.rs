@@ -6,8 +6,9 @@ use tower_layer::Layer;
 
 use crate::{
     cache::TokenCache,
-    future::{Recover, ResponseFuture},
+    future::ResponseFuture,
     origin::{Origin, Reach},
+    policy::Recover,
     provider::TokenProvider,
     service::{BearerAuth, Settings},
 };

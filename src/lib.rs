@@ -314,6 +314,7 @@ mod jwt;
 mod layer;
 pub mod metrics;
 mod origin;
+mod policy;
 pub mod provider;
 mod replay;
 #[cfg(feature = "reqwest")]

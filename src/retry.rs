@@ -3,10 +3,13 @@
 
 use std::future::{Ready, ready};
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use tower::retry::Policy;
 
-use crate::{BearerChallenge, challenge::token_rejected, replay};
+use crate::{
+    policy::{self, Recover},
+    replay,
+};
 
 /// A [`tower::retry::Policy`] that retries a request once after `401 Unauthorized`.
 ///
@@ -49,11 +52,11 @@ where
         result: &mut Result<Response<R>, E>,
     ) -> Option<Self::Future> {
         let response = result.as_ref().ok()?;
-        if self.retried || response.status() != StatusCode::UNAUTHORIZED {
-            return None;
-        }
-        let challenge = BearerChallenge::from_headers(response.headers());
-        if !token_rejected(response.headers(), challenge.as_ref()) {
+        let status = response.status();
+        if self.retried
+            || !policy::may_refuse(status, Recover::Unauthorized)
+            || !policy::judge(status, response.headers(), Recover::Unauthorized).rejected
+        {
             return None;
         }
         self.retried = true;

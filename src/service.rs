@@ -11,8 +11,9 @@ use tower_service::Service;
 use crate::{
     BoxError, TokenCache, TokenError, TokenErrorKind,
     cache::{Carried, Lookup},
-    future::{Recover, ResponseFuture, Wait, token_for},
+    future::{ResponseFuture, Wait, token_for},
     origin::Reach,
+    policy::Recover,
     replay,
 };
 

@@ -2,12 +2,16 @@
 
 use std::fmt;
 
-use http::{Extensions, HeaderValue, StatusCode, header::AUTHORIZATION};
+use http::{Extensions, HeaderValue, header::AUTHORIZATION};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::{
-    BearerChallenge, NoReplay, Origin, TokenCache, TokenError, TokenErrorKind, cache::Lookup,
-    challenge::token_rejected, metrics, origin::Reach, trace,
+    BearerChallenge, NoReplay, Origin, TokenCache, TokenError, TokenErrorKind,
+    cache::Lookup,
+    metrics,
+    origin::Reach,
+    policy::{self, Recover, Verdict},
+    trace,
 };
 
 use super::unsent::unsent;
@@ -269,27 +273,21 @@ impl Auth<'_> {
         };
         let generation = self.authorize(&mut request).await.map_err(unsent)?;
         let response = next.clone().run(request, extensions).await?;
-        if !refused(response.status()) {
+        let Some(verdict) = self.judge(&response, generation, copy.is_some()) else {
             return Ok(response);
-        }
-        let challenge = challenge_of(&response);
-        if !self.rejected(&response, challenge.as_ref(), generation, copy.is_some()) {
-            return Ok(with_challenge(response, challenge));
-        }
-        let Some(mut request) = copy.take() else {
-            return Ok(with_challenge(response, challenge));
+        };
+        let Some(mut request) = copy.take().filter(|_| verdict.replays(true)) else {
+            return Ok(with_challenge(response, verdict.challenge));
         };
         drop(response);
         metrics::replayed(&self.cache.labels(), metrics::Client::Reqwest);
         let generation = self.authorize(&mut request).await.map_err(unsent)?;
         let response = next.run(request, extensions).await?;
-        if !refused(response.status()) {
-            return Ok(response);
-        }
         // Refused again: that token is just as refused, and the caller gets the answer.
-        let challenge = challenge_of(&response);
-        self.rejected(&response, challenge.as_ref(), generation, false);
-        Ok(with_challenge(response, challenge))
+        Ok(match self.judge(&response, generation, false) {
+            Some(verdict) => with_challenge(response, verdict.challenge),
+            None => response,
+        })
     }
 
     /// Sets the token on `request`; returns its generation.
@@ -311,29 +309,25 @@ impl Auth<'_> {
         Ok(generation)
     }
 
-    /// After a `401`: whether the server rejected the token of `generation`, which is then
-    /// invalidated.
-    fn rejected(
-        &self,
-        response: &Response,
-        challenge: Option<&BearerChallenge>,
-        generation: u64,
-        replay: bool,
-    ) -> bool {
-        if response.status() != StatusCode::UNAUTHORIZED
-            || !token_rejected(response.headers(), challenge)
-        {
-            return false;
+    /// The verdict on `response`, if it may refuse the token of `generation`
+    /// ([`policy::judge`]); a rejected token is invalidated.
+    fn judge(&self, response: &Response, generation: u64, replay: bool) -> Option<Verdict> {
+        let status = response.status();
+        if !policy::may_refuse(status, Recover::Unauthorized) {
+            return None;
         }
-        trace::debug!(
-            name: "unauthorized",
-            cache = self.cache.id(),
-            generation,
-            replay,
-            "the server refused the request's token"
-        );
-        self.cache.invalidate_generation(generation);
-        true
+        let verdict = policy::judge(status, response.headers(), Recover::Unauthorized);
+        if verdict.rejected {
+            trace::debug!(
+                name: "unauthorized",
+                cache = self.cache.id(),
+                generation,
+                replay,
+                "the server refused the request's token"
+            );
+            self.cache.invalidate_generation(generation);
+        }
+        Some(verdict)
     }
 }
 
@@ -342,17 +336,6 @@ impl Auth<'_> {
 fn sensitive(mut header: HeaderValue) -> HeaderValue {
     header.set_sensitive(true);
     header
-}
-
-/// Whether the server refused the request: `401 Unauthorized` or `403 Forbidden`.
-#[inline]
-fn refused(status: StatusCode) -> bool {
-    status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
-}
-
-/// Parses the challenge of a refused response.
-fn challenge_of(response: &Response) -> Option<BearerChallenge> {
-    BearerChallenge::from_headers(response.headers())
 }
 
 /// Adds the parsed challenge to a response returned to the caller.
