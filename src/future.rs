@@ -1,5 +1,4 @@
-//! The response future of [`BearerAuth`](crate::BearerAuth) and of
-//! [`Tenants`](crate::tenants::Tenants).
+//! The response future of [`BearerAuth`](crate::BearerAuth).
 
 use std::{
     future::Future,
@@ -12,7 +11,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::{
-    BearerAuthLayer, BoxError, BoxFuture, TokenCache, TokenError,
+    BoxError, BoxFuture, TokenCache, TokenError,
     cache::{Carried, Lookup, TokenFuture},
     error::TokenErrorKind,
     metrics,
@@ -22,8 +21,8 @@ use crate::{
 };
 
 pin_project! {
-    /// Response future for [`BearerAuth`](crate::BearerAuth) and for
-    /// [`Tenants`](crate::tenants::Tenants).
+    /// Response future for [`BearerAuth`](crate::BearerAuth); a
+    /// [`Tenants`](crate::tenants::Tenants) request's once its key's layer is known.
     #[project = ResponseFutureProj]
     pub struct ResponseFuture<S, B>
     where
@@ -61,12 +60,12 @@ pin_project! {
             fut: F,
             kept: Box<Kept<S, B>>,
         },
-        // Waiting before the call: for a body, a token, the service, or the layer of a
-        // tenant's first request.
+        // Waiting before the call: for a body, a token, or the service.
         Waiting {
             slow: Box<Slow<S, B>>,
         },
-        // Failed before the call (a tenant's request that no token can be chosen for).
+        // Failed before the call: a request that no token may go with (no origin chosen), or
+        // a tenant's request that no key can be found for.
         Failed {
             error: Option<BoxError>,
         },
@@ -102,13 +101,7 @@ enum Step<B> {
     Token(TokenFuture),
     // Waiting for the service to be ready (it already is, unless this is a replay).
     Ready,
-    // Waiting for the layer of a tenant's first request; the request is then sent as that
-    // layer sends it, in a future of its own that replaces this one.
-    Layer(LayerFuture),
 }
-
-/// The layer of a tenant's first request, being made by its factory.
-pub(crate) type LayerFuture = BoxFuture<'static, Result<BearerAuthLayer, BoxError>>;
 
 /// What a request waits for before it is sent.
 #[allow(clippy::large_enum_variant)] // built once per request on the slow path, then moved
@@ -202,22 +195,6 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    /// A request whose layer is being made: `service` was polled ready.
-    pub(crate) fn creating(service: S, request: Request<B>, layer: LayerFuture) -> Self {
-        Self {
-            state: State::Waiting {
-                slow: Box::new(Slow {
-                    step: Step::Layer(layer),
-                    service,
-                    request: Some(request),
-                    replay: None,
-                }),
-            },
-            carried: None,
-            recover: Recover::No,
-        }
-    }
-
     /// A request that failed before its call.
     pub(crate) fn failed(error: BoxError) -> Self {
         Self {
@@ -267,7 +244,6 @@ where
                     let request = self.request.take().expect("polled after completion");
                     return Poll::Ready(Ok(self.service.call(request)));
                 }
-                Step::Layer(_) => unreachable!("`poll_slow` makes the layer's future"),
             }
         }
     }
@@ -327,27 +303,6 @@ where
             let response = match this.state.as_mut().project() {
                 StateProj::Call { fut } | StateProj::Replayable { fut, .. } => {
                     ready!(fut.poll(cx)).map_err(Into::into)?
-                }
-                StateProj::Waiting { slow } if matches!(slow.step, Step::Layer(_)) => {
-                    // A guard cannot borrow the step mutably: match it again.
-                    let Step::Layer(fut) = &mut slow.step else {
-                        unreachable!("matched above")
-                    };
-                    let layer = ready!(fut.as_mut().poll(cx))?;
-                    let StateReplace::Waiting { slow } = this.state.project_replace(State::Done)
-                    else {
-                        unreachable!("the state was `Waiting`")
-                    };
-                    let Slow {
-                        mut service,
-                        request,
-                        ..
-                    } = *slow;
-                    let request = request.expect("polled after completion");
-                    // `service` was polled ready: the layer's call takes it, or a clone of it.
-                    let next = layer.call(&mut service, request);
-                    self.set(next);
-                    continue;
                 }
                 StateProj::Failed { error } => {
                     return Poll::Ready(Err(error.take().expect("polled after completion")));

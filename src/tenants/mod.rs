@@ -189,6 +189,7 @@
 
 mod caches;
 mod error;
+pub mod future;
 pub(crate) mod key;
 pub(crate) mod registry;
 mod seats;

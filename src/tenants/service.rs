@@ -14,12 +14,13 @@ use tower_service::Service;
 
 use super::{
     TenantCaches, TenantError, TenantKey,
+    future::ResponseFuture,
     key::{Choice, Written},
     registry::{Configure, Factory, Registry, Settings},
 };
 use crate::{
-    BearerAuthLayer, BoxError, BoxFuture, TokenCacheBuilder, TokenProvider, future::ResponseFuture,
-    service,
+    BearerAuthLayer, BoxError, BoxFuture, TokenCacheBuilder, TokenProvider,
+    future::ResponseFuture as CoreFuture, service,
 };
 
 /// Default cap on the number of keys kept.
@@ -283,7 +284,7 @@ where
             let choice = Choice::of(request.extensions());
             if let Some(seat) = self.registry.seat(written, choice) {
                 seat.ready.touch();
-                return seat.ready.layer.call(&mut self.inner, request);
+                return ResponseFuture::sent(seat.ready.layer.call(&mut self.inner, request));
             }
         }
         self.call_slow(request)
@@ -303,13 +304,13 @@ impl<S> Tenants<S> {
         let Some((written, entry)) =
             written.and_then(|written| Some((written, self.registry.entry(written, choice)?)))
         else {
-            return ResponseFuture::failed(TenantError::no_origin().into());
+            return ResponseFuture::sent(CoreFuture::failed(TenantError::no_origin().into()));
         };
         self.registry.maybe_sweep();
         if let Some(ready) = entry.ready() {
             ready.touch();
             self.registry.seat_for(&entry, ready, written, choice);
-            return ready.layer.call(&mut self.inner, request);
+            return ResponseFuture::sent(ready.layer.call(&mut self.inner, request));
         }
         // The factory has not answered yet: the request keeps the instance polled ready.
         let ready = service::take_ready(&mut self.inner);
