@@ -13,7 +13,7 @@ use crate::{
     tenants::{
         TenantCaches, TenantError, TenantKey, TenantsLayer,
         key::{Choice, Written},
-        registry::Ready,
+        ready::Ready,
     },
 };
 

@@ -191,6 +191,7 @@ mod caches;
 mod error;
 pub mod future;
 pub(crate) mod key;
+pub(crate) mod ready;
 pub(crate) mod registry;
 mod seats;
 mod service;

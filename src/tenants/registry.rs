@@ -12,7 +12,7 @@ use std::{
     hash::{BuildHasher, BuildHasherDefault, RandomState},
     sync::{
         Arc, PoisonError, Weak,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -22,11 +22,11 @@ use tokio::{sync::OnceCell, time::Instant};
 use super::{
     TenantError, TenantKey,
     key::{Choice, Prehashed, Spelling, Target, Written},
+    ready::{Ready, Rotating},
     seats::{self, Seat},
 };
 use crate::{
-    BearerAuthLayer, BoxError, BoxFuture, Origin, TokenCache, TokenCacheBuilder, TokenProvider,
-    TokenResponse,
+    BearerAuthLayer, BoxError, BoxFuture, TokenCache, TokenCacheBuilder, TokenProvider,
     cache::next_id,
     metrics::Labels,
     rt::{self, AbortHandle, Handle, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
@@ -63,78 +63,6 @@ impl fmt::Debug for Settings {
             .field("idle_timeout", &self.idle_timeout)
             .field("configure", &self.configure.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// A key's provider, which [`TenantCaches::replace_provider`](super::TenantCaches) can swap:
-/// the cache keeps its token, and its next login or refresh asks the new provider.
-pub(crate) struct Rotating {
-    current: RwLock<Arc<dyn TokenProvider>>,
-}
-
-impl Rotating {
-    fn current(&self) -> Arc<dyn TokenProvider> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    pub(crate) fn replace(&self, provider: Arc<dyn TokenProvider>) {
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = provider;
-    }
-}
-
-impl TokenProvider for Rotating {
-    fn login(&self) -> BoxFuture<'_, Result<TokenResponse, BoxError>> {
-        let provider = self.current();
-        Box::pin(async move { provider.login().await })
-    }
-
-    fn refresh<'a>(
-        &'a self,
-        refresh_token: &'a str,
-    ) -> BoxFuture<'a, Result<TokenResponse, BoxError>> {
-        let provider = self.current();
-        Box::pin(async move { provider.refresh(refresh_token).await })
-    }
-
-    fn retry_after(&self, error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
-        self.current().retry_after(error)
-    }
-
-    fn revoke<'a>(
-        &'a self,
-        access_token: &'a str,
-        refresh_token: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), BoxError>> {
-        let provider = self.current();
-        Box::pin(async move { provider.revoke(access_token, refresh_token).await })
-    }
-
-    /// None: the key's layer binds the token to the key's origin, and to no other (whatever
-    /// origin the provider's login URL has).
-    fn origin(&self) -> Option<Origin> {
-        None
-    }
-}
-
-/// A key whose provider was built: what its seats point to.
-pub(crate) struct Ready {
-    pub(crate) layer: BearerAuthLayer,
-    pub(crate) provider: Arc<Rotating>,
-    /// Whether a request used the key since the last sweep. Read on every request, written at
-    /// most once per sweep period.
-    used: AtomicBool,
-}
-
-impl Ready {
-    /// Marks the key used: a load, and a store only for the first request since a sweep.
-    #[inline]
-    pub(crate) fn touch(&self) {
-        if !self.used.load(Ordering::Relaxed) {
-            self.used.store(true, Ordering::Relaxed);
-        }
     }
 }
 
@@ -458,9 +386,7 @@ impl Registry {
                     );
                     Refusal::from(error)
                 })?;
-                let provider = Arc::new(Rotating {
-                    current: RwLock::new(provider),
-                });
+                let provider = Arc::new(Rotating::new(provider));
                 // The token is bound to the key's origin twice: by the lookup, which sends a
                 // request with the token of the key made from the origin it connects to; and
                 // by the layer, whose `allow_origin` check reads every request's URI again, as
@@ -474,11 +400,7 @@ impl Registry {
                 };
                 let layer = layer.allow_origin(entry.key.origin().clone());
                 trace::debug!(name: "tenant_created", key = %entry.key, "tenant created");
-                Ok(Arc::new(Ready {
-                    layer,
-                    provider,
-                    used: AtomicBool::new(true),
-                }))
+                Ok(Arc::new(Ready::new(layer, provider)))
             })
             .await;
         match built {

@@ -36,7 +36,7 @@ use std::{
 use super::{
     Scope, TenantId,
     key::{Choice, Prehashed, Spelling},
-    registry::Ready,
+    ready::Ready,
 };
 use crate::slot::{Pool, Slot};
 
