@@ -54,7 +54,7 @@ use tokio::time::Instant;
 
 #[cfg(feature = "metrics")]
 use crate::clock;
-use crate::{TokenErrorKind, tenants::TenantKey, trace::Step};
+use crate::{error::TokenErrorKind, origin::Origin, trace::Step};
 
 /// Logins that gave the cache a token. Counter.
 pub const LOGINS: &str = "tower_bearer_auth_logins_total";
@@ -129,14 +129,14 @@ pub(crate) struct Labels {
 }
 
 impl Labels {
-    /// A tenant's: its origin, and its id if `with_tenant`.
+    /// A tenant key's: its `origin`, and its `tenant` id when given.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-    pub(crate) fn tenant(key: &TenantKey, with_tenant: bool) -> Self {
+    pub(crate) fn tenant(origin: &Origin, tenant: Option<&str>) -> Self {
         #[cfg(feature = "metrics")]
         {
-            let mut set = vec![::metrics::Label::new("origin", key.origin().to_string())];
-            if let Some(tenant) = key.tenant().filter(|_| with_tenant) {
-                set.push(::metrics::Label::new("tenant", tenant.as_str().to_owned()));
+            let mut set = vec![::metrics::Label::new("origin", origin.to_string())];
+            if let Some(tenant) = tenant {
+                set.push(::metrics::Label::new("tenant", tenant.to_owned()));
             }
             Self {
                 set: Some(set.into()),

@@ -39,13 +39,6 @@ pub(crate) struct Verdict {
     pub(crate) rejected: bool,
 }
 
-impl Verdict {
-    /// Whether the request is sent once more: its token was rejected and a copy was kept.
-    pub(crate) fn replays(&self, kept_a_copy: bool) -> bool {
-        self.rejected && kept_a_copy
-    }
-}
-
 /// Whether a response with `status` may refuse the token: checked on every response, so
 /// cheap. Only such responses are [judged](judge).
 #[inline]
@@ -136,16 +129,5 @@ mod tests {
         assert!(judge(StatusCode::OK, &h, Recover::Grpc).rejected);
         assert!(!judge(StatusCode::OK, &h, Recover::Unauthorized).rejected);
         assert!(!judge(StatusCode::UNAUTHORIZED, &HeaderMap::new(), Recover::No).rejected);
-    }
-
-    #[test]
-    fn a_request_is_sent_again_only_with_a_copy() {
-        let rejected = judge(
-            StatusCode::UNAUTHORIZED,
-            &HeaderMap::new(),
-            Recover::Unauthorized,
-        );
-        assert!(rejected.replays(true));
-        assert!(!rejected.replays(false));
     }
 }

@@ -276,7 +276,7 @@ impl Auth<'_> {
         let Some(verdict) = self.judge(&response, generation, copy.is_some()) else {
             return Ok(response);
         };
-        let Some(mut request) = copy.take().filter(|_| verdict.replays(true)) else {
+        let Some(mut request) = copy.take().filter(|_| verdict.rejected) else {
             return Ok(with_challenge(response, verdict.challenge));
         };
         drop(response);

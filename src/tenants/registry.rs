@@ -392,7 +392,14 @@ impl Registry {
                 // by the layer, whose `allow_origin` check reads every request's URI again, as
                 // a `BearerAuth` bound to that origin would. Bound after `configure`, whatever
                 // it set.
-                let labels = Labels::tenant(&entry.key, self.settings.tenant_label);
+                let labels = Labels::tenant(
+                    entry.key.origin(),
+                    entry
+                        .key
+                        .tenant()
+                        .filter(|_| self.settings.tenant_label)
+                        .map(|t| t.as_str()),
+                );
                 let cache = TokenCache::builder_arc(provider.clone()).labels(labels);
                 let layer = match &self.settings.configure {
                     Some(configure) => configure(&entry.key, cache),
