@@ -18,10 +18,10 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use tower_service::Service;
 
 use super::{
-    OAuth2Provider,
     error::{OAuth2Error, OAuth2ErrorKind},
+    provider::OAuth2Provider,
 };
-use crate::{BoxError, Origin, TokenResponse, provider::secret::Wiped};
+use crate::{BoxError, origin::Origin, provider::secret::Wiped, token::TokenResponse};
 
 /// How much room an answer's body gets at first, when it declares no length.
 const INITIAL_BODY_CAPACITY: usize = 1024;
