@@ -129,4 +129,4 @@ pub(crate) use request::{bearer_value, json_body, post};
 pub use response::TokenShape;
 #[cfg(feature = "reqwest")]
 pub(crate) use transport::RedirectedTo;
-pub(crate) use transport::Reply;
+pub(crate) use transport::{HttpService, Reply};

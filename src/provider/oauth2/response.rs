@@ -137,57 +137,27 @@ impl<C> OAuth2Provider<C> {
             return Err(invalid("the token response is not a JSON object"));
         };
         self.shape.apply(map);
-
-        match map.get("access_token") {
-            Some(Value::String(s)) if !s.is_empty() => {}
-            _ => return Err(invalid("the token response has no access token")),
-        }
-        for (field, why) in [
-            ("token_type", "`token_type` is not a string"),
-            ("refresh_token", "`refresh_token` is not a string"),
-            ("scope", "`scope` is not a string"),
-        ] {
-            match map.get(field) {
-                None | Some(Value::String(_)) => {}
-                Some(Value::Null) => {
-                    map.remove(field);
-                }
-                Some(_) => return Err(invalid(why)),
-            }
-        }
-        if let Some(Value::String(s)) = map.get("expires_at") {
-            if s.trim().parse::<f64>().is_err() {
-                let secs = time::parse_rfc3339(s).ok_or_else(|| {
-                    invalid(
-                        "`expires_at` is not a Unix time: neither a number nor an RFC 3339 time",
-                    )
-                })?;
-                map.insert("expires_at".into(), Value::from(secs));
-            }
-        }
-        // Checked here, so that the error names the field and the reason.
-        if map
-            .get("expires_in")
-            .is_some_and(|v| crate::token::seconds(v).is_none())
-        {
-            return Err(invalid("`expires_in` is not a number of seconds"));
-        }
-        if let Some(value) = map.get("expires_at") {
-            crate::token::unix_time(value).map_err(invalid)?;
-        }
-        let mut response =
+        check_fields(map).map_err(invalid)?;
+        let response =
             TokenResponse::deserialize(Value::Object(std::mem::take(map))).map_err(|e| {
                 OAuth2Error::new(OAuth2ErrorKind::InvalidResponse, Some(status)).with_source(e)
             })?;
-        if self.expiry_from_jwt
-            && response.expires_in().is_none()
-            && response.expires_at().is_none()
+        Ok(self.with_jwt_expiry(response))
+    }
+
+    /// `response`, with the lifetime a JWT access token states when the response states none
+    /// and [`expiry_from_jwt`](super::OAuth2ProviderBuilder::expiry_from_jwt) is on.
+    fn with_jwt_expiry(&self, response: TokenResponse) -> TokenResponse {
+        if !self.expiry_from_jwt
+            || response.expires_in().is_some()
+            || response.expires_at().is_some()
         {
-            if let Some(exp) = crate::jwt::expiry(response.access_token()) {
-                response = response.with_expires_at(exp);
-            }
+            return response;
         }
-        Ok(response)
+        match crate::jwt::expiry(response.access_token()) {
+            Some(exp) => response.with_expires_at(exp),
+            None => response,
+        }
     }
 
     /// Parses a body as a JSON object and applies the response hook. Returns the error the
@@ -207,55 +177,106 @@ impl<C> OAuth2Provider<C> {
         if let (Some(map), Some(hook)) = (map.as_mut(), &self.map_response) {
             hook(map);
         }
-        if let Some(Value::String(code)) = map.as_ref().and_then(|m| m.get("error")) {
-            let map = map.as_ref().expect("checked above");
-            let text = |name: &str| match map.get(name) {
-                Some(Value::String(s)) => Some(secrets.excerpt(s)),
-                _ => None,
-            };
-            return Err(OAuth2Error::new(
-                OAuth2ErrorKind::Server {
-                    error: secrets.excerpt(code),
-                    description: text("error_description"),
-                    uri: text("error_uri"),
-                },
-                Some(status),
-            ));
-        }
-        if let Some(entry) = map.as_ref().and_then(error_list) {
-            let text = |name: &str| match entry.get(name) {
-                Some(Value::String(s)) if !s.trim().is_empty() => Some(secrets.excerpt(s)),
-                _ => None,
-            };
-            let code = match entry.get("code") {
-                Some(Value::String(code)) if !code.trim().is_empty() => secrets.excerpt(code),
-                _ => "UNKNOWN".to_owned(),
-            };
-            return Err(OAuth2Error::new(
-                OAuth2ErrorKind::ErrorList {
-                    code,
-                    message: text("message"),
-                    detail: text("detail"),
-                },
-                Some(status),
-            ));
+        if let Some(kind) = map.as_ref().and_then(|map| stated_error(map, secrets)) {
+            return Err(OAuth2Error::new(kind, Some(status)));
         }
         if !status.is_success() {
-            // A JSON body is quoted without the fields that could hold a secret.
-            let body = match map {
-                Some(map) => {
-                    let mut quoted = map.clone();
-                    quoted.retain(|name, _| !may_hold_secret(name));
-                    secrets.excerpt(&Value::Object(quoted).to_string())
-                }
-                None => secrets.excerpt(&String::from_utf8_lossy(body)),
-            };
+            let body = quote_body(map.as_ref(), body, secrets);
             return Err(OAuth2Error::new(
                 OAuth2ErrorKind::Status { body },
                 Some(status),
             ));
         }
         Ok(map)
+    }
+}
+
+/// Checks the fields of a token response that would otherwise fail to deserialize with a
+/// message quoting their value: the reason names the field, never its value. A `null` string
+/// field is dropped, and an RFC 3339 `expires_at` becomes Unix seconds.
+fn check_fields(map: &mut Map<String, Value>) -> Result<(), &'static str> {
+    match map.get("access_token") {
+        Some(Value::String(s)) if !s.is_empty() => {}
+        _ => return Err("the token response has no access token"),
+    }
+    for (field, why) in [
+        ("token_type", "`token_type` is not a string"),
+        ("refresh_token", "`refresh_token` is not a string"),
+        ("scope", "`scope` is not a string"),
+    ] {
+        match map.get(field) {
+            None | Some(Value::String(_)) => {}
+            Some(Value::Null) => {
+                map.remove(field);
+            }
+            Some(_) => return Err(why),
+        }
+    }
+    check_expiry(map)
+}
+
+/// Checks `expires_in` and `expires_at`, rewriting an RFC 3339 `expires_at` as Unix seconds.
+fn check_expiry(map: &mut Map<String, Value>) -> Result<(), &'static str> {
+    if let Some(Value::String(s)) = map.get("expires_at") {
+        if s.trim().parse::<f64>().is_err() {
+            let secs = time::parse_rfc3339(s)
+                .ok_or("`expires_at` is not a Unix time: neither a number nor an RFC 3339 time")?;
+            map.insert("expires_at".into(), Value::from(secs));
+        }
+    }
+    // Checked here, so that the error names the field and the reason.
+    if map
+        .get("expires_in")
+        .is_some_and(|v| crate::token::seconds(v).is_none())
+    {
+        return Err("`expires_in` is not a number of seconds");
+    }
+    if let Some(value) = map.get("expires_at") {
+        crate::token::unix_time(value)?;
+    }
+    Ok(())
+}
+
+/// The error a JSON body states, if any: RFC 6749's `error` (§5.2), else the first entry of
+/// PortSIP's error list. What it quotes is cleaned of `secrets`.
+fn stated_error(map: &Map<String, Value>, secrets: &Secrets<'_>) -> Option<OAuth2ErrorKind> {
+    if let Some(Value::String(code)) = map.get("error") {
+        let text = |name: &str| match map.get(name) {
+            Some(Value::String(s)) => Some(secrets.excerpt(s)),
+            _ => None,
+        };
+        return Some(OAuth2ErrorKind::Server {
+            error: secrets.excerpt(code),
+            description: text("error_description"),
+            uri: text("error_uri"),
+        });
+    }
+    let entry = error_list(map)?;
+    let text = |name: &str| match entry.get(name) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(secrets.excerpt(s)),
+        _ => None,
+    };
+    let code = match entry.get("code") {
+        Some(Value::String(code)) if !code.trim().is_empty() => secrets.excerpt(code),
+        _ => "UNKNOWN".to_owned(),
+    };
+    Some(OAuth2ErrorKind::ErrorList {
+        code,
+        message: text("message"),
+        detail: text("detail"),
+    })
+}
+
+/// The start of an error body, cleaned of `secrets`; a JSON body is quoted without the
+/// fields that could hold a secret.
+fn quote_body(map: Option<&Map<String, Value>>, body: &[u8], secrets: &Secrets<'_>) -> String {
+    match map {
+        Some(map) => {
+            let mut quoted = map.clone();
+            quoted.retain(|name, _| !may_hold_secret(name));
+            secrets.excerpt(&Value::Object(quoted).to_string())
+        }
+        None => secrets.excerpt(&String::from_utf8_lossy(body)),
     }
 }
 
