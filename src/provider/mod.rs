@@ -19,6 +19,7 @@ use crate::{BoxError, Origin, TokenResponse};
 
 #[cfg(feature = "oauth2")]
 mod build_error;
+mod classify;
 mod combinators;
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
