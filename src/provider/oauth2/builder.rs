@@ -7,8 +7,10 @@ use http::Uri;
 use serde_json::{Map, Value};
 
 use super::{
-    BodyFormat, ClientAuth, RequestKind, TokenShape, client_auth,
+    client_auth::{self, ClientAuth},
     provider::{Grant, OAuth2Provider},
+    request::{BodyFormat, RequestKind},
+    response::TokenShape,
 };
 use crate::{
     origin::Origin,

@@ -111,6 +111,7 @@ mod builder;
 mod client_auth;
 mod error;
 mod provider;
+mod redact;
 mod request;
 mod response;
 mod time;

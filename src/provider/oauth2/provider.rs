@@ -11,8 +11,11 @@ use serde_json::{Map, Value};
 use tower_service::Service;
 
 use super::{
-    BodyFormat, ClientAuth, OAuth2Error, RequestKind, TokenShape,
-    error::{self, Secrets},
+    client_auth::ClientAuth,
+    error::OAuth2Error,
+    redact::{MIN_PARAM_CHARS, Secrets},
+    request::{BodyFormat, RequestKind},
+    response::TokenShape,
 };
 use crate::{
     BoxError,
@@ -159,7 +162,7 @@ impl<C> OAuth2Provider<C> {
         secrets.add(basic.and_then(|value| value.strip_prefix("Basic ")));
         for (_, value) in &self.login_params {
             let value = value.expose();
-            if value.chars().count() >= error::MIN_PARAM_CHARS {
+            if value.chars().count() >= MIN_PARAM_CHARS {
                 secrets.add(Some(value));
             }
         }

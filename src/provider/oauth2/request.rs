@@ -12,10 +12,13 @@ use http_body_util::Full;
 use zeroize::Zeroize;
 
 use super::{
-    error::{OAuth2Error, Reason},
+    error::OAuth2Error,
     provider::{Grant, OAuth2Provider, ParamsHook},
 };
-use crate::provider::secret::{Wiped, form_encode, form_encoded_len};
+use crate::{
+    error::Reason,
+    provider::secret::{Wiped, form_encode, form_encoded_len},
+};
 
 /// The encoding of request bodies.
 #[non_exhaustive]

@@ -7,7 +7,12 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{OAuth2Error, OAuth2ErrorKind, error::Secrets, provider::OAuth2Provider, time};
+use super::{
+    error::{OAuth2Error, OAuth2ErrorKind},
+    provider::OAuth2Provider,
+    redact::Secrets,
+    time,
+};
 use crate::token::TokenResponse;
 
 /// The names of the fields of a token response, for servers that don't use RFC 6749's.
@@ -309,7 +314,7 @@ fn may_hold_secret(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::oauth2::{OAuth2ProviderBuilder, error};
+    use crate::provider::oauth2::{builder::OAuth2ProviderBuilder, redact::REDACTED};
     use std::time::Duration;
 
     fn builder() -> OAuth2ProviderBuilder<()> {
@@ -402,7 +407,7 @@ mod tests {
             &OAuth2ErrorKind::ErrorList {
                 code: "UNAUTHORIZED".into(),
                 message: Some("Login failed, authentication error".into()),
-                detail: Some(format!("password {} is wrong", error::REDACTED)),
+                detail: Some(format!("password {} is wrong", REDACTED)),
             }
         );
         assert!(err.credentials_rejected());
@@ -498,7 +503,7 @@ mod tests {
             for leak in ["pa&ss", "pa%26ss", "RT-SECRET", "CL-SECRET"] {
                 assert!(!text.contains(leak), "{leak} in {text}");
             }
-            assert!(text.contains(error::REDACTED), "{text}");
+            assert!(text.contains(REDACTED), "{text}");
         }
     }
 }
