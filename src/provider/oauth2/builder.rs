@@ -10,7 +10,7 @@ use super::{
     client_auth::{self, ClientAuth},
     provider::{Grant, OAuth2Provider},
     request::{BodyFormat, RequestKind},
-    response::TokenShape,
+    shape::TokenShape,
 };
 use crate::{
     origin::Origin,

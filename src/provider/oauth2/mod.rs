@@ -114,6 +114,7 @@ mod provider;
 mod redact;
 mod request;
 mod response;
+mod shape;
 mod time;
 mod transport;
 
@@ -127,7 +128,7 @@ pub use provider::OAuth2Provider;
 pub(crate) use request::CredentialRequest;
 pub use request::{BodyFormat, RequestKind};
 pub(crate) use request::{bearer_value, json_body, post};
-pub use response::TokenShape;
+pub use shape::TokenShape;
 #[cfg(feature = "reqwest")]
 pub(crate) use transport::RedirectedTo;
 pub(crate) use transport::{HttpService, Reply};

@@ -15,7 +15,7 @@ use super::{
     error::OAuth2Error,
     redact::{MIN_PARAM_CHARS, Secrets},
     request::{BodyFormat, RequestKind},
-    response::TokenShape,
+    shape::TokenShape,
 };
 use crate::{
     BoxError,
