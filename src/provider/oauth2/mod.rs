@@ -106,6 +106,7 @@
 //! ```
 //!
 //! PortSIP v16 and earlier answered with `expires` instead of `expires_in`:
+//! `TokenShape::new().expires_in("expires")`.
 
 mod builder;
 mod client_auth;
