@@ -15,7 +15,7 @@
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use crate::{BoxError, Origin, TokenResponse};
+use crate::{BoxError, origin::Origin, token::TokenResponse};
 
 #[cfg(feature = "oauth2")]
 mod build_error;
