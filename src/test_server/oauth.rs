@@ -154,50 +154,33 @@ fn answer_grant(
     client: Client,
 ) -> Result<Response<ServerBody>, Failure> {
     let field = |name: &str| fields.get(name).map(String::as_str);
-    let mut state = shared.lock();
-    match record.grant_type.as_deref() {
+    let (user, renewal) = match record.grant_type.as_deref() {
         Some("password") => {
-            if !config.accepts(
-                field("username"),
-                field("password"),
-                record.domain.as_deref(),
-            ) {
+            let (username, password) = (field("username"), field("password"));
+            if !config.accepts(username, password, record.domain.as_deref()) {
                 return Err(WRONG_PASSWORD);
             }
-            let user = config.username.clone();
-            Ok(issue(
-                shared,
-                &mut state,
-                config,
-                Api::OAuth,
-                user,
-                Refresh::New,
-            ))
+            (config.username.clone(), Refresh::New)
         }
         Some("refresh_token") => {
             let token = field("refresh_token").unwrap_or_default();
-            Ok(refresh(shared, &mut state, config, Api::OAuth, token))
+            let mut state = shared.lock();
+            return Ok(refresh(shared, &mut state, config, Api::OAuth, token));
         }
         Some("client_credentials") => {
             if config.client_secret.is_none() || client.secret.is_none() {
                 return Err(CLIENT_NOT_ALLOWED);
             }
-            let user = client.id.unwrap_or_default();
-            Ok(issue(
-                shared,
-                &mut state,
-                config,
-                Api::OAuth,
-                user,
-                Refresh::None,
-            ))
+            (client.id.unwrap_or_default(), Refresh::None)
         }
-        Some(_) => Err(bad_request(
-            "unsupported_grant_type",
-            "the grant type is not supported",
-        )),
-        None => Err(bad_request("invalid_request", "grant_type is missing")),
-    }
+        Some(_) => {
+            let detail = "the grant type is not supported";
+            return Err(bad_request("unsupported_grant_type", detail));
+        }
+        None => return Err(bad_request("invalid_request", "grant_type is missing")),
+    };
+    let mut state = shared.lock();
+    Ok(issue(shared, &mut state, config, Api::OAuth, user, renewal))
 }
 
 pub(super) async fn revoke_endpoint(

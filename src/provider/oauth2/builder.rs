@@ -369,14 +369,7 @@ impl<C> fmt::Debug for OAuth2ProviderBuilder<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn builder() -> OAuth2ProviderBuilder<()> {
-        OAuth2Provider::password((), "https://h/t", "user", "pa&ss")
-    }
-
-    fn provider() -> OAuth2Provider<()> {
-        builder().build().unwrap()
-    }
+    use crate::provider::oauth2::test_helpers::{builder, provider};
 
     #[test]
     fn debug_hides_secrets() {

@@ -116,6 +116,8 @@ mod redact;
 mod request;
 mod response;
 mod shape;
+#[cfg(test)]
+mod test_helpers;
 mod time;
 mod transport;
 

@@ -210,16 +210,11 @@ fn may_hold_secret(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::oauth2::{builder::OAuth2ProviderBuilder, redact::REDACTED};
+    use crate::provider::oauth2::{
+        redact::REDACTED,
+        test_helpers::{builder, provider},
+    };
     use std::time::Duration;
-
-    fn builder() -> OAuth2ProviderBuilder<()> {
-        OAuth2Provider::password((), "https://h/t", "user", "pa&ss")
-    }
-
-    fn provider() -> OAuth2Provider<()> {
-        builder().build().unwrap()
-    }
 
     fn none() -> Secrets<'static> {
         Secrets::default()
