@@ -157,7 +157,7 @@ impl<C> OAuth2ProviderBuilder<C> {
     }
 
     /// The largest response body accepted, in bytes. A larger one is refused with
-    /// [`OAuth2ErrorKind::BodyTooLarge`] without being read whole. Defaults to
+    /// [`OAuth2ErrorKind::BodyTooLarge`](crate::provider::oauth2::OAuth2ErrorKind::BodyTooLarge) without being read whole. Defaults to
     /// [`DEFAULT_MAX_BODY_SIZE`], 64 KiB.
     pub fn max_body_size(mut self, bytes: usize) -> Self {
         self.provider.max_body_size = bytes;
@@ -206,7 +206,7 @@ impl<C> OAuth2ProviderBuilder<C> {
     /// Whether [`revoke`](OAuth2Provider::revoke) also revokes the refresh token, with a
     /// request of its own (`token_type_hint=refresh_token`, RFC 7009 §2.1) before the one for
     /// the access token, so that a server that keeps the two apart ends the whole session.
-    /// Defaults to `true`; [`PortSip`](super::portsip::PortSip) turns it off, as PortSIP ends
+    /// Defaults to `true`; [`PortSip`](crate::provider::portsip::PortSip) turns it off, as PortSIP ends
     /// the session the access token belongs to, refresh token included.
     pub fn revoke_refresh_token(mut self, enabled: bool) -> Self {
         self.provider.revoke_refresh_token = enabled;
@@ -227,9 +227,9 @@ impl<C> OAuth2ProviderBuilder<C> {
     }
 
     /// Binds the provider's tokens to `origin`: the provider then reports it from
-    /// [`TokenProvider::origin`], so the layer can keep the tokens from other servers.
+    /// [`TokenProvider::origin`](crate::provider::TokenProvider::origin), so the layer can keep the tokens from other servers.
     /// Defaults to none: the provider does not say where its tokens go.
-    /// [`PortSip`](super::portsip::PortSip) binds the PBX's origin.
+    /// [`PortSip`](crate::provider::portsip::PortSip) binds the PBX's origin.
     pub fn bind_origin(mut self, origin: Origin) -> Self {
         self.provider.origin = Some(origin);
         self

@@ -63,7 +63,7 @@ pub(super) type ResponseHook = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync
 /// when as seconds it would lie beyond the year 3000, or an RFC 3339 time), `refresh_token`,
 /// `scope`; other fields are kept in [`TokenResponse::extra`]. A refresh response without
 /// `refresh_token` keeps the one just used. A field that cannot be read fails the response
-/// with [`OAuth2ErrorKind::InvalidResponse`], whose message names the field and the reason
+/// with [`OAuth2ErrorKind::InvalidResponse`](crate::provider::oauth2::OAuth2ErrorKind::InvalidResponse), whose message names the field and the reason
 /// (`invalid token endpoint response (HTTP 200): ` then `` `expires_at` is not a Unix time: `` and
 /// why), never its value.
 ///
@@ -77,14 +77,14 @@ pub(super) type ResponseHook = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync
 ///
 /// Every failure is an [`OAuth2Error`] (boxed, when reached through the [`TokenProvider`]
 /// trait): an RFC 6749 §5.2 error body, even with a `200` status, becomes
-/// [`OAuth2ErrorKind::Server`] with the status; another error status becomes
-/// [`OAuth2ErrorKind::Status`] with the start of the body; a body larger than
+/// [`OAuth2ErrorKind::Server`](crate::provider::oauth2::OAuth2ErrorKind::Server) with the status; another error status becomes
+/// [`OAuth2ErrorKind::Status`](crate::provider::oauth2::OAuth2ErrorKind::Status) with the start of the body; a body larger than
 /// [`max_body_size`](super::OAuth2ProviderBuilder::max_body_size) is refused without being read whole.
 /// What the error quotes of the server's answer never holds the provider's password or client
 /// secret, nor the token the request carried, even when the server echoes them back.
 ///
 /// A redirect (any `3xx`) from the token or revocation endpoint is an error,
-/// [`OAuth2ErrorKind::Redirect`], never followed: a request that carries credentials goes to
+/// [`OAuth2ErrorKind::Redirect`](crate::provider::oauth2::OAuth2ErrorKind::Redirect), never followed: a request that carries credentials goes to
 /// its endpoint only, and only that endpoint's answer is a token.
 /// [`HttpClient`](crate::client::HttpClient) follows no redirect, and
 /// [`ReqwestService`](crate::reqwest::ReqwestService) streams the provider's request bodies
@@ -100,7 +100,7 @@ pub(super) type ResponseHook = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync
 ///
 /// # Example
 ///
-/// See the [module documentation](self).
+/// See the [module documentation](crate::provider::oauth2).
 pub struct OAuth2Provider<C> {
     pub(super) client: C,
     pub(super) token_url: Uri,

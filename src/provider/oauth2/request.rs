@@ -31,7 +31,7 @@ pub enum BodyFormat {
     Json,
 }
 
-/// Which call a request is for, as passed to [`OAuth2ProviderBuilder::map_params`].
+/// Which call a request is for, as passed to [`OAuth2ProviderBuilder::map_params`](super::OAuth2ProviderBuilder::map_params).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestKind {

@@ -30,14 +30,14 @@ use crate::{
 /// for a tenant user, the tenant's SIP `domain`; it knows the rest: both login APIs' paths,
 /// and for the OAuth token endpoint the published [`client_id`](PORTSIP_CLIENT_ID) and
 /// `scope=all`. Which API it speaks is [`api`](Self::api)'s choice, by default automatic (see
-/// the [module documentation](self) for which PortSIP versions serve which). Logins sign in
+/// the [module documentation](crate::provider::portsip) for which PortSIP versions serve which). Logins sign in
 /// (or use the password grant), refreshes exchange the refresh token, and
 /// [`TokenCache::revoke`](crate::TokenCache::revoke) logs out with the current token as
 /// `Authorization: Bearer` (`sign_out`, or `/api/login/oauth/revoke`), which ends the session,
 /// refresh token included.
 ///
 /// The provider it builds is bound to the PBX's [`origin`](Self::origin): it reports it from
-/// [`TokenProvider::origin`](super::TokenProvider::origin), so that the layer can keep the
+/// [`TokenProvider::origin`](crate::provider::TokenProvider::origin), so that the layer can keep the
 /// PBX's tokens from other servers.
 ///
 /// A base URL with plain `http` is refused unless it is on loopback (the embedded
@@ -143,14 +143,14 @@ impl PortSip {
 
     /// A callback that supplies the one-time code of a two-factor sign-in. Defaults to none:
     /// a user with two-factor authentication then fails to log in with
-    /// [`PortSipErrorKind::TwoFactorRequired`].
+    /// [`PortSipErrorKind::TwoFactorRequired`](super::PortSipErrorKind::TwoFactorRequired).
     ///
     /// When a sign-in answers that a code is needed, the PBX e-mails one to the user and the
     /// provider calls `callback` with a [`TwoFactorChallenge`] (the session token, the user);
     /// the code it returns (surrounding whitespace trimmed) goes to
     /// `POST /api/auth/verify_otp`, whose answer holds the tokens. A callback that fails, or
-    /// returns an empty code, fails the login with [`PortSipErrorKind::OneTimeCode`]; a code
-    /// the PBX refuses, with [`PortSipErrorKind::OneTimeCodeRejected`]. Either way the layer
+    /// returns an empty code, fails the login with [`PortSipErrorKind::OneTimeCode`](super::PortSipErrorKind::OneTimeCode); a code
+    /// the PBX refuses, with [`PortSipErrorKind::OneTimeCodeRejected`](super::PortSipErrorKind::OneTimeCodeRejected). Either way the layer
     /// waits out its backoff before it signs in again, which e-mails a new code.
     ///
     /// The callback runs inside the login, so the layer's
