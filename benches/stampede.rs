@@ -34,6 +34,7 @@ use std::{
 use http::{Request, Response};
 use tokio::time::{Instant, sleep, sleep_until};
 use tower::{Layer, Service, ServiceExt};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuthLayer, BoxError, TokenResponse,
     provider::{BoxFuture, TokenProvider},
@@ -160,10 +161,13 @@ async fn run(scenario: Scenario) -> Run {
         calls: AtomicUsize::new(0),
         lifetime,
     });
-    let layer = BearerAuthLayer::new(endpoint.clone())
-        .any_origin()
-        .refresh_ahead(margin)
-        .jitter(Duration::ZERO);
+    let layer = BearerAuthLayer::new(
+        TokenCache::builder(endpoint.clone())
+            .refresh_ahead(margin)
+            .jitter(Duration::ZERO)
+            .build(),
+    )
+    .any_origin();
     let svc = layer.layer(Server);
     svc.clone().oneshot(Request::new(())).await.unwrap();
     let token = layer.cache().token().expect("logged in");

@@ -185,7 +185,9 @@ impl Bench {
                     ready(Ok::<_, BoxError>(provider_fn(one_hour(token(i)))))
                 })
                 .max_tenants(n)
-                .configure(|_, layer| layer.replay_unauthorized(false));
+                .configure(|_, cache| {
+                    BearerAuthLayer::new(cache.build()).replay_unauthorized(false)
+                });
                 Services::Tenants(layer.layer(Echo))
             }
             other => panic!("unknown variant {other}"),

@@ -32,6 +32,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use tower::{ServiceBuilder, ServiceExt};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuthLayer, BoxError,
     client::HttpClient,
@@ -129,7 +130,7 @@ async fn one_run(run: Run) -> Result<(), BoxError> {
 
     // The PortSIP provider binds the token to the PBX's origin: it is sent nowhere else.
     let provider = PortSip::new(&run.base_url, &run.username, password).build()?;
-    let layer = BearerAuthLayer::new(provider).store(store);
+    let layer = BearerAuthLayer::new(TokenCache::builder(provider).store(store).build());
     let client = ServiceBuilder::new()
         .layer(layer)
         .service(HttpClient::new());

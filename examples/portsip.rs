@@ -52,6 +52,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode, header::AUTHORIZATION};
 use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuthLayer, BoxError, Origin, TokenError, TokenResponse,
     client::HttpClient,
@@ -548,7 +549,11 @@ async fn run(args: Args) -> Result<bool, BoxError> {
     let provider = Arc::new(Observed::new(portsip.build_with(http.clone())?, timeline));
     // Time to read an e-mail and type the code, with --prompt-code.
     let timeout = Duration::from_secs(if args.prompt_code { 300 } else { 10 });
-    let layer = BearerAuthLayer::new(provider.clone()).timeout(timeout);
+    let layer = BearerAuthLayer::new(
+        TokenCache::builder(provider.clone())
+            .timeout(timeout)
+            .build(),
+    );
     let cache = layer.cache();
     let mut pbx = ServiceBuilder::new().layer(layer).service(tagged(http));
 

@@ -25,7 +25,7 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_bearer_auth::{
-    BoxError, Origin, TokenResponse,
+    BearerAuthLayer, BoxError, Origin, TokenResponse,
     client::HttpClient,
     provider::{Call, TokenProviderExt, portsip::PortSip},
     tenants::{TenantKey, TenantsLayer},
@@ -112,10 +112,11 @@ async fn main() -> Result<ExitCode, BoxError> {
         }
     })
     // Settings for every PBX's cache: refresh a second before expiry, give or take 200 ms.
-    .configure(|_, layer| {
-        layer
+    .configure(|_, cache| {
+        let cache = cache
             .refresh_ahead(Duration::from_secs(1))
-            .jitter(Duration::from_millis(200))
+            .jitter(Duration::from_millis(200));
+        BearerAuthLayer::new(cache.build())
     })
     .max_tenants(100)
     .idle_timeout(Duration::from_secs(600));

@@ -40,6 +40,7 @@ use tonic::{
 };
 use tonic_prost::ProstCodec;
 use tower::{Service, ServiceBuilder, service_fn};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuthLayer, BoxError, Origin, TokenResponse,
     provider::{BoxFuture, TokenProvider, portsip::PortSip},
@@ -271,9 +272,12 @@ async fn run(duration: Duration) -> Result<bool, BoxError> {
         logins: AtomicUsize::new(0),
         refreshes: AtomicUsize::new(0),
     });
-    let layer = BearerAuthLayer::new(provider.clone())
-        .refresh_ahead(Duration::from_secs(1))
-        .grpc_unauthenticated(true);
+    let layer = BearerAuthLayer::new(
+        TokenCache::builder(provider.clone())
+            .refresh_ahead(Duration::from_secs(1))
+            .build(),
+    )
+    .grpc_unauthenticated(true);
     let cache = layer.cache();
     let mut client = Grpc::new(ServiceBuilder::new().layer(layer).service(channel.clone()));
 

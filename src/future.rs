@@ -16,6 +16,7 @@ use crate::{
     cache::{Carried, Lookup, TokenFuture},
     challenge::token_rejected,
     error::TokenErrorKind,
+    metrics,
     replay::RequestCopy,
     trace,
 };
@@ -432,6 +433,7 @@ where
             if let StateReplace::Replayable { kept, .. } =
                 self.state.as_mut().project_replace(State::Done)
             {
+                metrics::replayed(&cache.labels(), metrics::Client::Tower);
                 // The copy becomes the request.
                 let Kept { service, copy } = *kept;
                 let mut request = Some(copy.into_request());

@@ -1,30 +1,28 @@
 //! [`BearerAuthLayer`]: the middleware's configuration.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::fmt;
 
 use tower_layer::Layer;
 
 use crate::{
-    BearerAuth, Origin, TokenCache, TokenProvider,
-    cache::{Config, Pause},
+    cache::TokenCache,
     future::{Recover, ResponseFuture},
-    origin::Reach,
-    service::Settings,
-    store::{OnChange, StoredToken, TokenStore},
+    origin::{Origin, Reach},
+    provider::TokenProvider,
+    service::{BearerAuth, Settings},
 };
 
 /// Applies [`BearerAuth`] to services: every request gets `Authorization: Bearer <token>`.
 ///
-/// The layer owns one token cache, shared by every service it builds and all their clones, so
-/// however many requests are in flight there is at most one login or refresh at a time.
+/// The layer holds one token cache, shared by every service it builds and all their clones, so
+/// however many requests are in flight there is at most one login or refresh at a time. The
+/// cache's settings (how early to refresh, timeouts, backoff, a store) are set on its
+/// [`TokenCacheBuilder`](crate::TokenCacheBuilder), before the cache exists; the layer's own
+/// settings are about requests (where the token may go, replay after `401`). Layers given
+/// the same cache share one token.
 ///
 /// The layer is a plain value, as tower-http's are: configuring a clone never changes the
-/// original or a service built before. A setter that changes the cache's settings
-/// ([`refresh_ahead`](Self::refresh_ahead), [`jitter`](Self::jitter),
-/// [`timeout`](Self::timeout), [`backoff`](Self::backoff), [`store`](Self::store),
-/// [`on_token_change`](Self::on_token_change)) gives the layer a new, empty cache with those
-/// settings, so configure the layer first, then build services and take its
-/// [`cache`](Self::cache) handle.
+/// original or a service built before, and never its cache.
 ///
 /// # Where the token goes
 ///
@@ -42,16 +40,16 @@ use crate::{
 ///   one login.
 /// - The token is re-used until it nears expiry. A token with no expiry is used until it is
 ///   [invalidated](TokenCache::invalidate).
-/// - [`refresh_ahead`](Self::refresh_ahead) (30 s by default, at most half the token's
-///   life) before expiry, plus a random part of up to [`jitter`](Self::jitter), the next
+/// - [`refresh_ahead`](crate::TokenCacheBuilder::refresh_ahead) (30 s by default, at most half the token's
+///   life) before expiry, plus a random part of up to [`jitter`](crate::TokenCacheBuilder::jitter), the next
 ///   request starts a refresh in the background and is itself sent with the still-valid token.
 ///   Requests only wait when there is no valid token.
 /// - A refresh uses the refresh token when there is one; if that fails the cache logs in once.
 ///   A refresh response without a refresh token keeps the old one.
 /// - Each provider call, and each request's wait for a token, is bounded by
-///   [`timeout`](Self::timeout) (10 s by default).
+///   [`timeout`](crate::TokenCacheBuilder::timeout) (10 s by default).
 /// - A failed login hands every waiting request a [`TokenError`](crate::TokenError) and caches
-///   nothing. For a short, growing pause (see [`backoff`](Self::backoff)) requests then fail
+///   nothing. For a short, growing pause (see [`backoff`](crate::TokenCacheBuilder::backoff)) requests then fail
 ///   at once with that error instead of calling the provider again; after it the next request
 ///   tries again. A failed refresh keeps the still-valid token in use.
 /// - The login or refresh runs as a task of its own on the runtime of the request that
@@ -107,7 +105,7 @@ use crate::{
 /// use http::{Request, Response, header::AUTHORIZATION};
 /// use std::{convert::Infallible, time::Duration};
 /// use tower::{service_fn, ServiceBuilder, ServiceExt};
-/// use tower_bearer_auth::{BearerAuthLayer, Origin, provider::StaticToken};
+/// use tower_bearer_auth::{BearerAuthLayer, Origin, TokenCache, provider::StaticToken};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
@@ -115,13 +113,12 @@ use crate::{
 ///     assert_eq!(req.headers()[AUTHORIZATION], "Bearer abc123");
 ///     Ok::<_, Infallible>(Response::new(String::new()))
 /// });
+/// let cache = TokenCache::builder(StaticToken::new("abc123"))
+///     .refresh_ahead(Duration::from_secs(60))
+///     .timeout(Duration::from_secs(5))
+///     .build();
 /// let client = ServiceBuilder::new()
-///     .layer(
-///         BearerAuthLayer::new(StaticToken::new("abc123"))
-///             .allow_origin(Origin::try_from("https://api.example.com")?)
-///             .refresh_ahead(Duration::from_secs(60))
-///             .timeout(Duration::from_secs(5)),
-///     )
+///     .layer(BearerAuthLayer::new(cache).allow_origin(Origin::try_from("https://api.example.com")?))
 ///     .service(http_client);
 /// let request = Request::get("https://api.example.com/users").body(String::new())?;
 /// let response = client.oneshot(request).await?;
@@ -138,28 +135,17 @@ pub struct BearerAuthLayer {
 const DEFAULT_REPLAY_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl BearerAuthLayer {
-    /// A layer with a new, empty token cache for tokens from `provider`. Unless the provider
-    /// names its [origin](TokenProvider::origin), choose where the token may go with
+    /// A layer whose services take their tokens from `cache`: a provider (for a new cache
+    /// with the default settings), a cache built with
+    /// [`TokenCache::builder`](crate::TokenCache::builder), or one shared with other layers,
+    /// which then share its token.
+    ///
+    /// Unless the provider names its [origin](TokenProvider::origin) (a
+    /// [`PortSip`](crate::provider::portsip::PortSip) provider does: its token is bound to the
+    /// PBX, as with [`allow_origin`](Self::allow_origin)), choose where the token may go with
     /// [`allow_origin`](Self::allow_origin) or [`any_origin`](Self::any_origin).
-    pub fn new(provider: impl TokenProvider) -> Self {
-        Self::from_arc(Arc::new(provider))
-    }
-
-    /// A layer for a provider already shared as `Arc<dyn TokenProvider>`.
-    pub fn from_arc(provider: Arc<dyn TokenProvider>) -> Self {
-        Self::from_cache(TokenCache::with(provider, Config::default(), None, None))
-    }
-
-    /// A layer whose services use `cache`, a cache made with [`TokenCache::new`] or taken
-    /// from another layer: layers sharing a cache share one token.
-    ///
-    /// The cache keeps its settings; a setter of this layer that changes them
-    /// ([`timeout`](Self::timeout), say) gives the layer a cache of its own instead.
-    ///
-    /// When the provider knows which origin its tokens are for
-    /// ([`TokenProvider::origin`]; a [`PortSip`](crate::provider::portsip::PortSip) provider
-    /// does), the token is bound to it, as with [`allow_origin`](Self::allow_origin).
-    pub fn from_cache(cache: TokenCache) -> Self {
+    pub fn new(cache: impl Into<TokenCache>) -> Self {
+        let cache = cache.into();
         let reach = Reach::of(cache.provider().origin());
         Self {
             cache,
@@ -171,82 +157,6 @@ impl BearerAuthLayer {
                 reach,
             },
         }
-    }
-
-    /// The layer with a new cache, for the same provider, whose settings are the current
-    /// ones changed by `change`. Services built before, and other clones of this layer, keep
-    /// the cache they have.
-    fn reconfigure(
-        mut self,
-        change: impl FnOnce(&mut Config, &mut Option<Arc<dyn TokenStore>>, &mut Option<OnChange>),
-    ) -> Self {
-        let (mut config, mut store, mut on_change) = (
-            self.cache.config(),
-            self.cache.store(),
-            self.cache.on_change(),
-        );
-        change(&mut config, &mut store, &mut on_change);
-        self.cache = TokenCache::with(self.cache.provider().clone(), config, store, on_change);
-        self
-    }
-
-    /// How long before expiry the token is refreshed. The margin is capped at half the token's
-    /// life, so a short-lived token is refreshed at about half its life.
-    ///
-    /// Defaults to 30 seconds. Applies to tokens obtained from now on, by every service that
-    /// shares this layer's cache.
-    pub fn refresh_ahead(self, margin: Duration) -> Self {
-        self.reconfigure(|c, _, _| c.policy.refresh_ahead = margin)
-    }
-
-    /// The upper bound of a random extra margin added to
-    /// [`refresh_ahead`](Self::refresh_ahead), so that many clients given tokens at the same
-    /// moment don't refresh in lockstep. Capped at half the margin.
-    ///
-    /// Defaults to 10 seconds.
-    pub fn jitter(self, jitter: Duration) -> Self {
-        self.reconfigure(|c, _, _| c.policy.jitter = jitter)
-    }
-
-    /// How long a request waits for a token, how long a fetch may take (a refresh and the
-    /// login that follows a refused one share it), and how long a revoke call may take,
-    /// before each fails with [`TokenErrorKind::Timeout`](crate::TokenErrorKind::Timeout).
-    ///
-    /// Defaults to 10 seconds. The wait is timed on the waiting request's own runtime, so it
-    /// ends even when the login it waits for runs on a runtime that is no longer driven; the
-    /// fetch goes on for the requests after it. With a [store](Self::store), the store's calls
-    /// are bounded apart: waiting for a lock another cache holds takes at most two timeouts
-    /// (reading the store meanwhile), each other call one; a request may stop waiting before
-    /// such a fetch ends. Durations beyond a year count as a year.
-    pub fn timeout(self, timeout: Duration) -> Self {
-        self.reconfigure(|c, _, _| c.timeout = timeout)
-    }
-
-    /// The pause after a failed login or refresh during which no new one starts: requests that
-    /// need a token fail at once with the last error, and a token that is due for refresh but
-    /// still valid keeps being sent. The pause starts at `initial`, doubles with each failure
-    /// in a row up to `max`, is jittered (between half and all of it), and is lengthened when
-    /// the provider asks for more ([`TokenProvider::retry_after`]). A success resets it.
-    /// [`TokenCache::refresh`] ignores it.
-    ///
-    /// Defaults to 100 milliseconds and 30 seconds. A failure that refused the credentials
-    /// has a pause of its own: see [`refused_backoff`](Self::refused_backoff). Pauses beyond
-    /// 49 days count as 49 days.
-    pub fn backoff(self, initial: Duration, max: Duration) -> Self {
-        self.reconfigure(|c, _, _| c.backoff = Pause::new(initial, max))
-    }
-
-    /// The pause after a login the server refused for its credentials (a wrong password or
-    /// client secret: [`TokenError::credentials_rejected`](crate::TokenError::credentials_rejected)),
-    /// which grows as [`backoff`](Self::backoff)'s does but from longer: many servers lock an
-    /// account, or block an address, after a handful of failed logins. Meanwhile requests
-    /// fail at once with the refusal, without contacting the server.
-    ///
-    /// Defaults to 30 seconds, doubling up to 15 minutes: about 7 attempts in the first hour.
-    /// A new layer (or [`TenantCaches::replace_provider`](crate::tenants::TenantCaches::replace_provider)
-    /// for a tenant) starts afresh, so give new credentials to a new provider.
-    pub fn refused_backoff(self, initial: Duration, max: Duration) -> Self {
-        self.reconfigure(|c, _, _| c.refused_backoff = Pause::new(initial, max))
     }
 
     /// Binds the token to `origin`: requests to any origin not allowed are sent without it.
@@ -348,48 +258,6 @@ impl BearerAuthLayer {
         self
     }
 
-    /// Keeps tokens in `store` as well as in memory: the cache reads it before every login or
-    /// refresh and saves every new token to it, so a restarted process finds its token again
-    /// and caches sharing the store share one login. See [`crate::store`].
-    ///
-    /// By default tokens are kept in memory only.
-    ///
-    /// ```
-    /// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken, store::MemoryStore};
-    ///
-    /// let store = MemoryStore::new();
-    /// let layer = BearerAuthLayer::new(StaticToken::new("abc")).store(store.clone());
-    /// ```
-    pub fn store(self, store: impl TokenStore) -> Self {
-        let store: Arc<dyn TokenStore> = Arc::new(store);
-        self.reconfigure(|_, s, _| *s = Some(store))
-    }
-
-    /// Calls `on_change` with every new token the cache obtains (by login, refresh or from its
-    /// [store](Self::store)), and with `None` when [`TokenCache::revoke`] forgets it.
-    ///
-    /// For code that only wants to know, or to persist the token somewhere. The hook runs on
-    /// the task that fetched the token; keep it short and don't block. The token it gets holds
-    /// the secrets: keep them out of logs.
-    ///
-    /// ```
-    /// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken};
-    ///
-    /// let layer = BearerAuthLayer::new(StaticToken::new("abc")).on_token_change(|token| {
-    ///     match token {
-    ///         Some(token) => println!("new token, version {}", token.version()),
-    ///         None => println!("token revoked"),
-    ///     }
-    /// });
-    /// ```
-    pub fn on_token_change(
-        self,
-        on_change: impl Fn(Option<&StoredToken>) + Send + Sync + 'static,
-    ) -> Self {
-        let on_change: OnChange = Arc::new(on_change);
-        self.reconfigure(|_, _, h| *h = Some(on_change))
-    }
-
     /// The handle to the token cache shared by this layer and every service it builds.
     pub fn cache(&self) -> TokenCache {
         self.cache.clone()
@@ -410,6 +278,13 @@ impl BearerAuthLayer {
         crate::service::call(inner, &self.cache, &self.settings, request)
     }
 
+    /// The cache and the request-side settings, for a middleware that sends requests as this
+    /// layer's services would.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn parts(&self) -> (&TokenCache, &Settings) {
+        (&self.cache, &self.settings)
+    }
+
     pub(crate) fn layer_service<S>(&self, inner: S) -> BearerAuth<S> {
         BearerAuth::from_parts(inner, self.cache.clone(), self.settings.clone())
     }
@@ -426,7 +301,7 @@ impl<S> Layer<S> for BearerAuthLayer {
 impl fmt::Debug for BearerAuthLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BearerAuthLayer")
-            .field("config", &self.cache.config())
+            .field("cache", &self.cache)
             .field("settings", &self.settings)
             .finish()
     }

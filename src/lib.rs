@@ -66,7 +66,7 @@
 //! # Where things are
 //!
 //! Each item has one path. The crate root holds the layer and what its services take and
-//! return: [`BearerAuthLayer`], [`BearerAuth`], [`TokenCache`], [`Token`], [`TokenResponse`],
+//! return: [`BearerAuthLayer`], [`BearerAuth`], [`TokenCache`] and its [`TokenCacheBuilder`], [`Token`], [`TokenResponse`],
 //! [`TokenError`] and [`TokenErrorKind`], [`BoxError`], the [`Origin`] a token is bound to
 //! ([`InvalidOrigin`]), the [`BearerChallenge`] added to responses, and the [`NoReplay`]
 //! request extension. Everything else lives in a module named for what it is, as in
@@ -83,6 +83,7 @@
 //! | `retry` | `RetryUnauthorized` (feature `retry`) |
 //! | `test_server` | the embedded PortSIP-compatible server (feature `test-server`) |
 //! | [`tenants`] | [`tenants::TenantsLayer`]: a token per tenant, chosen per request |
+//! | [`metrics`] | the metrics' names and, with the feature `metrics`, `describe` |
 //! | [`future`] | the services' response future |
 //!
 //! # When the server refuses a token
@@ -130,14 +131,14 @@
 //!
 //! # Beyond one process
 //!
-//! By default the token lives in the cache's memory. With [`BearerAuthLayer::store`] it is
+//! By default the token lives in the cache's memory. With [`TokenCacheBuilder::store`] it is
 //! also kept in a [`TokenStore`](store::TokenStore), read before every login or refresh and
 //! written after every new token: a restarted process finds its still-valid token, and
 //! caches sharing the store (several layers of one process with
 //! [`MemoryStore`](store::MemoryStore), replicas of a service with `RedisStore`, feature
 //! `redis`, runs of a CLI with `FileStore`, feature `file-store`) share one login, with one
 //! refresh per token across all of them.
-//! [`BearerAuthLayer::on_token_change`] tells code that only wants to know. See [`store`].
+//! [`TokenCacheBuilder::on_token_change`] tells code that only wants to know. See [`store`].
 //!
 //! # Secrets
 //!
@@ -158,10 +159,11 @@
 //!
 //! A client of many PBXs, each with its own credentials, uses one
 //! [`TenantsLayer`](tenants::TenantsLayer): each request gets the token of its
-//! [`TenantKey`](tenants::TenantKey), its origin and, if it carries one, a
-//! [`TenantId`](tenants::TenantId). A factory builds each key's provider on first use, each
-//! key has a cache of its own, and keys are bounded in number and evicted when idle. See
-//! [`tenants`].
+//! [`TenantKey`](tenants::TenantKey), its origin and, if it carries them, a
+//! [`TenantId`](tenants::TenantId) and a [`Scope`](tenants::Scope) (the scope or audience the
+//! token must carry). A factory builds each key's provider on first use, each key has a cache
+//! of its own, and keys are bounded in number and evicted when idle. See [`tenants`]; for
+//! reqwest-middleware clients, `reqwest::TenantsMiddleware` (feature `reqwest-middleware`).
 //!
 //! # Stacking with other layers
 //!
@@ -170,9 +172,9 @@
 //! - `TimeoutLayer` **outside** `BearerAuthLayer` bounds the whole request, token fetch
 //!   included; a request that times out while a login runs is dropped, and the login still
 //!   finishes for the requests after it. **Inside**, the timeout bounds only the call to the
-//!   server; the token fetch is bounded by [`BearerAuthLayer::timeout`].
+//!   server; the token fetch is bounded by [`TokenCacheBuilder::timeout`].
 //! - `RetryLayer` **outside** retries the whole request. A retry within the cache's
-//!   [backoff](BearerAuthLayer::backoff) after a failed login gets the same error at once; a
+//!   [backoff](TokenCacheBuilder::backoff) after a failed login gets the same error at once; a
 //!   retry policy that waits longer than that logs in again. **Inside**, retries re-send the
 //!   request with the same token and never see token errors.
 //! - A concurrency limit **inside** holds its permit while the token is fetched (see
@@ -224,6 +226,10 @@
 //!   documentation.
 //! - `tracing`: events for logins, refreshes, backoff, `401` recovery and the token store,
 //!   through the `tracing` crate; see [Tracing](#tracing).
+//! - `metrics`: counters of logins, refreshes, store adoptions, failures, `401` invalidations
+//!   and replays, a histogram of the token endpoint's latency and a gauge of the token's
+//!   lifetime, through the `metrics` facade, to the recorder (exporter) you install; see
+//!   [`metrics`]. Nothing is recorded on the path of a request sent with the cached token.
 //!
 //! # Tracing
 //!
@@ -266,7 +272,8 @@
 //! - `generation` is the token's [`Token::generation`]; `version` its version in the store,
 //!   when there is one; `replaces` the version of the token being replaced (0 for none).
 //! - `expires_in_ms` is the token's remaining lifetime, absent if it never expires;
-//!   `elapsed_ms` the duration of the step; `backoff_ms` the pause; `streak` the failures in
+//!   `elapsed_ms` the duration of the step, in milliseconds to the microsecond (a float,
+//!   such as `0.412`; the other `…_ms` fields are whole milliseconds); `backoff_ms` the pause; `streak` the failures in
 //!   a row; `retry_after_ms` how long the provider asked to wait, if it did.
 //! - `error_kind` is the [`TokenErrorKind`]; `error` the error's message followed by those of
 //!   its sources, `: `-separated.
@@ -305,6 +312,7 @@ pub mod future;
 #[cfg(feature = "oauth2")]
 mod jwt;
 mod layer;
+pub mod metrics;
 mod origin;
 pub mod provider;
 mod replay;
@@ -326,7 +334,7 @@ mod token;
 mod trace;
 
 pub use crate::{
-    cache::TokenCache,
+    cache::{TokenCache, TokenCacheBuilder},
     challenge::BearerChallenge,
     error::{TokenError, TokenErrorKind},
     layer::BearerAuthLayer,

@@ -48,6 +48,19 @@ impl Origin {
         port == self.port && same(host, &self.host) && same(scheme, &self.scheme)
     }
 
+    /// Whether a request written with `scheme` and `authority` (a `reqwest::Url`'s) goes to
+    /// this origin: [`matches`](Self::matches) for a URL.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn matches_written(&self, scheme: &str, authority: &str) -> bool {
+        if let Some(port) = self.port_after_host(authority, scheme) {
+            return port == self.port && same(scheme, &self.scheme);
+        }
+        let Some((scheme, host, port)) = parts_of(scheme, authority) else {
+            return false;
+        };
+        port == self.port && same(host, &self.host) && same(scheme, &self.scheme)
+    }
+
     /// The port of `authority` if it is this origin's host, byte for byte, then nothing or
     /// `:` and a port (digits, maybe with a `+`): with no `@` and no other `:`, the host and
     /// port `http` reads too. `None` for any other authority, which [`parts`] reads.
@@ -95,8 +108,8 @@ impl Origin {
 /// or neither a port nor a scheme whose default port is known.
 ///
 /// Every reading of an origin goes through here: [`Origin::matches`] (and so
-/// [`allow_origin`](crate::BearerAuthLayer::allow_origin)), `Origin::try_from`, and the
-/// tenants' keys.
+/// [`allow_origin`](crate::BearerAuthLayer::allow_origin)), `Origin::try_from`, the tenants'
+/// keys, and the reqwest middlewares' URLs (through [`parts_of`]).
 ///
 /// `http` finds the host after the last `@` (up to the first `]` if it starts with `[`, else
 /// up to the first `:`), and the port after the last `:` of the whole authority, read as a
@@ -106,8 +119,13 @@ impl Origin {
 /// fraction of the instructions, which every request bound to an origin pays.
 #[inline]
 pub(crate) fn parts(uri: &Uri) -> Option<(&str, &str, u16)> {
-    let scheme = uri.scheme_str()?;
-    let authority = uri.authority()?.as_str();
+    parts_of(uri.scheme_str()?, uri.authority()?.as_str())
+}
+
+/// [`parts`] of a request written with `scheme` and `authority`: a URI's, or a
+/// `reqwest::Url`'s (whose parser wrote them in the form `http` reads alike).
+#[inline]
+pub(crate) fn parts_of<'a>(scheme: &'a str, authority: &'a str) -> Option<(&'a str, &'a str, u16)> {
     let (start, first_colon, last_colon) = scan(authority.as_bytes());
     let host_port = &authority[start..];
     let host = if host_port.starts_with('[') {
@@ -316,6 +334,17 @@ impl Reach {
             origins.push(origin);
         }
         *self = Self::Only(origins.into());
+    }
+
+    /// Whether the token may go with a request written with `scheme` and `authority`.
+    #[cfg(feature = "reqwest-middleware")]
+    #[inline]
+    pub(crate) fn allows(&self, scheme: &str, authority: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Only(origins) => origins.iter().any(|o| o.matches_written(scheme, authority)),
+            Self::Unchosen => false,
+        }
     }
 
     /// The origins allowed one by one; none for `Any` or `Unchosen`.

@@ -114,16 +114,24 @@ impl Started {
         }
     }
 
-    /// Milliseconds since the start.
+    /// Milliseconds since the start, to the microsecond, for `elapsed_ms`.
     #[cfg(feature = "tracing")]
-    pub(crate) fn ms(self) -> u64 {
-        ms(clock::now().saturating_duration_since(self.at))
+    pub(crate) fn ms(self) -> f64 {
+        elapsed_ms(self.at)
     }
 
     #[cfg(not(feature = "tracing"))]
-    pub(crate) fn ms(self) -> u64 {
-        0
+    pub(crate) fn ms(self) -> f64 {
+        0.0
     }
+}
+
+/// Milliseconds since `since`, to the microsecond, for `elapsed_ms` fields: a fraction, so
+/// that fast steps (a token endpoint on loopback) do not all read 0.
+pub(crate) fn elapsed_ms(since: Instant) -> f64 {
+    let micros = clock::now().saturating_duration_since(since).as_micros();
+    // Exact up to 2^53 microseconds (285 years).
+    micros as f64 / 1000.0
 }
 
 /// Whole milliseconds, for `…_ms` fields.

@@ -10,7 +10,7 @@ use hyper::body::{Frame, Incoming};
 use tokio::task::JoinSet;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_bearer_auth::{
-    BearerAuthLayer, BoxError, NoReplay, TokenResponse,
+    BearerAuthLayer, BoxError, NoReplay, TokenCache, TokenResponse,
     client::HttpClient,
     provider::{StaticToken, portsip::PortSip, provider_fn},
     test_server::{TestServer, TestServerConfig},
@@ -45,36 +45,46 @@ fn the_default_layer_takes_any_request_body() {
 }
 
 #[test]
-fn configuring_a_clone_leaves_the_original_and_its_services_alone() {
+fn configuring_a_clone_leaves_the_original_alone_and_keeps_its_cache() {
     let base = BearerAuthLayer::new(StaticToken::new("abc")).any_origin();
     let before = format!("{base:?}");
     let built = base.layer(service_fn(|_: Request<()>| async {
         Ok::<_, Infallible>(Response::new(()))
     }));
-    let fast = base
+    let other = base
         .clone()
-        .timeout(Duration::from_millis(1))
-        .backoff(Duration::from_secs(1), Duration::from_secs(2))
         .replay_unauthorized(false)
         .overwrite_existing(true);
     assert_eq!(format!("{base:?}"), before, "the original is unchanged");
-    assert_ne!(format!("{fast:?}"), before);
-    // The service built before the clone was configured shares the original's cache; the
-    // configured clone has one of its own.
+    assert_ne!(format!("{other:?}"), before);
+    // A layer's settings are about requests: its clones keep the one cache, whose settings
+    // were fixed when it was built.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
         built.clone().oneshot(Request::new(())).await.unwrap();
+        assert!(base.cache().token().is_some());
         assert!(
-            base.cache().token().is_some(),
-            "one cache behind base and built"
+            other.cache().token().is_some(),
+            "the clone shares the original's cache"
         );
-        assert!(
-            fast.cache().token().is_none(),
-            "the clone's cache is its own"
-        );
+    });
+}
+
+#[test]
+fn two_caches_from_one_builder_are_apart() {
+    let builder = TokenCache::builder(StaticToken::new("abc")).timeout(Duration::from_secs(1));
+    let (a, b) = (builder.clone().build(), builder.build());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        a.get().await.unwrap();
+        assert!(a.token().is_some());
+        assert!(b.token().is_none(), "each build makes a cache of its own");
     });
 }
 

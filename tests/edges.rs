@@ -25,6 +25,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use tokio::sync::oneshot;
 use tower::{Layer, ServiceExt, service_fn};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuthLayer, BoxError, TokenError, TokenErrorKind, TokenResponse,
     client::HttpClient,
@@ -177,10 +178,13 @@ impl TokenProvider for Panicking {
 #[tokio::test(start_paused = true)]
 async fn a_panicking_provider_is_called_once_then_backs_off() {
     let provider = Arc::new(Panicking::default());
-    let client = BearerAuthLayer::new(provider.clone())
-        .any_origin()
-        .backoff(Duration::from_secs(5), Duration::from_secs(5))
-        .layer(ok_server());
+    let client = BearerAuthLayer::new(
+        TokenCache::builder(provider.clone())
+            .backoff(Duration::from_secs(5), Duration::from_secs(5))
+            .build(),
+    )
+    .any_origin()
+    .layer(ok_server());
     for i in 0..50 {
         let err = watchdog(client.clone().oneshot(Request::new(())))
             .await
@@ -203,10 +207,13 @@ async fn a_panicking_provider_is_called_once_then_backs_off() {
 async fn a_backoff_of_duration_max_does_not_panic() {
     let provider = Arc::new(Scripted::default());
     provider.fail(true);
-    let cache = BearerAuthLayer::new(provider.clone())
-        .any_origin()
-        .backoff(Duration::MAX, Duration::MAX)
-        .cache();
+    let cache = BearerAuthLayer::new(
+        TokenCache::builder(provider.clone())
+            .backoff(Duration::MAX, Duration::MAX)
+            .build(),
+    )
+    .any_origin()
+    .cache();
     let before = panics();
     let first = watchdog(cache.get()).await.map(drop);
     let second = watchdog(cache.get()).await.map(drop);
@@ -229,13 +236,16 @@ async fn a_backoff_of_duration_max_does_not_panic() {
 #[tokio::test(start_paused = true)]
 async fn timeout_refresh_ahead_and_jitter_of_duration_max_work() {
     let provider = Arc::new(Scripted::lasting(Duration::from_secs(3600)));
-    let cache = BearerAuthLayer::new(provider.clone())
-        .any_origin()
-        .timeout(Duration::MAX)
-        .refresh_ahead(Duration::MAX)
-        .jitter(Duration::MAX)
-        .store(MemoryStore::new())
-        .cache();
+    let cache = BearerAuthLayer::new(
+        TokenCache::builder(provider.clone())
+            .timeout(Duration::MAX)
+            .refresh_ahead(Duration::MAX)
+            .jitter(Duration::MAX)
+            .store(MemoryStore::new())
+            .build(),
+    )
+    .any_origin()
+    .cache();
     let before = panics();
     let first = watchdog(cache.get()).await;
     // `refresh_ahead` is capped at half the token's life: due after 30 minutes at the latest.
@@ -261,11 +271,14 @@ async fn timeout_refresh_ahead_and_jitter_of_duration_max_work() {
 #[tokio::test(start_paused = true)]
 async fn get_returns_the_valid_token_when_its_refresh_fails() {
     let provider = Arc::new(Scripted::lasting(Duration::from_secs(100)));
-    let cache = BearerAuthLayer::new(provider.clone())
-        .any_origin()
-        .refresh_ahead(Duration::from_secs(30))
-        .jitter(Duration::ZERO)
-        .cache();
+    let cache = BearerAuthLayer::new(
+        TokenCache::builder(provider.clone())
+            .refresh_ahead(Duration::from_secs(30))
+            .jitter(Duration::ZERO)
+            .build(),
+    )
+    .any_origin()
+    .cache();
     assert_eq!(cache.get().await.unwrap().access_token(), "login-1");
     tokio::time::advance(Duration::from_secs(75)).await;
     provider.fail(true);

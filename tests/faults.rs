@@ -137,6 +137,7 @@ fn row(name: &'static str, fault: Fault, expect: Expect) -> Row {
 
 use Expect::{Fails, NoExpiry};
 use TokenErrorKind::{InvalidResponse, InvalidToken, Login, Timeout};
+use tower_bearer_auth::TokenCache;
 
 /// The matrix: one line per fault.
 #[rustfmt::skip]
@@ -516,13 +517,14 @@ fn api_origin(api: SocketAddr) -> Origin {
 }
 
 fn service(endpoint: &Endpoint, api: SocketAddr) -> (BearerAuth<HttpClient>, BearerAuthLayer) {
-    let layer = BearerAuthLayer::new(endpoint.provider())
-        .allow_origin(api_origin(api))
-        .timeout(TIMEOUT)
-        // Short pauses, refusals included, so that each case checks healing at once; the
-        // refused-credentials backoff itself is checked in `tests/refused.rs`.
-        .backoff(Duration::from_millis(1), Duration::from_millis(5))
-        .refused_backoff(Duration::from_millis(1), Duration::from_millis(5));
+    let layer = BearerAuthLayer::new(
+        TokenCache::builder(endpoint.provider())
+            .timeout(TIMEOUT)
+            .backoff(Duration::from_millis(1), Duration::from_millis(5))
+            .refused_backoff(Duration::from_millis(1), Duration::from_millis(5))
+            .build(),
+    )
+    .allow_origin(api_origin(api));
     (layer.layer(client()), layer)
 }
 

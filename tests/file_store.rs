@@ -28,6 +28,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuthLayer,
     client::HttpClient,
@@ -77,24 +78,27 @@ fn file_store_worker() {
 
 async fn work(base_url: &str, path: &Path, sending: Option<Duration>) {
     let provider = PortSip::new(base_url, USER, PASSWORD).build().unwrap();
-    let layer = BearerAuthLayer::new(provider)
-        .refresh_ahead(REFRESH_AHEAD)
-        .jitter(Duration::ZERO)
-        .store(FileStore::new(path))
-        .on_token_change(|token| {
-            if let Some(token) = token {
-                let expires = token
-                    .token()
-                    .and_then(|t| t.expires_at())
-                    .and_then(|e| e.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_millis());
-                println!(
-                    "FILE_STORE token at={} version={} expires={expires}",
-                    unix_ms(),
-                    token.version()
-                );
-            }
-        });
+    let layer = BearerAuthLayer::new(
+        TokenCache::builder(provider)
+            .refresh_ahead(REFRESH_AHEAD)
+            .jitter(Duration::ZERO)
+            .store(FileStore::new(path))
+            .on_token_change(|change| {
+                if let Some(token) = change.token() {
+                    let expires = token
+                        .token()
+                        .and_then(|t| t.expires_at())
+                        .and_then(|e| e.duration_since(UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_millis());
+                    println!(
+                        "FILE_STORE token at={} version={} expires={expires}",
+                        unix_ms(),
+                        token.version()
+                    );
+                }
+            })
+            .build(),
+    );
     let client = layer.layer(HttpClient::new());
     let url = format!("{base_url}{API}");
     println!(
@@ -472,7 +476,11 @@ fn layer(server: &TestServer, path: &Path) -> BearerAuthLayer {
     let provider = PortSip::new(server.base_url(), USER, PASSWORD)
         .build()
         .unwrap();
-    BearerAuthLayer::new(provider).store(FileStore::new(path))
+    BearerAuthLayer::new(
+        TokenCache::builder(provider)
+            .store(FileStore::new(path))
+            .build(),
+    )
 }
 
 fn write_0600(path: &Path, bytes: &[u8]) {

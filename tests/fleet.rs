@@ -39,6 +39,7 @@ use tower_bearer_auth::{
 mod redis_server;
 
 use redis_server::Redis;
+use tower_bearer_auth::TokenCache;
 
 const USER: &str = "admin";
 const PASSWORD: &str = "s3cret-pw";
@@ -98,25 +99,28 @@ enum Order {
 async fn work(redis_url: &str, base_url: &str) {
     let store = RedisStore::new(redis_url, NAME).unwrap();
     let provider = PortSip::new(base_url, USER, PASSWORD).build().unwrap();
-    let layer = BearerAuthLayer::new(provider)
-        .refresh_ahead(REFRESH_AHEAD)
-        .timeout(TIMEOUT)
-        .store(store)
-        .on_token_change(|token| match token {
-            Some(token) => {
-                let expires = token
-                    .token()
-                    .and_then(|t| t.expires_at())
-                    .and_then(|e| e.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_millis());
-                println!(
-                    "FLEET token at={} version={} expires={expires}",
-                    unix_ms(),
-                    token.version()
-                );
-            }
-            None => println!("FLEET forgot at={}", unix_ms()),
-        });
+    let layer = BearerAuthLayer::new(
+        TokenCache::builder(provider)
+            .refresh_ahead(REFRESH_AHEAD)
+            .timeout(TIMEOUT)
+            .store(store)
+            .on_token_change(|change| match change.token() {
+                Some(token) => {
+                    let expires = token
+                        .token()
+                        .and_then(|t| t.expires_at())
+                        .and_then(|e| e.duration_since(UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_millis());
+                    println!(
+                        "FLEET token at={} version={} expires={expires}",
+                        unix_ms(),
+                        token.version()
+                    );
+                }
+                None => println!("FLEET forgot at={}", unix_ms()),
+            })
+            .build(),
+    );
     let client = layer.layer(HttpClient::new());
     let url = format!("{base_url}{API}");
     println!("FLEET started at={} pid={}", unix_ms(), std::process::id());

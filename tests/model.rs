@@ -42,7 +42,7 @@ use tower_bearer_auth::{
     BearerAuthLayer, BoxError, Origin, TokenCache, TokenResponse,
     provider::{BoxFuture, TokenProvider},
     store::{MemoryStore, StoreLock, StoredToken, TokenStore},
-    tenants::{TenantKey, TenantsLayer},
+    tenants::{Scope, TenantKey, TenantsLayer},
 };
 
 /// Schedules per test and scheduler.
@@ -300,12 +300,12 @@ fn store_world(fail_revokes: bool) {
             fail_revokes,
         };
         let (a, b) = (Stepping::new(&world, "a"), Stepping::new(&world_b, "b"));
-        let layer_a = BearerAuthLayer::new(a.clone())
-            .any_origin()
-            .store(store.clone());
-        let layer_b = BearerAuthLayer::new(b.clone())
-            .any_origin()
-            .store(store.clone());
+        let layer_a =
+            BearerAuthLayer::new(TokenCache::builder(a.clone()).store(store.clone()).build())
+                .any_origin();
+        let layer_b =
+            BearerAuthLayer::new(TokenCache::builder(b.clone()).store(store.clone()).build())
+                .any_origin();
         let mut tasks = Vec::new();
         for (layer, world) in [(&layer_a, &world), (&layer_a, &world), (&layer_b, &world_b)] {
             let (layer, world) = (layer.clone(), world.clone());
@@ -340,9 +340,10 @@ async fn nothing_remains(layer: BearerAuthLayer, cache: TokenCache, provider: St
     panic!("the provider outlived every handle to its cache");
 }
 
-/// Requests to two tenants under several spellings of their origins, while one key is evicted
-/// and created again: each token goes only to its own key's origin, each key's provider runs
-/// one login at a time, and nothing remains once the layer is dropped.
+/// Requests to two tenants under several spellings of their origins, one of them with a
+/// scope too, while one key is evicted and created again: each token goes only to its own
+/// key's origin and scope, each key's provider runs one login at a time, and nothing remains
+/// once the layer is dropped.
 #[test]
 fn tenants_send_each_token_to_its_own_origin_while_keys_come_and_go() {
     check(|| {
@@ -352,7 +353,8 @@ fn tenants_send_each_token_to_its_own_origin_while_keys_come_and_go() {
             let layer = TenantsLayer::new(move |key: &TenantKey| {
                 let provider = Stepping::new(&World::default(), "tenant");
                 made.lock().unwrap().push(Arc::downgrade(&provider.alive));
-                let origin = key.origin().to_string();
+                let scope = key.scope().map_or("", Scope::as_str);
+                let origin = format!("{}#{scope}", key.origin());
                 async move { Ok::<_, BoxError>(Named { origin, provider }) }
             });
             let caches = layer.caches();
@@ -361,7 +363,12 @@ fn tenants_send_each_token_to_its_own_origin_while_keys_come_and_go() {
                     .to_str()
                     .unwrap()
                     .to_owned();
-                let sent_to = Origin::try_from(request.uri()).unwrap().to_string();
+                let scope = request
+                    .extensions()
+                    .get::<Scope>()
+                    .map_or("", Scope::as_str);
+                let origin = Origin::try_from(request.uri()).unwrap();
+                let sent_to = format!("{origin}#{scope}");
                 assert!(
                     header.starts_with(&format!("Bearer {sent_to}|")),
                     "{header} was sent to {sent_to}"
@@ -369,17 +376,21 @@ fn tenants_send_each_token_to_its_own_origin_while_keys_come_and_go() {
                 async { Ok::<_, Infallible>(Response::new(())) }
             });
             let spellings = [
-                "http://a.example/",
-                "http://A.EXAMPLE:80/",
-                "http://a.example:000080/",
-                "http://b.example/",
-                "http://a.example:8080/",
+                ("http://a.example/", None),
+                ("http://A.EXAMPLE:80/", None),
+                ("http://a.example:000080/", Some("w")),
+                ("http://b.example/", None),
+                ("http://a.example:8080/", None),
+                ("http://a.example/", Some("w")),
             ];
             let mut tasks = Vec::new();
-            for uri in spellings {
+            for (uri, scope) in spellings {
                 let service = tower::Layer::layer(&layer, server.clone());
                 tasks.push(spawn(async move {
-                    let request = Request::get(uri).body(()).unwrap();
+                    let mut request = Request::get(uri).body(()).unwrap();
+                    if let Some(scope) = scope {
+                        request.extensions_mut().insert(Scope::new(scope));
+                    }
                     service.oneshot(request).await.unwrap();
                 }));
             }
@@ -458,12 +469,12 @@ fn a_stalled_lease_holder_costs_one_lease_and_releases_nothing_of_others() {
                 fail_revokes: false,
             };
             let (a, b) = (Stepping::new(&world, "a"), Stepping::new(&world, "b"));
-            let layer_a = BearerAuthLayer::new(a.clone())
-                .any_origin()
-                .store(store.clone());
-            let layer_b = BearerAuthLayer::new(b.clone())
-                .any_origin()
-                .store(store.clone());
+            let layer_a =
+                BearerAuthLayer::new(TokenCache::builder(a.clone()).store(store.clone()).build())
+                    .any_origin();
+            let layer_b =
+                BearerAuthLayer::new(TokenCache::builder(b.clone()).store(store.clone()).build())
+                    .any_origin();
             let mut tasks = Vec::new();
             for layer in [&layer_a, &layer_b, &layer_a, &layer_b] {
                 let (layer, world) = (layer.clone(), world.clone());

@@ -200,9 +200,12 @@ async fn a_wrong_password_is_refused_credentials_on_the_oauth_api() {
 async fn two_factor_without_a_callback_fails_at_once_and_says_so() {
     let server = start(TestServerConfig::new(USER, PASSWORD).two_factor(CODE)).await;
     // Within a second: a login still under way then would fail with `Timeout` instead.
-    let layer = BearerAuthLayer::new(preset(&server, PASSWORD).build().unwrap())
-        .any_origin()
-        .timeout(Duration::from_secs(1));
+    let layer = BearerAuthLayer::new(
+        TokenCache::builder(preset(&server, PASSWORD).build().unwrap())
+            .timeout(Duration::from_secs(1))
+            .build(),
+    )
+    .any_origin();
     let client = tower::Layer::layer(&layer, HttpClient::new());
     let err = get(&client, &server).await.unwrap_err();
     let error = token_error(&err);

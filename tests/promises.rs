@@ -173,10 +173,13 @@ async fn a_login_during_a_revoke_never_adopts_the_revoked_token() {
         gate: Arc::new(Semaphore::new(0)),
         fail: false,
     };
-    let cache = BearerAuthLayer::new(provider.clone())
-        .any_origin()
-        .store(store.clone())
-        .cache();
+    let cache = BearerAuthLayer::new(
+        TokenCache::builder(provider.clone())
+            .store(store.clone())
+            .build(),
+    )
+    .any_origin()
+    .cache();
     assert_eq!(cache.get().await.unwrap().access_token(), "login-1");
 
     let mut revoking = Box::pin(cache.revoke());
@@ -210,10 +213,13 @@ async fn a_failed_revoke_in_the_store_never_lets_the_revoked_token_back() {
         gate: Arc::new(Semaphore::new(10)),
         fail: true,
     };
-    let cache = BearerAuthLayer::new(provider.clone())
-        .any_origin()
-        .store(store.clone())
-        .cache();
+    let cache = BearerAuthLayer::new(
+        TokenCache::builder(provider.clone())
+            .store(store.clone())
+            .build(),
+    )
+    .any_origin()
+    .cache();
     cache.get().await.unwrap();
     assert!(
         cache.revoke().await.is_err(),
@@ -228,23 +234,24 @@ async fn a_failed_revoke_in_the_store_never_lets_the_revoked_token_back() {
 #[tokio::test(flavor = "current_thread")]
 async fn after_a_revoke_fresh_caches_share_one_login_again() {
     let store = MemoryStore::new();
-    let a = BearerAuthLayer::new(Gated::new(10))
-        .any_origin()
-        .store(store.clone())
-        .cache();
+    let a = BearerAuthLayer::new(
+        TokenCache::builder(Gated::new(10))
+            .store(store.clone())
+            .build(),
+    )
+    .any_origin()
+    .cache();
     a.get().await.unwrap();
     a.refresh().await.unwrap();
     a.refresh().await.unwrap();
     a.revoke().await.unwrap();
 
     let (c, d) = (Gated::new(10), Gated::new(10));
-    let cache_c = BearerAuthLayer::new(c.clone())
+    let cache_c = BearerAuthLayer::new(TokenCache::builder(c.clone()).store(store.clone()).build())
         .any_origin()
-        .store(store.clone())
         .cache();
-    let cache_d = BearerAuthLayer::new(d.clone())
+    let cache_d = BearerAuthLayer::new(TokenCache::builder(d.clone()).store(store.clone()).build())
         .any_origin()
-        .store(store.clone())
         .cache();
     let token_c = cache_c.get().await.unwrap();
     let token_d = cache_d.get().await.unwrap();
@@ -284,9 +291,12 @@ async fn a_refused_refresh_token_is_never_sent_again_on(api: PortSipApi) {
         .api(api)
         .build()
         .unwrap();
-    let cache = BearerAuthLayer::new(provider)
-        .backoff(Duration::from_millis(1), Duration::from_millis(1))
-        .cache();
+    let cache = BearerAuthLayer::new(
+        TokenCache::builder(provider)
+            .backoff(Duration::from_millis(1), Duration::from_millis(1))
+            .build(),
+    )
+    .cache();
     cache.get().await.unwrap();
     server.revoke_refresh_tokens();
     server.set_password("changed");

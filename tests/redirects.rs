@@ -29,6 +29,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuthLayer, BoxError,
     client::HttpClient,
@@ -352,9 +353,12 @@ async fn a_redirected_login_never_puts_the_other_origins_token_on_a_request() {
         let base = format!("http://{pbx}");
         for client in CLIENTS {
             for api in [PortSipApi::Auto, PortSipApi::SignIn, PortSipApi::OAuth] {
-                let layer = BearerAuthLayer::new(portsip(client, &base, api))
-                    .backoff(Duration::from_millis(1), Duration::from_millis(2))
-                    .refused_backoff(Duration::from_millis(1), Duration::from_millis(2));
+                let layer = BearerAuthLayer::new(
+                    TokenCache::builder(portsip(client, &base, api))
+                        .backoff(Duration::from_millis(1), Duration::from_millis(2))
+                        .refused_backoff(Duration::from_millis(1), Duration::from_millis(2))
+                        .build(),
+                );
                 let svc = layer.layer(support::client());
                 for _ in 0..2 {
                     let request = Request::get(format!("{base}/api/account/extensions"))

@@ -35,6 +35,7 @@ const API: &str = "/api/account/extensions";
 mod redis_server;
 
 use redis_server::Redis;
+use tower_bearer_auth::{TokenCache, TokenCacheBuilder};
 
 /// The raw value of `key`, read with a connection of the test's own.
 fn raw_value(redis: &Redis, key: &str) -> Option<String> {
@@ -168,7 +169,7 @@ async fn an_unreachable_redis_costs_a_login_not_the_request() {
         .await
         .unwrap();
     let store = RedisStore::new(&format!("redis://127.0.0.1:{port}/"), "down").unwrap();
-    let client = layer(&server).store(store).layer(HttpClient::new());
+    let client = BearerAuthLayer::new(cache(&server).store(store).build()).layer(HttpClient::new());
     let status = get(&client, &server.url(API)).await;
     assert_eq!(status, StatusCode::OK);
     let cache = client.cache();
@@ -182,13 +183,13 @@ async fn an_unreachable_redis_costs_a_login_not_the_request() {
     assert_eq!(server.counts().refresh_grants, 0);
 }
 
-fn layer(server: &TestServer) -> BearerAuthLayer {
-    layer_for(&server.base_url())
+fn cache(server: &TestServer) -> TokenCacheBuilder {
+    cache_for(&server.base_url())
 }
 
-fn layer_for(base_url: &str) -> BearerAuthLayer {
+fn cache_for(base_url: &str) -> TokenCacheBuilder {
     let provider = PortSip::new(base_url, USER, PASSWORD).build().unwrap();
-    BearerAuthLayer::new(provider)
+    TokenCache::builder(provider)
         .refresh_ahead(Duration::from_millis(300))
         .jitter(Duration::from_millis(100))
 }
@@ -235,7 +236,8 @@ async fn fleet_member() {
     let store = RedisStore::new(&redis, "fleet")
         .unwrap()
         .lease(Duration::from_millis(ttl));
-    let client = layer_for(&base_url).store(store).layer(HttpClient::new());
+    let client =
+        BearerAuthLayer::new(cache_for(&base_url).store(store).build()).layer(HttpClient::new());
     let until = Instant::now() + Duration::from_secs_f64(secs);
     let sent = drive(&client, &format!("{base_url}{API}"), until).await;
     // A refresh under way is finished (and saved) before the process exits.
@@ -269,9 +271,12 @@ async fn a_fleet_refreshes_each_token_once() {
     let member = spawn_member(&redis, &server, SECS, lock_ttl);
     let clients: Vec<_> = (0..3)
         .map(|_| {
-            layer(&server)
-                .store(redis.store("fleet").lease(lock_ttl))
-                .layer(HttpClient::new())
+            BearerAuthLayer::new(
+                cache(&server)
+                    .store(redis.store("fleet").lease(lock_ttl))
+                    .build(),
+            )
+            .layer(HttpClient::new())
         })
         .collect();
     let until = Instant::now() + Duration::from_secs_f64(SECS);
@@ -344,7 +349,11 @@ async fn a_killed_lock_holder_blocks_the_others_no_longer_than_the_lock() {
     let lock_key = redis.store("fleet").keys().1.to_owned();
 
     // A token in the store, which the second process adopts without logging in.
-    let seed = layer(&server).store(redis.store("fleet").lease(lock_ttl));
+    let seed = BearerAuthLayer::new(
+        cache(&server)
+            .store(redis.store("fleet").lease(lock_ttl))
+            .build(),
+    );
     seed.cache().get().await.unwrap();
     drop(seed);
     let mut member = spawn_member(&redis, &server, 20.0, lock_ttl);
@@ -369,9 +378,12 @@ async fn a_killed_lock_holder_blocks_the_others_no_longer_than_the_lock() {
     let killed = Instant::now();
     server.set_token_delay(Duration::ZERO);
 
-    let client = layer(&server)
-        .store(redis.store("fleet").lease(lock_ttl))
-        .layer(HttpClient::new());
+    let client = BearerAuthLayer::new(
+        cache(&server)
+            .store(redis.store("fleet").lease(lock_ttl))
+            .build(),
+    )
+    .layer(HttpClient::new());
     assert_eq!(get(&client, &server.url(API)).await, StatusCode::OK);
     let recovered = killed.elapsed();
     println!("recovered {recovered:?} after the kill");

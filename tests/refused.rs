@@ -9,7 +9,7 @@ use http::Request;
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_bearer_auth::{
-    BearerAuthLayer, TokenError,
+    BearerAuthLayer, TokenCache, TokenCacheBuilder, TokenError,
     client::HttpClient,
     provider::portsip::{PORTSIP_SIGN_IN_PATH, PortSip},
     test_server::{TestServer, TestServerConfig},
@@ -23,11 +23,11 @@ async fn server() -> TestServer {
         .unwrap()
 }
 
-fn layer(server: &TestServer, password: &str) -> BearerAuthLayer {
+fn cache(server: &TestServer, password: &str) -> TokenCacheBuilder {
     let provider = PortSip::new(server.base_url(), "admin", password)
         .build()
         .unwrap();
-    BearerAuthLayer::new(provider)
+    TokenCache::builder(provider)
 }
 
 /// Sends one request through `layer`; the error, if the token could not be had.
@@ -56,7 +56,7 @@ fn logins(server: &TestServer) -> usize {
 #[tokio::test(start_paused = true)]
 async fn a_wrong_password_is_tried_on_the_refused_backoff() {
     let server = server().await;
-    let wrong = layer(&server, "wrong");
+    let wrong = BearerAuthLayer::new(cache(&server, "wrong").build());
     for _ in 0..600 {
         let error = send(&wrong, &server).await.unwrap_err();
         assert!(error.credentials_rejected(), "{error}");
@@ -68,7 +68,7 @@ async fn a_wrong_password_is_tried_on_the_refused_backoff() {
         "{attempts} logins with a wrong password in ten minutes"
     );
 
-    let right = layer(&server, "right");
+    let right = BearerAuthLayer::new(cache(&server, "right").build());
     send(&right, &server).await.unwrap();
 }
 
@@ -76,7 +76,7 @@ async fn a_wrong_password_is_tried_on_the_refused_backoff() {
 #[tokio::test(start_paused = true)]
 async fn concurrent_requests_share_one_refused_login() {
     let server = server().await;
-    let wrong = layer(&server, "wrong");
+    let wrong = BearerAuthLayer::new(cache(&server, "wrong").build());
     let mut requests = Vec::new();
     for _ in 0..50 {
         let (wrong, server) = (wrong.clone(), server.base_url());
@@ -103,8 +103,11 @@ async fn concurrent_requests_share_one_refused_login() {
 #[tokio::test(start_paused = true)]
 async fn the_refused_backoff_is_configurable() {
     let server = server().await;
-    let wrong =
-        layer(&server, "wrong").refused_backoff(Duration::from_secs(1), Duration::from_secs(1));
+    let wrong = BearerAuthLayer::new(
+        cache(&server, "wrong")
+            .refused_backoff(Duration::from_secs(1), Duration::from_secs(1))
+            .build(),
+    );
     for _ in 0..10 {
         let _ = send(&wrong, &server).await;
         tokio::time::advance(Duration::from_secs(1)).await;

@@ -23,6 +23,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuthLayer, TokenError, TokenErrorKind,
     client::HttpClient,
@@ -97,8 +98,11 @@ async fn access_tokens_that_would_split_the_header_are_refused() {
         .api(PortSipApi::OAuth)
         .build()
         .unwrap();
-    let layer =
-        BearerAuthLayer::new(provider).backoff(Duration::from_millis(1), Duration::from_millis(2));
+    let layer = BearerAuthLayer::new(
+        TokenCache::builder(provider)
+            .backoff(Duration::from_millis(1), Duration::from_millis(2))
+            .build(),
+    );
     let api = layer.clone().layer(HttpClient::new());
     for token in NOT_B64TOKEN {
         let body = json!({"access_token": token, "token_type": "Bearer", "expires_in": 60});

@@ -112,10 +112,13 @@ async fn refresh_ahead_with_rotating_refresh_tokens_refuses_no_token_request() {
     let server = server(config).await;
     let http = reqwest::Client::new();
     // The cache of a configured layer.
-    let cache = BearerAuthLayer::new(portsip(&server, &http))
-        .refresh_ahead(Duration::from_secs(1))
-        .jitter(Duration::from_millis(200))
-        .cache();
+    let cache = BearerAuthLayer::new(
+        TokenCache::builder(portsip(&server, &http))
+            .refresh_ahead(Duration::from_secs(1))
+            .jitter(Duration::from_millis(200))
+            .build(),
+    )
+    .cache();
     let client = with(http, BearerAuthMiddleware::new(cache));
     let url = server.url(PATH);
     let until = Instant::now() + Duration::from_millis(5500);
@@ -392,7 +395,7 @@ async fn a_redirect_to_another_origin_never_carries_the_token() {
 
     // The tower layer over `ReqwestService`: the same.
     let before = second_seen.lock().unwrap().len();
-    let pbx = BearerAuthLayer::from_cache(cache)
+    let pbx = BearerAuthLayer::new(cache)
         .any_origin()
         .layer(ReqwestService::default());
     let request = Request::post(format!("http://{first}/redirect"))

@@ -137,10 +137,13 @@ const SLOW: Duration = Duration::from_secs(1);
 async fn a_login_under_way_at_revoke_is_neither_saved_nor_adopted() {
     let store = MemoryStore::new();
     let provider = Numbered::new("a", SLOW);
-    let cache = BearerAuthLayer::new(provider.clone())
-        .any_origin()
-        .store(store.clone())
-        .cache();
+    let cache = BearerAuthLayer::new(
+        TokenCache::builder(provider.clone())
+            .store(store.clone())
+            .build(),
+    )
+    .any_origin()
+    .cache();
 
     let waiter = tokio::spawn({
         let cache = cache.clone();
@@ -225,9 +228,8 @@ async fn stored<S: TokenStore>(store: &S) -> Option<(u64, String)> {
 /// adopt it without a login of its own.
 async fn the_login_after_a_revoke_is_saved_and_shared<S: TokenStore + Clone>(store: S) {
     let a = Numbered::new("a", Duration::ZERO);
-    let cache_a = BearerAuthLayer::new(a.clone())
+    let cache_a = BearerAuthLayer::new(TokenCache::builder(a.clone()).store(store.clone()).build())
         .any_origin()
-        .store(store.clone())
         .cache();
     cache_a.get().await.unwrap();
     for _ in 0..3 {
@@ -252,9 +254,8 @@ async fn the_login_after_a_revoke_is_saved_and_shared<S: TokenStore + Clone>(sto
     );
 
     let b = Numbered::new("b", Duration::ZERO);
-    let cache_b = BearerAuthLayer::new(b.clone())
+    let cache_b = BearerAuthLayer::new(TokenCache::builder(b.clone()).store(store.clone()).build())
         .any_origin()
-        .store(store.clone())
         .cache();
     let shared = cache_b.get().await.unwrap();
     assert_eq!(
@@ -267,10 +268,13 @@ async fn the_login_after_a_revoke_is_saved_and_shared<S: TokenStore + Clone>(sto
 /// Cache A logs in, refreshes twice and revokes. Fresh caches C and D on the same store, which
 /// never saw A's versions, must share one login again: C's is saved, and D adopts it.
 async fn fresh_caches_share_one_login_after_a_revoke<S: TokenStore + Clone>(store: S) {
-    let cache_a = BearerAuthLayer::new(Numbered::new("a", Duration::ZERO))
-        .any_origin()
-        .store(store.clone())
-        .cache();
+    let cache_a = BearerAuthLayer::new(
+        TokenCache::builder(Numbered::new("a", Duration::ZERO))
+            .store(store.clone())
+            .build(),
+    )
+    .any_origin()
+    .cache();
     cache_a.get().await.unwrap();
     cache_a.refresh().await.unwrap();
     cache_a.refresh().await.unwrap();
@@ -280,13 +284,11 @@ async fn fresh_caches_share_one_login_after_a_revoke<S: TokenStore + Clone>(stor
         Numbered::new("c", Duration::ZERO),
         Numbered::new("d", Duration::ZERO),
     );
-    let cache_c = BearerAuthLayer::new(c.clone())
+    let cache_c = BearerAuthLayer::new(TokenCache::builder(c.clone()).store(store.clone()).build())
         .any_origin()
-        .store(store.clone())
         .cache();
-    let cache_d = BearerAuthLayer::new(d.clone())
+    let cache_d = BearerAuthLayer::new(TokenCache::builder(d.clone()).store(store.clone()).build())
         .any_origin()
-        .store(store.clone())
         .cache();
     let token_c = cache_c.get().await.unwrap();
     assert_eq!(
@@ -314,6 +316,7 @@ async fn memory_store_versions_go_on_after_a_revoke() {
 mod redis_server;
 
 use redis_server::Redis;
+use tower_bearer_auth::TokenCache;
 
 /// C4.
 #[ignore = "needs redis-server on the PATH; run with `cargo test -- --ignored`, as CI does"]
@@ -356,10 +359,13 @@ fn panics() -> usize {
 async fn a_redis_lease_of_duration_max_does_not_panic() {
     let redis = Redis::require();
     let provider = Numbered::new("a", Duration::ZERO);
-    let cache = BearerAuthLayer::new(provider.clone())
-        .any_origin()
-        .store(redis.store("ttl").lease(Duration::MAX))
-        .cache();
+    let cache = BearerAuthLayer::new(
+        TokenCache::builder(provider.clone())
+            .store(redis.store("ttl").lease(Duration::MAX))
+            .build(),
+    )
+    .any_origin()
+    .cache();
     let before = panics();
     let token = watchdog(cache.get()).await;
     assert_eq!(

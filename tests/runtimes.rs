@@ -26,6 +26,7 @@ use hyper_util::{
 };
 use tokio::runtime::{Builder, Runtime};
 use tower::{Layer, ServiceExt};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuth, BearerAuthLayer, BoxError, TokenError, TokenErrorKind,
     provider::portsip::PortSip,
@@ -93,7 +94,11 @@ fn layer(server: &TestServer) -> BearerAuthLayer {
     let provider = PortSip::new(server.base_url(), USER, PASSWORD)
         .build_with(unpooled())
         .unwrap();
-    BearerAuthLayer::new(provider).timeout(Duration::from_secs(1))
+    BearerAuthLayer::new(
+        TokenCache::builder(provider)
+            .timeout(Duration::from_secs(1))
+            .build(),
+    )
 }
 
 fn request(server: &TestServer) -> Request<Full<Bytes>> {

@@ -19,6 +19,7 @@ use http::{Request, Response, StatusCode, header::AUTHORIZATION};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tower::{Layer, Service, ServiceExt, service_fn};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuthLayer, BearerChallenge, BoxError, TokenError, TokenErrorKind,
     client::HttpClient,
@@ -155,19 +156,23 @@ async fn no_secret_in_any_output() {
     capture.debug("provider", &provider);
     let store = MemoryStore::new();
     let hook = capture.clone();
-    let layer = BearerAuthLayer::new(provider.clone())
-        .any_origin()
-        .replay_unauthorized(true)
-        .backoff(Duration::from_millis(1), Duration::from_millis(5))
-        .refused_backoff(Duration::from_millis(1), Duration::from_millis(5))
-        .store(store.clone())
-        .on_token_change(move |token| {
-            if let Some(token) = token {
-                hook.secret(token.token().unwrap().access_token());
-                hook.debug("changed token", token);
-            }
-            hook.debug("store", &token);
-        });
+    let layer = BearerAuthLayer::new(
+        TokenCache::builder(provider.clone())
+            .backoff(Duration::from_millis(1), Duration::from_millis(5))
+            .refused_backoff(Duration::from_millis(1), Duration::from_millis(5))
+            .store(store.clone())
+            .on_token_change(move |change| {
+                let token = change.token();
+                if let Some(token) = token {
+                    hook.secret(token.token().unwrap().access_token());
+                    hook.debug("changed token", token);
+                }
+                hook.debug("store", &token);
+            })
+            .build(),
+    )
+    .any_origin()
+    .replay_unauthorized(true);
     let cache = layer.cache();
 
     // The API's client notes how each request looks on the way out.

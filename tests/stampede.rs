@@ -19,6 +19,7 @@ use std::{
 use http::{Request, Response, header::AUTHORIZATION};
 use tokio::time::{Instant, sleep, sleep_until};
 use tower::{Layer, Service, ServiceExt};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuth, BearerAuthLayer, BoxError, TokenResponse,
     provider::{BoxFuture, TokenProvider},
@@ -101,10 +102,13 @@ impl Service<Request<()>> for Server {
 
 fn setup(refresh_ahead: Duration) -> (BearerAuth<Server>, BearerAuthLayer, Arc<SlowEndpoint>) {
     let endpoint = Arc::new(SlowEndpoint::default());
-    let layer = BearerAuthLayer::new(endpoint.clone())
-        .any_origin()
-        .refresh_ahead(refresh_ahead)
-        .jitter(Duration::ZERO);
+    let layer = BearerAuthLayer::new(
+        TokenCache::builder(endpoint.clone())
+            .refresh_ahead(refresh_ahead)
+            .jitter(Duration::ZERO)
+            .build(),
+    )
+    .any_origin();
     (layer.layer(Server), layer, endpoint)
 }
 

@@ -16,9 +16,10 @@ use tower_bearer_auth::{
     BearerAuth, BearerAuthLayer, BoxError,
     client::HttpClient,
     provider::{BoxFuture, portsip::PortSip},
-    store::{MemoryStore, StoredToken, TokenStore},
+    store::{MemoryStore, StoredToken, TokenChange, TokenStore},
     test_server::{TestServer, TestServerConfig},
 };
+use tower_bearer_auth::{TokenCache, TokenCacheBuilder};
 
 const USER: &str = "admin";
 const PASSWORD: &str = "s3cret-pw";
@@ -31,11 +32,11 @@ async fn server(lifetime: Duration) -> TestServer {
 }
 
 /// A PortSIP layer for `server`, refreshing at about half a short token's life.
-fn layer(server: &TestServer) -> BearerAuthLayer {
+fn cache(server: &TestServer) -> TokenCacheBuilder {
     let provider = PortSip::new(server.base_url(), USER, PASSWORD)
         .build()
         .unwrap();
-    BearerAuthLayer::new(provider).jitter(Duration::from_millis(100))
+    TokenCache::builder(provider).jitter(Duration::from_millis(100))
 }
 
 async fn get(client: &BearerAuth<HttpClient>, server: &TestServer) -> Result<StatusCode, BoxError> {
@@ -71,7 +72,7 @@ async fn a_restarted_process_finds_its_token_in_the_store() {
     let path = std::env::temp_dir().join(format!("tower-bearer-auth-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&path);
 
-    let first = layer(&server).store(FileStore(path.clone()));
+    let first = BearerAuthLayer::new(cache(&server).store(FileStore(path.clone())).build());
     let client = first.layer(HttpClient::new());
     assert_eq!(get(&client, &server).await.unwrap(), StatusCode::OK);
     let token = first.cache().token().unwrap();
@@ -83,7 +84,7 @@ async fn a_restarted_process_finds_its_token_in_the_store() {
     assert_eq!(stored.token().unwrap().access_token(), token.access_token());
 
     // "Restart": a new cache with the same store sends the stored token without logging in.
-    let second = layer(&server).store(FileStore(path.clone()));
+    let second = BearerAuthLayer::new(cache(&server).store(FileStore(path.clone())).build());
     let client = second.layer(HttpClient::new());
     assert_eq!(get(&client, &server).await.unwrap(), StatusCode::OK);
     assert_eq!(
@@ -102,7 +103,7 @@ async fn a_restarted_process_finds_its_token_in_the_store() {
     second.cache().revoke().await.unwrap();
     let record = StoredToken::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert!(record.is_revoked() && record.token().is_none());
-    let third = layer(&server).store(FileStore(path.clone()));
+    let third = BearerAuthLayer::new(cache(&server).store(FileStore(path.clone())).build());
     let client = third.layer(HttpClient::new());
     assert_eq!(get(&client, &server).await.unwrap(), StatusCode::OK);
     assert_eq!(server.counts().password_grants, 2);
@@ -113,12 +114,12 @@ async fn a_restarted_process_finds_its_token_in_the_store() {
 async fn an_expired_stored_token_is_not_used() {
     let server = server(Duration::from_secs(1)).await;
     let store = MemoryStore::new();
-    let first = layer(&server).store(store.clone());
+    let first = BearerAuthLayer::new(cache(&server).store(store.clone()).build());
     first.cache().get().await.unwrap();
     drop(first);
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
-    let second = layer(&server).store(store.clone());
+    let second = BearerAuthLayer::new(cache(&server).store(store.clone()).build());
     let client = second.layer(HttpClient::new());
     assert_eq!(get(&client, &server).await.unwrap(), StatusCode::OK);
     // The stored refresh token is the newest one: it is used rather than the password.
@@ -132,7 +133,10 @@ async fn caches_sharing_a_store_refresh_each_token_once() {
     let server = server(Duration::from_secs(1)).await;
     let store = MemoryStore::new();
     let clients: Vec<_> = (0..3)
-        .map(|_| layer(&server).store(store.clone()).layer(HttpClient::new()))
+        .map(|_| {
+            BearerAuthLayer::new(cache(&server).store(store.clone()).build())
+                .layer(HttpClient::new())
+        })
         .collect();
 
     let until = tokio::time::Instant::now() + Duration::from_secs(4);
@@ -190,8 +194,10 @@ async fn caches_sharing_a_store_refresh_each_token_once() {
 async fn caches_sharing_a_store_recover_from_a_revocation_with_one_login() {
     let server = server(Duration::from_secs(3600)).await;
     let store = MemoryStore::new();
-    let a = layer(&server).store(store.clone()).layer(HttpClient::new());
-    let b = layer(&server).store(store.clone()).layer(HttpClient::new());
+    let a =
+        BearerAuthLayer::new(cache(&server).store(store.clone()).build()).layer(HttpClient::new());
+    let b =
+        BearerAuthLayer::new(cache(&server).store(store.clone()).build()).layer(HttpClient::new());
     assert_eq!(get(&a, &server).await.unwrap(), StatusCode::OK);
     assert_eq!(get(&b, &server).await.unwrap(), StatusCode::OK);
     assert_eq!(server.counts().password_grants, 1);
@@ -218,19 +224,23 @@ async fn caches_sharing_a_store_recover_from_a_revocation_with_one_login() {
 async fn the_hook_sees_every_new_token_and_the_logout() {
     let server = server(Duration::from_secs(2)).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let layer = layer(&server).on_token_change({
-        let seen = seen.clone();
-        move |token| {
-            let entry = token.map(|t| {
-                (
-                    t.version(),
-                    t.token().unwrap().access_token().to_owned(),
-                    format!("{t:?}"),
-                )
-            });
-            seen.lock().unwrap().push(entry);
-        }
-    });
+    let layer = BearerAuthLayer::new(
+        cache(&server)
+            .on_token_change({
+                let seen = seen.clone();
+                move |change: TokenChange<'_>| {
+                    let entry = change.token().map(|t| {
+                        (
+                            t.version(),
+                            t.token().unwrap().access_token().to_owned(),
+                            format!("{t:?}"),
+                        )
+                    });
+                    seen.lock().unwrap().push(entry);
+                }
+            })
+            .build(),
+    );
     let client = layer.layer(HttpClient::new());
     assert_eq!(get(&client, &server).await.unwrap(), StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1200)).await;

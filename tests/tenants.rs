@@ -23,7 +23,7 @@ use http_body_util::Full;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_bearer_auth::{
-    BoxError, Origin, TokenError, TokenErrorKind, TokenResponse,
+    BearerAuthLayer, BoxError, Origin, TokenError, TokenErrorKind, TokenResponse,
     client::HttpClient,
     provider::{portsip::PortSip, provider_fn},
     tenants::{TenantError, TenantErrorKind, TenantId, TenantKey, TenantsLayer},
@@ -76,10 +76,11 @@ fn layer(vault: &Vault, http: &HttpClient, builds: &Arc<AtomicUsize>) -> Tenants
                 .map_err(BoxError::from)
         }
     })
-    .configure(|_, layer| {
-        layer
+    .configure(|_, cache| {
+        let cache = cache
             .timeout(Duration::from_secs(30))
-            .backoff(Duration::from_secs(5), Duration::from_secs(30))
+            .backoff(Duration::from_secs(5), Duration::from_secs(30));
+        BearerAuthLayer::new(cache.build())
     })
 }
 
@@ -542,7 +543,9 @@ mod readme {
     use std::time::Duration;
     use tower::ServiceBuilder;
     use tower_bearer_auth::tenants::{TenantKey, Tenants, TenantsLayer};
-    use tower_bearer_auth::{BoxError, client::HttpClient, provider::portsip::PortSip};
+    use tower_bearer_auth::{
+        BearerAuthLayer, BoxError, client::HttpClient, provider::portsip::PortSip,
+    };
 
     async fn password_for(key: &TenantKey) -> Result<String, BoxError> {
         // Read it from your vault; an unknown PBX is an error.
@@ -560,7 +563,9 @@ mod readme {
                 )
             }
         })
-        .configure(|_key, layer| layer.timeout(Duration::from_secs(5)))
+        .configure(|_key, cache| {
+            BearerAuthLayer::new(cache.timeout(Duration::from_secs(5)).build())
+        })
         .max_tenants(5_000)
         .idle_timeout(Duration::from_secs(30 * 60));
         ServiceBuilder::new()

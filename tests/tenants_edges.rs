@@ -23,7 +23,7 @@ use http_body_util::Full;
 use proptest::prelude::*;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_bearer_auth::{
-    BoxError, Origin, TokenResponse,
+    BearerAuthLayer, BoxError, Origin, TokenResponse,
     client::HttpClient,
     provider::{StaticToken, portsip::PortSip, provider_fn},
     tenants::{TenantError, TenantErrorKind, TenantId, TenantKey, Tenants, TenantsLayer},
@@ -208,7 +208,7 @@ async fn a_multi_threaded_client_keeps_one_login_per_pbx() {
                 .map_err(BoxError::from)
         }
     })
-    .configure(|_, layer| layer.timeout(Duration::from_secs(30)));
+    .configure(|_, cache| BearerAuthLayer::new(cache.timeout(Duration::from_secs(30)).build()));
     let caches = layer.caches();
     let client: Tenants<HttpClient> = layer.layer(http);
 

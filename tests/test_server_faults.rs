@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, header::RETRY_AFTER};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuthLayer, Origin, TokenError, TokenErrorKind,
     client::HttpClient,
@@ -118,9 +119,12 @@ async fn a_refusing_token_endpoint_is_a_transient_transport_failure() {
 async fn a_hanging_token_endpoint_answers_once_switched_back() {
     let server = Arc::new(server().await);
     server.set_token_outage(Some(Outage::Hang));
-    let layer = BearerAuthLayer::new(provider(&server, PortSipApi::SignIn))
-        .allow_origin(Origin::try_from(server.base_url().as_str()).unwrap())
-        .timeout(Duration::from_millis(500));
+    let layer = BearerAuthLayer::new(
+        TokenCache::builder(provider(&server, PortSipApi::SignIn))
+            .timeout(Duration::from_millis(500))
+            .build(),
+    )
+    .allow_origin(Origin::try_from(server.base_url().as_str()).unwrap());
     let error = get(&server, &layer).await.unwrap_err();
     assert_eq!(error.kind(), TokenErrorKind::Timeout, "{error}");
 

@@ -25,6 +25,7 @@ use tonic::{
 };
 use tonic_prost::ProstCodec;
 use tower::{Service, ServiceBuilder, service_fn};
+use tower_bearer_auth::TokenCache;
 use tower_bearer_auth::{
     BearerAuth, BearerAuthLayer, BoxError,
     provider::{BoxFuture, portsip::PortSip},
@@ -193,7 +194,11 @@ fn layer(tokens: &TestServer) -> BearerAuthLayer {
     let provider = PortSip::new(tokens.base_url(), "admin", "s3cret")
         .build()
         .unwrap();
-    BearerAuthLayer::new(provider).refresh_ahead(Duration::from_secs(1))
+    BearerAuthLayer::new(
+        TokenCache::builder(provider)
+            .refresh_ahead(Duration::from_secs(1))
+            .build(),
+    )
 }
 
 fn client(layer: BearerAuthLayer, channel: Channel) -> Client {

@@ -25,9 +25,10 @@ use tower_bearer_auth::{
     BearerAuth, BearerAuthLayer, BoxError, TokenError, TokenErrorKind,
     client::HttpClient,
     provider::{BoxFuture, portsip::PortSip},
-    store::{MemoryStore, StoreLock, StoredToken, TokenStore},
+    store::{MemoryStore, StoreLock, StoredToken, TokenChange, TokenStore},
     test_server::{TestServer, TestServerConfig},
 };
+use tower_bearer_auth::{TokenCache, TokenCacheBuilder};
 use tracing::{
     Event, Level, Metadata, Subscriber,
     field::{Field, Visit},
@@ -59,6 +60,21 @@ impl Captured {
             .field(name)
             .unwrap_or_else(|| panic!("no {name}: {self:?}"));
         value.parse().unwrap_or_else(|_| panic!("{name}: {self:?}"))
+    }
+
+    /// A duration field that must be there: milliseconds, to the microsecond.
+    fn ms(&self, name: &str) -> f64 {
+        let value = self
+            .field(name)
+            .unwrap_or_else(|| panic!("no {name}: {self:?}"));
+        let ms: f64 = value.parse().unwrap_or_else(|_| panic!("{name}: {self:?}"));
+        assert!(ms.is_finite() && ms >= 0.0, "{name}: {self:?}");
+        assert_eq!(
+            (ms * 1000.0).round() / 1000.0,
+            ms,
+            "whole microseconds: {self:?}"
+        );
+        ms
     }
 
     fn is_error(&self) -> bool {
@@ -182,10 +198,10 @@ impl Capture {
     }
 
     /// A hook noting every token the cache holds as a secret.
-    fn hook(&self) -> impl Fn(Option<&StoredToken>) + Send + Sync + 'static {
+    fn hook(&self) -> impl Fn(TokenChange<'_>) + Send + Sync + 'static {
         let capture = self.clone();
-        move |token| {
-            if let Some(token) = token {
+        move |change| {
+            if let Some(token) = change.token() {
                 let token = token.token().unwrap();
                 capture.secret(token.access_token());
                 if let Some(refresh) = token.refresh_token() {
@@ -219,13 +235,13 @@ async fn server(lifetime: Duration) -> TestServer {
         .expect("bind 127.0.0.1")
 }
 
-fn layer(server: &TestServer, capture: &Capture) -> BearerAuthLayer {
+fn builder(server: &TestServer, capture: &Capture) -> TokenCacheBuilder {
     capture.secret(PASSWORD);
     capture.secret(NEW_PASSWORD);
     let provider = PortSip::new(server.base_url(), USER, PASSWORD)
         .build()
         .unwrap();
-    BearerAuthLayer::new(provider)
+    TokenCache::builder(provider)
         .jitter(Duration::from_millis(100))
         .on_token_change(capture.hook())
 }
@@ -240,7 +256,7 @@ async fn login_refresh_and_fallback() {
     let capture = Capture::default();
     let _guard = tracing::subscriber::set_default(capture.clone());
     let server = server(Duration::from_secs(1)).await;
-    let layer = layer(&server, &capture);
+    let layer = BearerAuthLayer::new(builder(&server, &capture).build());
     let cache = layer.cache();
     let client = layer.layer(HttpClient::new());
 
@@ -251,7 +267,9 @@ async fn login_refresh_and_fallback() {
         (1..=1000).contains(&login.num("expires_in_ms")),
         "{login:?}"
     );
-    assert!(login.num("elapsed_ms") < 10_000, "{login:?}");
+    // To the microsecond: a login on loopback, often under a millisecond, does not read 0.
+    let elapsed = login.ms("elapsed_ms");
+    assert!(elapsed > 0.0 && elapsed < 10_000.0, "{login:?}");
     assert!(!login.is_error());
     assert!(
         capture
@@ -279,7 +297,7 @@ async fn login_refresh_and_fallback() {
         (1..=1000).contains(&refresh.num("expires_in_ms")),
         "{refresh:?}"
     );
-    refresh.num("elapsed_ms");
+    refresh.ms("elapsed_ms");
     assert_eq!(server.counts().refresh_grants, 1);
 
     // A refused refresh falls back to a login.
@@ -294,7 +312,7 @@ async fn login_refresh_and_fallback() {
         ),
         "the provider's error, without the message of a failed fallback: {error}"
     );
-    refused.num("elapsed_ms");
+    refused.ms("elapsed_ms");
     assert_eq!(refused.field("generation"), None);
     let fallback = capture.one("login", Level::DEBUG, &[("fallback", "true")]);
     assert_eq!(fallback.num("generation"), 3);
@@ -309,7 +327,7 @@ async fn unauthorized_recovery() {
     let capture = Capture::default();
     let _guard = tracing::subscriber::set_default(capture.clone());
     let server = server(Duration::from_secs(3600)).await;
-    let client = layer(&server, &capture)
+    let client = BearerAuthLayer::new(builder(&server, &capture).build())
         .replay_unauthorized(true)
         .layer(HttpClient::new());
     assert_eq!(get(&client, &server).await.unwrap(), StatusCode::OK);
@@ -347,9 +365,12 @@ async fn failed_login_and_backoff() {
     let server = server(Duration::from_secs(3600)).await;
     server.set_password(NEW_PASSWORD);
     // A wrong password is a refusal of the credentials: its pause is the refused backoff.
-    let layer = layer(&server, &capture)
-        .backoff(Duration::from_secs(10), Duration::from_secs(10))
-        .refused_backoff(Duration::from_secs(10), Duration::from_secs(10));
+    let layer = BearerAuthLayer::new(
+        builder(&server, &capture)
+            .backoff(Duration::from_secs(10), Duration::from_secs(10))
+            .refused_backoff(Duration::from_secs(10), Duration::from_secs(10))
+            .build(),
+    );
     let client = layer.layer(HttpClient::new());
 
     let err = get(&client, &server).await.unwrap_err();
@@ -369,7 +390,7 @@ async fn failed_login_and_backoff() {
     );
     assert_eq!(failed.field("fallback"), Some("false"));
     assert_eq!(failed.field("generation"), None);
-    failed.num("elapsed_ms");
+    failed.ms("elapsed_ms");
     let pause = capture.one("backoff", Level::DEBUG, &[("streak", "1")]);
     assert!(
         (5000..=10_000).contains(&pause.num("backoff_ms")),
@@ -402,7 +423,7 @@ async fn the_portsip_provider_says_which_api_it_uses() {
 
     // Both APIs: the sign-in API, found at the first answer.
     let server = server(Duration::from_secs(3600)).await;
-    let cache = layer(&server, &capture).cache();
+    let cache = BearerAuthLayer::new(builder(&server, &capture).build()).cache();
     cache.get().await.unwrap();
     cache.refresh().await.unwrap();
     cache.revoke().await.unwrap();
@@ -421,7 +442,7 @@ async fn the_portsip_provider_says_which_api_it_uses() {
     let old = TestServer::start(TestServerConfig::new(USER, PASSWORD).sign_in_api(false))
         .await
         .unwrap();
-    let cache = layer(&old, &capture).cache();
+    let cache = BearerAuthLayer::new(builder(&old, &capture).build()).cache();
     cache.get().await.unwrap();
     cache.refresh().await.unwrap();
     assert_eq!(
@@ -440,9 +461,12 @@ async fn the_portsip_provider_says_which_api_it_uses() {
         .api(PortSipApi::OAuth)
         .build()
         .unwrap();
-    let cache = BearerAuthLayer::new(provider)
-        .on_token_change(capture.hook())
-        .cache();
+    let cache = BearerAuthLayer::new(
+        TokenCache::builder(provider)
+            .on_token_change(capture.hook())
+            .build(),
+    )
+    .cache();
     cache.get().await.unwrap();
     assert_eq!(
         capture.portsip(),
@@ -484,14 +508,14 @@ async fn store_operations() {
     let _guard = tracing::subscriber::set_default(capture.clone());
     let server = server(Duration::from_secs(3600)).await;
     let store = MemoryStore::new();
-    let a = layer(&server, &capture).store(store.clone());
-    let b = layer(&server, &capture).store(store.clone());
+    let a = BearerAuthLayer::new(builder(&server, &capture).store(store.clone()).build());
+    let b = BearerAuthLayer::new(builder(&server, &capture).store(store.clone()).build());
 
     // `a` finds nothing, logs in and saves version 1.
     a.cache().get().await.unwrap();
     capture
         .one("store_lock", Level::TRACE, &[])
-        .num("elapsed_ms");
+        .ms("elapsed_ms");
     let load = capture.one("store_load", Level::DEBUG, &[("adopted", "false")]);
     assert_eq!(load.field("version"), None);
     assert_eq!(load.num("replaces"), 0);
@@ -509,7 +533,7 @@ async fn store_operations() {
     assert_eq!(adopted.num("version"), 1);
     assert_eq!(adopted.num("generation"), 1);
     assert!(adopted.num("expires_in_ms") > 3_000_000, "{adopted:?}");
-    adopted.num("elapsed_ms");
+    adopted.ms("elapsed_ms");
     assert_eq!(server.counts().password_grants, 1);
 
     // A logout clears the store.
@@ -520,14 +544,14 @@ async fn store_operations() {
     assert!(!revoke.is_error());
 
     // A store that holds a newer token keeps it.
-    let newer = layer(&server, &capture).store(Newer);
+    let newer = BearerAuthLayer::new(builder(&server, &capture).store(Newer).build());
     newer.cache().get().await.unwrap();
     capture
         .one("store_save", Level::DEBUG, &[("saved", "false")])
         .num("version");
 
     // A store that is down: every step says so, and the token is still fetched.
-    let broken = layer(&server, &capture).store(Broken);
+    let broken = BearerAuthLayer::new(builder(&server, &capture).store(Broken).build());
     broken.cache().get().await.unwrap();
     for name in ["store_lock", "store_load", "store_save"] {
         let event = capture.one(name, Level::WARN, &[]);

@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use crate::token::RefreshPolicy;
+use crate::{metrics::Labels, token::RefreshPolicy};
 
 /// Default margin before expiry at which a token is refreshed.
 pub(crate) const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(30);
@@ -31,7 +31,7 @@ pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A source of numbers in `[0, 1)`: spreads refreshes and pauses across a fleet. Injected, as
 /// smithy-rs injects its time source, so that tests can assert exact instants.
-pub(crate) type Jitter = fn() -> f64;
+pub(crate) type Random = fn() -> f64;
 
 /// A pause that grows with each failure in a row: `initial`, doubled each time, up to `max`.
 /// Kept in whole milliseconds (up to 49 days), so that an idle cache stays small.
@@ -58,8 +58,8 @@ impl Pause {
     }
 }
 
-/// The cache's settings, set through [`BearerAuthLayer`](crate::BearerAuthLayer).
-#[derive(Debug, Clone, Copy)]
+/// The cache's settings, set through [`TokenCacheBuilder`](super::TokenCacheBuilder).
+#[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) policy: RefreshPolicy,
     pub(crate) timeout: Duration,
@@ -67,7 +67,10 @@ pub(crate) struct Config {
     pub(crate) backoff: Pause,
     /// After failures that refused the credentials.
     pub(crate) refused_backoff: Pause,
-    pub(crate) jitter: Jitter,
+    pub(crate) random: Random,
+    /// The labels of the cache's metrics: none by default, a tenant's origin (and id) for a
+    /// tenant's cache.
+    pub(crate) labels: Labels,
 }
 
 impl Default for Config {
@@ -83,7 +86,8 @@ impl Default for Config {
                 DEFAULT_REFUSED_BACKOFF_INITIAL,
                 DEFAULT_REFUSED_BACKOFF_MAX,
             ),
-            jitter: random,
+            random,
+            labels: Labels::default(),
         }
     }
 }

@@ -36,13 +36,14 @@ use std::{
 
 use tokio::{sync::watch, time::Instant};
 
-use super::{Config, Shared, State};
+use super::{Config, Shared, State, shared_store};
 use crate::{
     BoxError, TokenError, clock,
     error::TokenErrorKind,
+    metrics,
     provider::TokenProvider,
     rt::{self, Handle},
-    store::{OnChange, StoredToken, TokenStore, sync as store_sync},
+    store::{OnChange, StoredToken, TokenChange, TokenStore},
     token::Token,
     trace::{self, Chain, Started, Step},
 };
@@ -89,7 +90,7 @@ impl Flight {
 /// The longest a flight can legitimately take.
 fn flight_bound(config: &Config, store: bool) -> Duration {
     // The provider's calls share one `timeout`; with a store, the wait for its lock (two),
-    // the read, the lease check and the save come on top (see `store::sync`).
+    // the read, the lease check and the save come on top (see `shared_store`).
     let steps = if store { 6 } else { 1 };
     config.timeout.saturating_mul(steps) + Duration::from_millis(100)
 }
@@ -178,7 +179,7 @@ fn register_with(
         refused: state.refused(),
         store: state.store().cloned(),
         on_change: state.on_change().cloned(),
-        config: state.config,
+        config: state.config.clone(),
         bound,
         gone: Some(gone),
         after: after.filter(|_| after_replaced),
@@ -245,7 +246,7 @@ impl FlightTask {
         let Some(store) = &self.store else {
             return fetch(provider, refresh_token, self.refused, &self.config).await;
         };
-        store_sync::fetch(
+        shared_store::fetch(
             &**store,
             provider,
             refresh_token,
@@ -267,7 +268,9 @@ impl FlightTask {
                 while after.changed().await.is_ok() {}
             }
             match store {
-                Some(store) => store_sync::revoke(&*store, known, timeout).await.map(Some),
+                Some(store) => shared_store::revoke(&*store, known, timeout)
+                    .await
+                    .map(Some),
                 None => Ok(None),
             }
         };
@@ -328,15 +331,17 @@ impl FlightTask {
                     let stored = stored
                         .clone()
                         .unwrap_or_else(|| StoredToken::new(token.generation, token.to_response()));
-                    changed = Some((on_change.clone(), stored));
+                    changed = Some((on_change.clone(), stored, step));
                 }
                 drop(state);
                 log_success(&token, stored.as_ref(), step, started);
+                metrics::obtained(&self.config.labels, step, token.expires_at);
                 Landing::Token(token)
             }
             Err(failure) => {
                 backoff = Some(state.record_failure(&failure));
                 drop(state);
+                metrics::failed(&self.config.labels, failure.error.kind());
                 Landing::Failed(failure.error)
             }
         };
@@ -351,8 +356,12 @@ impl FlightTask {
         }
         flight.land(landing);
         // Last: the waiting requests have their token whatever the hook does.
-        if let Some((on_change, stored)) = changed {
-            on_change(Some(&stored));
+        if let Some((on_change, stored, step)) = changed {
+            on_change(match step {
+                Step::Login { .. } => TokenChange::Login(&stored),
+                Step::Refresh => TokenChange::Refresh(&stored),
+                Step::Stored => TokenChange::Store(&stored),
+            });
         }
     }
 }
@@ -483,14 +492,17 @@ pub(crate) async fn fetch(
     if let Some(refresh_token) = refresh_token {
         let issued = clock::now();
         let fingerprint = Refused::of(&refresh_token);
-        let refreshed = match call(deadline, || provider.refresh(&refresh_token)).await {
+        let called = call(deadline, || provider.refresh(&refresh_token)).await;
+        let ok = matches!(called, Ok(Ok(_)));
+        metrics::endpoint_call(&config.labels, metrics::Call::Refresh, issued, ok);
+        let refreshed = match called {
             // A response without a refresh token keeps the one just used.
             Ok(Ok(response)) => Token::from_response(
                 response,
                 issued,
                 &config.policy,
                 Some(refresh_token),
-                (config.jitter)(),
+                (config.random)(),
             ),
             Ok(Err(e)) => Err(TokenError::with_source(TokenErrorKind::Refresh, e)),
             Err(timed_out) => Err(timed_out),
@@ -510,9 +522,10 @@ pub(crate) async fn fetch(
                 if error.credentials_rejected() {
                     refused_now = Some(fingerprint);
                 }
+                metrics::failed(&config.labels, error.kind());
                 trace::debug!(
                     name: "refresh",
-                    elapsed_ms = trace::ms(clock::now().saturating_duration_since(issued)),
+                    elapsed_ms = trace::elapsed_ms(issued),
                     error_kind = ?error.kind(),
                     error = %Chain::refresh(&error),
                     "token refresh failed; logging in instead"
@@ -522,9 +535,12 @@ pub(crate) async fn fetch(
         refresh_failed = true;
     }
     let issued = clock::now();
-    let result = match call(deadline, || provider.login()).await {
+    let called = call(deadline, || provider.login()).await;
+    let ok = matches!(called, Ok(Ok(_)));
+    metrics::endpoint_call(&config.labels, metrics::Call::Login, issued, ok);
+    let result = match called {
         Ok(Ok(response)) => {
-            Token::from_response(response, issued, &config.policy, None, (config.jitter)())
+            Token::from_response(response, issued, &config.policy, None, (config.random)())
                 .map_err(Failure::from)
         }
         // After a refused refresh too: what failed last, and what the caller must fix, is
@@ -546,7 +562,7 @@ pub(crate) async fn fetch(
     if let Err(failure) = &result {
         trace::warn!(
             name: "login",
-            elapsed_ms = trace::ms(clock::now().saturating_duration_since(issued)),
+            elapsed_ms = trace::elapsed_ms(issued),
             fallback = refresh_failed,
             error_kind = ?failure.error.kind(),
             error = %Chain(&failure.error),

@@ -38,19 +38,24 @@ use tokio::time::Instant;
 use crate::{
     TokenError, clock,
     error::TokenErrorKind,
+    metrics::{self, Labels},
     provider::{BoxFuture, TokenProvider},
     rt::{self, Handle, Mutex, MutexGuard},
     slot::Slot,
-    store::{OnChange, TokenStore},
+    store::{OnChange, TokenChange, TokenStore},
     token::Token,
     trace::{self, Chain},
 };
 
+mod builder;
 mod config;
 mod flight;
 mod local;
+mod shared_store;
 
-pub(crate) use config::{Config, Pause, next_id};
+pub use builder::TokenCacheBuilder;
+
+pub(crate) use config::{Config, next_id};
 use config::{MAX_DURATION, MAX_RETRY_AFTER};
 pub(crate) use flight::{Failure, Fetched, Refused, fetch};
 use flight::{Flight, FlightTask, Landing, Outcome};
@@ -269,7 +274,7 @@ impl State {
         };
         let pause = schedule
             .after(streak)
-            .mul_f64(0.5 + 0.5 * (self.config.jitter)())
+            .mul_f64(0.5 + 0.5 * (self.config.random)())
             .max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
             .min(MAX_DURATION);
         let now = clock::now();
@@ -388,6 +393,14 @@ async fn wait(
         .unwrap_or_else(|_| Err(TokenError::new(TokenErrorKind::Timeout)))
 }
 
+/// A provider makes a cache with the default settings, so that
+/// [`BearerAuthLayer::new`](crate::BearerAuthLayer::new) takes either.
+impl<P: TokenProvider> From<P> for TokenCache {
+    fn from(provider: P) -> Self {
+        Self::new(provider)
+    }
+}
+
 impl TokenCache {
     /// How many handles to this cache exist.
     #[cfg(test)]
@@ -397,11 +410,24 @@ impl TokenCache {
 }
 
 impl TokenCache {
-    /// A cache for tokens from `provider`, with the default settings: for a client that is
-    /// not a tower stack, or to share one cache between several layers with
-    /// [`BearerAuthLayer::from_cache`](crate::BearerAuthLayer::from_cache).
+    /// A cache for tokens from `provider`, with the default settings; the same as
+    /// `TokenCache::builder(provider).build()`. Hand it to
+    /// [`BearerAuthLayer::new`](crate::BearerAuthLayer::new) or
+    /// [`BearerAuthMiddleware::new`](crate::reqwest::BearerAuthMiddleware::new) (which also take
+    /// the provider itself), or use it directly with [`get`](Self::get).
     pub fn new(provider: impl TokenProvider) -> Self {
-        Self::with(Arc::new(provider), Config::default(), None, None)
+        Self::builder(provider).build()
+    }
+
+    /// The settings of a cache for tokens from `provider`, each at its default: set what you
+    /// need, then [`build`](TokenCacheBuilder::build) the cache.
+    pub fn builder(provider: impl TokenProvider) -> TokenCacheBuilder {
+        TokenCacheBuilder::new(Arc::new(provider))
+    }
+
+    /// The builder of a cache for a provider already shared.
+    pub(crate) fn builder_arc(provider: Arc<dyn TokenProvider>) -> TokenCacheBuilder {
+        TokenCacheBuilder::new(provider)
     }
 
     pub(crate) fn with(
@@ -434,18 +460,6 @@ impl TokenCache {
 
     pub(crate) fn provider(&self) -> &Arc<dyn TokenProvider> {
         &self.shared.provider
-    }
-
-    pub(crate) fn config(&self) -> Config {
-        self.shared.lock().config
-    }
-
-    pub(crate) fn store(&self) -> Option<Arc<dyn TokenStore>> {
-        self.shared.lock().store().cloned()
-    }
-
-    pub(crate) fn on_change(&self) -> Option<OnChange> {
-        self.shared.lock().on_change().cloned()
     }
 
     /// The hot path: this thread's copy of the header, if it may be sent now.
@@ -508,7 +522,7 @@ impl TokenCache {
     ///
     /// As for a request, a token past its refresh point is returned at once while the refresh
     /// runs in the background, and one whose refresh failed is returned for as long as it is
-    /// valid. Waits at most the cache's [timeout](crate::BearerAuthLayer::timeout).
+    /// valid. Waits at most the cache's [timeout](crate::TokenCacheBuilder::timeout).
     ///
     /// # Errors
     ///
@@ -536,7 +550,7 @@ impl TokenCache {
     /// and even while the cache is backing off after failures.
     ///
     /// Joins a login or refresh already under way instead of starting another. With a
-    /// [store](crate::BearerAuthLayer::store), a newer token that another cache saved there
+    /// [store](crate::TokenCacheBuilder::store), a newer token that another cache saved there
     /// counts as the refresh.
     ///
     /// # Errors
@@ -570,8 +584,18 @@ impl TokenCache {
     /// token, if any) or logs in.
     pub fn invalidate(&self) {
         let mut state = self.shared.lock();
-        state.usable = false;
+        let was_usable = std::mem::replace(&mut state.usable, false);
         state.retire_locals();
+        if !was_usable {
+            return;
+        }
+        let on_change = state.on_change().cloned();
+        let labels = state.config.labels.clone();
+        drop(state);
+        metrics::dropped(&labels);
+        if let Some(on_change) = on_change {
+            on_change(TokenChange::Invalidated);
+        }
     }
 
     /// Stops sending the token of `generation` (see [`Token::generation`]), if it is still the
@@ -588,6 +612,8 @@ impl TokenCache {
         {
             state.usable = false;
             state.retire_locals();
+            let on_change = state.on_change().cloned();
+            let labels = state.config.labels.clone();
             drop(state);
             trace::debug!(
                 name: "invalidated",
@@ -595,7 +621,22 @@ impl TokenCache {
                 generation,
                 "token invalidated after a 401"
             );
+            metrics::invalidated(&labels);
+            metrics::dropped(&labels);
+            if let Some(on_change) = on_change {
+                on_change(TokenChange::Invalidated);
+            }
         }
+    }
+
+    /// The labels of the cache's metrics: a lock and a clone with the `metrics` feature,
+    /// nothing without it.
+    #[inline]
+    pub(crate) fn labels(&self) -> Labels {
+        #[cfg(feature = "metrics")]
+        return self.shared.lock().config.labels.clone();
+        #[cfg(not(feature = "metrics"))]
+        Labels::default()
     }
 
     /// The cache's process-wide number, for tracing.
@@ -612,7 +653,7 @@ impl TokenCache {
     /// adopted, and the requests waiting for it wait for a new login instead, which starts
     /// once the discarded one has stopped.
     ///
-    /// With a [store](crate::BearerAuthLayer::store), the cache then saves a revoked record
+    /// With a [store](crate::TokenCacheBuilder::store), the cache then saves a revoked record
     /// there, under the store's lock (see [`crate::store`]): the cache's requests wait for it
     /// as for a login, no cache adopts the revoked token from the store, and the next login is
     /// saved and shared as before. Last, the provider is asked to revoke the token at the
@@ -624,7 +665,7 @@ impl TokenCache {
     /// fails to revoke the token or the store cannot be written, or
     /// [`Timeout`](TokenErrorKind::Timeout). The token is forgotten all the same.
     pub async fn revoke(&self) -> Result<(), TokenError> {
-        let (token, timeout, on_change, task, store) = {
+        let (token, timeout, on_change, task, store, labels) = {
             let now = clock::now();
             let mut state = self.shared.lock();
             state.usable = false;
@@ -638,10 +679,12 @@ impl TokenCache {
                 state.on_change().cloned(),
                 task,
                 state.store().is_some(),
+                state.config.labels.clone(),
             )
         };
+        metrics::dropped(&labels);
         if let Some(on_change) = on_change {
-            on_change(None);
+            on_change(TokenChange::Revoked);
         }
         // Both steps run even if the first fails; the first failure is reported.
         let cache = self.shared.id;

@@ -504,7 +504,16 @@ async fn revoke_clears_the_store_and_tells_the_hook() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let hook: OnChange = Arc::new({
         let seen = seen.clone();
-        move |t: Option<&StoredToken>| seen.lock().unwrap().push(t.map(|t| t.version()))
+        move |change: TokenChange<'_>| {
+            let entry = match change {
+                TokenChange::Login(t) => format!("login {}", t.version()),
+                TokenChange::Refresh(t) => format!("refresh {}", t.version()),
+                TokenChange::Store(t) => format!("store {}", t.version()),
+                TokenChange::Invalidated => "invalidated".to_owned(),
+                TokenChange::Revoked => "revoked".to_owned(),
+            };
+            seen.lock().unwrap().push(entry)
+        }
     });
     let (cache, _) = shared_cache_with_hook(&store, Some(hook));
     header(&cache).await.unwrap();
@@ -512,7 +521,10 @@ async fn revoke_clears_the_store_and_tells_the_hook() {
     header(&cache).await.unwrap();
     cache.revoke().await.unwrap();
     assert!(store.get().unwrap().token().is_none(), "no token stored");
-    assert_eq!(*seen.lock().unwrap(), [Some(1), Some(2), None]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["login 1", "invalidated", "refresh 2", "revoked"]
+    );
 }
 
 /// A store that keeps answering with version 1, as one whose saves lag behind.

@@ -102,7 +102,7 @@ impl TokenError {
     /// `temporarily_unavailable`.
     ///
     /// The cache already retries on its own after a pause (see
-    /// [`BearerAuthLayer::backoff`](crate::BearerAuthLayer::backoff)); this tells a caller
+    /// [`TokenCacheBuilder::backoff`](crate::TokenCacheBuilder::backoff)); this tells a caller
     /// whether to retry the request, or to give up and report.
     pub fn is_transient(&self) -> bool {
         if self.kind() == TokenErrorKind::Timeout {

@@ -138,7 +138,7 @@ pub trait TokenProvider: Send + Sync + 'static {
     /// the provider knows (a `Retry-After` header, say); `None` when it doesn't.
     ///
     /// After a failed login or refresh the cache starts no new one for a short, growing pause
-    /// (see [`BearerAuthLayer::backoff`](crate::BearerAuthLayer::backoff)); a duration returned
+    /// (see [`TokenCacheBuilder::backoff`](crate::TokenCacheBuilder::backoff)); a duration returned
     /// here lengthens that pause, up to five minutes.
     fn retry_after(&self, error: &(dyn std::error::Error + 'static)) -> Option<Duration>;
 

@@ -1,18 +1,20 @@
 //! [`BearerAuthMiddleware`]: the token cache as a `reqwest_middleware::Middleware`.
 
-use std::{fmt, sync::Arc};
+use std::fmt;
 
-use http::{Extensions, HeaderValue, StatusCode, Uri, header::AUTHORIZATION};
+use http::{Extensions, HeaderValue, StatusCode, header::AUTHORIZATION};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::{
     BearerChallenge, NoReplay, Origin, TokenCache, TokenError, TokenErrorKind, cache::Lookup,
-    challenge::token_rejected, origin::Reach, trace,
+    challenge::token_rejected, metrics, origin::Reach, trace,
 };
 
 use super::unsent::unsent;
 
-use ::reqwest::{Request, Response, Url};
+#[cfg(test)]
+use ::reqwest::Url;
+use ::reqwest::{Request, Response};
 
 /// Sets `Authorization: Bearer <token>` on the requests of a
 /// [`reqwest_middleware::ClientWithMiddleware`], with the token of a [`TokenCache`]: the
@@ -144,20 +146,18 @@ pub struct BearerAuthMiddleware {
     cache: TokenCache,
     /// Where the token may go.
     reach: Reach,
-    /// The origins of `reach`, ready to compare with a request's URL.
-    bound: Arc<[Bound]>,
     replay: bool,
     overwrite: bool,
 }
 
 impl BearerAuthMiddleware {
-    /// A middleware that takes its tokens from `cache`, bound to the provider's
+    /// A middleware that takes its tokens from `cache` (a provider, for a new cache with the
+    /// default settings, or a [`TokenCache`], built or shared), bound to the provider's
     /// [origin](crate::provider::TokenProvider::origin) if it has one.
-    pub fn new(cache: TokenCache) -> Self {
-        let reach = Reach::of(cache.provider().origin());
+    pub fn new(cache: impl Into<TokenCache>) -> Self {
+        let cache = cache.into();
         Self {
-            bound: reach.origins().iter().filter_map(Bound::new).collect(),
-            reach,
+            reach: Reach::of(cache.provider().origin()),
             cache,
             replay: true,
             overwrite: false,
@@ -176,7 +176,6 @@ impl BearerAuthMiddleware {
     /// ```
     pub fn allow_origin(mut self, origin: Origin) -> Self {
         self.reach.allow(origin);
-        self.bound = self.reach.origins().iter().filter_map(Bound::new).collect();
         self
     }
 
@@ -191,7 +190,6 @@ impl BearerAuthMiddleware {
     /// ```
     pub fn any_origin(mut self) -> Self {
         self.reach = Reach::Any;
-        self.bound = Arc::from([]);
         self
     }
 
@@ -219,9 +217,79 @@ impl BearerAuthMiddleware {
     }
 
     /// Whether the token goes with a request to `url`.
-    #[inline]
+    #[cfg(test)]
     fn allows(&self, url: &Url) -> bool {
-        matches!(self.reach, Reach::Any) || self.bound.iter().any(|bound| bound.matches(url))
+        self.reach.allows(url.scheme(), url.authority())
+    }
+
+    /// How this middleware sends a request.
+    fn auth(&self) -> Auth<'_> {
+        Auth {
+            cache: &self.cache,
+            reach: &self.reach,
+            replay: self.replay,
+            overwrite: self.overwrite,
+        }
+    }
+}
+
+/// How a request is sent with a token, by [`BearerAuthMiddleware`] and, for each key, by
+/// [`TenantsMiddleware`](super::TenantsMiddleware): the cache the token comes from, where it
+/// may go, and what is done after `401`.
+pub(super) struct Auth<'a> {
+    pub(super) cache: &'a TokenCache,
+    pub(super) reach: &'a Reach,
+    pub(super) replay: bool,
+    pub(super) overwrite: bool,
+}
+
+impl Auth<'_> {
+    /// Sends `request` down the chain with the token, if it may have one: see
+    /// [`BearerAuthMiddleware`] for what that takes, and what happens after `401`.
+    pub(super) async fn send(
+        &self,
+        mut request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let skip = !self.overwrite && request.headers().contains_key(AUTHORIZATION);
+        let url = request.url();
+        if skip || !self.reach.allows(url.scheme(), url.authority()) {
+            if !skip && matches!(self.reach, Reach::Unchosen) {
+                return Err(unsent(TokenError::new(TokenErrorKind::Unbound)));
+            }
+            return next.run(request, extensions).await;
+        }
+        // The copy is made before the token is set: the request sent keeps its header map,
+        // with room for `Authorization`, and a copy that is never sent never holds the token.
+        let mut copy = if self.replay && extensions.get::<NoReplay>().is_none() {
+            request.try_clone()
+        } else {
+            None
+        };
+        let generation = self.authorize(&mut request).await.map_err(unsent)?;
+        let response = next.clone().run(request, extensions).await?;
+        if !refused(response.status()) {
+            return Ok(response);
+        }
+        let challenge = challenge_of(&response);
+        if !self.rejected(&response, challenge.as_ref(), generation, copy.is_some()) {
+            return Ok(with_challenge(response, challenge));
+        }
+        let Some(mut request) = copy.take() else {
+            return Ok(with_challenge(response, challenge));
+        };
+        drop(response);
+        metrics::replayed(&self.cache.labels(), metrics::Client::Reqwest);
+        let generation = self.authorize(&mut request).await.map_err(unsent)?;
+        let response = next.run(request, extensions).await?;
+        if !refused(response.status()) {
+            return Ok(response);
+        }
+        // Refused again: that token is just as refused, and the caller gets the answer.
+        let challenge = challenge_of(&response);
+        self.rejected(&response, challenge.as_ref(), generation, false);
+        Ok(with_challenge(response, challenge))
     }
 
     /// Sets the token on `request`; returns its generation.
@@ -299,47 +367,11 @@ fn with_challenge(mut response: Response, challenge: Option<BearerChallenge>) ->
 impl Middleware for BearerAuthMiddleware {
     async fn handle(
         &self,
-        mut request: Request,
+        request: Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let skip = !self.overwrite && request.headers().contains_key(AUTHORIZATION);
-        if skip || !self.allows(request.url()) {
-            if !skip && matches!(self.reach, Reach::Unchosen) {
-                let error = TokenError::new(TokenErrorKind::Unbound);
-                return Err(reqwest_middleware::Error::middleware(error));
-            }
-            return next.run(request, extensions).await;
-        }
-        // The copy is made before the token is set: the request sent keeps its header map,
-        // with room for `Authorization`, and a copy that is never sent never holds the token.
-        let mut copy = if self.replay && extensions.get::<NoReplay>().is_none() {
-            request.try_clone()
-        } else {
-            None
-        };
-        let generation = self.authorize(&mut request).await.map_err(unsent)?;
-        let response = next.clone().run(request, extensions).await?;
-        if !refused(response.status()) {
-            return Ok(response);
-        }
-        let challenge = challenge_of(&response);
-        if !self.rejected(&response, challenge.as_ref(), generation, copy.is_some()) {
-            return Ok(with_challenge(response, challenge));
-        }
-        let Some(mut request) = copy.take() else {
-            return Ok(with_challenge(response, challenge));
-        };
-        drop(response);
-        let generation = self.authorize(&mut request).await.map_err(unsent)?;
-        let response = next.run(request, extensions).await?;
-        if !refused(response.status()) {
-            return Ok(response);
-        }
-        // Refused again: that token is just as refused, and the caller gets the answer.
-        let challenge = challenge_of(&response);
-        self.rejected(&response, challenge.as_ref(), generation, false);
-        Ok(with_challenge(response, challenge))
+        self.auth().send(request, extensions, next).await
     }
 }
 
@@ -351,37 +383,6 @@ impl fmt::Debug for BearerAuthMiddleware {
             .field("replay", &self.replay)
             .field("overwrite", &self.overwrite)
             .finish()
-    }
-}
-
-/// An allowed origin, ready to compare with a `reqwest::Url` without parsing it again.
-#[derive(Debug)]
-struct Bound {
-    scheme: String,
-    host: String,
-    port: u16,
-}
-
-impl Bound {
-    /// `origin`'s parts, read from its text, `scheme://host:port`.
-    fn new(origin: &Origin) -> Option<Self> {
-        let uri: Uri = origin.to_string().parse().ok()?;
-        Some(Self {
-            scheme: uri.scheme_str()?.to_owned(),
-            host: uri.host()?.to_owned(),
-            port: uri.port_u16()?,
-        })
-    }
-
-    /// Whether `url` points at this origin. Both sides' scheme and host are lowercase (a URL
-    /// parser and [`Origin`] normalise them); IPv6 hosts come in brackets on both.
-    #[inline]
-    fn matches(&self, url: &Url) -> bool {
-        url.port_or_known_default() == Some(self.port)
-            && url.scheme().eq_ignore_ascii_case(&self.scheme)
-            && url
-                .host_str()
-                .is_some_and(|host| host.eq_ignore_ascii_case(&self.host))
     }
 }
 
@@ -426,23 +427,29 @@ mod tests {
 
     #[test]
     fn bound_origins_match_scheme_host_and_port() {
-        let bound = Bound::new(&Origin::try_from("https://PBX.example.com:8887").unwrap()).unwrap();
-        assert!(bound.matches(&url("https://pbx.example.com:8887/api")));
-        assert!(bound.matches(&url("HTTPS://PBX.EXAMPLE.COM:8887")));
+        let middleware = |origin: &str| {
+            BearerAuthMiddleware::new(TokenCache::new(crate::provider::StaticToken::new("t")))
+                .allow_origin(Origin::try_from(origin).unwrap())
+        };
+        let bound = middleware("https://PBX.example.com:8887");
+        assert!(bound.allows(&url("https://pbx.example.com:8887/api")));
+        assert!(bound.allows(&url("HTTPS://PBX.EXAMPLE.COM:8887")));
         for other in [
             "http://pbx.example.com:8887/",
             "https://pbx.example.com/",
             "https://evil.example.com:8887/",
             "https://pbx.example.com.evil.com:8887/",
+            "https://pbx.example.com:8887@evil.example.com:8887/",
         ] {
-            assert!(!bound.matches(&url(other)), "{other}");
+            assert!(!bound.allows(&url(other)), "{other}");
         }
-        let default = Bound::new(&Origin::try_from("https://api.example.com").unwrap()).unwrap();
-        assert!(default.matches(&url("https://api.example.com:443/v1")));
-        assert!(default.matches(&url("https://api.example.com/v1")));
-        let v6 = Bound::new(&Origin::try_from("http://[::1]:8080").unwrap()).unwrap();
-        assert!(v6.matches(&url("http://[::1]:8080/x")));
-        assert!(!v6.matches(&url("http://127.0.0.1:8080/x")));
+        assert!(bound.allows(&url("https://user:pw@pbx.example.com:8887/")));
+        let default = middleware("https://api.example.com");
+        assert!(default.allows(&url("https://api.example.com:443/v1")));
+        assert!(default.allows(&url("https://api.example.com/v1")));
+        let v6 = middleware("http://[::1]:8080");
+        assert!(v6.allows(&url("http://[::1]:8080/x")));
+        assert!(!v6.allows(&url("http://127.0.0.1:8080/x")));
     }
 
     #[test]

@@ -13,6 +13,11 @@
 //!   single flight, refresh ahead, backoff, origin binding and recovery from `401`.
 //!   [`token_error`] finds the [`TokenError`](crate::TokenError) in a
 //!   `reqwest_middleware::Error`.
+//! - [`TenantsMiddleware`] (feature `reqwest-middleware`) is the
+//!   [`tenants`](crate::tenants) engine as a `reqwest_middleware::Middleware`: a token per
+//!   origin, [`TenantId`](crate::tenants::TenantId) and [`Scope`](crate::tenants::Scope),
+//!   chosen per request with `with_extension`, each key served as `BearerAuthMiddleware`
+//!   would serve it.
 //!
 //! A provider never follows a redirect from the token endpoint nor takes an answer that came
 //! from one; [`ReqwestService`]'s "Redirects" section says what reqwest itself still does
@@ -25,6 +30,7 @@
 #[cfg(feature = "reqwest-middleware")]
 mod middleware;
 mod service;
+mod tenants;
 #[cfg(feature = "reqwest-middleware")]
 mod unsent;
 
@@ -32,3 +38,6 @@ mod unsent;
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
 pub use middleware::{BearerAuthMiddleware, token_error};
 pub use service::{ReqwestService, ResponseFuture};
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+pub use tenants::TenantsMiddleware;

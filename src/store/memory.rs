@@ -34,16 +34,16 @@ const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
 /// # Example
 ///
 /// ```
-/// use tower_bearer_auth::{BearerAuthLayer, provider::StaticToken, store::MemoryStore};
+/// use tower_bearer_auth::{TokenCache, provider::StaticToken, store::MemoryStore};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_bearer_auth::TokenError> {
 /// let store = MemoryStore::new();
-/// let http = BearerAuthLayer::new(StaticToken::new("abc")).store(store.clone());
-/// let grpc = BearerAuthLayer::new(StaticToken::new("abc")).store(store.clone());
+/// let http = TokenCache::builder(StaticToken::new("abc")).store(store.clone()).build();
+/// let grpc = TokenCache::builder(StaticToken::new("abc")).store(store.clone()).build();
 ///
-/// let first = http.cache().get().await?; // logs in and saves the token
-/// let second = grpc.cache().get().await?; // finds it in the store
+/// let first = http.get().await?; // logs in and saves the token
+/// let second = grpc.get().await?; // finds it in the store
 /// assert_eq!(first.access_token(), second.access_token());
 /// # Ok(())
 /// # }

@@ -1,7 +1,7 @@
 //! Token stores: where the cache keeps its token beyond its own memory.
 //!
 //! By default a cache keeps its token in memory only, and a restarted process logs in again.
-//! A [`TokenStore`] given to [`BearerAuthLayer::store`](crate::BearerAuthLayer::store) is read
+//! A [`TokenStore`] given to [`TokenCacheBuilder::store`](crate::TokenCacheBuilder::store) is read
 //! before every login or refresh and written after every new token, so that
 //!
 //! - a restarted process that finds a still-valid token in its store sends it without logging
@@ -59,7 +59,7 @@
 //!   holder's token;
 //! - **a waiter never races a live holder.** A lock held for longer than a lease is held by a
 //!   live holder that renews it, so a waiter keeps waiting: it gives up only after twice the
-//!   cache's [timeout](crate::BearerAuthLayer::timeout), and then its fetch fails with
+//!   cache's [timeout](crate::TokenCacheBuilder::timeout), and then its fetch fails with
 //!   [`TokenErrorKind::Timeout`](crate::TokenErrorKind::Timeout) rather than log in beside
 //!   the holder. Keep the lease well below twice the timeout (the defaults: 3 s and 20 s), or
 //!   waiters give up on a crashed holder before its lease runs out;
@@ -85,7 +85,7 @@
 //! timeout, as with a live holder.
 //!
 //! For users who only want to be told (to persist the token somewhere, say), there is
-//! [`BearerAuthLayer::on_token_change`](crate::BearerAuthLayer::on_token_change).
+//! [`TokenCacheBuilder::on_token_change`](crate::TokenCacheBuilder::on_token_change).
 //!
 //! # Secrets
 //!
@@ -108,7 +108,6 @@ mod file;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
-pub(crate) mod sync;
 
 #[cfg(feature = "file-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]
@@ -146,7 +145,7 @@ pub use redis::RedisStore;
 /// ```
 /// use std::{collections::HashMap, sync::Mutex};
 /// use tower_bearer_auth::{
-///     BearerAuthLayer, BoxError, Origin,
+///     BearerAuthLayer, BoxError, Origin, TokenCache,
 ///     provider::{BoxFuture, StaticToken},
 ///     store::{StoredToken, TokenStore},
 /// };
@@ -174,9 +173,8 @@ pub use redis::RedisStore;
 /// }
 ///
 /// # fn main() -> Result<(), BoxError> {
-/// let layer = BearerAuthLayer::new(StaticToken::new("abc"))
-///     .allow_origin(Origin::try_from("https://api.example.com")?)
-///     .store(TableStore::default());
+/// let cache = TokenCache::builder(StaticToken::new("abc")).store(TableStore::default()).build();
+/// let layer = BearerAuthLayer::new(cache).allow_origin(Origin::try_from("https://api.example.com")?);
 /// # Ok(())
 /// # }
 /// ```
@@ -501,9 +499,58 @@ impl fmt::Debug for StoredToken {
     }
 }
 
-/// A hook called with every new token; see
-/// [`BearerAuthLayer::on_token_change`](crate::BearerAuthLayer::on_token_change).
-pub(crate) type OnChange = Arc<dyn Fn(Option<&StoredToken>) + Send + Sync>;
+/// A change of a cache's token, and where the new token came from, as
+/// [`TokenCacheBuilder::on_token_change`](crate::TokenCacheBuilder::on_token_change) tells it.
+///
+/// A new token comes as the [`StoredToken`] saved to the cache's [store](TokenStore) (or, without
+/// a store, as it would be saved), whose [`version`](StoredToken::version) is then the token's
+/// [generation](crate::Token::generation). It holds the secrets: keep them out of logs.
+///
+/// ```
+/// use tower_bearer_auth::store::TokenChange;
+///
+/// fn describe(change: TokenChange<'_>) -> &'static str {
+///     match change {
+///         TokenChange::Login(_) => "logged in",
+///         TokenChange::Refresh(_) => "refreshed",
+///         TokenChange::Store(_) => "taken from the store",
+///         TokenChange::Invalidated => "invalidated",
+///         TokenChange::Revoked => "revoked",
+///         _ => "changed",
+///     }
+/// }
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy)]
+pub enum TokenChange<'a> {
+    /// A login gave the cache this token (after a failed refresh too).
+    Login(&'a StoredToken),
+    /// The refresh token gave the cache this token.
+    Refresh(&'a StoredToken),
+    /// The cache took this token from its store, where another cache saved it, instead of
+    /// fetching one.
+    Store(&'a StoredToken),
+    /// The cache stopped sending its token: the server refused it (a `401`), or
+    /// [`TokenCache::invalidate`](crate::TokenCache::invalidate) was called. The next request
+    /// refreshes it or logs in.
+    Invalidated,
+    /// [`TokenCache::revoke`](crate::TokenCache::revoke) forgot the token.
+    Revoked,
+}
+
+impl<'a> TokenChange<'a> {
+    /// The new token; `None` when the token was invalidated or revoked.
+    pub fn token(&self) -> Option<&'a StoredToken> {
+        match *self {
+            Self::Login(token) | Self::Refresh(token) | Self::Store(token) => Some(token),
+            Self::Invalidated | Self::Revoked => None,
+        }
+    }
+}
+
+/// A hook called with every change of the token; see
+/// [`TokenCacheBuilder::on_token_change`](crate::TokenCacheBuilder::on_token_change).
+pub(crate) type OnChange = Arc<dyn Fn(TokenChange<'_>) + Send + Sync>;
 
 #[cfg(test)]
 fn _object_safe(_: Arc<dyn TokenStore>) {}

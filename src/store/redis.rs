@@ -107,7 +107,7 @@ return 0
 /// # What faults cost
 ///
 /// With the defaults (a 3 s lease renewed every second, 2 s for Redis to answer each call,
-/// the cache's 10 s [timeout](crate::BearerAuthLayer::timeout)):
+/// the cache's 10 s [timeout](crate::TokenCacheBuilder::timeout)):
 ///
 /// - **A holder that crashes** (killed, or its machine gone) blocks the others for the rest
 ///   of its lease, 3 s at most, plus 0.1 s until a waiter tries again; that waiter then
@@ -131,13 +131,13 @@ return 0
 /// # Example
 ///
 /// ```no_run
-/// use tower_bearer_auth::{BearerAuthLayer, provider::portsip::PortSip, store::RedisStore};
+/// use tower_bearer_auth::{BearerAuthLayer, TokenCache, provider::portsip::PortSip, store::RedisStore};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // In every replica of the service:
 /// let store = RedisStore::new("redis://redis.internal:6379/", "pbx-admin")?;
 /// let provider = PortSip::new("https://pbx.example.com:8887", "admin", "secret").build()?;
-/// let layer = BearerAuthLayer::new(provider).store(store);
+/// let layer = BearerAuthLayer::new(TokenCache::builder(provider).store(store).build());
 /// # Ok(())
 /// # }
 /// ```
@@ -189,7 +189,7 @@ impl RedisStore {
     ///
     /// Make it longer than a few of Redis's answers (a renewal may fail once without losing
     /// the lease), and much shorter than twice the layer's
-    /// [`timeout`](crate::BearerAuthLayer::timeout), after which a waiter gives up; every
+    /// [`timeout`](crate::TokenCacheBuilder::timeout), after which a waiter gives up; every
     /// process sharing the store should use the same.
     ///
     /// Defaults to 3 seconds. Clamped to between 10 ms and a day.

@@ -19,7 +19,7 @@ pub enum TenantErrorKind {
 /// chosen for it. Returned by [`Tenants`](super::Tenants) as a [`BoxError`](crate::BoxError); downcast to read
 /// it.
 ///
-/// Its message names the key (origin and tenant id, no secret) and never the factory's error,
+/// Its message names the key (origin, tenant id and scope; no secret) and never the factory's error,
 /// which is the [`source`](Error::source).
 #[derive(Debug)]
 pub struct TenantError {

@@ -1,8 +1,9 @@
-//! [`TenantKey`] and [`TenantId`]: which tenant a request is for.
+//! [`TenantKey`], [`TenantId`] and [`Scope`]: which tenant, and which token of it, a request
+//! is for.
 
 use std::{fmt, hash::Hasher, sync::Arc};
 
-use http::Uri;
+use http::{Extensions, Uri};
 
 use crate::origin::{self, HIGHS, ONES, Origin, last_word, same, same_bytes, word};
 
@@ -32,18 +33,87 @@ impl fmt::Display for TenantId {
     }
 }
 
-/// Which tenant a request is for: its [`Origin`], and its [`TenantId`] if it carries one in
-/// its extensions. Each key has its own provider, cache and token.
+/// The scope or audience the token must carry, put in a request's extensions to choose, for
+/// one origin (and tenant), which of several tokens the request is sent with: a `read` token
+/// for some requests and a `write` token for others.
+///
+/// Requests with different scopes get different keys, and so different providers, caches and
+/// tokens; the [factory](super::TenantsLayer::new) sees the scope in the
+/// [key](TenantKey::scope) and builds a provider that asks for it (with OAuth 2.0, the
+/// `scope` field of the token request, or a vendor's `audience` or `resource` field). The
+/// text is the key as written, compared byte for byte: `read write` and `write read` are two
+/// keys, so write each scope one way.
+///
+/// The scope is no secret: it appears in [`TenantKey`]'s `Debug` and `Display`, and in tracing
+/// events.
+///
+/// # Example
+///
+/// ```
+/// use http::Request;
+/// use tower_bearer_auth::tenants::Scope;
+///
+/// let mut request = Request::post("https://api.example.com/orders").body(())?;
+/// request.extensions_mut().insert(Scope::new("orders:write"));
+/// # Ok::<(), http::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope(Arc<str>);
+
+impl Scope {
+    /// A scope (or audience), as the token endpoint expects it: OAuth 2.0 scopes are
+    /// separated by spaces.
+    pub fn new(scope: impl Into<Arc<str>>) -> Self {
+        Self(scope.into())
+    }
+
+    /// The scope.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which tenant a request is for, and which of its tokens: the request's [`Origin`], and the
+/// [`TenantId`] and [`Scope`] it carries in its extensions, if any. Each key has its own
+/// provider, cache and token.
+///
+/// ```
+/// use tower_bearer_auth::{Origin, tenants::{Scope, TenantId, TenantKey}};
+///
+/// let key = TenantKey::new(Origin::try_from("https://pbx.example.com")?, Some(TenantId::new("acme")))
+///     .with_scope(Scope::new("read"));
+/// assert_eq!(key.scope().map(Scope::as_str), Some("read"));
+/// assert_eq!(key.to_string(), "https://pbx.example.com:443 (tenant acme, scope read)");
+/// # Ok::<(), tower_bearer_auth::InvalidOrigin>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TenantKey {
     origin: Origin,
     tenant: Option<TenantId>,
+    scope: Option<Scope>,
 }
 
 impl TenantKey {
-    /// The key of requests to `origin` that carry `tenant` (or no [`TenantId`]).
+    /// The key of requests to `origin` that carry `tenant` (or no [`TenantId`]) and no
+    /// [`Scope`]; add one with [`with_scope`](Self::with_scope).
     pub fn new(origin: Origin, tenant: Option<TenantId>) -> Self {
-        Self { origin, tenant }
+        Self {
+            origin,
+            tenant,
+            scope: None,
+        }
+    }
+
+    /// The key of the same requests that carry `scope` too.
+    pub fn with_scope(mut self, scope: Scope) -> Self {
+        self.scope = Some(scope);
+        self
     }
 
     /// The origin the key's requests go to, and its token is bound to.
@@ -55,14 +125,95 @@ impl TenantKey {
     pub fn tenant(&self) -> Option<&TenantId> {
         self.tenant.as_ref()
     }
+
+    /// The scope (or audience) the key's token must carry, if the key's requests name one.
+    pub fn scope(&self) -> Option<&Scope> {
+        self.scope.as_ref()
+    }
+
+    /// What the key's requests carry in their extensions.
+    pub(crate) fn choice(&self) -> Choice<'_> {
+        Choice {
+            tenant: self.tenant.as_ref(),
+            scope: self.scope.as_ref(),
+        }
+    }
 }
 
 impl fmt::Display for TenantKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.tenant {
-            Some(tenant) => write!(f, "{} (tenant {tenant})", self.origin),
-            None => write!(f, "{}", self.origin),
+        match (&self.tenant, &self.scope) {
+            (Some(tenant), Some(scope)) => {
+                write!(f, "{} (tenant {tenant}, scope {scope})", self.origin)
+            }
+            (Some(tenant), None) => write!(f, "{} (tenant {tenant})", self.origin),
+            (None, Some(scope)) => write!(f, "{} (scope {scope})", self.origin),
+            (None, None) => write!(f, "{}", self.origin),
         }
+    }
+}
+
+/// What a request chose through its extensions: its [`TenantId`] and [`Scope`], if any.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Choice<'a> {
+    pub(crate) tenant: Option<&'a TenantId>,
+    pub(crate) scope: Option<&'a Scope>,
+}
+
+impl<'a> Choice<'a> {
+    /// The choice of a request with `extensions`: for a request without any, two tests of
+    /// the same empty map.
+    #[inline]
+    pub(crate) fn of(extensions: &'a Extensions) -> Self {
+        Self {
+            tenant: extensions.get::<TenantId>(),
+            scope: extensions.get::<Scope>(),
+        }
+    }
+
+    /// Whether the request chose nothing: the common case, one test for both parts.
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.tenant.is_none() & self.scope.is_none()
+    }
+
+    /// Feeds the choice to `hasher` through `write`; nothing for a request with none.
+    #[inline]
+    fn hash_with(&self, hasher: &mut FoldHasher, write: impl Fn(&mut FoldHasher, &[u8])) {
+        if self.is_empty() {
+            return;
+        }
+        if let Some(tenant) = self.tenant {
+            write(hasher, tenant.as_str().as_bytes());
+            hasher.write_u64(TENANT_MARK);
+        }
+        if let Some(scope) = self.scope {
+            write(hasher, scope.as_str().as_bytes());
+            hasher.write_u64(SCOPE_MARK);
+        }
+    }
+}
+
+/// Written after a tenant id and after a scope, so that a tenant `a` and a scope `a` hash
+/// apart.
+const TENANT_MARK: u64 = 1;
+const SCOPE_MARK: u64 = 2;
+
+/// How a request is written: its scheme and authority, from an [`Uri`] or a URL, as they are.
+#[derive(Clone, Copy)]
+pub(crate) struct Written<'a> {
+    pub(crate) scheme: &'a str,
+    pub(crate) authority: &'a str,
+}
+
+impl<'a> Written<'a> {
+    /// `None` if `uri` has no scheme or authority.
+    #[inline]
+    pub(crate) fn of(uri: &'a Uri) -> Option<Self> {
+        Some(Self {
+            scheme: uri.scheme_str()?,
+            authority: uri.authority()?.as_str(),
+        })
     }
 }
 
@@ -77,10 +228,10 @@ pub(crate) struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    /// `None` if `uri` has no scheme, host, or known port.
+    /// `None` if the request has no host or known port.
     #[inline]
-    pub(crate) fn of(uri: &'a Uri) -> Option<Self> {
-        let (scheme, host, port) = origin::parts(uri)?;
+    pub(crate) fn of(written: Written<'a>) -> Option<Self> {
+        let (scheme, host, port) = origin::parts_of(written.scheme, written.authority)?;
         Some(Self { scheme, host, port })
     }
 
@@ -106,27 +257,24 @@ impl<'a> Target<'a> {
             && same(self.scheme, origin.scheme())
     }
 
-    /// The hash of this target with `tenant`: equal keys hash alike, whatever the case of
+    /// The hash of this target with `choice`: equal keys hash alike, whatever the case of
     /// scheme and host and whether the port is written.
     ///
     /// Seeded per map, but not meant to resist collisions chosen by an attacker: the origins
     /// are those of the client's own requests, and the map is bounded.
     #[inline]
-    pub(crate) fn hash(&self, seed: u64, tenant: Option<&TenantId>) -> u64 {
+    pub(crate) fn hash(&self, seed: u64, choice: Choice<'_>) -> u64 {
         let mut hasher = FoldHasher(seed);
         write_lowercase(&mut hasher, self.scheme.as_bytes());
         write_lowercase(&mut hasher, self.host.as_bytes());
         hasher.write_u64(u64::from(self.port));
-        if let Some(tenant) = tenant {
-            hasher.write(tenant.as_str().as_bytes());
-            hasher.write_u64(1);
-        }
+        choice.hash_with(&mut hasher, |h, bytes| h.write(bytes));
         hasher.finish()
     }
 }
 
-/// How a request writes its key: its URI's scheme and authority, byte for byte, and its
-/// tenant id. Two spellings of one key (`HTTPS://PBX.example.com` and
+/// How a request writes its key: its scheme and authority, byte for byte, and its tenant
+/// id and scope. Two spellings of one key (`HTTPS://PBX.example.com` and
 /// `https://pbx.example.com:443`) are two spellings; the hot path reads nothing more than
 /// this, and each spelling a thread has sent finds the key's seat (see `seats.rs`).
 #[derive(Clone, Copy)]
@@ -136,20 +284,18 @@ pub(crate) struct Spelling<'a> {
     /// read once, for the hash and the comparison.
     pub(crate) scheme_word: u64,
     pub(crate) authority: &'a str,
-    pub(crate) tenant: Option<&'a TenantId>,
+    pub(crate) choice: Choice<'a>,
 }
 
 impl<'a> Spelling<'a> {
-    /// `None` if `uri` has no scheme or authority.
     #[inline]
-    pub(crate) fn of(uri: &'a Uri, tenant: Option<&'a TenantId>) -> Option<Self> {
-        let scheme = uri.scheme_str()?;
-        Some(Self {
-            scheme,
-            scheme_word: word(scheme.as_bytes()).0,
-            authority: uri.authority()?.as_str(),
-            tenant,
-        })
+    pub(crate) fn of(written: Written<'a>, choice: Choice<'a>) -> Self {
+        Self {
+            scheme: written.scheme,
+            scheme_word: word(written.scheme.as_bytes()).0,
+            authority: written.authority,
+            choice,
+        }
     }
 
     /// Whether the authority holds user info: such spellings get no seat (it would keep a
@@ -158,7 +304,8 @@ impl<'a> Spelling<'a> {
         contains_at(self.authority.as_bytes())
     }
 
-    /// The hash of the spelling: the scheme's, authority's and tenant id's bytes as they are.
+    /// The hash of the spelling: the scheme's, authority's, tenant id's and scope's bytes as
+    /// they are.
     #[inline]
     pub(crate) fn hash(&self, seed: u64) -> u64 {
         let mut hasher = FoldHasher(seed);
@@ -167,9 +314,7 @@ impl<'a> Spelling<'a> {
             write_words(&mut hasher, self.scheme.as_bytes());
         }
         write_words(&mut hasher, self.authority.as_bytes());
-        if let Some(tenant) = self.tenant {
-            write_words(&mut hasher, tenant.as_str().as_bytes());
-        }
+        self.choice.hash_with(&mut hasher, write_words);
         hasher.finish()
     }
 
@@ -180,7 +325,7 @@ impl<'a> Spelling<'a> {
             && same_bytes(self.authority.as_bytes(), other.authority.as_bytes())
             && (self.scheme.len() <= 8 && self.scheme.len() == other.scheme.len()
                 || self.scheme == other.scheme)
-            && self.tenant == other.tenant
+            && (self.choice.is_empty() & other.choice.is_empty() || self.choice == other.choice)
     }
 }
 
@@ -296,7 +441,42 @@ mod tests {
     fn hash(uri: &str, tenant: Option<&str>) -> Option<u64> {
         let uri: Uri = uri.parse().unwrap();
         let tenant = tenant.map(TenantId::new);
-        Some(Target::of(&uri)?.hash(7, tenant.as_ref()))
+        let choice = Choice {
+            tenant: tenant.as_ref(),
+            scope: None,
+        };
+        Some(Target::of(Written::of(&uri)?)?.hash(7, choice))
+    }
+
+    #[test]
+    fn tenants_and_scopes_hash_apart() {
+        let uri: Uri = "https://pbx.example.com".parse().unwrap();
+        let target = Target::of(Written::of(&uri).unwrap()).unwrap();
+        let (a, b) = (TenantId::new("a"), Scope::new("a"));
+        let choices = [
+            Choice::default(),
+            Choice {
+                tenant: Some(&a),
+                scope: None,
+            },
+            Choice {
+                tenant: None,
+                scope: Some(&b),
+            },
+            Choice {
+                tenant: Some(&a),
+                scope: Some(&b),
+            },
+        ];
+        for (i, x) in choices.iter().enumerate() {
+            for (j, y) in choices.iter().enumerate() {
+                let written = Written::of(&uri).unwrap();
+                let (sx, sy) = (Spelling::of(written, *x), Spelling::of(written, *y));
+                assert_eq!(target.hash(7, *x) == target.hash(7, *y), i == j, "{i} {j}");
+                assert_eq!(sx.hash(7) == sy.hash(7), i == j, "{i} {j}");
+                assert_eq!(sx.is(&sy), i == j, "{i} {j}");
+            }
+        }
     }
 
     #[test]
@@ -342,12 +522,27 @@ mod tests {
         .map(|u| u.parse().unwrap())
         .collect();
         let acme = TenantId::new("acme");
+        let read = Scope::new("read");
         let spellings: Vec<Spelling<'_>> = uris
             .iter()
             .flat_map(|u| {
+                let written = Written::of(u).unwrap();
                 [
-                    Spelling::of(u, None).unwrap(),
-                    Spelling::of(u, Some(&acme)).unwrap(),
+                    Spelling::of(written, Choice::default()),
+                    Spelling::of(
+                        written,
+                        Choice {
+                            tenant: Some(&acme),
+                            scope: None,
+                        },
+                    ),
+                    Spelling::of(
+                        written,
+                        Choice {
+                            tenant: Some(&acme),
+                            scope: Some(&read),
+                        },
+                    ),
                 ]
             })
             .collect();
@@ -359,11 +554,9 @@ mod tests {
             }
         }
         let again: Uri = "https://pbx.example.com/other".parse().unwrap();
-        assert!(Spelling::of(&again, None).unwrap().is(&spellings[0]));
-        assert_eq!(
-            Spelling::of(&again, None).unwrap().hash(7),
-            spellings[0].hash(7)
-        );
+        let again = Spelling::of(Written::of(&again).unwrap(), Choice::default());
+        assert!(again.is(&spellings[0]));
+        assert_eq!(again.hash(7), spellings[0].hash(7));
     }
 
     #[test]
@@ -428,7 +621,7 @@ mod tests {
             ),
         ] {
             let parsed: Uri = uri.parse().unwrap();
-            let target = Target::of(&parsed).unwrap();
+            let target = Target::of(Written::of(&parsed).unwrap()).unwrap();
             let origin = target.to_origin();
             assert_eq!(origin.to_string(), want, "{uri}");
             assert_eq!(
@@ -440,8 +633,8 @@ mod tests {
             assert!(target.is(&origin), "{uri}");
             assert!(Target::of_origin(&origin).is(&origin), "{uri}");
             assert_eq!(
-                target.hash(7, None),
-                Target::of_origin(&origin).hash(7, None),
+                target.hash(7, Choice::default()),
+                Target::of_origin(&origin).hash(7, Choice::default()),
                 "{uri}"
             );
         }

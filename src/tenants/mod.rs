@@ -5,7 +5,7 @@
 //! token of its tenant, found by its [`TenantKey`]: the request's [`Origin`] (the scheme, host
 //! and port it connects to, read from its URI as `http` and hyper's connector read them, so
 //! `https://PBX.example.com:000080` is port 80 of `pbx.example.com`) and, when the request
-//! carries one in its extensions, a [`TenantId`].
+//! carries them in its extensions, a [`TenantId`] and a [`Scope`].
 //!
 //! The first request for a key asks the factory given to [`TenantsLayer::new`] for that key's
 //! provider (it may be async, to read credentials from a vault, and it may refuse the key:
@@ -95,19 +95,75 @@
 //! request.extensions_mut().insert(TenantId::new("acme"));
 //! ```
 //!
+//! # Scopes
+//!
+//! Put a [`Scope`] in the request's extensions to choose, for one origin (and tenant), among
+//! tokens of different scopes or audiences: a `read` token for some requests and a `write`
+//! token for others. Each scope is a key of its own, with its own login, cache and token; the
+//! factory reads it with [`TenantKey::scope`] and builds a provider that asks for it (with
+//! [`OAuth2Provider`](crate::provider::oauth2::OAuth2Provider), its builder's `scope`).
+//!
+//! ```
+//! use http::Request;
+//! use std::time::Duration;
+//! use tower::{ServiceExt, service_fn};
+//! use tower_bearer_auth::{BoxError, TokenResponse, provider::provider_fn};
+//! use tower_bearer_auth::tenants::{Scope, TenantKey, TenantsLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! let layer = TenantsLayer::new(|key: &TenantKey| {
+//!     // With OAuth 2.0: `OAuth2Provider::client_credentials(..).scope(scope)`.
+//!     let scope = key.scope().map_or("default", |s| s.as_str()).to_owned();
+//!     async move {
+//!         Ok::<_, BoxError>(provider_fn(move || {
+//!             let token = format!("token-for-{scope}");
+//!             async move {
+//!                 Ok::<_, BoxError>(TokenResponse::new(token).with_expires_in(Duration::from_secs(3600)))
+//!             }
+//!         }))
+//!     }
+//! });
+//! let echo = service_fn(|req: Request<()>| async move {
+//!     Ok::<_, BoxError>(http::Response::new(req.headers()["authorization"].clone()))
+//! });
+//! let client = tower::Layer::layer(&layer, echo);
+//!
+//! let mut write = Request::post("https://api.example.com/orders").body(())?;
+//! write.extensions_mut().insert(Scope::new("write"));
+//! let response = client.clone().oneshot(write).await?;
+//! assert_eq!(response.body(), "Bearer token-for-write");
+//! let read = Request::get("https://api.example.com/orders").body(())?;
+//! let response = client.oneshot(read).await?;
+//! assert_eq!(response.body(), "Bearer token-for-default");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Reading the key's parts costs a request without extensions two tests of its empty
+//! extension map, and the hot path about 20 instructions in all (1,854 per request against
+//! 1,835 before scopes, `BENCHMARKS.md`); a request with extensions, two lookups in its map.
+//!
+//! # With reqwest
+//!
+//! [`reqwest::TenantsMiddleware`](crate::reqwest::TenantsMiddleware) (feature
+//! `reqwest-middleware`) is this engine for reqwest-middleware clients, with the same factory,
+//! limits, hot path and [`TenantCaches`]; the [`TenantId`] and [`Scope`] come from
+//! reqwest-middleware's extensions (`.with_extension(Scope::new("write"))`).
+//!
 //! # The hot path
 //!
 //! A request for a key that its thread has sent before takes no lock and writes no memory
 //! that another thread reads. The key map lives behind a lock that only the slow path takes;
 //! each thread that sends a key's requests gets a *seat* for it, a small record owned by the
 //! key and found through a per-thread table keyed by the hash of the request's scheme,
-//! authority and tenant id as written. The request then goes through the key's layer the way
+//! authority, tenant id and scope as written. The request then goes through the key's layer the way
 //! a [`BearerAuth`](crate::BearerAuth) of it would, borrowing the inner service: nothing is
 //! cloned, allocated or locked, and the reference counts touched are those of the thread's
 //! own seat and header copy. The key's layer then reads the URI's origin once more, as
 //! [`allow_origin`](crate::BearerAuthLayer::allow_origin) does, to check that it is the key's.
-//! Measured on one thread with 10,000 keys round-robin: about 1,790 instructions per request,
-//! about 120 of them that check, 1.6 times tower-http's `AddAuthorization` in the same
+//! Measured on one thread with 10,000 keys round-robin: about 1,850 instructions per request,
+//! about 120 of them that check, 1.7 times tower-http's `AddAuthorization` in the same
 //! binary; `BENCHMARKS.md` has the numbers.
 //!
 //! The slow path (a thread's first request for a key, or for another spelling of it such as
@@ -133,8 +189,8 @@
 
 mod caches;
 mod error;
-mod key;
-mod registry;
+pub(crate) mod key;
+pub(crate) mod registry;
 mod seats;
 mod service;
 #[cfg(test)]
@@ -143,7 +199,7 @@ mod tests;
 pub use self::{
     caches::{TenantCaches, TenantInfo},
     error::{TenantError, TenantErrorKind},
-    key::{TenantId, TenantKey},
+    key::{Scope, TenantId, TenantKey},
     service::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_TENANTS, Tenants, TenantsLayer},
 };
 

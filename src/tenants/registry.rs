@@ -17,17 +17,18 @@ use std::{
     time::Duration,
 };
 
-use http::Uri;
 use tokio::{sync::OnceCell, time::Instant};
 
 use super::{
-    TenantError, TenantId, TenantKey,
-    key::{Prehashed, Spelling, Target},
+    TenantError, TenantKey,
+    key::{Choice, Prehashed, Spelling, Target, Written},
     seats::{self, Seat},
 };
 use crate::{
-    BearerAuthLayer, BoxError, BoxFuture, Origin, TokenProvider, TokenResponse,
+    BearerAuthLayer, BoxError, BoxFuture, Origin, TokenCache, TokenCacheBuilder, TokenProvider,
+    TokenResponse,
     cache::next_id,
+    metrics::Labels,
     rt::{self, AbortHandle, Handle, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
     slot::Slot,
     trace,
@@ -40,9 +41,9 @@ pub(crate) type Factory = Arc<
         + Sync,
 >;
 
-/// Applies the user's settings to a key's layer.
+/// Makes a key's layer from its cache's builder, with the user's settings.
 pub(crate) type Configure =
-    Arc<dyn Fn(&TenantKey, BearerAuthLayer) -> BearerAuthLayer + Send + Sync>;
+    Arc<dyn Fn(&TenantKey, TokenCacheBuilder) -> BearerAuthLayer + Send + Sync>;
 
 /// The layer's settings.
 #[derive(Clone)]
@@ -51,6 +52,8 @@ pub(crate) struct Settings {
     pub(crate) configure: Option<Configure>,
     pub(crate) max_tenants: usize,
     pub(crate) idle_timeout: Duration,
+    /// Whether the keys' metrics carry the tenant id (they carry the origin).
+    pub(crate) tenant_label: bool,
 }
 
 impl fmt::Debug for Settings {
@@ -156,8 +159,8 @@ pub(crate) struct Entry {
 
 impl Entry {
     #[inline]
-    fn is(&self, target: &Target<'_>, tenant: Option<&TenantId>) -> bool {
-        target.is(self.key.origin()) && self.key.tenant() == tenant
+    fn is(&self, target: &Target<'_>, choice: Choice<'_>) -> bool {
+        target.is(self.key.origin()) && self.key.choice() == choice
     }
 
     /// The key's state, once its provider is built.
@@ -221,23 +224,18 @@ struct Map {
 
 impl Map {
     #[inline]
-    fn find(
-        &self,
-        hash: u64,
-        target: &Target<'_>,
-        tenant: Option<&TenantId>,
-    ) -> Option<&Arc<Entry>> {
+    fn find(&self, hash: u64, target: &Target<'_>, choice: Choice<'_>) -> Option<&Arc<Entry>> {
         self.buckets
             .get(&hash)?
             .as_slice()
             .iter()
-            .find(|entry| entry.is(target, tenant))
+            .find(|entry| entry.is(target, choice))
     }
 
     fn find_key(&self, seed: u64, key: &TenantKey) -> Option<&Arc<Entry>> {
         let target = Target::of_origin(key.origin());
-        let hash = target.hash(seed, key.tenant());
-        self.find(hash, &target, key.tenant())
+        let hash = target.hash(seed, key.choice());
+        self.find(hash, &target, key.choice())
     }
 
     /// Takes `entry` out of the map; `None` if it was not in it.
@@ -332,8 +330,8 @@ impl Registry {
     /// request's scheme and authority and the map's count of evictions, and writes nothing
     /// that another thread reads.
     #[inline]
-    pub(crate) fn seat(&self, uri: &Uri, tenant: Option<&TenantId>) -> Option<Arc<Seat>> {
-        let spelling = Spelling::of(uri, tenant)?;
+    pub(crate) fn seat(&self, written: Written<'_>, choice: Choice<'_>) -> Option<Arc<Seat>> {
+        let spelling = Spelling::of(written, choice);
         let hash = spelling.hash(self.seed);
         let evictions = self.evictions.load(Ordering::Relaxed);
         seats::find(self.slot.index(), self.id, evictions, hash, &spelling)
@@ -349,12 +347,10 @@ impl Registry {
         &self,
         entry: &Entry,
         ready: &Arc<Ready>,
-        uri: &Uri,
-        tenant: Option<&TenantId>,
+        written: Written<'_>,
+        choice: Choice<'_>,
     ) {
-        let Some(spelling) = Spelling::of(uri, tenant) else {
-            return;
-        };
+        let spelling = Spelling::of(written, choice);
         if spelling.has_user_info() {
             return;
         }
@@ -388,21 +384,24 @@ impl Registry {
 
     /// The slow path: the key's entry, made if there is none (evicting others if the map is
     /// full). `None` if the request has no origin.
-    pub(crate) fn entry(&self, uri: &Uri, tenant: Option<&TenantId>) -> Option<Arc<Entry>> {
-        let target = Target::of(uri)?;
-        let hash = target.hash(self.seed, tenant);
-        if let Some(entry) = self.read().find(hash, &target, tenant) {
+    pub(crate) fn entry(&self, written: Written<'_>, choice: Choice<'_>) -> Option<Arc<Entry>> {
+        let target = Target::of(written)?;
+        let hash = target.hash(self.seed, choice);
+        if let Some(entry) = self.read().find(hash, &target, choice) {
             return Some(entry.clone());
         }
         let mut evicted = Vec::new();
         let entry = {
             let mut map = self.write();
-            if let Some(entry) = map.find(hash, &target, tenant) {
+            if let Some(entry) = map.find(hash, &target, choice) {
                 return Some(entry.clone());
             }
             // The key is the origin the request connects to, read once, here: every spelling
             // of it finds this entry, and its layer is bound to it.
-            let key = TenantKey::new(target.to_origin(), tenant.cloned());
+            let mut key = TenantKey::new(target.to_origin(), choice.tenant.cloned());
+            if let Some(scope) = choice.scope {
+                key = key.with_scope(scope.clone());
+            }
             let now = self.now_ms();
             let max = self.settings.max_tenants.max(1);
             if map.len >= max {
@@ -465,12 +464,14 @@ impl Registry {
                 // The token is bound to the key's origin twice: by the lookup, which sends a
                 // request with the token of the key made from the origin it connects to; and
                 // by the layer, whose `allow_origin` check reads every request's URI again, as
-                // a `BearerAuth` bound to that origin would. Bound after `configure`, so that
-                // a layer made anew there is bound too.
-                let mut layer = BearerAuthLayer::from_arc(provider.clone());
-                if let Some(configure) = &self.settings.configure {
-                    layer = configure(&entry.key, layer);
-                }
+                // a `BearerAuth` bound to that origin would. Bound after `configure`, whatever
+                // it set.
+                let labels = Labels::tenant(&entry.key, self.settings.tenant_label);
+                let cache = TokenCache::builder_arc(provider.clone()).labels(labels);
+                let layer = match &self.settings.configure {
+                    Some(configure) => configure(&entry.key, cache),
+                    None => BearerAuthLayer::new(cache.build()),
+                };
                 let layer = layer.allow_origin(entry.key.origin().clone());
                 trace::debug!(name: "tenant_created", key = %entry.key, "tenant created");
                 Ok(Arc::new(Ready {

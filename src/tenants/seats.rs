@@ -34,8 +34,8 @@ use std::{
 };
 
 use super::{
-    TenantId,
-    key::{Prehashed, Spelling},
+    Scope, TenantId,
+    key::{Choice, Prehashed, Spelling},
     registry::Ready,
 };
 use crate::slot::{Pool, Slot};
@@ -52,6 +52,7 @@ pub(crate) struct Seat {
     scheme_word: u64,
     authority: Box<str>,
     tenant: Option<TenantId>,
+    scope: Option<Scope>,
     /// The id of the thread's table that points to the seat.
     table: u64,
     /// The spelling's hash, the seat's key in that table.
@@ -65,7 +66,8 @@ impl Seat {
             scheme: spelling.scheme.into(),
             scheme_word: spelling.scheme_word,
             authority: spelling.authority.into(),
-            tenant: spelling.tenant.cloned(),
+            tenant: spelling.choice.tenant.cloned(),
+            scope: spelling.choice.scope.cloned(),
             table,
             hash,
         }
@@ -83,7 +85,10 @@ impl Seat {
             scheme: &self.scheme,
             scheme_word: self.scheme_word,
             authority: &self.authority,
-            tenant: self.tenant.as_ref(),
+            choice: Choice {
+                tenant: self.tenant.as_ref(),
+                scope: self.scope.as_ref(),
+            },
         })
     }
 }

@@ -13,10 +13,14 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{
-    TenantCaches, TenantError, TenantId, TenantKey,
+    TenantCaches, TenantError, TenantKey,
+    key::{Choice, Written},
     registry::{Configure, Factory, Registry, Settings},
 };
-use crate::{BearerAuthLayer, BoxError, BoxFuture, TokenProvider, future::ResponseFuture, service};
+use crate::{
+    BearerAuthLayer, BoxError, BoxFuture, TokenCacheBuilder, TokenProvider, future::ResponseFuture,
+    service,
+};
 
 /// Default cap on the number of keys kept.
 pub const DEFAULT_MAX_TENANTS: usize = 10_000;
@@ -68,6 +72,7 @@ impl TenantsLayer {
             configure: None,
             max_tenants: DEFAULT_MAX_TENANTS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            tenant_label: false,
         })
     }
 
@@ -83,31 +88,36 @@ impl TenantsLayer {
         Self::from_settings(settings)
     }
 
-    /// Configures each key's [`BearerAuthLayer`], made for the key's provider, before its first
-    /// request: its [`timeout`](BearerAuthLayer::timeout), [`backoff`](BearerAuthLayer::backoff),
-    /// [`refresh_ahead`](BearerAuthLayer::refresh_ahead), replay and the rest. Whatever it
-    /// sets, the key's token goes only with requests to the key's origin.
+    /// Makes each key's [`BearerAuthLayer`] before its first request, from `cache`: the
+    /// builder of the key's cache, for the key's provider. Set the cache's settings on it
+    /// ([`timeout`](TokenCacheBuilder::timeout), [`backoff`](TokenCacheBuilder::backoff),
+    /// [`refresh_ahead`](TokenCacheBuilder::refresh_ahead), a
+    /// [store](TokenCacheBuilder::store)), build it, and set the layer's (replay and the
+    /// rest). Whatever it sets, the key's token goes only with requests to the key's origin.
+    /// By default each key's layer is `BearerAuthLayer::new(cache.build())`.
     ///
-    /// With a [store](BearerAuthLayer::store), give each key a store of its own, or one whose
-    /// entry is named after the key ([`TenantKey`]'s `Display` form): keys sharing one stored
-    /// token would share one login, whatever their credentials. Return the layer given,
-    /// configured: a layer made anew here ignores
+    /// With a store, give each key a store of its own, or one whose entry is named after the
+    /// key ([`TenantKey`]'s `Display` form): keys sharing one stored token would share one
+    /// login, whatever their credentials. Build the layer on the cache given: a layer on
+    /// another cache would not be the key's, and would ignore
     /// [`replace_provider`](TenantCaches::replace_provider).
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_bearer_auth::{BoxError, provider::StaticToken, tenants::TenantsLayer};
+    /// use tower_bearer_auth::{BearerAuthLayer, BoxError, provider::StaticToken, tenants::TenantsLayer};
     ///
     /// let layer = TenantsLayer::new(|_key: &_| async { Ok::<_, BoxError>(StaticToken::new("abc")) })
-    ///     .configure(|_key, layer| {
-    ///         layer
+    ///     .configure(|_key, cache| {
+    ///         let cache = cache
     ///             .timeout(Duration::from_secs(5))
     ///             .backoff(Duration::from_millis(200), Duration::from_secs(60))
+    ///             .build();
+    ///         BearerAuthLayer::new(cache).replay_unauthorized(false)
     ///     });
     /// ```
     pub fn configure(
         self,
-        configure: impl Fn(&TenantKey, BearerAuthLayer) -> BearerAuthLayer + Send + Sync + 'static,
+        configure: impl Fn(&TenantKey, TokenCacheBuilder) -> BearerAuthLayer + Send + Sync + 'static,
     ) -> Self {
         let configure: Configure = Arc::new(configure);
         self.reconfigure(|s| s.configure = Some(configure))
@@ -130,11 +140,30 @@ impl TenantsLayer {
         self.reconfigure(|s| s.idle_timeout = idle)
     }
 
+    /// Whether each key's [metrics](crate::metrics) carry a `tenant` label with its
+    /// [`TenantId`], besides the `origin` label they always carry. Turn it on only when the
+    /// tenant ids are few: each one makes a series of every metric.
+    ///
+    /// Defaults to `false`.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn metrics_tenant_label(self, on: bool) -> Self {
+        self.reconfigure(|s| s.tenant_label = on)
+    }
+
     /// The handle to the keys shared by this layer and every service it builds.
     pub fn caches(&self) -> TenantCaches {
         TenantCaches {
             registry: self.registry.clone(),
         }
+    }
+}
+
+impl TenantsLayer {
+    /// The key map.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 }
 
@@ -250,10 +279,12 @@ where
         }
         // The hot path: this thread has a seat for the request's key. The key's layer sends
         // the request as its `BearerAuth` would, borrowing the inner service: nothing cloned.
-        let tenant = request.extensions().get::<TenantId>();
-        if let Some(seat) = self.registry.seat(request.uri(), tenant) {
-            seat.ready.touch();
-            return seat.ready.layer.call(&mut self.inner, request);
+        if let Some(written) = Written::of(request.uri()) {
+            let choice = Choice::of(request.extensions());
+            if let Some(seat) = self.registry.seat(written, choice) {
+                seat.ready.touch();
+                return seat.ready.layer.call(&mut self.inner, request);
+            }
         }
         self.call_slow(request)
     }
@@ -267,14 +298,17 @@ impl<S> Tenants<S> {
         S: Service<Request<B>, Response = Response<R>> + Clone,
         B: 'static,
     {
-        let tenant = request.extensions().get::<TenantId>();
-        let Some(entry) = self.registry.entry(request.uri(), tenant) else {
+        let choice = Choice::of(request.extensions());
+        let written = Written::of(request.uri());
+        let Some((written, entry)) =
+            written.and_then(|written| Some((written, self.registry.entry(written, choice)?)))
+        else {
             return ResponseFuture::failed(TenantError::no_origin().into());
         };
         self.registry.maybe_sweep();
         if let Some(ready) = entry.ready() {
             ready.touch();
-            self.registry.seat_for(&entry, ready, request.uri(), tenant);
+            self.registry.seat_for(&entry, ready, written, choice);
             return ready.layer.call(&mut self.inner, request);
         }
         // The factory has not answered yet: the request keeps the instance polled ready.

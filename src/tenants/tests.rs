@@ -96,6 +96,63 @@ async fn a_known_key_takes_no_lock_and_clones_no_handle() {
     }
 }
 
+/// A tenant id and a scope make four keys of one origin, each with its own cache; once each
+/// has a seat, requests to them take no lock either.
+#[tokio::test]
+async fn tenants_and_scopes_are_keys_with_seats() {
+    use super::{Scope, TenantId};
+
+    let layer = layer();
+    let caches = layer.caches();
+    let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+    let mut client = layer.layer(inner);
+    let request = |i: usize| {
+        let mut request = get(0);
+        if i & 1 != 0 {
+            request.extensions_mut().insert(TenantId::new("a"));
+        }
+        if i & 2 != 0 {
+            request.extensions_mut().insert(Scope::new("a"));
+        }
+        request
+    };
+    for i in 0..4 {
+        for _ in 0..2 {
+            client
+                .ready()
+                .await
+                .unwrap()
+                .call(request(i))
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(caches.len(), 4);
+    assert_eq!(caches.registry.seats_here(), 4);
+    let scoped = key(0).with_scope(Scope::new("a"));
+    let both = TenantKey::new(key(0).origin().clone(), Some(TenantId::new("a")))
+        .with_scope(Scope::new("a"));
+    let caches_of = [key(0), scoped, both].map(|k| caches.cache(&k).expect("kept"));
+    let ids = caches_of.map(|c| c.id());
+    assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+
+    let before = locks();
+    for i in 0..300 {
+        client
+            .ready()
+            .await
+            .unwrap()
+            .call(request(i % 4))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        locks() - before,
+        0,
+        "locks taken by 300 requests to known keys"
+    );
+}
+
 #[tokio::test]
 async fn threads_forget_the_seats_of_evicted_keys() {
     const KEYS: usize = 8;

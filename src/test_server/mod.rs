@@ -25,7 +25,9 @@
 //!     revoked with its refresh token; a refresh token alone, whatever `token_type_hint` says.
 //! - every other path: a protected resource. A valid bearer token gets `200` and a small JSON
 //!   body; a missing, unknown, revoked or expired one gets `401` with
-//!   `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750).
+//!   `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750), and one without the scope
+//!   the path [requires](TestServer::require_scope) gets `403` with
+//!   `error="insufficient_scope"`.
 //!
 //! Either API can be switched off ([`sign_in_api`](TestServerConfig::sign_in_api),
 //! [`oauth_api`](TestServerConfig::oauth_api)): its paths then answer `404`, as on a PBX
@@ -113,6 +115,7 @@ mod counts;
 mod fields;
 mod oauth;
 mod outage;
+mod scopes;
 mod sign_in;
 mod tokens;
 
@@ -127,6 +130,7 @@ pub use counts::{Counts, TokenRequestRecord};
 use fields::{Received, is_json, parse_fields, read_fields};
 pub use outage::Outage;
 use outage::{Outages, canned_response, refuse_marked};
+pub use scopes::DEFAULT_SCOPE;
 
 /// Largest request body the server reads.
 const MAX_REQUEST_BODY: usize = 64 * 1024;
@@ -177,6 +181,7 @@ struct State {
     token_delay: Duration,
     /// Two-factor sign-ins waiting for their one-time code, by session token.
     sessions: Bounded<sign_in::Session>,
+    scopes: scopes::Scopes,
 }
 
 struct Access {
@@ -206,6 +211,7 @@ impl TestServer {
                 spent: Bounded::new(MAX_TOKENS),
                 token_delay: Duration::ZERO,
                 sessions: Bounded::new(MAX_TOKENS),
+                scopes: scopes::Scopes::new(),
             }),
             counters: Counters::default(),
             next_id: AtomicU64::new(1),
@@ -570,7 +576,8 @@ fn bearer_token(authorization: &str) -> Option<&str> {
 fn protected(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response<ServerBody> {
     let authorization = req.headers().get(AUTHORIZATION);
     match shared.authorize(authorization.and_then(|v| v.to_str().ok())) {
-        Some(user) => respond(StatusCode::OK, &json!({ "path": path, "username": user })),
+        Some(user) => scopes::refuse(shared, path, authorization)
+            .unwrap_or_else(|| respond(StatusCode::OK, &json!({ "path": path, "username": user }))),
         None => {
             let mut response = oauth_error(
                 StatusCode::UNAUTHORIZED,

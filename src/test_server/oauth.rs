@@ -17,7 +17,7 @@ use super::{
     config::TestServerConfig,
     counts::{TokenRequestRecord, bump},
     read_fields,
-    tokens::{Refresh, issue, refresh},
+    tokens::{Refresh, issue_scoped, refresh},
 };
 use crate::provider::{oauth2::decode_basic, portsip::PORTSIP_TOKEN_PATH};
 
@@ -179,8 +179,17 @@ fn answer_grant(
         }
         None => return Err(bad_request("invalid_request", "grant_type is missing")),
     };
+    let scope = record.scope.as_deref();
     let mut state = shared.lock();
-    Ok(issue(shared, &mut state, config, Api::OAuth, user, renewal))
+    Ok(issue_scoped(
+        shared,
+        &mut state,
+        config,
+        Api::OAuth,
+        user,
+        renewal,
+        scope,
+    ))
 }
 
 pub(super) async fn revoke_endpoint(

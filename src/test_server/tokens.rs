@@ -53,10 +53,20 @@ pub(super) fn refresh(
                 access.refresh_token = None;
             }
         }
-        issue(shared, state, config, api, username, Refresh::New)
+        let scope = state.scopes.of_refresh(token);
+        issue_scoped(
+            shared,
+            state,
+            config,
+            api,
+            username,
+            Refresh::New,
+            scope.as_deref(),
+        )
     } else {
+        let scope = state.scopes.of_refresh(token);
         let keep = Refresh::Keep(token.to_owned());
-        issue(shared, state, config, api, username, keep)
+        issue_scoped(shared, state, config, api, username, keep, scope.as_deref())
     }
 }
 
@@ -69,6 +79,19 @@ pub(super) fn issue(
     api: Api,
     username: String,
     refresh: Refresh,
+) -> Response<ServerBody> {
+    issue_scoped(shared, state, config, api, username, refresh, None)
+}
+
+/// [`issue`], granting `scope` (see `scopes.rs`).
+pub(super) fn issue_scoped(
+    shared: &Shared,
+    state: &mut State,
+    config: &TestServerConfig,
+    api: Api,
+    username: String,
+    refresh: Refresh,
+    scope: Option<&str>,
 ) -> Response<ServerBody> {
     let secs = config.lifetime_secs();
     let expires_at = SystemTime::now()
@@ -98,11 +121,14 @@ pub(super) fn issue(
         },
     );
     let mut body = json!({
-        "access_token": access_token,
+        "access_token": &access_token,
         "token_type": "Bearer",
     });
+    let granted = state
+        .scopes
+        .grant(&access_token, refresh_token.as_deref(), scope);
     if api == Api::OAuth {
-        body["scope"] = json!("all");
+        body["scope"] = json!(granted);
     }
     if let (Some(rt), true) = (refresh_token, send) {
         body["refresh_token"] = Value::String(rt);

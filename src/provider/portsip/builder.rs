@@ -154,7 +154,7 @@ impl PortSip {
     /// waits out its backoff before it signs in again, which e-mails a new code.
     ///
     /// The callback runs inside the login, so the layer's
-    /// [`timeout`](crate::BearerAuthLayer::timeout) (10 seconds by default) bounds it too:
+    /// [`timeout`](crate::TokenCacheBuilder::timeout) (10 seconds by default) bounds it too:
     /// raise it for a callback that waits for mail. Keep the code and the session token out
     /// of the callback's errors and logs. Only the sign-in API asks for a code.
     ///
@@ -162,7 +162,7 @@ impl PortSip {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use tower_bearer_auth::{BearerAuthLayer, BoxError, provider::portsip::PortSip};
+    /// use tower_bearer_auth::{BearerAuthLayer, BoxError, TokenCache, provider::portsip::PortSip};
     ///
     /// /// Waits for PortSIP's e-mail and reads the code in it.
     /// async fn code_from_mailbox(user: &str) -> Result<String, BoxError> {
@@ -177,7 +177,8 @@ impl PortSip {
     ///         code_from_mailbox(challenge.username()).await
     ///     })
     ///     .build()?;
-    /// let layer = BearerAuthLayer::new(provider).timeout(Duration::from_secs(120));
+    /// let cache = TokenCache::builder(provider).timeout(Duration::from_secs(120)).build();
+    /// let layer = BearerAuthLayer::new(cache);
     /// # Ok(())
     /// # }
     /// ```

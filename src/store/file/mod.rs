@@ -116,7 +116,7 @@ const POLL_MAX: Duration = Duration::from_millis(100);
 /// - **A holder that stalls** (stopped with `SIGSTOP`, a debugger, a hung token endpoint)
 ///   holds the lock for as long as it stalls: an OS lock cannot run out. The others send
 ///   their still-valid tokens meanwhile, and a cache that needs a new one waits up to twice
-///   its [timeout](crate::BearerAuthLayer::timeout) (20 s by default), then fails its fetch
+///   its [timeout](crate::TokenCacheBuilder::timeout) (20 s by default), then fails its fetch
 ///   with [`TokenErrorKind::Timeout`](crate::TokenErrorKind::Timeout) rather than spend a
 ///   refresh token beside the holder. A live holder's flight is bounded by a few of its
 ///   timeouts (its reads, its call to the provider, its save), so only a stalled process
@@ -135,7 +135,7 @@ const POLL_MAX: Duration = Duration::from_millis(100);
 /// # Example
 ///
 /// ```
-/// use tower_bearer_auth::{BearerAuthLayer, Origin, provider::StaticToken, store::FileStore};
+/// use tower_bearer_auth::{TokenCache, provider::StaticToken, store::FileStore};
 ///
 /// # #[tokio::main]
 /// # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
@@ -143,16 +143,16 @@ const POLL_MAX: Duration = Duration::from_millis(100);
 /// # let _ = std::fs::remove_dir_all(&dir);
 /// // In a CLI: `~/.cache/my-app/token.json`, say.
 /// let path = dir.join("token.json");
-/// let layer = BearerAuthLayer::new(StaticToken::new("abc"))
-///     .allow_origin(Origin::try_from("https://api.example.com")?)
-///     .store(FileStore::new(&path));
-/// let token = layer.cache().get().await?; // logs in and saves the token in the file
+/// let cache = TokenCache::builder(StaticToken::new("abc"))
+///     .store(FileStore::new(&path))
+///     .build();
+/// let token = cache.get().await?; // logs in and saves the token in the file
 ///
 /// // The next run, in another process: finds the token in the file.
-/// let next_run = BearerAuthLayer::new(StaticToken::new("abc"))
-///     .allow_origin(Origin::try_from("https://api.example.com")?)
-///     .store(FileStore::new(&path));
-/// assert_eq!(next_run.cache().get().await?.access_token(), token.access_token());
+/// let next_run = TokenCache::builder(StaticToken::new("abc"))
+///     .store(FileStore::new(&path))
+///     .build();
+/// assert_eq!(next_run.get().await?.access_token(), token.access_token());
 ///
 /// #[cfg(unix)]
 /// {

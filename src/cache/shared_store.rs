@@ -1,18 +1,18 @@
-//! How a cache's flight goes through a [`TokenStore`]: the protocol the
-//! [module documentation](super) describes, step by step, with the lease's renewal.
+//! How a cache's flight goes through a shared [`TokenStore`]: the cache's side of the
+//! protocol the [`store` module documentation](crate::store) describes, step by step, with
+//! the lease's renewal.
 
 use std::{future::Future, pin::pin, task::Poll, time::Duration};
 
 use tokio::time::Instant;
 
-use super::{StoreLock, StoredToken, TokenStore};
+use super::{Config, Failure, Fetched, Refused, fetch as fetch_from_provider};
 use crate::{
-    BoxError,
-    cache::{Config, Failure, Fetched, Refused, fetch as fetch_from_provider},
-    clock,
+    BoxError, clock,
     error::{Reason, TokenError, TokenErrorKind},
     provider::TokenProvider,
     rt,
+    store::{StoreLock, StoredToken, TokenStore},
     token::Token,
     trace::{self, Chain, Started, Step},
 };
@@ -192,7 +192,7 @@ fn adopt(
         now,
         &config.policy,
         None,
-        (config.jitter)(),
+        (config.random)(),
     )
     .ok()?;
     let usable = if due {
