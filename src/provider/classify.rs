@@ -202,19 +202,10 @@ mod tests {
     #[cfg(feature = "oauth2")]
     #[test]
     fn helpers_find_the_token_endpoint_error() {
-        use crate::provider::oauth2::{OAuth2Error, OAuth2ErrorKind};
-        use http::StatusCode;
+        use crate::provider::oauth2::{OAuth2Error, OAuth2ErrorKind, test_helpers::server_error};
 
-        let server = |code: &str, status: u16| {
-            OAuth2Error::new(
-                OAuth2ErrorKind::Server {
-                    error: code.into(),
-                    description: Some("user credentials are invalid".into()),
-                    uri: None,
-                },
-                Some(StatusCode::from_u16(status).unwrap()),
-            )
-        };
+        let server =
+            |code: &str, status: u16| server_error(code, "user credentials are invalid", status);
         let err = TokenError::with_source(TokenErrorKind::Login, server("invalid_grant", 400));
         assert_eq!(
             err.to_string(),

@@ -365,14 +365,7 @@ mod tests {
     use super::*;
 
     fn server(error: &str, status: u16) -> OAuth2Error {
-        OAuth2Error::new(
-            OAuth2ErrorKind::Server {
-                error: error.into(),
-                description: Some("bad password".into()),
-                uri: None,
-            },
-            Some(StatusCode::from_u16(status).unwrap()),
-        )
+        crate::provider::oauth2::test_helpers::server_error(error, "bad password", status)
     }
 
     #[test]

@@ -117,7 +117,7 @@ mod request;
 mod response;
 mod shape;
 #[cfg(test)]
-mod test_helpers;
+pub(crate) mod test_helpers;
 mod time;
 mod transport;
 
