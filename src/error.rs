@@ -1,4 +1,8 @@
 //! Errors produced while obtaining a token.
+//!
+//! [`TokenError`] is plain data: a kind and a chain of sources. It knows no provider; the
+//! questions it answers about its cause (refused credentials, a transient failure, the token
+//! endpoint's status) are asked of the providers' errors in `provider/classify.rs`.
 
 use std::{error::Error, fmt, sync::Arc};
 
@@ -167,111 +171,8 @@ impl TokenError {
         self.kind
     }
 
-    /// Whether the server refused the credentials: the token endpoint answered a login (or a
-    /// refresh) with `invalid_grant`, `invalid_client` or `unauthorized_client`, with
-    /// PortSIP's error code `UNAUTHORIZED`, or with `401 Unauthorized`; or a PortSIP sign-in
-    /// was answered with another `4xx` (but `404`, `405`, `408` and `429`). A wrong or changed
-    /// password, an unknown client id or a wrong client secret; trying again with the same
-    /// configuration will not help. A PortSIP user whose two-factor sign-in nothing can
-    /// finish ([`two_factor_required`](Self::two_factor_required)), and a refused one-time
-    /// code, count too: the password alone will not do.
-    ///
-    /// It does not depend on the [`kind`](Self::kind): a password changed while a token was
-    /// cached shows up when the refresh is refused and the login after it too. Only this
-    /// crate's [`OAuth2Provider`](crate::provider::oauth2::OAuth2Provider) and
-    /// [`PortSipProvider`](crate::provider::portsip::PortSipProvider) say why they failed, so
-    /// with another provider (or without the `oauth2` feature) this is `false`.
-    pub fn credentials_rejected(&self) -> bool {
-        #[cfg(feature = "oauth2")]
-        if let Some(error) = self.portsip_error() {
-            return error.credentials_rejected();
-        }
-        #[cfg(feature = "oauth2")]
-        if let Some(error) = self.oauth2_error() {
-            return error.credentials_rejected();
-        }
-        false
-    }
-
-    /// Whether the PortSIP user must sign in with a one-time code and nothing supplies it:
-    /// the sign-in answered that two-factor authentication is on, and no callback was given
-    /// to [`PortSip::one_time_code`](crate::provider::portsip::PortSip::one_time_code).
-    /// Always `false` without the `oauth2` feature.
-    pub fn two_factor_required(&self) -> bool {
-        #[cfg(feature = "oauth2")]
-        if let Some(error) = self.portsip_error() {
-            return error.is_two_factor_required();
-        }
-        false
-    }
-
-    /// Whether the same request may succeed later: the provider timed out
-    /// ([`TokenErrorKind::Timeout`]), or the cause is a transport failure (a connection
-    /// refused, reset or timed out, found as a [`std::io::Error`] in the chain of sources)
-    /// or, from the token endpoint, a `5xx` or `429` status or the error code
-    /// `temporarily_unavailable`.
-    ///
-    /// The cache already retries on its own after a pause (see
-    /// [`TokenCacheBuilder::backoff`](crate::TokenCacheBuilder::backoff)); this tells a caller
-    /// whether to retry the request, or to give up and report.
-    pub fn is_transient(&self) -> bool {
-        if self.kind == TokenErrorKind::Timeout {
-            return true;
-        }
-        #[cfg(feature = "oauth2")]
-        if let Some(error) = self.portsip_error() {
-            use crate::provider::portsip::PortSipErrorKind;
-            // A failing one-time-code callback is judged by its own error, below.
-            if error.kind() != PortSipErrorKind::OneTimeCode {
-                return false;
-            }
-        }
-        #[cfg(feature = "oauth2")]
-        if let Some(error) = self.oauth2_error() {
-            return error.is_transient();
-        }
-        self.sources().any(|e| {
-            e.downcast_ref::<std::io::Error>()
-                .is_some_and(|e| is_transient_io(e.kind()))
-        })
-    }
-
-    /// The token endpoint's error, when the provider is an
-    /// [`OAuth2Provider`](crate::provider::oauth2::OAuth2Provider) or a
-    /// [`PortSipProvider`](crate::provider::portsip::PortSipProvider) (or wraps their errors):
-    /// the first [`OAuth2Error`](crate::provider::oauth2::OAuth2Error) among the sources,
-    /// with the [`error_code`](crate::provider::oauth2::OAuth2Error::error_code) and
-    /// description (RFC 6749's, or PortSIP's error list) and the HTTP
-    /// [`status`](crate::provider::oauth2::OAuth2Error::status).
-    #[cfg(feature = "oauth2")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
-    pub fn oauth2_error(&self) -> Option<&crate::provider::oauth2::OAuth2Error> {
-        self.sources().find_map(|e| e.downcast_ref())
-    }
-
-    /// PortSIP's own failure, when the provider is a
-    /// [`PortSipProvider`](crate::provider::portsip::PortSipProvider): the first
-    /// [`PortSipError`](crate::provider::portsip::PortSipError) among the sources (two-factor
-    /// sign-in, an API the PBX does not serve).
-    #[cfg(feature = "oauth2")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
-    pub fn portsip_error(&self) -> Option<&crate::provider::portsip::PortSipError> {
-        self.sources().find_map(|e| e.downcast_ref())
-    }
-
-    /// The HTTP status the token endpoint answered with, when the cause says (see
-    /// [`oauth2_error`](Self::oauth2_error)). `None` without the `oauth2` feature, and when no
-    /// response was received.
-    pub fn status(&self) -> Option<http::StatusCode> {
-        #[cfg(feature = "oauth2")]
-        if let Some(error) = self.oauth2_error() {
-            return error.status();
-        }
-        None
-    }
-
     /// The sources, nearest first.
-    fn sources(&self) -> impl Iterator<Item = &(dyn Error + 'static)> {
+    pub(crate) fn sources(&self) -> impl Iterator<Item = &(dyn Error + 'static)> {
         fn next<'a>(error: &&'a (dyn Error + 'static)) -> Option<&'a (dyn Error + 'static)> {
             Error::source(*error)
         }
@@ -293,23 +194,6 @@ impl TokenError {
             }
         }
     }
-}
-
-/// I/O failures that a later attempt may not meet.
-fn is_transient_io(kind: std::io::ErrorKind) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        kind,
-        ConnectionRefused
-            | ConnectionReset
-            | ConnectionAborted
-            | NotConnected
-            | BrokenPipe
-            | TimedOut
-            | Interrupted
-            | UnexpectedEof
-            | WouldBlock
-    )
 }
 
 impl fmt::Display for TokenError {
@@ -393,153 +277,5 @@ mod tests {
             assert!(msg.chars().next().unwrap().is_lowercase(), "{msg}");
             assert!(!msg.ends_with('.'), "{msg}");
         }
-    }
-
-    #[test]
-    fn transient_without_oauth2() {
-        assert!(TokenError::new(TokenErrorKind::Timeout).is_transient());
-        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        let err = TokenError::with_source(TokenErrorKind::Login, refused);
-        assert!(err.is_transient());
-        assert!(!err.credentials_rejected());
-        assert_eq!(err.status(), None);
-        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        assert!(!TokenError::with_source(TokenErrorKind::Login, denied).is_transient());
-        assert!(!TokenError::new(TokenErrorKind::InvalidResponse).is_transient());
-    }
-
-    #[cfg(feature = "oauth2")]
-    #[test]
-    fn helpers_find_the_token_endpoint_error() {
-        use crate::provider::oauth2::{OAuth2Error, OAuth2ErrorKind};
-        use http::StatusCode;
-
-        let server = |code: &str, status: u16| {
-            OAuth2Error::new(
-                OAuth2ErrorKind::Server {
-                    error: code.into(),
-                    description: Some("user credentials are invalid".into()),
-                    uri: None,
-                },
-                Some(StatusCode::from_u16(status).unwrap()),
-            )
-        };
-        let err = TokenError::with_source(TokenErrorKind::Login, server("invalid_grant", 400));
-        assert_eq!(
-            err.to_string(),
-            "token provider failed to log in: invalid_grant: user credentials are invalid (HTTP 400)"
-        );
-        assert!(err.credentials_rejected());
-        assert!(!err.is_transient());
-        assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
-        assert_eq!(
-            err.oauth2_error().unwrap().error_code(),
-            Some("invalid_grant")
-        );
-
-        // Whatever the step: a refused fallback login after a refused refresh.
-        let err = TokenError::with_source(TokenErrorKind::Refresh, server("invalid_client", 401));
-        assert!(err.credentials_rejected());
-        let err =
-            TokenError::with_source(TokenErrorKind::Login, server("unauthorized_client", 400));
-        assert!(err.credentials_rejected());
-        let status_401 = OAuth2Error::new(
-            OAuth2ErrorKind::Status {
-                body: String::new(),
-            },
-            Some(StatusCode::UNAUTHORIZED),
-        );
-        assert!(TokenError::with_source(TokenErrorKind::Login, status_401).credentials_rejected());
-
-        // Transient: 5xx, 429, temporarily_unavailable, transport.
-        for transient in [
-            server("server_error", 503),
-            server("temporarily_unavailable", 400),
-            server("slow_down", 429),
-            OAuth2Error::transport(Reason("connection refused")),
-        ] {
-            let err = TokenError::with_source(TokenErrorKind::Login, transient);
-            assert!(err.is_transient(), "{err}");
-            assert!(!err.credentials_rejected(), "{err}");
-        }
-
-        // Found however deep it sits: a provider that wraps the error.
-        #[derive(Debug)]
-        struct Wrapped(OAuth2Error);
-        impl fmt::Display for Wrapped {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("my provider failed")
-            }
-        }
-        impl Error for Wrapped {
-            fn source(&self) -> Option<&(dyn Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let err =
-            TokenError::with_source(TokenErrorKind::Login, Wrapped(server("invalid_grant", 400)));
-        assert!(err.credentials_rejected());
-        assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
-        assert_eq!(
-            err.to_string(),
-            "token provider failed to log in: my provider failed"
-        );
-    }
-
-    #[cfg(feature = "oauth2")]
-    #[test]
-    fn helpers_find_portsip_failures() {
-        use crate::provider::{
-            oauth2::{OAuth2Error, OAuth2ErrorKind},
-            portsip::{PortSipError, PortSipErrorKind},
-        };
-        use http::StatusCode;
-
-        let two_factor = TokenError::with_source(
-            TokenErrorKind::Login,
-            PortSipError::new(PortSipErrorKind::TwoFactorRequired),
-        );
-        assert!(two_factor.two_factor_required());
-        assert!(two_factor.credentials_rejected());
-        assert!(!two_factor.is_transient());
-        assert!(
-            two_factor.to_string().starts_with(
-                "token provider failed to log in: two-factor authentication is required"
-            )
-        );
-
-        // A sign-in's 403 with a body of no known shape: refused credentials all the same.
-        let forbidden = || {
-            OAuth2Error::new(
-                OAuth2ErrorKind::Status {
-                    body: "forbidden".into(),
-                },
-                Some(StatusCode::FORBIDDEN),
-            )
-        };
-        let err = TokenError::with_source(TokenErrorKind::Login, forbidden());
-        assert!(!err.credentials_rejected());
-        let err =
-            TokenError::with_source(TokenErrorKind::Login, forbidden().refusing_credentials());
-        assert!(err.credentials_rejected());
-        assert!(!err.two_factor_required());
-
-        // A refused one-time code: rejected, its status and answer found.
-        let refused = PortSipError::with_source(
-            PortSipErrorKind::OneTimeCodeRejected,
-            forbidden().refusing_credentials(),
-        );
-        let err = TokenError::with_source(TokenErrorKind::Login, refused);
-        assert!(err.credentials_rejected());
-        assert!(!err.two_factor_required());
-        assert_eq!(err.status(), Some(StatusCode::FORBIDDEN));
-        assert!(err.oauth2_error().is_some());
-
-        // A callback that failed on the network is worth trying again.
-        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        let callback = PortSipError::with_source(PortSipErrorKind::OneTimeCode, refused);
-        let err = TokenError::with_source(TokenErrorKind::Login, callback);
-        assert!(err.is_transient());
-        assert!(!err.credentials_rejected());
     }
 }

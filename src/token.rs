@@ -346,6 +346,82 @@ fn is_bearer_token(token: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && !matches!(b, b',' | b';' | b'"' | b'\\' | b'='))
 }
 
+/// A `TokenError` of kind [`InvalidResponse`](TokenErrorKind::InvalidResponse), for `why`.
+fn invalid_response(why: &'static str) -> TokenError {
+    TokenError::with_source(TokenErrorKind::InvalidResponse, Reason(why))
+}
+
+/// Refuses a response with an empty access token or a token type other than bearer.
+fn check_bearer_response(response: &TokenResponse) -> Result<(), TokenError> {
+    if response.access_token.is_empty() {
+        return Err(invalid_response("the access token is empty"));
+    }
+    match response.token_type.as_deref() {
+        None => Ok(()),
+        Some(t) if t.eq_ignore_ascii_case("bearer") => Ok(()),
+        Some(_) => Err(invalid_response("the token type is not bearer")),
+    }
+}
+
+/// When the token of `response`, requested at `issued`, expires: the earlier of what
+/// `expires_in` and `expires_at` say, or `None` when neither does (or the lifetime overflows
+/// the clock). A lifetime that has already run out is an error.
+fn expiry(response: &TokenResponse, issued: Instant) -> Result<Option<Instant>, TokenError> {
+    let mut expires_at = None;
+    if let Some(expires_in) = response.expires_in {
+        if expires_in.is_zero() {
+            return Err(invalid_response("the token has already expired"));
+        }
+        // An absurd lifetime that overflows the clock is treated as no expiry.
+        expires_at = issued.checked_add(expires_in);
+    }
+    if let Some(at) = response.expires_at {
+        // Read against the server's clock when it said what time it was; the remaining
+        // life then counts from when the request left, like `expires_in`.
+        let (server_now, from) = match response.server_date {
+            Some(date) => (within_skew(date, SystemTime::now()), issued),
+            None => (SystemTime::now(), clock::now()),
+        };
+        let remaining = at
+            .duration_since(server_now)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| invalid_response("the token has already expired"))?;
+        if let Some(at) = from.checked_add(remaining) {
+            expires_at = Some(expires_at.map_or(at, |e: Instant| e.min(at)));
+        }
+    }
+    Ok(expires_at)
+}
+
+/// `Bearer <access_token>`, marked sensitive; an access token that is not a bearer token
+/// (RFC 6750's b64token) is an error of kind [`InvalidToken`](TokenErrorKind::InvalidToken).
+fn bearer_header(access_token: &str) -> Result<HeaderValue, TokenError> {
+    // `HeaderValue` accepts bytes above 0x7F (obs-text), but a bearer token is ASCII
+    // (RFC 6750's b64token) and servers refuse or misread anything else, so require what
+    // `HeaderValue::to_str` accepts: visible ASCII, space and tab.
+    let mut header = HeaderValue::try_from(format!("{BEARER}{access_token}"))
+        .ok()
+        .filter(|h| h.to_str().is_ok())
+        .ok_or_else(|| {
+            TokenError::with_source(
+                TokenErrorKind::InvalidToken,
+                Reason("the access token holds characters not allowed in a header"),
+            )
+        })?;
+    // And a bearer token only: a comma, a space or a tab would let a token add
+    // credentials of another scheme to the header (`abc, Basic …`), and servers split on
+    // them.
+    if !is_bearer_token(access_token) {
+        return Err(TokenError::with_source(
+            TokenErrorKind::InvalidToken,
+            Reason("the access token is not a bearer token (RFC 6750 b64token)"),
+        ));
+    }
+    header.set_sensitive(true);
+    Ok(header)
+}
+
 /// A token held by the cache and sent with requests.
 ///
 /// Read it through [`TokenCache`](crate::TokenCache). Its `Debug` output hides the access
@@ -378,68 +454,13 @@ impl Token {
         previous_refresh_token: Option<String>,
         random: f64,
     ) -> Result<Self, TokenError> {
-        let invalid = |why| TokenError::with_source(TokenErrorKind::InvalidResponse, Reason(why));
-        if response.access_token.is_empty() {
-            return Err(invalid("the access token is empty"));
-        }
-        match response.token_type.as_deref() {
-            None => {}
-            Some(t) if t.eq_ignore_ascii_case("bearer") => {}
-            Some(_) => return Err(invalid("the token type is not bearer")),
-        }
-
-        let mut expires_at = None;
-        if let Some(expires_in) = response.expires_in {
-            if expires_in.is_zero() {
-                return Err(invalid("the token has already expired"));
-            }
-            // An absurd lifetime that overflows the clock is treated as no expiry.
-            expires_at = issued.checked_add(expires_in);
-        }
-        if let Some(at) = response.expires_at {
-            // Read against the server's clock when it said what time it was; the remaining
-            // life then counts from when the request left, like `expires_in`.
-            let (server_now, from) = match response.server_date {
-                Some(date) => (within_skew(date, SystemTime::now()), issued),
-                None => (SystemTime::now(), clock::now()),
-            };
-            let remaining = at
-                .duration_since(server_now)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| invalid("the token has already expired"))?;
-            if let Some(at) = from.checked_add(remaining) {
-                expires_at = Some(expires_at.map_or(at, |e: Instant| e.min(at)));
-            }
-        }
+        check_bearer_response(&response)?;
+        let expires_at = expiry(&response, issued)?;
         let now = clock::now();
         if expires_at.is_some_and(|e| e <= now) {
-            return Err(invalid("the token has already expired"));
+            return Err(invalid_response("the token has already expired"));
         }
-
-        // `HeaderValue` accepts bytes above 0x7F (obs-text), but a bearer token is ASCII
-        // (RFC 6750's b64token) and servers refuse or misread anything else, so require what
-        // `HeaderValue::to_str` accepts: visible ASCII, space and tab.
-        let mut header = HeaderValue::try_from(format!("{BEARER}{}", response.access_token))
-            .ok()
-            .filter(|h| h.to_str().is_ok())
-            .ok_or_else(|| {
-                TokenError::with_source(
-                    TokenErrorKind::InvalidToken,
-                    Reason("the access token holds characters not allowed in a header"),
-                )
-            })?;
-        // And a bearer token only: a comma, a space or a tab would let a token add
-        // credentials of another scheme to the header (`abc, Basic …`), and servers split on
-        // them.
-        if !is_bearer_token(&response.access_token) {
-            return Err(TokenError::with_source(
-                TokenErrorKind::InvalidToken,
-                Reason("the access token is not a bearer token (RFC 6750 b64token)"),
-            ));
-        }
-        header.set_sensitive(true);
-
+        let header = bearer_header(&response.access_token)?;
         Ok(Self {
             header,
             refresh_at: expires_at.map(|e| policy.refresh_at(now, e, random)),

@@ -15,10 +15,11 @@
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use crate::{BoxError, Origin, TokenResponse};
+use crate::{BoxError, origin::Origin, token::TokenResponse};
 
 #[cfg(feature = "oauth2")]
 mod build_error;
+mod classify;
 mod combinators;
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]

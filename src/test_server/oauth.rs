@@ -14,11 +14,12 @@ use super::{
     Shared,
     answer::{Api, Failure, ServerBody, respond},
     bearer,
+    config::TestServerConfig,
     counts::{TokenRequestRecord, bump},
     read_fields,
     tokens::{Refresh, issue_scoped, refresh},
 };
-use crate::provider::portsip::PORTSIP_TOKEN_PATH;
+use crate::provider::{oauth2::decode_basic, portsip::PORTSIP_TOKEN_PATH};
 
 /// A wrong password, user name or tenant.
 const WRONG_PASSWORD: Failure = Failure {
@@ -27,6 +28,15 @@ const WRONG_PASSWORD: Failure = Failure {
     code: "UNAUTHORIZED",
     message: "Login failed, authentication error",
     detail: "invalid username or password",
+};
+
+/// A client that may not use the client-credentials grant.
+const CLIENT_NOT_ALLOWED: Failure = Failure {
+    status: StatusCode::BAD_REQUEST,
+    error: "unauthorized_client",
+    code: "FORBIDDEN",
+    message: "Client not allowed",
+    detail: "this client may not use the client_credentials grant",
 };
 
 /// A client id or secret the server does not know.
@@ -94,84 +104,92 @@ fn grant(
     record.domain = field("domain");
     record.scope = field("scope");
     let config = shared.lock().config.clone();
-    let fail = |failure: Failure| failure.answer(Api::OAuth, &config);
+    let answer = authenticate_client(&config, fields, authorization, record)
+        .and_then(|client| answer_grant(shared, &config, fields, record, client));
+    answer.unwrap_or_else(|failure| failure.answer(Api::OAuth, &config))
+}
 
-    // Client authentication: HTTP Basic, or form fields.
-    let mut client_id = field("client_id");
-    let mut client_secret = field("client_secret");
+/// The client a token request authenticates as.
+struct Client {
+    id: Option<String>,
+    secret: Option<String>,
+}
+
+/// Client authentication: HTTP Basic, or the `client_id` and `client_secret` fields, checked
+/// against the configuration.
+fn authenticate_client(
+    config: &TestServerConfig,
+    fields: &HashMap<String, String>,
+    authorization: Option<&str>,
+    record: &mut TokenRequestRecord,
+) -> Result<Client, Failure> {
+    let mut id = fields.get("client_id").cloned();
+    let mut secret = fields.get("client_secret").cloned();
     if let Some(basic) = authorization.and_then(|a| a.strip_prefix("Basic ")) {
         record.basic_auth = true;
-        let decoded = crate::provider::oauth2::decode_basic(basic);
-        let Some((id, secret)) = decoded else {
-            return fail(bad_client("malformed basic credentials"));
+        let Some((basic_id, basic_secret)) = decode_basic(basic) else {
+            return Err(bad_client("malformed basic credentials"));
         };
-        client_id = Some(id);
-        client_secret = Some(secret);
+        id = Some(basic_id);
+        secret = Some(basic_secret);
     }
-    record.client_id = client_id.clone();
+    record.client_id = id.clone();
     if let Some(expected) = &config.client_id {
-        if client_id.as_ref() != Some(expected) {
-            return fail(bad_client("unknown client_id"));
+        if id.as_ref() != Some(expected) {
+            return Err(bad_client("unknown client_id"));
         }
     }
-    if client_secret.is_some() && client_secret != config.client_secret {
-        return fail(bad_client("wrong client secret"));
+    if secret.is_some() && secret != config.client_secret {
+        return Err(bad_client("wrong client secret"));
     }
+    Ok(Client { id, secret })
+}
 
-    let mut state = shared.lock();
-    match record.grant_type.as_deref() {
+/// The token the request's grant earns `client`, or why it earns none.
+fn answer_grant(
+    shared: &Shared,
+    config: &TestServerConfig,
+    fields: &HashMap<String, String>,
+    record: &TokenRequestRecord,
+    client: Client,
+) -> Result<Response<ServerBody>, Failure> {
+    let field = |name: &str| fields.get(name).map(String::as_str);
+    let (user, renewal) = match record.grant_type.as_deref() {
         Some("password") => {
-            if !config.accepts(
-                field("username").as_deref(),
-                field("password").as_deref(),
-                record.domain.as_deref(),
-            ) {
-                return fail(WRONG_PASSWORD);
+            let (username, password) = (field("username"), field("password"));
+            if !config.accepts(username, password, record.domain.as_deref()) {
+                return Err(WRONG_PASSWORD);
             }
-            let user = config.username.clone();
-            let scope = record.scope.as_deref();
-            issue_scoped(
-                shared,
-                &mut state,
-                &config,
-                Api::OAuth,
-                user,
-                Refresh::New,
-                scope,
-            )
+            (config.username.clone(), Refresh::New)
         }
         Some("refresh_token") => {
             let token = field("refresh_token").unwrap_or_default();
-            refresh(shared, &mut state, &config, Api::OAuth, &token)
+            let mut state = shared.lock();
+            return Ok(refresh(shared, &mut state, config, Api::OAuth, token));
         }
         Some("client_credentials") => {
-            if config.client_secret.is_none() || client_secret.is_none() {
-                return fail(Failure {
-                    status: StatusCode::BAD_REQUEST,
-                    error: "unauthorized_client",
-                    code: "FORBIDDEN",
-                    message: "Client not allowed",
-                    detail: "this client may not use the client_credentials grant",
-                });
+            if config.client_secret.is_none() || client.secret.is_none() {
+                return Err(CLIENT_NOT_ALLOWED);
             }
-            let user = client_id.unwrap_or_default();
-            let scope = record.scope.as_deref();
-            issue_scoped(
-                shared,
-                &mut state,
-                &config,
-                Api::OAuth,
-                user,
-                Refresh::None,
-                scope,
-            )
+            (client.id.unwrap_or_default(), Refresh::None)
         }
-        Some(_) => fail(bad_request(
-            "unsupported_grant_type",
-            "the grant type is not supported",
-        )),
-        None => fail(bad_request("invalid_request", "grant_type is missing")),
-    }
+        Some(_) => {
+            let detail = "the grant type is not supported";
+            return Err(bad_request("unsupported_grant_type", detail));
+        }
+        None => return Err(bad_request("invalid_request", "grant_type is missing")),
+    };
+    let scope = record.scope.as_deref();
+    let mut state = shared.lock();
+    Ok(issue_scoped(
+        shared,
+        &mut state,
+        config,
+        Api::OAuth,
+        user,
+        renewal,
+        scope,
+    ))
 }
 
 pub(super) async fn revoke_endpoint(

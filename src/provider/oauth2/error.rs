@@ -1,23 +1,11 @@
-//! [`OAuth2Error`]: what a call to the token or revocation endpoint failed with, and the
-//! excerpts of server text it quotes, cleaned of the provider's secrets.
+//! [`OAuth2Error`]: what a call to the token or revocation endpoint failed with.
 
-use std::{borrow::Cow, error::Error, fmt, time::Duration};
+use std::{error::Error, fmt, time::Duration};
 
 use http::StatusCode;
-use zeroize::Zeroizing;
 
-pub(crate) use crate::error::Reason;
-use crate::{
-    BoxError, Origin,
-    provider::secret::{Wiped, form_encode, form_encoded_len},
-};
-
-/// Longest excerpt of a server's text kept in an error, in characters.
-pub(crate) const EXCERPT_CHARS: usize = 200;
-
-/// The shortest [`login_param`](super::OAuth2ProviderBuilder::login_param) value taken out of
-/// what errors quote: a shorter one is too common a string to remove from a message.
-pub(crate) const MIN_PARAM_CHARS: usize = 4;
+use crate::error::Reason;
+use crate::{BoxError, origin::Origin};
 
 /// A token endpoint call that failed.
 ///
@@ -263,10 +251,6 @@ impl fmt::Display for OAuth2Error {
     /// PortSIP's error list (its `detail` after the message, when there is one), and
     /// `HTTP 502 from the token endpoint: <html>…` for another error status.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let status = |f: &mut fmt::Formatter<'_>| match self.status {
-            Some(status) => write!(f, " (HTTP {})", status.as_u16()),
-            None => Ok(()),
-        };
         match &self.kind {
             OAuth2ErrorKind::Server {
                 error, description, ..
@@ -275,7 +259,7 @@ impl fmt::Display for OAuth2Error {
                 if let Some(description) = description.as_deref().filter(|d| !d.is_empty()) {
                     write!(f, ": {description}")?;
                 }
-                status(f)
+                self.fmt_status(f)
             }
             OAuth2ErrorKind::ErrorList {
                 code,
@@ -288,7 +272,7 @@ impl fmt::Display for OAuth2Error {
                         write!(f, ": {text}")?;
                     }
                 }
-                status(f)
+                self.fmt_status(f)
             }
             OAuth2ErrorKind::Status { body } => {
                 let code = self.status.map_or(0, |s| s.as_u16());
@@ -298,46 +282,62 @@ impl fmt::Display for OAuth2Error {
                 }
                 Ok(())
             }
-            OAuth2ErrorKind::InvalidResponse => {
-                f.write_str("invalid token endpoint response")?;
-                status(f)?;
-                // What is wrong with it, when the crate said so itself: a fixed message that
-                // names the field, never a value from the response.
-                match self
-                    .source
-                    .as_deref()
-                    .and_then(|e| e.downcast_ref::<Reason>())
-                {
-                    Some(reason) => write!(f, ": {reason}"),
-                    None => Ok(()),
-                }
-            }
+            OAuth2ErrorKind::InvalidResponse => self.fmt_invalid_response(f),
             OAuth2ErrorKind::BodyTooLarge { limit } => {
                 write!(f, "token endpoint response exceeds {limit} bytes")?;
-                status(f)
+                self.fmt_status(f)
             }
             OAuth2ErrorKind::Transport => f.write_str("token endpoint request failed"),
-            OAuth2ErrorKind::Redirect {
-                location,
-                followed: false,
-            } => {
-                f.write_str("the token endpoint answered with a redirect")?;
-                if let Some(location) = location {
-                    write!(f, " to {location}")?;
-                }
-                f.write_str(", which is not followed")?;
-                status(f)
+            OAuth2ErrorKind::Redirect { location, followed } => {
+                self.fmt_redirect(f, location.as_deref(), *followed)
             }
-            OAuth2ErrorKind::Redirect {
-                location,
-                followed: true,
-            } => {
-                f.write_str("the HTTP client followed a redirect from the token endpoint")?;
-                if let Some(location) = location {
-                    write!(f, " to {location}")?;
-                }
-                f.write_str("; its answer is not used")
-            }
+        }
+    }
+}
+
+impl OAuth2Error {
+    /// ` (HTTP 400)`, when there was a status.
+    fn fmt_status(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(status) => write!(f, " (HTTP {})", status.as_u16()),
+            None => Ok(()),
+        }
+    }
+
+    fn fmt_invalid_response(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid token endpoint response")?;
+        self.fmt_status(f)?;
+        // What is wrong with it, when the crate said so itself: a fixed message that
+        // names the field, never a value from the response.
+        match self
+            .source
+            .as_deref()
+            .and_then(|e| e.downcast_ref::<Reason>())
+        {
+            Some(reason) => write!(f, ": {reason}"),
+            None => Ok(()),
+        }
+    }
+
+    fn fmt_redirect(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        location: Option<&str>,
+        followed: bool,
+    ) -> fmt::Result {
+        if followed {
+            f.write_str("the HTTP client followed a redirect from the token endpoint")?;
+        } else {
+            f.write_str("the token endpoint answered with a redirect")?;
+        }
+        if let Some(location) = location {
+            write!(f, " to {location}")?;
+        }
+        if followed {
+            f.write_str("; its answer is not used")
+        } else {
+            f.write_str(", which is not followed")?;
+            self.fmt_status(f)
         }
     }
 }
@@ -360,106 +360,12 @@ impl Error for OAuth2Error {
     }
 }
 
-/// The start of `text`, at most [`EXCERPT_CHARS`] characters, with control characters replaced
-/// by spaces and surrounding whitespace trimmed.
-pub(crate) fn excerpt(text: &str) -> String {
-    let mut out: String = text
-        .trim()
-        .chars()
-        .take(EXCERPT_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.trim().chars().nth(EXCERPT_CHARS).is_some() {
-        out.push('…');
-    }
-    out
-}
-
-/// What replaces a secret in an excerpt.
-pub(crate) const REDACTED: &str = "<redacted>";
-
-/// The secrets a request carried, to be kept out of what the error quotes of the answer: the
-/// provider's password and client secret, and the refresh or access token sent.
-#[derive(Default)]
-pub(crate) struct Secrets<'a> {
-    values: Vec<&'a str>,
-}
-
-impl<'a> Secrets<'a> {
-    pub(crate) fn add(&mut self, secret: Option<&'a str>) -> &mut Self {
-        if let Some(secret) = secret.filter(|s| !s.is_empty()) {
-            self.values.push(secret);
-        }
-        self
-    }
-
-    /// `text` with every secret replaced by [`REDACTED`], as it was sent and as a server
-    /// would echo it: verbatim, form-encoded (either way of encoding a space) and
-    /// percent-encoded, and escaped inside a JSON string.
-    pub(crate) fn scrub<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        let mut out = Cow::Borrowed(text);
-        for secret in &self.values {
-            for form in encodings(secret) {
-                if out.contains(form.as_str()) {
-                    out = Cow::Owned(out.replace(form.as_str(), REDACTED));
-                }
-            }
-        }
-        out
-    }
-
-    /// The scrubbed [`excerpt`] of `text`: scrubbed whole first, so that cutting it short
-    /// never leaves the start of a secret behind.
-    pub(crate) fn excerpt(&self, text: &str) -> String {
-        excerpt(&self.scrub(text))
-    }
-}
-
-/// The ways `secret` may appear in a server's text, longest first so that a form that
-/// contains another is replaced whole. The copies are wiped when dropped.
-fn encodings(secret: &str) -> Vec<Zeroizing<String>> {
-    let owned = |s: &str| {
-        let mut out = Zeroizing::new(String::with_capacity(s.len()));
-        out.push_str(s);
-        out
-    };
-    let mut form = Wiped::with_capacity(form_encoded_len(secret));
-    form_encode(secret, &mut form);
-    let form = owned(std::str::from_utf8(form.as_bytes()).unwrap_or_default());
-    let mut percent = Zeroizing::new(String::with_capacity(form.len() * 3));
-    for c in form.chars() {
-        match c {
-            '+' => percent.push_str("%20"),
-            c => percent.push(c),
-        }
-    }
-    let mut json = Wiped::with_capacity(6 * secret.len() + 2);
-    let _ = serde_json::to_writer(&mut json, secret);
-    let json = std::str::from_utf8(json.as_bytes()).unwrap_or_default();
-    let json = owned(
-        json.get(1..json.len().saturating_sub(1))
-            .unwrap_or_default(),
-    );
-    let mut forms = vec![owned(secret), form, percent, json];
-    forms.retain(|f| !f.is_empty());
-    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-    forms.dedup();
-    forms
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn server(error: &str, status: u16) -> OAuth2Error {
-        OAuth2Error::new(
-            OAuth2ErrorKind::Server {
-                error: error.into(),
-                description: Some("bad password".into()),
-                uri: None,
-            },
-            Some(StatusCode::from_u16(status).unwrap()),
-        )
+        crate::provider::oauth2::test_helpers::server_error(error, "bad password", status)
     }
 
     #[test]
@@ -578,40 +484,5 @@ mod tests {
         );
         assert!(too_many.is_transient());
         assert_eq!(too_many.to_string(), "HTTP 429 from the token endpoint");
-    }
-
-    #[test]
-    fn excerpt_is_bounded_and_clean() {
-        let long = "x".repeat(1000);
-        let e = excerpt(&long);
-        assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
-        assert_eq!(excerpt("  a\r\nb  "), "a  b");
-        assert_eq!(excerpt("é".repeat(10).as_str()), "é".repeat(10));
-    }
-
-    #[test]
-    fn secrets_are_scrubbed_in_every_encoding() {
-        let mut secrets = Secrets::default();
-        secrets
-            .add(Some("p&ss w\"rd ü"))
-            .add(Some("RT-123"))
-            .add(None)
-            .add(Some(""));
-        for echoed in [
-            "bad password p&ss w\"rd ü for RT-123",
-            "grant_type=password&password=p%26ss+w%22rd+%C3%BC&refresh_token=RT-123",
-            "password=p%26ss%20w%22rd%20%C3%BC",
-            r#"{"got":"p&ss w\"rd ü"}"#,
-        ] {
-            let scrubbed = secrets.scrub(echoed);
-            assert!(scrubbed.contains(REDACTED), "{scrubbed}");
-            for leak in ["p&ss", "p%26ss", "RT-123", "w\"rd", "w%22rd"] {
-                assert!(!scrubbed.contains(leak), "{leak} in {scrubbed}");
-            }
-        }
-        // Cut short only after scrubbing: no prefix of a secret is left at the end.
-        let long = format!("{}RT-123", "x".repeat(EXCERPT_CHARS - 3));
-        assert!(!secrets.excerpt(&long).contains("RT-"));
-        assert_eq!(secrets.scrub("nothing here"), "nothing here");
     }
 }

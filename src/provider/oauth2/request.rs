@@ -1,5 +1,5 @@
-//! The requests [`OAuth2Provider`] sends: their fields, the client's authentication, and the
-//! bodies and headers made from them, in buffers wiped when the HTTP stack drops them.
+//! The requests [`OAuth2Provider`] sends: their fields, and the bodies and headers made from
+//! them, in buffers wiped when the HTTP stack drops them.
 
 use std::collections::BTreeMap;
 
@@ -12,10 +12,36 @@ use http_body_util::Full;
 use zeroize::Zeroize;
 
 use super::{
-    BodyFormat, ClientAuth, Grant, OAuth2Provider, RequestKind,
-    error::{OAuth2Error, Reason},
+    error::OAuth2Error,
+    provider::{Grant, OAuth2Provider, ParamsHook},
 };
-use crate::provider::secret::{Secret, Wiped, form_encode, form_encoded_len};
+use crate::{
+    error::Reason,
+    provider::secret::{Wiped, form_encode, form_encoded_len},
+};
+
+/// The encoding of request bodies.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyFormat {
+    /// `application/x-www-form-urlencoded`, as RFC 6749 requires. The default.
+    #[default]
+    Form,
+    /// A JSON object of strings, `application/json`, as some vendors' login APIs expect.
+    Json,
+}
+
+/// Which call a request is for, as passed to [`OAuth2ProviderBuilder::map_params`](super::OAuth2ProviderBuilder::map_params).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    /// A login: the password or client-credentials grant.
+    Login,
+    /// A refresh-token grant.
+    Refresh,
+    /// A token revocation.
+    Revoke,
+}
 
 /// Marks a request that carries credentials (a login, refresh, revocation or sign-in), in
 /// its extensions, so that an HTTP client of this crate sends its body in a way that cannot be
@@ -57,44 +83,11 @@ impl<C> OAuth2Provider<C> {
         mut fields: Vec<(&'a str, &'a str)>,
         bearer: Option<&str>,
     ) -> Result<Request<Full<Bytes>>, OAuth2Error> {
-        match (&self.client_id, &self.client_secret, self.client_auth) {
-            (_, Some(_), ClientAuth::Basic) => {}
-            (id, Some(secret), ClientAuth::Form) => {
-                if let Some(id) = id {
-                    fields.push(("client_id", id.as_str()));
-                }
-                fields.push(("client_secret", secret.expose()));
-            }
-            (Some(id), None, _) => fields.push(("client_id", id.as_str())),
-            (None, None, _) => {}
-        }
-        let authorization = match (&self.basic_auth, bearer) {
-            (Some(basic), _) => Some(copy(basic.expose())),
-            (None, Some(token)) => Some(bearer_value(token)),
-            (None, None) => None,
-        };
-
+        self.add_client_auth(&mut fields);
+        let authorization = self.authorization(bearer);
         let body = match &self.map_params {
             None => encode_body(self.body_format, &fields),
-            Some(hook) => {
-                let mut owned: Vec<(String, String)> = fields
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect();
-                drop(fields);
-                hook(kind, &mut owned);
-                let borrowed: Vec<(&str, &str)> = owned
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                let body = encode_body(self.body_format, &borrowed);
-                drop(borrowed);
-                for (name, value) in &mut owned {
-                    name.zeroize();
-                    value.zeroize();
-                }
-                body
-            }
+            Some(hook) => encode_mapped(self.body_format, hook, kind, fields),
         };
         let content_type = match self.body_format {
             BodyFormat::Form => "application/x-www-form-urlencoded",
@@ -102,6 +95,33 @@ impl<C> OAuth2Provider<C> {
         };
         post(url, body?, content_type, authorization)
     }
+}
+
+/// Encodes `fields` after the [`map_params`](super::OAuth2ProviderBuilder::map_params) hook
+/// has edited them: the hook gets copies, wiped once the body is encoded.
+fn encode_mapped(
+    format: BodyFormat,
+    hook: &ParamsHook,
+    kind: RequestKind,
+    fields: Vec<(&str, &str)>,
+) -> Result<Wiped, OAuth2Error> {
+    let mut owned: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    drop(fields);
+    hook(kind, &mut owned);
+    let borrowed: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let body = encode_body(format, &borrowed);
+    drop(borrowed);
+    for (name, value) in &mut owned {
+        name.zeroize();
+        value.zeroize();
+    }
+    body
 }
 
 /// A `POST` of `body` to `url`, marked as a [`CredentialRequest`], with `authorization` as
@@ -129,7 +149,7 @@ pub(crate) fn post(
 }
 
 /// `text`, in a buffer of its own that is wiped when dropped.
-fn copy(text: &str) -> Wiped {
+pub(super) fn copy(text: &str) -> Wiped {
     let mut out = Wiped::with_capacity(text.len());
     out.push(text.as_bytes());
     out
@@ -185,108 +205,9 @@ pub(crate) fn json_body(fields: &[(&str, &str)]) -> Result<Wiped, OAuth2Error> {
     Ok(out)
 }
 
-/// `Basic` credentials per RFC 6749 §2.3.1: id and secret form-encoded, then Base64; the
-/// whole value, `Basic …`, held as a [`Secret`].
-pub(super) fn basic_auth(id: &str, secret: &str) -> Secret {
-    let mut joined = Wiped::with_capacity(form_encoded_len(id) + 1 + form_encoded_len(secret));
-    form_encode(id, &mut joined);
-    joined.push(b":");
-    form_encode(secret, &mut joined);
-    let mut value = String::with_capacity("Basic ".len() + joined.as_bytes().len().div_ceil(3) * 4);
-    value.push_str("Basic ");
-    base64(joined.as_bytes(), &mut value);
-    Secret::new(value)
-}
-
-/// Standard Base64 with padding, appended to `out`; a dozen lines, not worth a dependency.
-pub(super) fn base64(input: &[u8], out: &mut String) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-}
-
-/// Reads `Basic` credentials (the part after `Basic `) back into a client id and secret.
-#[cfg(feature = "test-server")]
-pub(crate) fn decode_basic(encoded: &str) -> Option<(String, String)> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let input = encoded.trim().trim_end_matches('=').as_bytes();
-    let mut bits = 0u32;
-    let mut count = 0;
-    let mut bytes = Vec::with_capacity(input.len() * 3 / 4);
-    for c in input {
-        let value = ALPHABET.iter().position(|a| a == c)? as u32;
-        bits = bits << 6 | value;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            bytes.push((bits >> count) as u8);
-        }
-    }
-    let text = String::from_utf8(bytes).ok()?;
-    let (id, secret) = text.split_once(':')?;
-    let decode = |s: &str| {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("x={s}"))
-            .ok()
-            .and_then(|mut v| v.pop())
-            .map(|(_, v)| v)
-    };
-    Some((decode(id)?, decode(secret)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn base64_of(input: &[u8]) -> String {
-        let mut out = String::new();
-        base64(input, &mut out);
-        out
-    }
-
-    #[cfg(feature = "test-server")]
-    #[test]
-    fn basic_auth_round_trips() {
-        let header = basic_auth("my id+1", "s&e=c%r ü");
-        let decoded = decode_basic(header.expose().strip_prefix("Basic ").unwrap()).unwrap();
-        assert_eq!(decoded, ("my id+1".into(), "s&e=c%r ü".into()));
-    }
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        for (input, output) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64_of(input.as_bytes()), output);
-        }
-    }
-
-    #[test]
-    fn basic_auth_form_encodes_first() {
-        // "a b:c&d" → "a+b:c%26d"
-        assert_eq!(
-            basic_auth("a b", "c&d").expose(),
-            format!("Basic {}", base64_of(b"a+b:c%26d"))
-        );
-    }
 
     #[test]
     fn bodies_match_serde() {

@@ -18,10 +18,10 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use tower_service::Service;
 
 use super::{
-    OAuth2Provider,
     error::{OAuth2Error, OAuth2ErrorKind},
+    provider::OAuth2Provider,
 };
-use crate::{BoxError, Origin, TokenResponse, provider::secret::Wiped};
+use crate::{BoxError, origin::Origin, provider::secret::Wiped, token::TokenResponse};
 
 /// How much room an answer's body gets at first, when it declares no length.
 const INITIAL_BODY_CAPACITY: usize = 1024;
@@ -32,7 +32,30 @@ const INITIAL_BODY_CAPACITY: usize = 1024;
 #[derive(Debug, Clone)]
 pub(crate) struct RedirectedTo(pub(crate) Uri);
 
-impl<C, B> OAuth2Provider<C>
+/// The HTTP service a provider sends its requests through: a tower service from
+/// `Request<Full<Bytes>>` to `Response<Self::ResBody>`, cloned for each request and shared
+/// across tasks.
+///
+/// One name for the bounds the crate's own code would otherwise repeat; a blanket impl covers
+/// every such service. Crate-internal functions take it in their own `where` clause (on an
+/// `impl` block of a public type it would be a private bound). Public items spell the bounds
+/// out instead, so that their documentation shows what a client must be.
+pub(crate) trait HttpService:
+    Service<
+        Request<Full<Bytes>>,
+        Response = Response<Self::ResBody>,
+        Future: Send,
+        Error: Into<BoxError>,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+    /// The body of the service's answers.
+    type ResBody: Body<Data: Send, Error: Into<BoxError>> + Send;
+}
+
+impl<C, B> HttpService for C
 where
     C: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
     C::Future: Send,
@@ -41,6 +64,10 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    type ResBody = B;
+}
+
+impl<C> OAuth2Provider<C> {
     /// Sends a request and reads the body, at most `max_body_size` bytes of it, into a buffer
     /// wiped when the reply is dropped.
     ///
@@ -48,7 +75,10 @@ where
     /// that the HTTP client got by following a redirect, when the client says so: the
     /// request's credentials are for its endpoint alone, and only its endpoint's answer is a
     /// token.
-    pub(crate) async fn send(&self, request: Request<Full<Bytes>>) -> Result<Reply, OAuth2Error> {
+    pub(crate) async fn send(&self, request: Request<Full<Bytes>>) -> Result<Reply, OAuth2Error>
+    where
+        C: HttpService,
+    {
         let sent_to = request.uri().clone();
         let mut client = self.client.clone();
         poll_fn(|cx| client.poll_ready(cx))
@@ -58,55 +88,22 @@ where
         let status = response.status();
         let date = header_date(response.headers());
         let retry_after = retry_after(response.headers(), date);
-        let too_large = || {
-            OAuth2Error::new(
-                OAuth2ErrorKind::BodyTooLarge {
-                    limit: self.max_body_size,
-                },
-                Some(status),
-            )
+        let limit = BodyLimit {
+            max: self.max_body_size,
+            status,
+            retry_after,
         };
         let declared = response
             .headers()
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > self.max_body_size as u64) {
-            return Err(too_large().with_retry_after(retry_after));
+        if declared.is_some_and(|len| len > limit.max as u64) {
+            return Err(limit.exceeded());
         }
-        if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|location| location_origin(location, &sent_to));
-            return Err(OAuth2Error::redirect(status, location, false));
-        }
-        if let Some(RedirectedTo(uri)) = response.extensions().get() {
-            let origin = Origin::try_from(uri).ok();
-            return Err(OAuth2Error::redirect(status, origin, true));
-        }
+        refuse_redirect(&response, &sent_to)?;
         let capacity = declared.map_or(INITIAL_BODY_CAPACITY, |len| len as usize);
-        let mut body = Wiped::with_capacity(capacity.min(self.max_body_size));
-        let mut frames = pin!(Limited::new(response.into_body(), self.max_body_size));
-        while let Some(frame) = frames.frame().await {
-            let frame = frame.map_err(|e| {
-                let error = if e.downcast_ref::<LengthLimitError>().is_some() {
-                    too_large()
-                } else {
-                    transport(e)
-                };
-                error.with_retry_after(retry_after)
-            })?;
-            if let Ok(mut data) = frame.into_data() {
-                while data.has_remaining() {
-                    let chunk = data.chunk();
-                    let len = chunk.len();
-                    body.push(chunk);
-                    data.advance(len);
-                }
-            }
-        }
+        let body = read_body(response.into_body(), capacity, &limit).await?;
         Ok(Reply {
             status,
             date,
@@ -114,6 +111,72 @@ where
             body,
         })
     }
+}
+
+/// The most of an answer's body that is read, and what an error about it says.
+struct BodyLimit {
+    max: usize,
+    status: StatusCode,
+    retry_after: Option<Duration>,
+}
+
+impl BodyLimit {
+    /// The body is larger than the limit.
+    fn exceeded(&self) -> OAuth2Error {
+        OAuth2Error::new(
+            OAuth2ErrorKind::BodyTooLarge { limit: self.max },
+            Some(self.status),
+        )
+        .with_retry_after(self.retry_after)
+    }
+}
+
+/// A redirect (any `3xx`), or an answer the HTTP client got by following one, as an error
+/// naming the origin it pointed to.
+fn refuse_redirect<B>(response: &Response<B>, sent_to: &Uri) -> Result<(), OAuth2Error> {
+    let status = response.status();
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|location| location_origin(location, sent_to));
+        return Err(OAuth2Error::redirect(status, location, false));
+    }
+    if let Some(RedirectedTo(uri)) = response.extensions().get() {
+        let origin = Origin::try_from(uri).ok();
+        return Err(OAuth2Error::redirect(status, origin, true));
+    }
+    Ok(())
+}
+
+/// Reads `body`, at most `limit.max` bytes of it, into a buffer of `capacity` bytes at first
+/// (never more than the limit), wiped when dropped.
+async fn read_body<B>(body: B, capacity: usize, limit: &BodyLimit) -> Result<Wiped, OAuth2Error>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let mut out = Wiped::with_capacity(capacity.min(limit.max));
+    let mut frames = pin!(Limited::new(body, limit.max));
+    while let Some(frame) = frames.frame().await {
+        let frame = frame.map_err(|e| {
+            if e.downcast_ref::<LengthLimitError>().is_some() {
+                limit.exceeded()
+            } else {
+                transport(e).with_retry_after(limit.retry_after)
+            }
+        })?;
+        if let Ok(mut data) = frame.into_data() {
+            while data.has_remaining() {
+                let chunk = data.chunk();
+                let len = chunk.len();
+                out.push(chunk);
+                data.advance(len);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A transport failure, its cause stripped of the URL where the cause is a `reqwest::Error`

@@ -23,11 +23,13 @@ use super::{
     sign_in::{Failure, SignIn, not_served},
 };
 use crate::{
-    BoxError, Origin, TokenResponse,
+    BoxError,
+    origin::Origin,
     provider::{
         BoxFuture, TokenProvider,
-        oauth2::{OAuth2Error, OAuth2Provider},
+        oauth2::{HttpService, OAuth2Error, OAuth2Provider},
     },
+    token::TokenResponse,
 };
 
 /// [`PortSipProvider::chosen`]: no API chosen yet.
@@ -186,16 +188,11 @@ impl<C> PortSipProvider<C> {
     }
 }
 
-impl<C, B> PortSipProvider<C>
-where
-    C: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    C::Future: Send,
-    C::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    async fn log_in(&self) -> Result<TokenResponse, BoxError> {
+impl<C> PortSipProvider<C> {
+    async fn log_in(&self) -> Result<TokenResponse, BoxError>
+    where
+        C: HttpService,
+    {
         if !self.uses_oauth() {
             crate::trace::debug!(name: "portsip_call", api = "sign-in", call = "sign_in", "PortSIP: signing in");
             match self.sign_in.login(&self.oauth).await {
@@ -214,7 +211,10 @@ where
         self.oauth.login().await.map_err(|e| self.oauth_failed(e))
     }
 
-    async fn refresh_with(&self, refresh_token: &str) -> Result<TokenResponse, BoxError> {
+    async fn refresh_with(&self, refresh_token: &str) -> Result<TokenResponse, BoxError>
+    where
+        C: HttpService,
+    {
         if !self.uses_oauth() {
             crate::trace::debug!(name: "portsip_call", api = "sign-in", call = "refresh_token", "PortSIP: refreshing");
             match self.sign_in.refresh(&self.oauth, refresh_token).await {
@@ -234,11 +234,10 @@ where
         refreshed.map_err(|e| self.oauth_failed(e))
     }
 
-    async fn log_out(
-        &self,
-        access_token: &str,
-        refresh_token: Option<&str>,
-    ) -> Result<(), BoxError> {
+    async fn log_out(&self, access_token: &str, refresh_token: Option<&str>) -> Result<(), BoxError>
+    where
+        C: HttpService,
+    {
         if !self.uses_oauth() {
             crate::trace::debug!(name: "portsip_call", api = "sign-in", call = "sign_out", "PortSIP: signing out");
             let signed_out = self

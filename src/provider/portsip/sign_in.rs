@@ -6,25 +6,23 @@
 //! secrets from what errors quote.
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, Uri};
-use http_body::Body;
+use http::{Request, StatusCode, Uri};
 use http_body_util::Full;
 use serde_json::{Map, Value};
-use tower_service::Service;
 
 use super::{
     error::{PortSipError, PortSipErrorKind},
     two_factor::{OneTimeCodeFn, TwoFactorChallenge},
 };
 use crate::{
-    BoxError, TokenResponse,
+    BoxError,
     error::Reason,
     provider::{
         build_error::ShowOrigin,
-        oauth2::{OAuth2Error, OAuth2Provider, Reply, bearer_value, json_body, post},
+        oauth2::{HttpService, OAuth2Error, OAuth2Provider, Reply, bearer_value, json_body, post},
         secret::Secret,
     },
-    token::Redacted,
+    token::{Redacted, TokenResponse},
 };
 
 /// The sign-in API's endpoints and the user's credentials.
@@ -94,17 +92,9 @@ fn json_request(
 
 impl SignIn {
     /// Signs in, finishing a two-factor sign-in with the callback's code.
-    pub(super) async fn login<C, B>(
-        &self,
-        http: &OAuth2Provider<C>,
-    ) -> Result<TokenResponse, Failure>
+    pub(super) async fn login<C>(&self, http: &OAuth2Provider<C>) -> Result<TokenResponse, Failure>
     where
-        C: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        C::Future: Send,
-        C::Error: Into<BoxError>,
-        B: Body + Send,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        C: HttpService,
     {
         let mut fields = vec![
             ("username", self.username.as_str()),
@@ -161,19 +151,14 @@ impl SignIn {
     }
 
     /// Finishes a two-factor sign-in: `POST /api/auth/verify_otp`, `{"token", "code"}`.
-    async fn verify_otp<C, B>(
+    async fn verify_otp<C>(
         &self,
         http: &OAuth2Provider<C>,
         session: &str,
         code: &str,
     ) -> Result<TokenResponse, Failure>
     where
-        C: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        C::Future: Send,
-        C::Error: Into<BoxError>,
-        B: Body + Send,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        C: HttpService,
     {
         let fields = [("token", session), ("code", code)];
         let request = json_request(&self.verify_otp_url, &fields, None)
@@ -205,18 +190,13 @@ impl SignIn {
 
     /// Exchanges a refresh token: `POST /api/auth/refresh_token`, `{"refresh_token"}`. A
     /// response without a refresh token keeps `refresh_token`.
-    pub(super) async fn refresh<C, B>(
+    pub(super) async fn refresh<C>(
         &self,
         http: &OAuth2Provider<C>,
         refresh_token: &str,
     ) -> Result<TokenResponse, Failure>
     where
-        C: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        C::Future: Send,
-        C::Error: Into<BoxError>,
-        B: Body + Send,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        C: HttpService,
     {
         let fields = [("refresh_token", refresh_token)];
         let request = json_request(&self.refresh_url, &fields, None)
@@ -240,19 +220,14 @@ impl SignIn {
     }
 
     /// Ends the session: `POST /api/auth/sign_out` with the access token.
-    pub(super) async fn sign_out<C, B>(
+    pub(super) async fn sign_out<C>(
         &self,
         http: &OAuth2Provider<C>,
         access_token: &str,
         refresh_token: Option<&str>,
     ) -> Result<(), Failure>
     where
-        C: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        C::Future: Send,
-        C::Error: Into<BoxError>,
-        B: Body + Send,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        C: HttpService,
     {
         let request = json_request(&self.sign_out_url, &[], Some(access_token))
             .map_err(|e| Failure::failed(e, false))?;
