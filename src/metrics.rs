@@ -31,7 +31,7 @@
 //! - the *cache's* labels: none for a cache made by [`BearerAuthLayer`](crate::BearerAuthLayer),
 //!   [`TokenCache::new`](crate::TokenCache::new) or `BearerAuthMiddleware`; for a key of a
 //!   [`TenantsLayer`](crate::tenants::TenantsLayer), `origin` (the key's
-//!   [`Origin`](crate::Origin), as `scheme://host:port`), and `tenant` (its
+//!   [`Origin`], as `scheme://host:port`), and `tenant` (its
 //!   [`TenantId`](crate::tenants::TenantId)) if
 //!   [`TenantsLayer::metrics_tenant_label`](crate::tenants::TenantsLayer::metrics_tenant_label)
 //!   asks for it. Caches without labels add up into one series;

@@ -30,6 +30,7 @@
 #[cfg(feature = "reqwest-middleware")]
 mod middleware;
 mod service;
+#[cfg(feature = "reqwest-middleware")]
 mod tenants;
 #[cfg(feature = "reqwest-middleware")]
 mod unsent;

@@ -142,7 +142,7 @@ impl TenantsLayer {
     }
 
     /// Whether each key's [metrics](crate::metrics) carry a `tenant` label with its
-    /// [`TenantId`], besides the `origin` label they always carry. Turn it on only when the
+    /// [`TenantId`](super::TenantId), besides the `origin` label they always carry. Turn it on only when the
     /// tenant ids are few: each one makes a series of every metric.
     ///
     /// Defaults to `false`.
