@@ -93,8 +93,8 @@ use crate::{
 /// What replay costs: for every request whose body can be replayed, a copy of its head
 /// (method, URI, headers in a plain list, extensions) and a clone of the inner service, kept
 /// in one box until the response arrives: two allocations per request with headers, and in
-/// the crate's benchmark (`BENCHMARKS.md`, one header, a trivial inner service) about 2,300
-/// instructions per request against 1,275 with replay off and 1,063 for tower-http's
+/// the crate's benchmark (`BENCHMARKS.md`, one header, a trivial inner service) about 2,400
+/// instructions per request against 1,320 with replay off and 1,070 for tower-http's
 /// `AddAuthorization`. Requests whose body type is never replayed pay nothing, and with replay off a
 /// request with a cached token allocates nothing. The cache lives as long as the layer or any
 /// service built from it: a request still in flight when the last of them is dropped is not
