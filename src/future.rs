@@ -11,11 +11,12 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::{
-    BoxError, BoxFuture, TokenCache, TokenError,
-    cache::{Carried, Lookup, TokenFuture},
-    error::TokenErrorKind,
+    BoxError,
+    cache::{Carried, Lookup, TokenCache, TokenFuture},
+    error::{TokenError, TokenErrorKind},
     metrics,
     policy::{self, Recover, Verdict},
+    provider::BoxFuture,
     replay::RequestCopy,
     trace,
 };

@@ -345,10 +345,5 @@ pub use crate::{
     token::{Token, TokenResponse},
 };
 
-// Crate-internal short paths, for the modules that name these from the root.
-#[cfg(test)]
-pub(crate) use crate::provider::provider_fn;
-pub(crate) use crate::provider::{BoxFuture, TokenProvider};
-
 /// Alias for a type-erased error type, as used by tower.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

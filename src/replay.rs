@@ -30,7 +30,7 @@ use http_body_util::{
     combinators::{BoxBody, UnsyncBoxBody},
 };
 
-use crate::{BoxError, BoxFuture};
+use crate::{BoxError, provider::BoxFuture};
 
 /// A body read into memory, and its copy.
 pub(crate) type Buffered<B> = BoxFuture<'static, Result<(B, B), BoxError>>;

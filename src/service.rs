@@ -9,8 +9,9 @@ use http::{HeaderMap, Request, Response, header::AUTHORIZATION};
 use tower_service::Service;
 
 use crate::{
-    BoxError, TokenCache, TokenError, TokenErrorKind,
-    cache::{Carried, Lookup},
+    BoxError,
+    cache::{Carried, Lookup, TokenCache},
+    error::{TokenError, TokenErrorKind},
     future::{ResponseFuture, Wait, token_for},
     origin::Reach,
     policy::Recover,
@@ -320,7 +321,7 @@ mod tests {
     use tower::{ServiceExt, service_fn};
 
     use super::*;
-    use crate::{BearerAuthLayer, TokenResponse, provider_fn};
+    use crate::{layer::BearerAuthLayer, provider::provider_fn, token::TokenResponse};
 
     /// A body type this crate knows nothing about, as a tonic channel's is.
     struct Opaque;

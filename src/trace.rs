@@ -10,7 +10,10 @@ use std::{error::Error, fmt, time::Duration};
 
 use tokio::time::Instant;
 
-use crate::{TokenError, TokenErrorKind, clock};
+use crate::{
+    clock,
+    error::{TokenError, TokenErrorKind},
+};
 
 #[cfg(feature = "tracing")]
 macro_rules! trace {

@@ -38,8 +38,8 @@ use tokio::{sync::watch, time::Instant};
 
 use super::{Config, Shared, State, shared_store};
 use crate::{
-    BoxError, TokenError, clock,
-    error::TokenErrorKind,
+    BoxError, clock,
+    error::{TokenError, TokenErrorKind},
     metrics,
     provider::TokenProvider,
     rt::{self, Handle},
@@ -448,7 +448,7 @@ impl std::error::Error for Panicked {}
 /// into an error.
 async fn call<'a, T>(
     deadline: Instant,
-    make: impl FnOnce() -> crate::BoxFuture<'a, Result<T, BoxError>>,
+    make: impl FnOnce() -> crate::provider::BoxFuture<'a, Result<T, BoxError>>,
 ) -> Result<Result<T, BoxError>, TokenError> {
     let fut = match catch_unwind(AssertUnwindSafe(make)) {
         Ok(fut) => fut,
@@ -461,7 +461,7 @@ async fn call<'a, T>(
 }
 
 /// A boxed future whose panic becomes an error.
-struct CatchUnwind<'a, T>(crate::BoxFuture<'a, Result<T, BoxError>>);
+struct CatchUnwind<'a, T>(crate::provider::BoxFuture<'a, Result<T, BoxError>>);
 
 impl<T> Future for CatchUnwind<'_, T> {
     type Output = Result<T, BoxError>;

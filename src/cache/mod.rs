@@ -36,8 +36,8 @@ use http::HeaderValue;
 use tokio::time::Instant;
 
 use crate::{
-    TokenError, clock,
-    error::TokenErrorKind,
+    clock,
+    error::{TokenError, TokenErrorKind},
     metrics::{self, Labels},
     provider::{BoxFuture, TokenProvider},
     rt::{self, Handle, Mutex, MutexGuard},

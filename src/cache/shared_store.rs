@@ -540,8 +540,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        BoxFuture, TokenResponse,
+        provider::BoxFuture,
         store::{MemoryStore, TokenStore},
+        token::TokenResponse,
     };
 
     /// Logs in after `delay`, counting the calls begun and the calls that ended.

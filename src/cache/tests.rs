@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::config::{DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX};
 use super::*;
 use crate::store::StoredToken;
-use crate::{BoxError, TokenResponse, provider::provider_fn};
+use crate::{BoxError, provider::provider_fn, token::TokenResponse};
 
 /// A provider that counts logins and refreshes and hands out numbered tokens.
 #[derive(Default)]

@@ -5,7 +5,7 @@ use std::{borrow::Cow, error::Error, fmt, net::IpAddr, sync::Arc};
 
 use http::{Uri, uri::Scheme};
 
-use crate::{BoxError, Origin};
+use crate::{BoxError, origin::Origin};
 
 /// A provider or client that could not be built: a URL that is not an absolute `http` or
 /// `https` URL, a plain-`http` endpoint that is not on loopback, or TLS settings (a CA

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{BoxError, Origin, TokenResponse};
+use crate::{BoxError, origin::Origin, token::TokenResponse};
 
 use super::{BoxFuture, TokenProvider};
 

@@ -1,6 +1,11 @@
 use std::{fmt, time::Duration};
 
-use crate::{BoxError, Origin, TokenResponse, provider::BoxFuture, token::Redacted};
+use crate::{
+    BoxError,
+    origin::Origin,
+    provider::BoxFuture,
+    token::{Redacted, TokenResponse},
+};
 
 use super::TokenProvider;
 

@@ -6,11 +6,13 @@ use http::{Extensions, HeaderValue, header::AUTHORIZATION};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::{
-    BearerChallenge, NoReplay, Origin, TokenCache, TokenError, TokenErrorKind,
-    cache::Lookup,
+    cache::{Lookup, TokenCache},
+    challenge::BearerChallenge,
+    error::{TokenError, TokenErrorKind},
     metrics,
-    origin::Reach,
+    origin::{Origin, Reach},
     policy::{self, Recover, Verdict},
+    replay::NoReplay,
     trace,
 };
 
@@ -438,8 +440,11 @@ mod tests {
     #[test]
     fn the_provider_origin_binds_the_token_by_default() {
         struct Pbx;
-        impl crate::TokenProvider for Pbx {
-            fn login(&self) -> crate::BoxFuture<'_, Result<crate::TokenResponse, crate::BoxError>> {
+        impl crate::provider::TokenProvider for Pbx {
+            fn login(
+                &self,
+            ) -> crate::provider::BoxFuture<'_, Result<crate::TokenResponse, crate::BoxError>>
+            {
                 Box::pin(async { Ok(crate::TokenResponse::new("t")) })
             }
             fn retry_after(
@@ -452,7 +457,7 @@ mod tests {
                 &'a self,
                 _: &'a str,
                 _: Option<&'a str>,
-            ) -> crate::BoxFuture<'a, Result<(), crate::BoxError>> {
+            ) -> crate::provider::BoxFuture<'a, Result<(), crate::BoxError>> {
                 Box::pin(async { Ok(()) })
             }
             fn origin(&self) -> Option<Origin> {

@@ -9,7 +9,10 @@ use ::reqwest::{Request, Response};
 
 use super::middleware::Auth;
 use crate::{
-    BearerAuthLayer, BoxError, TokenCacheBuilder, TokenProvider,
+    BoxError,
+    cache::TokenCacheBuilder,
+    layer::BearerAuthLayer,
+    provider::TokenProvider,
     tenants::{
         TenantCaches, TenantError, TenantKey, TenantsLayer,
         key::{Choice, Written},

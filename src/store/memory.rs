@@ -13,7 +13,7 @@ use std::{
 use tokio::{sync::Notify, time::Instant};
 
 use super::{Lease, StoreLock, StoredToken, TokenStore};
-use crate::{BoxError, BoxFuture, rt};
+use crate::{BoxError, provider::BoxFuture, rt};
 
 /// Default length of the lock's lease: as `RedisStore`'s.
 const DEFAULT_LEASE: Duration = Duration::from_secs(3);
@@ -243,7 +243,7 @@ impl Drop for MemoryLease {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TokenResponse;
+    use crate::token::TokenResponse;
 
     #[tokio::test]
     async fn keeps_the_newest_version() {

@@ -101,7 +101,7 @@ use std::{
 
 use serde_json::{Map, Value};
 
-use crate::{BoxError, BoxFuture, TokenResponse};
+use crate::{BoxError, provider::BoxFuture, token::TokenResponse};
 
 #[cfg(feature = "file-store")]
 mod file;

@@ -10,7 +10,7 @@ use redis::{Client, RedisError, aio::ConnectionManager};
 use tokio::time::Instant;
 
 use super::{Lease, StoreLock, StoredToken, TokenStore};
-use crate::{BoxError, BoxFuture};
+use crate::{BoxError, provider::BoxFuture};
 
 /// Default length of the lock's lease: a holder renews it every second, so one renewal may
 /// fail (a call times out after 2 s) without losing it, and a holder that crashes blocks the

@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc};
 use tokio::time::Instant;
 
 use super::{TenantKey, registry::Registry};
-use crate::{TokenCache, TokenProvider};
+use crate::{cache::TokenCache, provider::TokenProvider};
 
 /// A handle to the keys of a [`TenantsLayer`](super::TenantsLayer), shared by the layer,
 /// every service it builds and their clones: lists the keys and their token state, gives a

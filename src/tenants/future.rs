@@ -11,7 +11,9 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::{BoxError, BoxFuture, future::ResponseFuture as Core, layer::BearerAuthLayer};
+use crate::{
+    BoxError, future::ResponseFuture as Core, layer::BearerAuthLayer, provider::BoxFuture,
+};
 
 /// The layer of a key's first request, being made by the factory.
 pub(crate) type LayerFuture = BoxFuture<'static, Result<BearerAuthLayer, BoxError>>;

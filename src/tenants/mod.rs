@@ -206,4 +206,4 @@ pub use self::{
 };
 
 #[cfg(doc)]
-use crate::Origin;
+use crate::origin::Origin;

@@ -26,9 +26,11 @@ use super::{
     seats::{self, Seat},
 };
 use crate::{
-    BearerAuthLayer, BoxError, BoxFuture, TokenCache, TokenCacheBuilder, TokenProvider,
-    cache::next_id,
+    BoxError,
+    cache::{TokenCache, TokenCacheBuilder, next_id},
+    layer::BearerAuthLayer,
     metrics::Labels,
+    provider::{BoxFuture, TokenProvider},
     rt::{self, AbortHandle, Handle, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
     slot::Slot,
     trace,

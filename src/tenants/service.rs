@@ -19,8 +19,12 @@ use super::{
     registry::{Configure, Factory, Registry, Settings},
 };
 use crate::{
-    BearerAuthLayer, BoxError, BoxFuture, TokenCacheBuilder, TokenProvider,
-    future::ResponseFuture as CoreFuture, service,
+    BoxError,
+    cache::TokenCacheBuilder,
+    future::ResponseFuture as CoreFuture,
+    layer::BearerAuthLayer,
+    provider::{BoxFuture, TokenProvider},
+    service,
 };
 
 /// Default cap on the number of keys kept.

@@ -7,7 +7,9 @@ use http::{Request, Response};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 use super::{TenantCaches, TenantKey, TenantsLayer, registry, seats::SEATS_PER_KEY};
-use crate::{BoxError, Origin, TokenCache, TokenResponse, provider_fn};
+use crate::{
+    BoxError, cache::TokenCache, origin::Origin, provider::provider_fn, token::TokenResponse,
+};
 
 fn layer() -> TenantsLayer {
     TenantsLayer::new(|_: &TenantKey| async {

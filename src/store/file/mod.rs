@@ -9,7 +9,7 @@ use std::{
 };
 
 use super::{StoreLock, StoredToken, TokenStore};
-use crate::{BoxError, BoxFuture};
+use crate::{BoxError, provider::BoxFuture};
 
 mod disk;
 mod error;

@@ -1,7 +1,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
-use crate::TokenResponse;
+use crate::token::TokenResponse;
 
 /// A fresh directory under the system's temporary one, removed when dropped.
 struct TempDir(PathBuf);
