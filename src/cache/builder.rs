@@ -2,12 +2,10 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use super::{
-    TokenCache,
-    config::{Config, Pause},
-};
+use super::{TokenCache, config::Config};
 use crate::{
     metrics::Labels,
+    policy::Pause,
     provider::TokenProvider,
     store::{OnChange, TokenChange, TokenStore},
 };

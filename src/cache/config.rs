@@ -6,7 +6,10 @@ use std::{
     time::Duration,
 };
 
-use crate::{metrics::Labels, token::RefreshPolicy};
+use crate::{
+    metrics::Labels,
+    policy::{Pause, RefreshPolicy},
+};
 
 /// Default margin before expiry at which a token is refreshed.
 pub(crate) const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(30);
@@ -23,8 +26,6 @@ pub(crate) const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub(crate) const DEFAULT_REFUSED_BACKOFF_INITIAL: Duration = Duration::from_secs(30);
 /// Default longest pause after refusals of the credentials.
 pub(crate) const DEFAULT_REFUSED_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
-/// The longest `Retry-After` honoured.
-pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// The longest pause or timeout the cache arms: a year is "never" for a token, and keeps
 /// every `Instant + Duration` far from overflowing.
 pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -32,31 +33,6 @@ pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// A source of numbers in `[0, 1)`: spreads refreshes and pauses across a fleet. Injected, as
 /// smithy-rs injects its time source, so that tests can assert exact instants.
 pub(crate) type Random = fn() -> f64;
-
-/// A pause that grows with each failure in a row: `initial`, doubled each time, up to `max`.
-/// Kept in whole milliseconds (up to 49 days), so that an idle cache stays small.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Pause {
-    initial_ms: u32,
-    max_ms: u32,
-}
-
-impl Pause {
-    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
-        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
-        Self {
-            initial_ms: ms(initial),
-            max_ms: ms(max),
-        }
-    }
-
-    /// The pause after the `streak`th failure in a row (from 1).
-    pub(crate) fn after(self, streak: u32) -> Duration {
-        let doubled =
-            u64::from(self.initial_ms).saturating_mul(1 << streak.saturating_sub(1).min(20));
-        Duration::from_millis(doubled.min(u64::from(self.max_ms)))
-    }
-}
 
 /// The cache's settings, set through [`TokenCacheBuilder`](super::TokenCacheBuilder).
 #[derive(Debug, Clone)]
@@ -153,13 +129,5 @@ mod tests {
             config.backoff.after(1),
             Duration::from_millis(u64::from(u32::MAX))
         );
-    }
-
-    #[test]
-    fn a_pause_doubles_up_to_its_max() {
-        let pause = Pause::new(Duration::from_secs(30), Duration::from_secs(900));
-        let secs: Vec<u64> = (1..=7).map(|n| pause.after(n).as_secs()).collect();
-        assert_eq!(secs, [30, 60, 120, 240, 480, 900, 900]);
-        assert_eq!(pause.after(u32::MAX).as_secs(), 900);
     }
 }

@@ -55,8 +55,8 @@ mod shared_store;
 
 pub use builder::TokenCacheBuilder;
 
+use config::MAX_DURATION;
 pub(crate) use config::{Config, next_id};
-use config::{MAX_DURATION, MAX_RETRY_AFTER};
 pub(crate) use flight::{Failure, Fetched, Refused, fetch};
 use flight::{Flight, FlightTask, Landing, Outcome};
 use local::Local;
@@ -273,9 +273,7 @@ impl State {
             self.config.backoff
         };
         let pause = schedule
-            .after(streak)
-            .mul_f64(0.5 + 0.5 * (self.config.random)())
-            .max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
+            .jittered(streak, (self.config.random)(), *retry_after)
             .min(MAX_DURATION);
         let now = clock::now();
         self.backoff = Some(Box::new(Backoff {

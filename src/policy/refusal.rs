@@ -1,7 +1,4 @@
-//! The rules about a server's answer, in one place: which answers may refuse a request's
-//! token, what a refusal means for the token, and when a refused request is sent again. The
-//! tower response future, the reqwest middlewares and the `tower::retry` policy ask here and
-//! decide nothing on their own.
+//! What a server's answer means for the token its request carried.
 //!
 //! - A `401 Unauthorized` rejects the token when it carries no challenge at all, or a `Bearer`
 //!   challenge asking for a new token (no error code, or `invalid_token`). Any other code
