@@ -11,8 +11,8 @@ use crate::{
 };
 
 /// The settings of a [`TokenCache`], and the provider its tokens come from: a plain value,
-/// whose [`build`](Self::build) makes the cache. Clones never share anything but the provider
-/// and the store.
+/// whose [`build`](Self::build) makes the cache. Clones share only the provider, the store and
+/// the `on_token_change` hook; each build makes a cache of its own.
 ///
 /// Every setting is fixed once the cache is built: a cache, and every layer or middleware
 /// that holds it, keeps the settings it was built with. A layer has no setter that could
