@@ -19,7 +19,7 @@
 //! # Single flight
 //!
 //! A login or refresh runs as a task spawned on the current runtime, registered in the state
-//! as the *flight* (see `flight.rs`). Requests that need a token wait for it, each for at
+//! as the *flight* (see `flight/`). Requests that need a token wait for it, each for at
 //! most the cache's timeout; a request that is dropped stops waiting, and the fetch finishes
 //! for the others. A flight whose runtime shuts down, or that runs past the bounds of its
 //! steps (its runtime is no longer driven), is started again by the next request. With a
@@ -29,7 +29,6 @@
 use std::{
     fmt,
     sync::{Arc, PoisonError},
-    time::Duration,
 };
 
 use http::HeaderValue;
@@ -37,29 +36,31 @@ use tokio::time::Instant;
 
 use crate::{
     clock,
-    error::{TokenError, TokenErrorKind},
+    error::TokenError,
     metrics::{self, Labels},
     provider::{BoxFuture, TokenProvider},
-    rt::{self, Handle, Mutex, MutexGuard},
+    rt::{Mutex, MutexGuard},
     slot::Slot,
     store::{OnChange, TokenChange, TokenStore},
     token::Token,
-    trace::{self, Chain},
+    trace,
 };
 
 mod builder;
 mod config;
 mod flight;
 mod local;
+mod revoke;
 mod shared_store;
+mod state;
+mod wait;
 
 pub use builder::TokenCacheBuilder;
 
-use config::MAX_DURATION;
 pub(crate) use config::{Config, next_id};
-pub(crate) use flight::{Failure, Fetched, Refused, fetch};
-use flight::{Flight, FlightTask, Landing, Outcome};
 use local::Local;
+use state::State;
+use wait::{Next, wait};
 
 /// The token future handed to requests that must wait for a login or refresh.
 pub(crate) type TokenFuture = BoxFuture<'static, Result<Arc<Token>, TokenError>>;
@@ -138,188 +139,11 @@ pub(crate) struct Shared {
     state: Mutex<State>,
 }
 
-#[derive(Default)]
-pub(crate) struct State {
-    config: Config,
-    /// The latest token. Kept after it expires or is invalidated, for its refresh token.
-    token: Option<Arc<Token>>,
-    /// Whether `token` may be sent (false after `invalidate`).
-    usable: bool,
-    /// The login or refresh under way (boxed, like the other fields an idle cache rarely
-    /// has, to keep idle caches small).
-    flight: Option<Box<Flight>>,
-    /// The last generation handed out.
-    generation: u64,
-    /// The failures in a row, and until when no new fetch starts.
-    backoff: Option<Box<Backoff>>,
-    /// The store and the change hook, when there is either.
-    hooks: Option<Box<Hooks>>,
-    /// The threads' copies of `token`'s header.
-    locals: Vec<Arc<Local>>,
-}
-
-/// What a cache with a [`TokenStore`] or a change hook keeps besides.
-struct Hooks {
-    /// Where tokens are also kept, and the greatest version seen there: that of `token`, or
-    /// of the revoked record the last `revoke` saved (versions never go back). No token of
-    /// this version or below is adopted from the store.
-    store: Option<Arc<dyn TokenStore>>,
-    store_version: u64,
-    /// Called with every new token.
-    on_change: Option<OnChange>,
-}
-
-struct Backoff {
-    error: TokenError,
-    until: Instant,
-    streak: u32,
-    /// The last refresh token the server refused since the last success: never sent again.
-    refused: Option<Refused>,
-}
-
-/// What a request that needs a token does now, decided under the lock.
-enum Next {
-    /// Send this token; `true` if threads may copy it (it has not reached its refresh point).
-    Token(Arc<Token>, bool),
-    /// Wait for this flight.
-    Wait(Outcome),
-    /// Fail at once: backing off after a failure.
-    Fail(TokenError),
-}
-
-impl State {
-    pub(crate) fn store(&self) -> Option<&Arc<dyn TokenStore>> {
-        self.hooks.as_ref()?.store.as_ref()
-    }
-
-    pub(crate) fn on_change(&self) -> Option<&OnChange> {
-        self.hooks.as_ref()?.on_change.as_ref()
-    }
-
-    /// The greatest store version seen (0 without a store).
-    pub(crate) fn store_version(&self) -> u64 {
-        self.hooks.as_ref().map_or(0, |h| h.store_version)
-    }
-
-    pub(crate) fn set_store_version(&mut self, version: u64) {
-        if let Some(hooks) = &mut self.hooks {
-            hooks.store_version = version;
-        }
-    }
-
-    /// Whether `token` is still the one to send: not replaced, invalidated or revoked.
-    fn is_current(&self, token: &Token) -> bool {
-        self.usable
-            && self
-                .token
-                .as_ref()
-                .is_some_and(|t| t.generation == token.generation)
-    }
-
-    /// The token to send at `now`, and whether it has reached its refresh point.
-    fn usable_token(&self, now: Instant) -> Option<(&Arc<Token>, bool)> {
-        let token = self.token.as_ref().filter(|_| self.usable)?;
-        if token.expires_at.is_some_and(|e| now >= e) {
-            return None;
-        }
-        let stale = token.refresh_at.is_some_and(|r| now >= r);
-        Some((token, stale))
-    }
-
-    /// The last refresh token the server refused, since the last token fetched.
-    pub(crate) fn refused(&self) -> Option<Refused> {
-        self.backoff.as_ref()?.refused
-    }
-
-    /// The last failure, while new fetches must wait.
-    fn backing_off(&self, now: Instant) -> Option<&TokenError> {
-        self.backoff
-            .as_ref()
-            .filter(|b| now < b.until)
-            .map(|b| &b.error)
-    }
-
-    /// The flight under way, unless it is stuck.
-    fn live_flight(&self, now: Instant) -> Option<&Flight> {
-        self.flight.as_deref().filter(|f| !f.stuck(now))
-    }
-
-    /// Stops every thread's copy of the header from being sent, and frees them.
-    fn retire_locals(&mut self) {
-        for local in self.locals.drain(..) {
-            local.retire();
-        }
-    }
-
-    /// Remembers a failed fetch: no new fetch starts for a growing, jittered pause, or for as
-    /// long as the provider asked (`Retry-After`, up to five minutes). Returns the pause and
-    /// the failures in a row.
-    fn record_failure(&mut self, failure: &Failure) -> (Duration, u32) {
-        let Failure {
-            error,
-            retry_after,
-            refused,
-        } = failure;
-        let streak = self
-            .backoff
-            .as_ref()
-            .map_or(0, |b| b.streak)
-            .saturating_add(1);
-        // Refused credentials wait longer: a wrong password retried every few seconds locks
-        // the account on many servers.
-        let schedule = if error.credentials_rejected() {
-            self.config.refused_backoff
-        } else {
-            self.config.backoff
-        };
-        let pause = schedule
-            .jittered(streak, (self.config.random)(), *retry_after)
-            .min(MAX_DURATION);
-        let now = clock::now();
-        self.backoff = Some(Box::new(Backoff {
-            error: error.clone(),
-            until: now.checked_add(pause).unwrap_or(now),
-            streak,
-            refused: refused.or(self.refused()),
-        }));
-        (pause, streak)
-    }
-}
-
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing panics while holding the lock; if something ever does, the state is still
         // consistent field by field, so carry on rather than poison every request.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Decides what a request that needs a token does, starting a login or refresh when one is
-    /// due. The task returned must be spawned once the lock is released.
-    fn next(self: &Arc<Self>, state: &mut State, now: Instant) -> (Next, Option<FlightTask>) {
-        if let Some((token, stale)) = state.usable_token(now) {
-            let token = token.clone();
-            // A due token is sent while its refresh runs; a failed refresh waits for the
-            // backoff, the token still being sent.
-            let task =
-                (stale && state.live_flight(now).is_none() && state.backing_off(now).is_none())
-                    .then(|| flight::register(self, state, now));
-            return (Next::Token(token, !stale), task);
-        }
-        if let Some(flight) = state.live_flight(now) {
-            return (Next::Wait(flight.subscribe()), None);
-        }
-        if let Some(error) = state.backing_off(now) {
-            trace::trace!(
-                name: "backoff",
-                cache = self.id,
-                error_kind = ?error.kind(),
-                "failing at once: backing off after a failed fetch"
-            );
-            return (Next::Fail(error.clone()), None);
-        }
-        let task = flight::register(self, state, now);
-        let rx = state.flight.as_ref().expect("just registered").subscribe();
-        (Next::Wait(rx), Some(task))
     }
 
     /// A copy of `token`'s header for this thread, kept by the cache.
@@ -339,56 +163,6 @@ impl Shared {
             local
         })
     }
-}
-
-/// Waits for a token: for the flight `first`, and for the flights after it if that one goes
-/// away without a token. Gives up after `timeout`.
-async fn wait(
-    shared: Arc<Shared>,
-    first: Option<Outcome>,
-    timeout: Duration,
-) -> Result<Arc<Token>, TokenError> {
-    if Handle::try_current().is_err() {
-        // No runtime to run a flight on, or to time the wait.
-        return Err(TokenError::new(TokenErrorKind::Aborted));
-    }
-    let mut rx = first;
-    let waiting = async {
-        loop {
-            let mut outcome = match rx.take() {
-                Some(outcome) => outcome,
-                None => {
-                    let (next, task) = {
-                        let mut state = shared.lock();
-                        shared.next(&mut state, clock::now())
-                    };
-                    if let Some(task) = task {
-                        task.spawn();
-                    }
-                    match next {
-                        Next::Token(token, _) => return Ok(token),
-                        Next::Fail(error) => return Err(error),
-                        Next::Wait(outcome) => outcome,
-                    }
-                }
-            };
-            let landing = match outcome.wait_for(|l| !matches!(l, Landing::Pending)).await {
-                Ok(landing) => landing.clone(),
-                Err(_) => Landing::Restart,
-            };
-            match landing {
-                // Unless a revoke or invalidate came between the landing and this turn.
-                Landing::Token(token) if shared.lock().is_current(&token) => return Ok(token),
-                Landing::Token(_) => {}
-                Landing::Failed(error) => return Err(error),
-                // Gone without a token: ask the cache again, after letting others run.
-                Landing::Restart | Landing::Pending => rt::yield_now().await,
-            }
-        }
-    };
-    rt::timeout(timeout, waiting)
-        .await
-        .unwrap_or_else(|_| Err(TokenError::new(TokenErrorKind::Timeout)))
 }
 
 /// A provider makes a cache with the default settings, so that
@@ -434,24 +208,12 @@ impl TokenCache {
         store: Option<Arc<dyn TokenStore>>,
         on_change: Option<OnChange>,
     ) -> Self {
-        let hooks = (store.is_some() || on_change.is_some()).then(|| {
-            Box::new(Hooks {
-                store,
-                store_version: 0,
-                on_change,
-            })
-        });
-        let state = State {
-            config: config.clamped(),
-            hooks,
-            ..State::default()
-        };
         Self {
             shared: Arc::new(Shared {
                 id: next_id(),
                 slot: local::slot(),
                 provider,
-                state: Mutex::new(state),
+                state: Mutex::new(State::new(config, store, on_change)),
             }),
         }
     }
@@ -525,7 +287,7 @@ impl TokenCache {
     /// # Errors
     ///
     /// Returns the [`TokenError`] of a failed login or refresh, or of kind
-    /// [`Timeout`](TokenErrorKind::Timeout) when no token came in time.
+    /// [`Timeout`](crate::TokenErrorKind::Timeout) when no token came in time.
     pub async fn get(&self) -> Result<Token, TokenError> {
         let fut = {
             let mut state = self.shared.lock();
@@ -554,7 +316,7 @@ impl TokenCache {
     /// # Errors
     ///
     /// Returns the [`TokenError`] of a failed login or refresh, or of kind
-    /// [`Timeout`](TokenErrorKind::Timeout) when no token came in time.
+    /// [`Timeout`](crate::TokenErrorKind::Timeout) when no token came in time.
     pub async fn refresh(&self) -> Result<Token, TokenError> {
         let fut = {
             let now = clock::now();
@@ -640,100 +402,6 @@ impl TokenCache {
     /// The cache's process-wide number, for tracing.
     pub(crate) fn id(&self) -> u64 {
         self.shared.id
-    }
-
-    /// Revokes the current token at the server and empties the cache, for a clean logout.
-    ///
-    /// The cache forgets the token and its refresh token before anything else, so no request
-    /// sends it again: once `revoke` is called, a request that has not yet been given the
-    /// token, including one already waiting for a login, never is. A login or refresh under
-    /// way is discarded: it stops at its next step, its token is never sent, saved or
-    /// adopted, and the requests waiting for it wait for a new login instead, which starts
-    /// once the discarded one has stopped.
-    ///
-    /// With a [store](crate::TokenCacheBuilder::store), the cache then saves a revoked record
-    /// there, under the store's lock (see [`crate::store`]): the cache's requests wait for it
-    /// as for a login, no cache adopts the revoked token from the store, and the next login is
-    /// saved and shared as before. Last, the provider is asked to revoke the token at the
-    /// server. The next request logs in.
-    ///
-    /// # Errors
-    ///
-    /// Returns a [`TokenError`] of kind [`Revoke`](TokenErrorKind::Revoke) when the provider
-    /// fails to revoke the token or the store cannot be written, or
-    /// [`Timeout`](TokenErrorKind::Timeout). The token is forgotten all the same.
-    pub async fn revoke(&self) -> Result<(), TokenError> {
-        let (token, timeout, on_change, task, store, labels) = {
-            let now = clock::now();
-            let mut state = self.shared.lock();
-            state.usable = false;
-            state.retire_locals();
-            let token = state.token.take();
-            // The revoke's own flight replaces the one under way: new requests wait for it.
-            let task = flight::register_revoke(&self.shared, &mut state, now);
-            (
-                token,
-                state.config.timeout,
-                state.on_change().cloned(),
-                task,
-                state.store().is_some(),
-                state.config.labels.clone(),
-            )
-        };
-        metrics::dropped(&labels);
-        if let Some(on_change) = on_change {
-            on_change(TokenChange::Revoked);
-        }
-        // Both steps run even if the first fails; the first failure is reported.
-        let cache = self.shared.id;
-        let cleared = task.revoke().await;
-        match &cleared {
-            _ if !store => {}
-            Ok(()) => trace::debug!(name: "store_clear", cache, "revoke written to the store"),
-            Err(error) => trace::debug!(
-                name: "store_clear",
-                cache,
-                error_kind = ?error.kind(),
-                error = %Chain(error),
-                "writing the revoke to the store failed"
-            ),
-        }
-        let generation = token.as_ref().map(|t| t.generation);
-        let revoked = match &token {
-            Some(token) => {
-                let refresh_token = token.refresh_token.as_deref();
-                let revoking = self
-                    .shared
-                    .provider
-                    .revoke(token.access_token(), refresh_token);
-                revoke_step(timeout, revoking).await
-            }
-            None => Ok(()),
-        };
-        match &revoked {
-            Ok(()) => trace::debug!(name: "revoke", cache, generation, "token revoked"),
-            Err(error) => trace::debug!(
-                name: "revoke",
-                cache,
-                generation,
-                error_kind = ?error.kind(),
-                error = %Chain(error),
-                "token revocation failed"
-            ),
-        }
-        cleared.and(revoked)
-    }
-}
-
-/// One step of [`TokenCache::revoke`], bounded by `timeout`.
-async fn revoke_step(
-    timeout: Duration,
-    step: impl std::future::Future<Output = Result<(), crate::BoxError>>,
-) -> Result<(), TokenError> {
-    match rt::timeout(timeout, step).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(TokenError::with_source(TokenErrorKind::Revoke, e)),
-        Err(_) => Err(TokenError::new(TokenErrorKind::Timeout)),
     }
 }
 
