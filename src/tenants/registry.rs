@@ -6,10 +6,9 @@
 //! after the first find the key through the map of spellings (see `spellings.rs`).
 
 use std::{
-    collections::HashMap,
     error::Error,
     fmt,
-    hash::{BuildHasher, BuildHasherDefault, RandomState},
+    hash::{BuildHasher, RandomState},
     sync::{
         Arc, PoisonError, Weak,
         atomic::{AtomicU64, Ordering},
@@ -17,11 +16,12 @@ use std::{
     time::Duration,
 };
 
+use hashbrown::HashTable;
 use tokio::{sync::OnceCell, time::Instant};
 
 use super::{
     TenantError, TenantKey,
-    key::{Choice, Prehashed, Spelling, Target, Written},
+    key::{Choice, Spelling, Target, Written},
     ready::{Ready, Rotating},
     spellings::{Kept, Spellings},
 };
@@ -104,47 +104,10 @@ impl Entry {
     }
 }
 
-type Buckets = HashMap<u64, Bucket, BuildHasherDefault<Prehashed>>;
-
-/// The keys of one hash: almost always one, kept in the map's own slot (a `Vec` would cost
-/// every lookup one more pointer to follow, a cache miss with thousands of keys).
-enum Bucket {
-    One(Arc<Entry>),
-    Many(Vec<Arc<Entry>>),
-}
-
-impl Bucket {
-    fn as_slice(&self) -> &[Arc<Entry>] {
-        match self {
-            Self::One(entry) => std::slice::from_ref(entry),
-            Self::Many(entries) => entries,
-        }
-    }
-
-    fn push(&mut self, entry: Arc<Entry>) {
-        match self {
-            Self::One(first) => *self = Self::Many(vec![first.clone(), entry]),
-            Self::Many(entries) => entries.push(entry),
-        }
-    }
-
-    /// Removes `entry`: returns it, if it was here, and whether the bucket is now empty.
-    fn remove(&mut self, entry: &Entry) -> Option<(Arc<Entry>, bool)> {
-        let is = |e: &Arc<Entry>| std::ptr::eq(Arc::as_ptr(e), entry);
-        match self {
-            Self::One(only) => is(only).then(|| (only.clone(), true)),
-            Self::Many(entries) => {
-                let at = entries.iter().position(is)?;
-                Some((entries.swap_remove(at), entries.is_empty()))
-            }
-        }
-    }
-}
-
 #[derive(Default)]
 struct Map {
-    buckets: Buckets,
-    len: usize,
+    /// The entries, by the hash of their key (`Target::hash`, seeded per map).
+    entries: HashTable<Arc<Entry>>,
     /// How many sweeps ran.
     sweeps: u64,
     /// The task that sweeps for idle keys while there are keys.
@@ -154,11 +117,7 @@ struct Map {
 impl Map {
     #[inline]
     fn find(&self, hash: u64, target: &Target<'_>, choice: Choice<'_>) -> Option<&Arc<Entry>> {
-        self.buckets
-            .get(&hash)?
-            .as_slice()
-            .iter()
-            .find(|entry| entry.is(target, choice))
+        self.entries.find(hash, |entry| entry.is(target, choice))
     }
 
     fn find_key(&self, seed: u64, key: &TenantKey) -> Option<&Arc<Entry>> {
@@ -167,25 +126,32 @@ impl Map {
         self.find(hash, &target, key.choice())
     }
 
+    fn insert(&mut self, entry: Arc<Entry>) {
+        self.entries.insert_unique(entry.hash, entry, |e| e.hash);
+    }
+
     /// Takes `entry` out of the map; `None` if it was not in it.
     fn remove(&mut self, entry: &Entry) -> Option<Arc<Entry>> {
-        let (found, empty) = self.buckets.get_mut(&entry.hash)?.remove(entry)?;
-        if empty {
-            self.buckets.remove(&entry.hash);
-        }
-        self.len -= 1;
-        Some(found)
+        let found = self
+            .entries
+            .find_entry(entry.hash, |e| std::ptr::eq(Arc::as_ptr(e), entry))
+            .ok()?;
+        Some(found.remove().0)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// Gives back the memory of many removed keys.
     fn shrink(&mut self) {
-        if self.buckets.capacity() > 2 * self.buckets.len() + 64 {
-            self.buckets.shrink_to_fit();
+        if self.entries.capacity() > 2 * self.entries.len() + 64 {
+            self.entries.shrink_to_fit(|e| e.hash);
         }
     }
 
     fn entries(&self) -> impl Iterator<Item = &Arc<Entry>> {
-        self.buckets.values().flat_map(Bucket::as_slice)
+        self.entries.iter()
     }
 }
 
@@ -290,10 +256,10 @@ impl Registry {
             }
             let now = self.now_ms();
             let max = self.settings.max_tenants.max(1);
-            if map.len >= max {
+            if map.len() >= max {
                 self.sweep_locked(&mut map, now, &mut evicted);
             }
-            while map.len >= max {
+            while map.len() >= max {
                 // The least recently used key, as of the sweep just made: the one that sweeps
                 // saw used longest ago, with a built provider if there is one.
                 let victim = map
@@ -312,15 +278,7 @@ impl Registry {
                 last_sweep: AtomicU64::new(map.sweeps),
                 spellings: Mutex::default(),
             });
-            match map.buckets.entry(hash) {
-                std::collections::hash_map::Entry::Occupied(mut bucket) => {
-                    bucket.get_mut().push(entry.clone())
-                }
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(Bucket::One(entry.clone()));
-                }
-            }
-            map.len += 1;
+            map.insert(entry.clone());
             self.keep_sweeping(&mut map);
             entry
         };
@@ -449,7 +407,7 @@ impl Registry {
     /// Starts the sweeper task if there are keys, none runs, and there is a runtime to run it
     /// on; stops it if there are no keys. Called with the lock held, whenever keys come or go.
     fn keep_sweeping(&self, map: &mut Map) {
-        if map.len == 0 {
+        if map.len() == 0 {
             if let Some(sweeper) = map.sweeper.take() {
                 sweeper.abort();
             }
@@ -505,7 +463,7 @@ impl Registry {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.read().len
+        self.read().len()
     }
 }
 
