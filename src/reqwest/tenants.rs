@@ -201,11 +201,11 @@ impl Middleware for TenantsMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let registry = self.layer.registry();
-        // The hot path: this thread has a seat for the request's key.
-        let seat = registry.seat(written(&request), Choice::of(extensions));
-        if let Some(seat) = seat {
-            seat.ready.touch();
-            return auth(&seat.ready).send(request, extensions, next).await;
+        // The hot path: a request spelt as this one found its key before.
+        let entry = registry.find(written(&request), Choice::of(extensions));
+        if let Some(ready) = entry.as_ref().and_then(|entry| entry.ready()) {
+            ready.touch();
+            return auth(ready).send(request, extensions, next).await;
         }
         // The slow path: the key is found (or made) under the map's lock.
         let entry = registry.entry(written(&request), Choice::of(extensions));
@@ -219,7 +219,7 @@ impl Middleware for TenantsMiddleware {
             Err(error) => return Err(reqwest_middleware::Error::middleware(error)),
         };
         ready.touch();
-        registry.seat_for(&entry, ready, written(&request), Choice::of(extensions));
+        registry.remember(&entry, written(&request), Choice::of(extensions));
         auth(ready).send(request, extensions, next).await
     }
 }

@@ -276,7 +276,7 @@ impl<'a> Target<'a> {
 /// How a request writes its key: its scheme and authority, byte for byte, and its tenant
 /// id and scope. Two spellings of one key (`HTTPS://PBX.example.com` and
 /// `https://pbx.example.com:443`) are two spellings; the hot path reads nothing more than
-/// this, and each spelling a thread has sent finds the key's seat (see `seats.rs`).
+/// this, and each spelling sent before finds the key's entry (see `spellings.rs`).
 #[derive(Clone, Copy)]
 pub(crate) struct Spelling<'a> {
     pub(crate) scheme: &'a str,
@@ -298,7 +298,7 @@ impl<'a> Spelling<'a> {
         }
     }
 
-    /// Whether the authority holds user info: such spellings get no seat (it would keep a
+    /// Whether the authority holds user info: such spellings are not kept (the map would keep a
     /// copy of a password written in a URI), and their requests take the slow path.
     pub(crate) fn has_user_info(&self) -> bool {
         contains_at(self.authority.as_bytes())

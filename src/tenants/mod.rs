@@ -153,27 +153,26 @@
 //!
 //! # The hot path
 //!
-//! A request for a key that its thread has sent before takes no lock and writes no memory
-//! that another thread reads. The key map lives behind a lock that only the slow path takes;
-//! each thread that sends a key's requests gets a *seat* for it, a small record owned by the
-//! key and found through a per-thread table keyed by the hash of the request's scheme,
-//! authority, tenant id and scope as written. The request then goes through the key's layer the way
-//! a [`BearerAuth`](crate::BearerAuth) of it would, borrowing the inner service: nothing is
-//! cloned, allocated or locked, and the reference counts touched are those of the thread's
-//! own seat and header copy. The key's layer then reads the URI's origin once more, as
-//! [`allow_origin`](crate::BearerAuthLayer::allow_origin) does, to check that it is the key's.
-//! Measured on one thread with 10,000 keys round-robin: about 1,840 instructions per request,
-//! about 120 of them that check, 1.7 times tower-http's `AddAuthorization` in the same
-//! binary; `BENCHMARKS.md` has the numbers.
+//! A request spelt as an earlier request for its key was takes no lock. The key map lives
+//! behind a lock that only the slow path takes; once a request has found its key there, the
+//! way it wrote the key (scheme and authority byte for byte, tenant id and scope) goes into a
+//! concurrent map ([`papaya`](https://docs.rs/papaya)) that names the key's entry. The next
+//! request written the same way hashes those bytes, finds the entry without a lock, and goes
+//! through the key's layer the way a [`BearerAuth`](crate::BearerAuth) of it would,
+//! borrowing the inner service: nothing is cloned or allocated, and the one shared memory
+//! written is the key's reference count. The key's layer then reads the URI's origin once
+//! more, as [`allow_origin`](crate::BearerAuthLayer::allow_origin) does, to check that it is
+//! the key's. Measured on one thread with 10,000 keys round-robin: about 1,900 instructions
+//! per request, 1.75 times tower-http's `AddAuthorization` in the same binary;
+//! `BENCHMARKS.md` has the numbers.
 //!
-//! The slow path (a thread's first request for a key, or for another spelling of it such as
+//! The slow path (the first request for a key, or for another spelling of it such as
 //! `https://PBX.example.com` after `https://pbx.example.com:443`) takes the lock, reads the
 //! key from the URI as `http` does (every spelling of an origin finds its one key), makes the
-//! key if it is new and gives the thread its seat. A thread keeps seats for at most four
-//! spellings of one key: a fifth takes the place of the oldest, so a client that writes its
-//! URIs in many ways costs a slow path now and then, not memory. A URI with user info
-//! (`user:pw@host`) gets no seat, so as not to keep a copy of it, and always takes the slow
-//! path.
+//! key if it is new and adds the spelling. A key keeps at most four spellings: a fifth takes
+//! the place of the oldest, so a client that writes its URIs in many ways costs a slow path
+//! now and then, not memory. A URI with user info (`user:pw@host`) is not added, so as not
+//! to keep a copy of it, and always takes the slow path.
 //!
 //! # Eviction and what it frees
 //!
@@ -181,11 +180,9 @@
 //! keys every quarter of the [idle timeout](TenantsLayer::idle_timeout) (at most a minute); it
 //! stops when the last key goes, and is started again by the next key, or by a request after
 //! its runtime shut down. Requests check for a due sweep too, so keys are also evicted
-//! without a runtime to run the task. An evicted key's entry, seats, cache and token are
-//! dropped (the token is not revoked) as soon as no request in flight holds them. A thread's
-//! table keeps, for each freed seat, an empty weak reference: the evicting thread drops its
-//! own at once, and every thread drops its others once the evictions since it last did reach
-//! a quarter of its table, or when its table would grow.
+//! without a runtime to run the task. Evicting a key takes its spellings out of the map of
+//! spellings, which refers to entries weakly: the key's entry, provider, cache and token are
+//! dropped (the token is not revoked) as soon as no request in flight holds them.
 
 mod caches;
 mod error;
@@ -193,8 +190,8 @@ pub mod future;
 pub(crate) mod key;
 pub(crate) mod ready;
 pub(crate) mod registry;
-mod seats;
 mod service;
+mod spellings;
 #[cfg(test)]
 mod tests;
 

@@ -76,7 +76,7 @@ impl TokenProvider for Rotating {
     }
 }
 
-/// A key whose provider was built: what its seats point to.
+/// A key whose provider was built.
 pub(crate) struct Ready {
     pub(crate) layer: BearerAuthLayer,
     pub(crate) provider: Arc<Rotating>,

@@ -1,15 +1,14 @@
 //! The key map shared by a [`TenantsLayer`](super::TenantsLayer), its services and their
 //! clones: one entry per key, each with its own [`BearerAuthLayer`].
 //!
-//! The map is behind a `std::sync::RwLock` that only the slow path takes: a thread's first
-//! request for a key (or for a new spelling of it), a new key, a sweep, the handle's calls.
-//! Requests after the first find the key through the thread's seats (see `seats.rs`).
+//! The map is behind a `std::sync::RwLock` that only the slow path takes: the first request
+//! for a key (or for a new spelling of it), a new key, a sweep, the handle's calls. Requests
+//! after the first find the key through the map of spellings (see `spellings.rs`).
 
 use std::{
-    collections::HashMap,
     error::Error,
     fmt,
-    hash::{BuildHasher, BuildHasherDefault, RandomState},
+    hash::{BuildHasher, RandomState},
     sync::{
         Arc, PoisonError, Weak,
         atomic::{AtomicU64, Ordering},
@@ -17,22 +16,22 @@ use std::{
     time::Duration,
 };
 
+use hashbrown::HashTable;
 use tokio::{sync::OnceCell, time::Instant};
 
 use super::{
     TenantError, TenantKey,
-    key::{Choice, Prehashed, Spelling, Target, Written},
+    key::{Choice, Spelling, Target, Written},
     ready::{Ready, Rotating},
-    seats::{self, Seat},
+    spellings::{Kept, Spellings},
 };
 use crate::{
     BoxError,
-    cache::{TokenCache, TokenCacheBuilder, next_id},
+    cache::{TokenCache, TokenCacheBuilder},
     layer::BearerAuthLayer,
     metrics::Labels,
     provider::{BoxFuture, TokenProvider},
     rt::{self, AbortHandle, Handle, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
-    slot::Slot,
     trace,
 };
 
@@ -83,8 +82,8 @@ pub(crate) struct Entry {
     /// millisecond).
     last_seen: AtomicU64,
     last_sweep: AtomicU64,
-    /// The threads' seats for the key: dropped with the entry, when the key is evicted.
-    seats: Mutex<Vec<Arc<Seat>>>,
+    /// The key's spellings in the map of spellings.
+    pub(crate) spellings: Mutex<Kept>,
 }
 
 impl Entry {
@@ -105,47 +104,10 @@ impl Entry {
     }
 }
 
-type Buckets = HashMap<u64, Bucket, BuildHasherDefault<Prehashed>>;
-
-/// The keys of one hash: almost always one, kept in the map's own slot (a `Vec` would cost
-/// every lookup one more pointer to follow, a cache miss with thousands of keys).
-enum Bucket {
-    One(Arc<Entry>),
-    Many(Vec<Arc<Entry>>),
-}
-
-impl Bucket {
-    fn as_slice(&self) -> &[Arc<Entry>] {
-        match self {
-            Self::One(entry) => std::slice::from_ref(entry),
-            Self::Many(entries) => entries,
-        }
-    }
-
-    fn push(&mut self, entry: Arc<Entry>) {
-        match self {
-            Self::One(first) => *self = Self::Many(vec![first.clone(), entry]),
-            Self::Many(entries) => entries.push(entry),
-        }
-    }
-
-    /// Removes `entry`: returns it, if it was here, and whether the bucket is now empty.
-    fn remove(&mut self, entry: &Entry) -> Option<(Arc<Entry>, bool)> {
-        let is = |e: &Arc<Entry>| std::ptr::eq(Arc::as_ptr(e), entry);
-        match self {
-            Self::One(only) => is(only).then(|| (only.clone(), true)),
-            Self::Many(entries) => {
-                let at = entries.iter().position(is)?;
-                Some((entries.swap_remove(at), entries.is_empty()))
-            }
-        }
-    }
-}
-
 #[derive(Default)]
 struct Map {
-    buckets: Buckets,
-    len: usize,
+    /// The entries, by the hash of their key (`Target::hash`, seeded per map).
+    entries: HashTable<Arc<Entry>>,
     /// How many sweeps ran.
     sweeps: u64,
     /// The task that sweeps for idle keys while there are keys.
@@ -155,11 +117,7 @@ struct Map {
 impl Map {
     #[inline]
     fn find(&self, hash: u64, target: &Target<'_>, choice: Choice<'_>) -> Option<&Arc<Entry>> {
-        self.buckets
-            .get(&hash)?
-            .as_slice()
-            .iter()
-            .find(|entry| entry.is(target, choice))
+        self.entries.find(hash, |entry| entry.is(target, choice))
     }
 
     fn find_key(&self, seed: u64, key: &TenantKey) -> Option<&Arc<Entry>> {
@@ -168,25 +126,32 @@ impl Map {
         self.find(hash, &target, key.choice())
     }
 
+    fn insert(&mut self, entry: Arc<Entry>) {
+        self.entries.insert_unique(entry.hash, entry, |e| e.hash);
+    }
+
     /// Takes `entry` out of the map; `None` if it was not in it.
     fn remove(&mut self, entry: &Entry) -> Option<Arc<Entry>> {
-        let (found, empty) = self.buckets.get_mut(&entry.hash)?.remove(entry)?;
-        if empty {
-            self.buckets.remove(&entry.hash);
-        }
-        self.len -= 1;
-        Some(found)
+        let found = self
+            .entries
+            .find_entry(entry.hash, |e| std::ptr::eq(Arc::as_ptr(e), entry))
+            .ok()?;
+        Some(found.remove().0)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// Gives back the memory of many removed keys.
     fn shrink(&mut self) {
-        if self.buckets.capacity() > 2 * self.buckets.len() + 64 {
-            self.buckets.shrink_to_fit();
+        if self.entries.capacity() > 2 * self.entries.len() + 64 {
+            self.entries.shrink_to_fit(|e| e.hash);
         }
     }
 
     fn entries(&self) -> impl Iterator<Item = &Arc<Entry>> {
-        self.buckets.values().flat_map(Bucket::as_slice)
+        self.entries.iter()
     }
 }
 
@@ -196,18 +161,14 @@ type Evicted = Vec<(Arc<Entry>, &'static str)>;
 
 /// The shared key map.
 pub(crate) struct Registry {
-    /// Unique in the process, to tell a reused slot's tables apart.
-    id: u64,
-    /// Where the threads keep their seats for this map.
-    slot: Slot,
     map: RwLock<Map>,
+    /// The hot path's way to the keys: by the bytes of a request's spelling.
+    spellings: Spellings,
     seed: u64,
     pub(crate) settings: Settings,
     epoch: Instant,
     /// When the next sweep for idle keys is due, in milliseconds since `epoch`.
     next_sweep: AtomicU64,
-    /// How many keys left the map: the threads forget their freed seats as it grows.
-    evictions: AtomicU64,
     /// This registry, for the sweeper task (which must not keep it alive).
     me: Weak<Registry>,
 }
@@ -215,14 +176,12 @@ pub(crate) struct Registry {
 impl Registry {
     pub(crate) fn new(settings: Settings) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
-            id: next_id(),
-            slot: seats::slot(),
             map: RwLock::default(),
+            spellings: Spellings::new(),
             seed: RandomState::new().hash_one(0u64),
             settings,
             epoch: Instant::now(),
             next_sweep: AtomicU64::new(0),
-            evictions: AtomicU64::new(0),
             me: me.clone(),
         })
     }
@@ -239,76 +198,39 @@ impl Registry {
         self.map.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// How many seats `key`'s entry holds.
+    /// How many spellings of `key` the map of spellings holds.
     #[cfg(test)]
-    pub(crate) fn seats_of(&self, key: &TenantKey) -> usize {
+    pub(crate) fn spellings_of(&self, key: &TenantKey) -> usize {
         let entry = self.get(key).expect("the key is kept");
-        entry.seats.lock().unwrap().len()
+        entry.spellings.lock().unwrap().len()
     }
 
-    /// How many seats this thread's table for this map holds, freed ones included.
+    /// How many spellings the map of spellings holds, of every key.
     #[cfg(test)]
-    pub(crate) fn seats_here(&self) -> usize {
-        seats::len(self.slot.index(), self.id)
+    pub(crate) fn spellings(&self) -> usize {
+        self.spellings.len()
     }
 
     fn now_ms(&self) -> u64 {
         trace::ms(self.epoch.elapsed())
     }
 
-    /// The hot path: this thread's seat for the request's key, if it has one. Reads the
-    /// request's scheme and authority and the map's count of evictions, and writes nothing
-    /// that another thread reads.
+    /// The hot path: the entry of the request's key, found by its spelling if a request spelt
+    /// the same way found the key before. Reads the request's scheme and authority, and
+    /// writes only the entry's strong count.
     #[inline]
-    pub(crate) fn seat(&self, written: Written<'_>, choice: Choice<'_>) -> Option<Arc<Seat>> {
+    pub(crate) fn find(&self, written: Written<'_>, choice: Choice<'_>) -> Option<Arc<Entry>> {
         let spelling = Spelling::of(written, choice);
-        let hash = spelling.hash(self.seed);
-        let evictions = self.evictions.load(Ordering::Relaxed);
-        seats::find(self.slot.index(), self.id, evictions, hash, &spelling)
+        self.spellings.find(&spelling, spelling.hash(self.seed))
     }
 
-    /// Gives this thread a seat for `entry`, for requests spelt as this one. None for a URI
-    /// with user info (the seat would keep a copy of it).
-    ///
-    /// A thread keeps at most [`SEATS_PER_KEY`](seats::SEATS_PER_KEY) spellings of one key:
-    /// a new one beyond them takes the place of the oldest, so neither the thread's table nor
-    /// the entry grows with the spellings a client writes.
-    pub(crate) fn seat_for(
-        &self,
-        entry: &Entry,
-        ready: &Arc<Ready>,
-        written: Written<'_>,
-        choice: Choice<'_>,
-    ) {
+    /// Lets the next requests spelt as this one find `entry` by their spelling. Not for a URI
+    /// with user info (the map would keep a copy of it).
+    pub(crate) fn remember(&self, entry: &Arc<Entry>, written: Written<'_>, choice: Choice<'_>) {
         let spelling = Spelling::of(written, choice);
-        if spelling.has_user_info() {
-            return;
-        }
-        // In the table first, so that the seat has its weak reference when other threads
-        // look at the entry's seats.
-        let (slot, evictions) = (self.slot.index(), self.evictions.load(Ordering::Relaxed));
-        let hash = spelling.hash(self.seed);
-        let Some(seat) = seats::insert(slot, self.id, evictions, hash, |table| {
-            Seat::new(ready.clone(), &spelling, table, hash)
-        }) else {
-            return;
-        };
-        let oldest = {
-            let mut seats = entry.seats.lock().unwrap_or_else(PoisonError::into_inner);
-            // Seats no table points to any more: their thread exited, or its table gave their
-            // place to another spelling of the same hash.
-            seats.retain(|seat| Arc::weak_count(seat) > 0);
-            let mine = seats.iter().filter(|s| s.table() == seat.table()).count();
-            let oldest = (mine >= seats::SEATS_PER_KEY)
-                .then(|| seats.iter().position(|s| s.table() == seat.table()))
-                .flatten()
-                .map(|at| seats.remove(at));
-            seats.push(seat);
-            oldest
-        };
-        // Outside the entry's lock: this thread forgets the spelling it sent longest ago.
-        if let Some(oldest) = oldest {
-            seats::forget(slot, self.id, &oldest);
+        if !spelling.has_user_info() {
+            self.spellings
+                .add(entry, &spelling, spelling.hash(self.seed));
         }
     }
 
@@ -334,10 +256,10 @@ impl Registry {
             }
             let now = self.now_ms();
             let max = self.settings.max_tenants.max(1);
-            if map.len >= max {
+            if map.len() >= max {
                 self.sweep_locked(&mut map, now, &mut evicted);
             }
-            while map.len >= max {
+            while map.len() >= max {
                 // The least recently used key, as of the sweep just made: the one that sweeps
                 // saw used longest ago, with a built provider if there is one.
                 let victim = map
@@ -354,17 +276,9 @@ impl Registry {
                 built: OnceCell::new(),
                 last_seen: AtomicU64::new(now),
                 last_sweep: AtomicU64::new(map.sweeps),
-                seats: Mutex::default(),
+                spellings: Mutex::default(),
             });
-            match map.buckets.entry(hash) {
-                std::collections::hash_map::Entry::Occupied(mut bucket) => {
-                    bucket.get_mut().push(entry.clone())
-                }
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(Bucket::One(entry.clone()));
-                }
-            }
-            map.len += 1;
+            map.insert(entry.clone());
             self.keep_sweeping(&mut map);
             entry
         };
@@ -423,6 +337,7 @@ impl Registry {
 
     /// Takes `entry` out of the map, if it is still there: its factory refused it.
     fn forget(&self, entry: &Entry) {
+        self.spellings.remove(entry);
         let removed = {
             let mut map = self.write();
             let removed = map.remove(entry);
@@ -492,7 +407,7 @@ impl Registry {
     /// Starts the sweeper task if there are keys, none runs, and there is a runtime to run it
     /// on; stops it if there are no keys. Called with the lock held, whenever keys come or go.
     fn keep_sweeping(&self, map: &mut Map) {
-        if map.len == 0 {
+        if map.len() == 0 {
             if let Some(sweeper) = map.sweeper.take() {
                 sweeper.abort();
             }
@@ -509,18 +424,13 @@ impl Registry {
         map.sweeper = Some(sweeper.abort_handle());
     }
 
-    /// Logs and drops keys taken out of the map (outside the lock: each drops its cache, and
-    /// its seats and secrets), and forgets this thread's seats for them.
+    /// Takes keys taken out of the map out of the map of spellings, logs them, and drops
+    /// them (outside the lock: each drops its cache and secrets, but for requests in flight).
     fn evicted(&self, evicted: Evicted) {
-        if evicted.is_empty() {
-            return;
-        }
-        let n = evicted.len() as u64;
         for (victim, reason) in evicted {
+            self.spellings.remove(&victim);
             trace::debug!(name: "tenant_evicted", key = %victim.key, reason, "tenant evicted");
         }
-        let evictions = self.evictions.fetch_add(n, Ordering::Relaxed) + n;
-        seats::prune(self.slot.index(), self.id, evictions);
     }
 
     /// Evicts `key`. Returns whether it was there.
@@ -553,7 +463,7 @@ impl Registry {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.read().len
+        self.read().len()
     }
 }
 

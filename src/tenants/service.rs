@@ -282,13 +282,14 @@ where
         if self.calls % SWEEP_CHECK_EVERY == 0 {
             self.registry.maybe_sweep();
         }
-        // The hot path: this thread has a seat for the request's key. The key's layer sends
-        // the request as its `BearerAuth` would, borrowing the inner service: nothing cloned.
+        // The hot path: a request spelt as this one found its key before. The key's layer
+        // sends the request as its `BearerAuth` would, borrowing the inner service.
         if let Some(written) = Written::of(request.uri()) {
             let choice = Choice::of(request.extensions());
-            if let Some(seat) = self.registry.seat(written, choice) {
-                seat.ready.touch();
-                return ResponseFuture::sent(seat.ready.layer.call(&mut self.inner, request));
+            let entry = self.registry.find(written, choice);
+            if let Some(ready) = entry.as_ref().and_then(|entry| entry.ready()) {
+                ready.touch();
+                return ResponseFuture::sent(ready.layer.call(&mut self.inner, request));
             }
         }
         self.call_slow(request)
@@ -296,7 +297,8 @@ where
 }
 
 impl<S> Tenants<S> {
-    /// A thread's first request for a key: finds or makes the key, and a seat for the thread.
+    /// The first request for a key, or for a spelling of it: finds or makes the key, and
+    /// remembers the spelling.
     #[inline(never)]
     fn call_slow<B, R>(&mut self, request: Request<B>) -> ResponseFuture<S, B>
     where
@@ -313,7 +315,7 @@ impl<S> Tenants<S> {
         self.registry.maybe_sweep();
         if let Some(ready) = entry.ready() {
             ready.touch();
-            self.registry.seat_for(&entry, ready, written, choice);
+            self.registry.remember(&entry, written, choice);
             return ResponseFuture::sent(ready.layer.call(&mut self.inner, request));
         }
         // The factory has not answered yet: the request keeps the instance polled ready.

@@ -1,12 +1,12 @@
 //! The hot path's promises, counted: a known key takes no lock and clones no cache handle,
-//! and threads forget the seats of evicted keys.
+//! and evicted keys leave the map of spellings.
 
 use std::{cell::Cell, convert::Infallible, sync::Arc, time::Duration};
 
 use http::{Request, Response};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
-use super::{TenantCaches, TenantKey, TenantsLayer, registry, seats::SEATS_PER_KEY};
+use super::{TenantCaches, TenantKey, TenantsLayer, registry, spellings::SPELLINGS_PER_KEY};
 use crate::{
     BoxError, cache::TokenCache, origin::Origin, provider::provider_fn, token::TokenResponse,
 };
@@ -66,12 +66,12 @@ async fn a_known_key_takes_no_lock_and_clones_no_handle() {
     };
     let mut client = layer.layer(inner);
     for n in 0..KEYS {
-        // The first request makes the key, the second this thread's seat.
+        // The first request makes the key and adds its spelling, the second finds it.
         for _ in 0..2 {
             client.ready().await.unwrap().call(get(n)).await.unwrap();
         }
     }
-    assert_eq!(caches.registry.seats_here(), KEYS);
+    assert_eq!(caches.registry.spellings(), KEYS);
     let held: Vec<TokenCache> = (0..KEYS).map(|n| cache(&caches, n)).collect();
     let idle: Vec<usize> = held.iter().map(TokenCache::handles).collect();
     handles.set(held).ok().unwrap();
@@ -98,10 +98,10 @@ async fn a_known_key_takes_no_lock_and_clones_no_handle() {
     }
 }
 
-/// A tenant id and a scope make four keys of one origin, each with its own cache; once each
-/// has a seat, requests to them take no lock either.
+/// A tenant id and a scope make four keys of one origin, each with its own cache and
+/// spelling; requests to them take no lock either.
 #[tokio::test]
-async fn tenants_and_scopes_are_keys_with_seats() {
+async fn tenants_and_scopes_are_keys_with_spellings() {
     use super::{Scope, TenantId};
 
     let layer = layer();
@@ -130,7 +130,7 @@ async fn tenants_and_scopes_are_keys_with_seats() {
         }
     }
     assert_eq!(caches.len(), 4);
-    assert_eq!(caches.registry.seats_here(), 4);
+    assert_eq!(caches.registry.spellings(), 4);
     let scoped = key(0).with_scope(Scope::new("a"));
     let both = TenantKey::new(key(0).origin().clone(), Some(TenantId::new("a")))
         .with_scope(Scope::new("a"));
@@ -156,7 +156,7 @@ async fn tenants_and_scopes_are_keys_with_seats() {
 }
 
 #[tokio::test]
-async fn threads_forget_the_seats_of_evicted_keys() {
+async fn evicted_keys_leave_the_map_of_spellings() {
     const KEYS: usize = 8;
     let layer = layer();
     let caches = layer.caches();
@@ -168,79 +168,60 @@ async fn threads_forget_the_seats_of_evicted_keys() {
         }
     }
     let registry = &caches.registry;
-    assert_eq!(registry.seats_here(), KEYS);
-    let evict_elsewhere = |n: usize| {
+    assert_eq!(registry.spellings(), KEYS);
+    // The map refers to entries weakly: an evicted key's entry (its cache and token with it)
+    // is dropped at once, on whichever thread evicts it.
+    let entry = Arc::downgrade(&registry.get(&key(0)).expect("kept"));
+    std::thread::spawn({
         let caches = caches.clone();
-        std::thread::spawn(move || assert!(caches.evict(&key(n))))
-            .join()
-            .unwrap();
-    };
-
-    // One eviction, on another thread: fewer than a quarter of this thread's seats, which it
-    // keeps (the freed one with them) for now.
-    evict_elsewhere(0);
-    client.ready().await.unwrap().call(get(7)).await.unwrap();
-    assert_eq!(registry.seats_here(), KEYS);
-    // A second one makes a quarter: the next request forgets both.
-    evict_elsewhere(1);
-    client.ready().await.unwrap().call(get(7)).await.unwrap();
-    assert_eq!(registry.seats_here(), KEYS - 2);
-    // The evicting thread forgets its own at once.
-    assert!(caches.evict(&key(2)));
-    assert_eq!(registry.seats_here(), KEYS - 3);
-    // An evicted key comes back as a new key, with a new seat.
+        move || assert!(caches.evict(&key(0)))
+    })
+    .join()
+    .unwrap();
+    assert_eq!(entry.strong_count(), 0, "the evicted entry is dropped");
+    assert_eq!(registry.spellings(), KEYS - 1);
+    assert!(caches.evict(&key(1)));
+    assert_eq!(registry.spellings(), KEYS - 2);
+    // An evicted key comes back as a new key, found by its spelling again.
     for _ in 0..2 {
         client.ready().await.unwrap().call(get(0)).await.unwrap();
     }
-    assert_eq!(registry.seats_here(), KEYS - 2);
-    assert_eq!(caches.len(), KEYS - 2);
+    assert_eq!(registry.spellings(), KEYS - 1);
+    assert_eq!(caches.len(), KEYS - 1);
+    let before = locks();
+    client.ready().await.unwrap().call(get(0)).await.unwrap();
+    assert_eq!(locks() - before, 0, "found by its spelling");
 }
 
+/// Threads share the map of spellings: a key sent from many threads has one spelling.
 #[tokio::test]
-async fn the_seats_of_exited_threads_go_with_the_next_seat() {
+async fn threads_share_a_spelling() {
     let layer = layer();
     let caches = layer.caches();
     let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
     let mut client = layer.layer(inner);
-    for _ in 0..2 {
-        client.ready().await.unwrap().call(get(0)).await.unwrap();
-    }
-    assert_eq!(caches.registry.seats_of(&key(0)), 1);
-    // Sends one request to key 0 from a thread of its own, then runs `then` there before the
-    // thread exits.
-    let on_a_new_thread = |then: Box<dyn FnOnce() + Send>| {
+    client.ready().await.unwrap().call(get(0)).await.unwrap();
+    for _ in 0..3 {
         let mut client = client.clone();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                client.ready().await.unwrap().call(get(0)).await.unwrap();
+                for _ in 0..2 {
+                    client.ready().await.unwrap().call(get(0)).await.unwrap();
+                }
             });
-            then();
         })
         .join()
         .unwrap();
-    };
-    // Three threads come, send, and exit: each leaves a seat no table points to, which the
-    // next thread's new seat drops.
-    for _ in 0..3 {
-        on_a_new_thread(Box::new(|| {}));
     }
-    assert_eq!(
-        caches.registry.seats_of(&key(0)),
-        2,
-        "this thread's and the last one's"
-    );
-    // One more thread's first request: its seat replaces the last exited thread's.
-    let registry = caches.registry.clone();
-    on_a_new_thread(Box::new(move || {
-        assert_eq!(registry.seats_of(&key(0)), 2);
-    }));
+    assert_eq!(caches.registry.spellings_of(&key(0)), 1);
+    assert_eq!(caches.registry.spellings(), 1);
 }
 
 #[tokio::test]
-async fn the_spellings_of_a_key_share_its_entry_and_a_few_seats() {
+async fn the_spellings_of_a_key_share_its_entry_and_a_few_places() {
     let layer = layer();
     let caches = layer.caches();
     let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
@@ -266,24 +247,16 @@ async fn the_spellings_of_a_key_share_its_entry_and_a_few_seats() {
         }
     }
     assert_eq!(caches.len(), 1, "one key");
-    // The spellings sent last keep their seats: their requests take no lock.
+    // The spellings sent last are kept: their requests take no lock.
     let before = locks();
-    for url in &spellings[spellings.len() - SEATS_PER_KEY..] {
+    for url in &spellings[spellings.len() - SPELLINGS_PER_KEY..] {
         let request = Request::get(format!("{url}/api")).body(()).unwrap();
         client.ready().await.unwrap().call(request).await.unwrap();
     }
     assert_eq!(locks() - before, 0, "locks taken by the latest spellings");
     let registry = &caches.registry;
-    assert!(
-        registry.seats_of(&key(0)) <= SEATS_PER_KEY,
-        "{} seats in the entry",
-        registry.seats_of(&key(0))
-    );
-    assert!(
-        registry.seats_here() <= SEATS_PER_KEY,
-        "{} seats in this thread's table",
-        registry.seats_here()
-    );
+    assert_eq!(registry.spellings_of(&key(0)), SPELLINGS_PER_KEY);
+    assert_eq!(registry.spellings(), SPELLINGS_PER_KEY);
 }
 
 /// `s` with the letters whose bit in `mask` is set made capitals.
