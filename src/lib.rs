@@ -325,7 +325,6 @@ pub mod reqwest;
 pub mod retry;
 mod rt;
 mod service;
-mod slot;
 pub mod store;
 pub mod tenants;
 #[cfg(feature = "test-server")]

@@ -24,12 +24,11 @@ use std::{
 
 use http::HeaderValue;
 
-use super::Shared;
-use crate::{
-    clock::Deadline,
+use super::{
+    Shared,
     slot::{Pool, Slot},
-    token::Token,
 };
+use crate::{clock::Deadline, token::Token};
 
 /// One thread's copy of one token's header.
 pub(crate) struct Local {

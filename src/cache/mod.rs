@@ -40,7 +40,6 @@ use crate::{
     metrics::{self, Labels},
     provider::{BoxFuture, TokenProvider},
     rt::{Mutex, MutexGuard},
-    slot::Slot,
     store::{OnChange, TokenChange, TokenStore},
     token::Token,
     trace,
@@ -52,6 +51,7 @@ mod flight;
 mod local;
 mod revoke;
 mod shared_store;
+mod slot;
 mod state;
 mod wait;
 
@@ -59,6 +59,7 @@ pub use builder::TokenCacheBuilder;
 
 pub(crate) use config::{Config, next_id};
 use local::Local;
+use slot::Slot;
 use state::State;
 use wait::{Next, wait};
 

@@ -1,5 +1,5 @@
-//! Slot numbers: small integers for objects that each thread finds its own entry for by
-//! index, in a per-thread table (a cache's header copies).
+//! Slot numbers: small integers for caches, by which each thread finds its own copy of a
+//! cache's header in its per-thread table (see `local.rs`).
 //!
 //! A slot is taken from a process-wide pool and given back when its owner is dropped, so a
 //! thread's table is as long as the most owners alive at once, not as the number ever made.
