@@ -264,16 +264,16 @@ where
 
 /// A request on the slow path, and the copy kept to send it again after `401`.
 enum Kept<B> {
-    /// The request, and its copy if it has one: replay is off or the request opted out, its
-    /// body was copied, or it could not be copied.
+    /// The request, with a copy when its body was cloned; without one when replay is off,
+    /// the request opted out, or its body can be neither cloned nor read into memory.
     Ready(Request<B>, Option<replay::RequestCopy<B>>),
     /// The body is being read into memory, to be sent and kept once it is.
     Buffering(replay::Buffered<B>, http::request::Parts),
 }
 
 /// Keeps a copy of `request` for a replay after `401`, when replay is on and the request has
-/// not opted out: its body cloned if it can be, or else read into memory (up to the buffer
-/// limit; a body over it goes without a copy).
+/// not opted out: its body cloned if it can be, or else read into memory when its type and
+/// size allow (see `replay::buffer`).
 fn keep_copy<B: 'static>(request: Request<B>, settings: &Settings) -> Kept<B> {
     if !settings.replay || replay::opted_out(request.extensions()) {
         return Kept::Ready(request, None);

@@ -114,7 +114,7 @@ pub(super) fn issue_scoped(
     if let (Some(rt), true) = (refresh_token, send) {
         body["refresh_token"] = Value::String(rt);
     }
-    state_expiry(&mut body, config.expiry_format, secs, expires_at);
+    add_expiry(&mut body, config.expiry_format, secs, expires_at);
     let mut response = respond(StatusCode::OK, &body);
     response
         .headers_mut()
@@ -167,9 +167,9 @@ fn remember(
     );
 }
 
-/// States the token's lifetime in the response `body`, as `format` says: `secs` seconds from
+/// Adds the token's lifetime to the response `body`, as `format` says: `secs` seconds from
 /// now, which is `expires_at` in Unix seconds.
-fn state_expiry(body: &mut Value, format: ExpiryFormat, secs: u64, expires_at: u64) {
+fn add_expiry(body: &mut Value, format: ExpiryFormat, secs: u64, expires_at: u64) {
     match format {
         ExpiryFormat::ExpiresIn => body["expires_in"] = json!(secs),
         ExpiryFormat::ExpiresInString => body["expires_in"] = json!(secs.to_string()),
