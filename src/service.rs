@@ -246,31 +246,65 @@ where
     S: Service<Request<B>, Response = Response<R>> + Clone,
     B: 'static,
 {
-    let (mut request, replay) = if settings.replay && !replay::opted_out(request.extensions()) {
-        let (parts, body) = request.into_parts();
-        match replay::try_clone(&body) {
-            Some(copy) => {
-                // Send the original head and keep the copy.
-                let kept = replay::RequestCopy::new(&parts, copy);
-                (Request::from_parts(parts, body), Some(kept))
-            }
-            None => match replay::buffer(body, settings.buffer_limit) {
-                Ok(fut) => {
-                    return ResponseFuture::waiting(
-                        take_ready(inner),
-                        None,
-                        None,
-                        cache,
-                        Wait::Buffer(fut, parts),
-                        settings.recover,
-                    );
-                }
-                Err(body) => (Request::from_parts(parts, body), None),
-            },
+    let (request, replay) = match keep_copy(request, settings) {
+        Kept::Ready(request, replay) => (request, replay),
+        Kept::Buffering(fut, parts) => {
+            return ResponseFuture::waiting(
+                take_ready(inner),
+                None,
+                None,
+                cache,
+                Wait::Buffer(fut, parts),
+                settings.recover,
+            );
         }
-    } else {
-        (request, None)
     };
+    send_with_token(inner, cache, settings, request, replay)
+}
+
+/// A request on the slow path, and the copy kept to send it again after `401`.
+enum Kept<B> {
+    /// The request, with a copy when its body was cloned; without one when replay is off,
+    /// the request opted out, or its body can be neither cloned nor read into memory.
+    Ready(Request<B>, Option<replay::RequestCopy<B>>),
+    /// The body is being read into memory, to be sent and kept once it is.
+    Buffering(replay::Buffered<B>, http::request::Parts),
+}
+
+/// Keeps a copy of `request` for a replay after `401`, when replay is on and the request has
+/// not opted out: its body cloned if it can be, or else read into memory when its type and
+/// size allow (see `replay::buffer`).
+fn keep_copy<B: 'static>(request: Request<B>, settings: &Settings) -> Kept<B> {
+    if !settings.replay || replay::opted_out(request.extensions()) {
+        return Kept::Ready(request, None);
+    }
+    let (parts, body) = request.into_parts();
+    match replay::try_clone(&body) {
+        Some(copy) => {
+            // Send the original head and keep the copy.
+            let kept = replay::RequestCopy::new(&parts, copy);
+            Kept::Ready(Request::from_parts(parts, body), Some(kept))
+        }
+        None => match replay::buffer(body, settings.buffer_limit) {
+            Ok(fut) => Kept::Buffering(fut, parts),
+            Err(body) => Kept::Ready(Request::from_parts(parts, body), None),
+        },
+    }
+}
+
+/// Sends `request` with the cache's token, keeping a spare service for `replay` if there is
+/// one; or, while the token is being fetched, a future that waits for it.
+fn send_with_token<S, B, R>(
+    inner: &mut S,
+    cache: &TokenCache,
+    settings: &Settings,
+    mut request: Request<B>,
+    replay: Option<replay::RequestCopy<B>>,
+) -> ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<R>> + Clone,
+    B: 'static,
+{
     match token_for(cache) {
         Lookup::Ready(header, carried) => {
             request.headers_mut().insert(AUTHORIZATION, header);

@@ -12,7 +12,11 @@ use std::{
 
 use tokio::{sync::Notify, time::Instant};
 
-use super::{Lease, StoreLock, StoredToken, TokenStore};
+use super::{
+    TokenStore,
+    lock::{Lease, StoreLock},
+    record::StoredToken,
+};
 use crate::{BoxError, provider::BoxFuture, rt};
 
 /// Default length of the lock's lease: as `RedisStore`'s.

@@ -9,7 +9,11 @@ use std::{
 use redis::{Client, RedisError, aio::ConnectionManager};
 use tokio::time::Instant;
 
-use super::{Lease, StoreLock, StoredToken, TokenStore};
+use super::{
+    TokenStore,
+    lock::{Lease, StoreLock},
+    record::StoredToken,
+};
 use crate::{BoxError, provider::BoxFuture};
 
 /// Default length of the lock's lease: a holder renews it every second, so one renewal may

@@ -187,6 +187,19 @@ impl TestServerConfig {
     pub(super) fn lifetime_secs(&self) -> u64 {
         self.lifetime.as_secs().max(1)
     }
+
+    /// Whether a login with these fields is the user's.
+    pub(super) fn accepts(
+        &self,
+        username: Option<&str>,
+        password: Option<&str>,
+        domain: Option<&str>,
+    ) -> bool {
+        let tenant_ok = self.domain.is_none() || domain == self.domain.as_deref();
+        username == Some(self.username.as_str())
+            && password == Some(self.password.as_str())
+            && tenant_ok
+    }
 }
 
 impl fmt::Debug for TestServerConfig {
@@ -285,5 +298,17 @@ impl CannedResponse {
     pub fn echo_request(mut self) -> Self {
         self.echo = true;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_secrets() {
+        let config = TestServerConfig::new("u", "hunter2").client_secret("s3cr3t");
+        let out = format!("{config:?}");
+        assert!(!out.contains("hunter2") && !out.contains("s3cr3t"), "{out}");
     }
 }

@@ -7,7 +7,8 @@ use http::{Request, header::CONTENT_TYPE};
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::Value;
 
-use super::MAX_REQUEST_BODY;
+/// Largest request body the server reads.
+pub(super) const MAX_REQUEST_BODY: usize = 64 * 1024;
 
 /// A token request with its body read.
 pub(super) type Received = Request<Full<Bytes>>;

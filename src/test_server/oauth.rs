@@ -11,12 +11,12 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::{
-    Shared,
     answer::{Api, Failure, ServerBody, respond},
-    bearer,
     config::TestServerConfig,
     counts::{TokenRequestRecord, bump},
-    read_fields,
+    fields::read_fields,
+    protected::bearer,
+    state::Shared,
     tokens::{Refresh, issue_scoped, refresh},
 };
 use crate::provider::{oauth2::decode_basic, portsip::PORTSIP_TOKEN_PATH};

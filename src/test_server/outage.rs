@@ -9,10 +9,11 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::{
-    Shared, TestServer,
     answer::{Api, Failure, ServerBody, respond},
     config::CannedResponse,
     counts::bump,
+    server::TestServer,
+    state::Shared,
 };
 
 /// How the token endpoint or the API paths fail while an outage is switched on; see

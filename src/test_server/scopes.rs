@@ -5,10 +5,11 @@
 use http::{HeaderValue, Response, StatusCode, header::WWW_AUTHENTICATE};
 
 use super::{
-    MAX_TOKENS, Shared, TestServer,
     answer::{ServerBody, oauth_error},
-    bearer_token,
     bounded::Bounded,
+    protected::bearer_token,
+    server::TestServer,
+    state::{MAX_TOKENS, Shared},
 };
 
 /// The scope granted to a token request that asks for none (and to every token of the

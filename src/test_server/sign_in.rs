@@ -12,11 +12,11 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::{
-    Received, Shared,
     answer::{Api, Failure, ServerBody, respond},
-    bearer,
     counts::{TokenRequestRecord, bump},
-    read_fields,
+    fields::{Received, read_fields},
+    protected::bearer,
+    state::Shared,
     tokens::{Refresh, issue, refresh},
 };
 use crate::provider::portsip::{

@@ -6,10 +6,10 @@ use http::{HeaderValue, Response, StatusCode, header::CACHE_CONTROL};
 use serde_json::{Value, json};
 
 use super::{
-    Access, Shared, State,
     answer::{Api, Failure, ServerBody, respond},
     config::{ExpiryFormat, TestServerConfig},
     counts::bump,
+    state::{Access, Shared, State},
 };
 
 /// What refresh token goes with a new access token.
@@ -98,28 +98,9 @@ pub(super) fn issue_scoped(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
         + secs;
-    let access_token = match config.expiry_format {
-        ExpiryFormat::Jwt => jwt(&shared.new_token("AT"), expires_at),
-        _ => shared.new_token("AT"),
-    };
-    let (refresh_token, send) = match refresh {
-        Refresh::New => (Some(shared.new_token("RT")), true),
-        Refresh::Keep(rt) => (Some(rt), false),
-        Refresh::None => (None, false),
-    };
-    if let Some(rt) = &refresh_token {
-        state.refresh.insert(rt.clone(), username.clone());
-    }
-    let expires = Instant::now() + Duration::from_secs(secs);
-    state.expiry.insert(access_token.clone(), expires);
-    state.access.insert(
-        access_token.clone(),
-        Access {
-            expires,
-            username,
-            refresh_token: refresh_token.clone(),
-        },
-    );
+    let access_token = new_access_token(shared, config.expiry_format, expires_at);
+    let (refresh_token, send) = refresh.token(shared);
+    remember(state, &access_token, refresh_token.as_ref(), username, secs);
     let mut body = json!({
         "access_token": &access_token,
         "token_type": "Bearer",
@@ -133,7 +114,63 @@ pub(super) fn issue_scoped(
     if let (Some(rt), true) = (refresh_token, send) {
         body["refresh_token"] = Value::String(rt);
     }
-    match config.expiry_format {
+    add_expiry(&mut body, config.expiry_format, secs, expires_at);
+    let mut response = respond(StatusCode::OK, &body);
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+impl Refresh {
+    /// The refresh token that goes with a new access token, and whether the response sends
+    /// it.
+    fn token(self, shared: &Shared) -> (Option<String>, bool) {
+        match self {
+            Self::New => (Some(shared.new_token("RT")), true),
+            Self::Keep(rt) => (Some(rt), false),
+            Self::None => (None, false),
+        }
+    }
+}
+
+/// A new access token: random, or an unsigned JWT that expires at `expires_at` (Unix
+/// seconds) when the server states the lifetime that way.
+fn new_access_token(shared: &Shared, format: ExpiryFormat, expires_at: u64) -> String {
+    match format {
+        ExpiryFormat::Jwt => jwt(&shared.new_token("AT"), expires_at),
+        _ => shared.new_token("AT"),
+    }
+}
+
+/// Records a new access token, valid for `secs` seconds from now, and its refresh token, as
+/// issued to `username`.
+fn remember(
+    state: &mut State,
+    access_token: &str,
+    refresh_token: Option<&String>,
+    username: String,
+    secs: u64,
+) {
+    if let Some(rt) = refresh_token {
+        state.refresh.insert(rt.clone(), username.clone());
+    }
+    let expires = Instant::now() + Duration::from_secs(secs);
+    state.expiry.insert(access_token.to_owned(), expires);
+    state.access.insert(
+        access_token.to_owned(),
+        Access {
+            expires,
+            username,
+            refresh_token: refresh_token.cloned(),
+        },
+    );
+}
+
+/// Adds the token's lifetime to the response `body`, as `format` says: `secs` seconds from
+/// now, which is `expires_at` in Unix seconds.
+fn add_expiry(body: &mut Value, format: ExpiryFormat, secs: u64, expires_at: u64) {
+    match format {
         ExpiryFormat::ExpiresIn => body["expires_in"] = json!(secs),
         ExpiryFormat::ExpiresInString => body["expires_in"] = json!(secs.to_string()),
         ExpiryFormat::ExpiresAt => body["expires_at"] = json!(expires_at),
@@ -141,11 +178,6 @@ pub(super) fn issue_scoped(
         ExpiryFormat::ExpiresAtMillis => body["expires_at"] = json!(expires_at * 1000),
         ExpiryFormat::None | ExpiryFormat::Jwt => {}
     }
-    let mut response = respond(StatusCode::OK, &body);
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 /// An unsigned JWT (`alg: none`) with `subject` as its `sub` and `exp` as its `exp` claim.

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use super::{StoreLock, StoredToken, TokenStore};
+use super::{TokenStore, lock::StoreLock, record::StoredToken};
 use crate::{BoxError, provider::BoxFuture};
 
 mod disk;
