@@ -15,7 +15,7 @@ use crate::{
     provider::TokenProvider,
     tenants::{
         TenantCaches, TenantError, TenantKey, TenantsLayer,
-        key::{Choice, Written},
+        key::read::{Choice, Written},
         ready::Ready,
     },
 };

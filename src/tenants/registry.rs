@@ -21,7 +21,7 @@ use tokio::{sync::OnceCell, time::Instant};
 
 use super::{
     TenantError, TenantKey,
-    key::{Choice, Spelling, Target, Written},
+    key::read::{Choice, Spelling, Target, Written},
     ready::{Ready, Rotating},
     spellings::{Kept, Spellings},
 };

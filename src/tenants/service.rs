@@ -15,7 +15,7 @@ use tower_service::Service;
 use super::{
     TenantCaches, TenantError, TenantKey,
     future::ResponseFuture,
-    key::{Choice, Written},
+    key::read::{Choice, Written},
     registry::{Configure, Factory, Registry, Settings},
 };
 use crate::{

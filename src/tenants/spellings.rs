@@ -23,7 +23,7 @@ use std::{
 
 use super::{
     Scope, TenantId,
-    key::{Choice, Prehashed, Spelling},
+    key::read::{Choice, Prehashed, Spelling},
     registry::Entry,
 };
 
