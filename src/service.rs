@@ -46,10 +46,23 @@ impl Settings {
     }
 }
 
-/// Inserts `Authorization: value`. Kept out of line: the hot path inlined around it is
-/// smaller, and measured 23 instructions per request fewer this way (`BENCHMARKS.md`).
+/// Sets `Authorization: value`. A request without the header (all of them, unless
+/// `overwrite` is set) gets it appended: inlined, `append` costs about 40 instructions per
+/// request less than an out-of-line `insert` (`BENCHMARKS.md`), which must look for a header
+/// to replace.
+#[inline]
+fn set_authorization(headers: &mut HeaderMap, value: http::HeaderValue, overwrite: bool) {
+    if overwrite && has_authorization(headers) {
+        replace_authorization(headers, value);
+    } else {
+        headers.append(AUTHORIZATION, value);
+    }
+}
+
+/// Replaces the request's own `Authorization` header with `value` (`overwrite_existing`).
+#[cold]
 #[inline(never)]
-fn set_authorization(headers: &mut HeaderMap, value: http::HeaderValue) {
+fn replace_authorization(headers: &mut HeaderMap, value: http::HeaderValue) {
     headers.insert(AUTHORIZATION, value);
 }
 
@@ -222,7 +235,11 @@ where
     // service.
     if !settings.replay || !replay::replayable::<B>() {
         if let Some(local) = cache.cached() {
-            set_authorization(request.headers_mut(), local.header.clone());
+            set_authorization(
+                request.headers_mut(),
+                local.header.clone(),
+                settings.overwrite,
+            );
             return ResponseFuture::called(
                 inner,
                 request,
