@@ -209,6 +209,71 @@ async fn an_existing_authorization_header_is_kept_unless_overwriting() {
     );
 }
 
+/// With `overwrite_existing`, a request sent with the cached token (the hot path: replay off,
+/// this thread's copy of the header) has its own header replaced, not joined by a second one;
+/// without it, the request's own header is the only one sent.
+#[tokio::test]
+async fn overwriting_replaces_the_header_when_the_token_is_cached() {
+    let (api, addr) = Api::start().await;
+    api.accept("mine");
+    let issuer = Issuer::new(&api);
+    let with_basic = || {
+        let mut req = get(addr);
+        req.headers_mut()
+            .insert(AUTHORIZATION, "Basic dXNlcjpwYXNz".parse().unwrap());
+        req
+    };
+    let mut svc = BearerAuthLayer::new(issuer.clone())
+        .any_origin()
+        .overwrite_existing(true)
+        .replay_unauthorized(false)
+        .layer(client());
+    for _ in 0..3 {
+        let response = svc.ready().await.unwrap().call(with_basic()).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let mut mine = get(addr);
+    mine.headers_mut()
+        .insert(AUTHORIZATION, "Bearer mine".parse().unwrap());
+    let mut keep = BearerAuthLayer::new(issuer.clone())
+        .any_origin()
+        .replay_unauthorized(false)
+        .layer(client());
+    keep.ready().await.unwrap().call(get(addr)).await.unwrap();
+    assert_eq!(
+        keep.ready()
+            .await
+            .unwrap()
+            .call(mine)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let sent: Vec<Vec<String>> = api
+        .received()
+        .iter()
+        .map(|r| {
+            r.headers
+                .get_all(AUTHORIZATION)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            vec!["Bearer access-login-1"],
+            vec!["Bearer access-login-1"],
+            vec!["Bearer access-login-1"],
+            vec!["Bearer access-login-2"],
+            vec!["Bearer mine"],
+        ]
+    );
+    assert_eq!(issuer.logins(), 2);
+}
+
 #[tokio::test]
 async fn errors_of_the_inner_service_pass_through() {
     // Nothing listens on this port once the listener is dropped.
