@@ -7,7 +7,10 @@ use tokio::time::Instant;
 
 use super::{
     config::{Config, MAX_DURATION},
-    flight::{Failure, Flight, Refused},
+    flight::{
+        fetch::{Failure, Refused},
+        record::Flight,
+    },
     local::Local,
 };
 use crate::{

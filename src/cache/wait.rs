@@ -8,7 +8,10 @@ use tokio::time::Instant;
 
 use super::{
     Shared,
-    flight::{self, FlightTask, Landing, Outcome},
+    flight::{
+        self, FlightTask,
+        record::{Landing, Outcome},
+    },
     state::State,
 };
 use crate::{

@@ -163,7 +163,7 @@ type Evicted = Vec<(Arc<Entry>, &'static str)>;
 pub(crate) struct Registry {
     map: RwLock<Map>,
     /// The hot path's way to the keys: by the bytes of a request's spelling.
-    spellings: Spellings,
+    spellings: Spellings<Entry>,
     seed: u64,
     pub(crate) settings: Settings,
     epoch: Instant,
@@ -229,8 +229,8 @@ impl Registry {
     pub(crate) fn remember(&self, entry: &Arc<Entry>, written: Written<'_>, choice: Choice<'_>) {
         let spelling = Spelling::of(written, choice);
         if !spelling.has_user_info() {
-            self.spellings
-                .add(entry, &spelling, spelling.hash(self.seed));
+            let hash = spelling.hash(self.seed);
+            self.spellings.add(entry, &entry.spellings, &spelling, hash);
         }
     }
 
@@ -337,7 +337,7 @@ impl Registry {
 
     /// Takes `entry` out of the map, if it is still there: its factory refused it.
     fn forget(&self, entry: &Entry) {
-        self.spellings.remove(entry);
+        self.spellings.remove(entry, &entry.spellings);
         let removed = {
             let mut map = self.write();
             let removed = map.remove(entry);
@@ -428,7 +428,7 @@ impl Registry {
     /// them (outside the lock: each drops its cache and secrets, but for requests in flight).
     fn evicted(&self, evicted: Evicted) {
         for (victim, reason) in evicted {
-            self.spellings.remove(&victim);
+            self.spellings.remove(&victim, &victim.spellings);
             trace::debug!(name: "tenant_evicted", key = %victim.key, reason, "tenant evicted");
         }
     }

@@ -24,8 +24,8 @@ use std::{
 use super::{
     Scope, TenantId,
     key::read::{Choice, Prehashed, Spelling},
-    registry::Entry,
 };
+use crate::rt::Mutex;
 
 /// How many spellings of one key the map keeps. A client writes one, or a few
 /// (`https://pbx.example.com` here, `https://pbx.example.com:443` there); a client that sends
@@ -106,7 +106,7 @@ impl papaya::Equivalent<Key> for Probe<'_> {
 }
 
 /// An entry's spellings in the map, oldest first, and whether the entry left the key map (a
-/// spelling added after that would keep naming it).
+/// spelling added after that would keep naming it). Each entry keeps its own, behind a lock.
 #[derive(Default)]
 pub(crate) struct Kept {
     gone: bool,
@@ -121,12 +121,12 @@ impl Kept {
     }
 }
 
-/// The hot path's map.
-pub(crate) struct Spellings {
-    map: papaya::HashMap<Key, Weak<Entry>, BuildHasherDefault<Prehashed>>,
+/// The hot path's map, from spellings to the entries `E` of their keys.
+pub(crate) struct Spellings<E> {
+    map: papaya::HashMap<Key, Weak<E>, BuildHasherDefault<Prehashed>>,
 }
 
-impl Spellings {
+impl<E> Spellings<E> {
     pub(crate) fn new() -> Self {
         Self {
             // Nodes are freed as soon as no thread may still read them, not by batches: a
@@ -145,18 +145,22 @@ impl Spellings {
 
     /// The hot path: the entry of the key that requests spelt `spelling` (of `hash`) go to.
     #[inline]
-    pub(crate) fn find(&self, spelling: &Spelling<'_>, hash: u64) -> Option<Arc<Entry>> {
+    pub(crate) fn find(&self, spelling: &Spelling<'_>, hash: u64) -> Option<Arc<E>> {
         self.map.pin().get(&Probe { hash, spelling })?.upgrade()
     }
 
-    /// Adds `spelling` (of `hash`) for `entry`, in place of the entry's oldest spelling if it
-    /// has [`SPELLINGS_PER_KEY`] already. Nothing if the entry left the key map.
-    pub(crate) fn add(&self, entry: &Arc<Entry>, spelling: &Spelling<'_>, hash: u64) {
+    /// Adds `spelling` (of `hash`) for `entry`, whose spellings `kept` lists, in place of the
+    /// entry's oldest spelling if it has [`SPELLINGS_PER_KEY`] already. Nothing if the entry
+    /// left the key map.
+    pub(crate) fn add(
+        &self,
+        entry: &Arc<E>,
+        kept: &Mutex<Kept>,
+        spelling: &Spelling<'_>,
+        hash: u64,
+    ) {
         let key = Key(Arc::new(Spelt::of(spelling, hash)));
-        let mut kept = entry
-            .spellings
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
         if kept.gone || kept.spellings.contains(&key) {
             return;
         }
@@ -169,12 +173,9 @@ impl Spellings {
         kept.spellings.push(key);
     }
 
-    /// Takes `entry`'s spellings out of the map: it left the key map.
-    pub(crate) fn remove(&self, entry: &Entry) {
-        let mut kept = entry
-            .spellings
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+    /// Takes the spellings of `entry`, which `kept` lists, out of the map: it left the key map.
+    pub(crate) fn remove(&self, entry: &E, kept: &Mutex<Kept>) {
+        let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
         kept.gone = true;
         let map = self.map.pin();
         for key in kept.spellings.drain(..) {

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::{LockHeld, POLL_MAX, POLL_MIN};
 use crate::{
     BoxError,
-    cache::flight::Fetched,
+    cache::flight::fetch::Fetched,
     error::Reason,
     rt,
     store::{StoreLock, StoredToken, TokenStore},

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{
     config::Config,
-    flight::{Failure, Fetched, Refused, fetch as fetch_from_provider},
+    flight::fetch::{Failure, Fetched, Refused, fetch as fetch_from_provider},
 };
 use crate::{
     BoxError, clock,
