@@ -1,4 +1,5 @@
-//! The protected resource (every path but the APIs'): checking a request's bearer token.
+//! The protected resource (every path but the APIs'): checking a request's bearer token and
+//! its scope, and the failures switched on or queued for these paths.
 
 use std::time::Instant;
 
@@ -12,7 +13,7 @@ use serde_json::json;
 use super::{
     answer::{ServerBody, oauth_error, respond},
     counts::bump,
-    scopes,
+    outage::{Outage, Paths, canned_response, in_force, refused},
     state::Shared,
 };
 
@@ -38,6 +39,25 @@ impl Shared {
         }
         user
     }
+
+    /// The answer to a request to a protected path from an outage or the queue, if any:
+    /// counted in [`Counts::failed_api_requests`](super::Counts::failed_api_requests).
+    pub(super) async fn api_fault(&self) -> Option<Response<ServerBody>> {
+        let response = match in_force(&self.outages, Paths::Api).await {
+            Some(Outage::Refuse) => refused(),
+            Some(_) => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({ "error": "service unavailable" }),
+            ),
+            None => {
+                let canned = self.lock().api_canned.pop_front()?;
+                let body = canned.body.clone();
+                canned_response(canned, body)
+            }
+        };
+        bump(&self.counters.failed_api_requests);
+        Some(response)
+    }
 }
 
 pub(super) fn bearer(req: &Request<Incoming>) -> Option<String> {
@@ -57,7 +77,7 @@ pub(super) fn protected(
 ) -> Response<ServerBody> {
     let authorization = req.headers().get(AUTHORIZATION);
     match shared.authorize(authorization.and_then(|v| v.to_str().ok())) {
-        Some(user) => scopes::refuse(shared, path, authorization)
+        Some(user) => refuse_scope(shared, path, authorization)
             .unwrap_or_else(|| respond(StatusCode::OK, &json!({ "path": path, "username": user }))),
         None => {
             let mut response = oauth_error(
@@ -72,6 +92,32 @@ pub(super) fn protected(
             response
         }
     }
+}
+
+/// The server's answer to a request to `path` whose valid token lacks the scope the path
+/// requires: `403 Forbidden` with `WWW-Authenticate: Bearer error="insufficient_scope",
+/// scope="…"`. `None` if the token has it, or the path requires none.
+fn refuse_scope(
+    shared: &Shared,
+    path: &str,
+    authorization: Option<&HeaderValue>,
+) -> Option<Response<ServerBody>> {
+    let token = authorization
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)?;
+    let state = shared.lock();
+    let lacking = state.scopes.lacking(path, token)?.to_owned();
+    drop(state);
+    let mut response = oauth_error(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        "the access token lacks the scope this path requires",
+    );
+    let challenge = format!(r#"Bearer error="insufficient_scope", scope="{lacking}""#);
+    if let Ok(value) = HeaderValue::try_from(challenge) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    Some(response)
 }
 
 #[cfg(test)]

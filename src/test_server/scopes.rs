@@ -1,16 +1,8 @@
 //! Scopes: a token issued on the OAuth token endpoint carries the scope its request asked for,
-//! and a path can require a scope, refusing a token without it with `403` and
-//! `WWW-Authenticate: Bearer error="insufficient_scope"` (RFC 6750 §3.1).
+//! and a path can require a scope; the protected resource refuses a token without it with
+//! `403` and `WWW-Authenticate: Bearer error="insufficient_scope"` (RFC 6750 §3.1).
 
-use http::{HeaderValue, Response, StatusCode, header::WWW_AUTHENTICATE};
-
-use super::{
-    answer::{ServerBody, oauth_error},
-    bounded::Bounded,
-    protected::bearer_token,
-    server::TestServer,
-    state::{MAX_TOKENS, Shared},
-};
+use super::bounded::Bounded;
 
 /// The scope granted to a token request that asks for none (and to every token of the
 /// sign-in API, which has no scopes).
@@ -27,10 +19,11 @@ pub(super) struct Scopes {
 }
 
 impl Scopes {
-    pub(super) fn new() -> Self {
+    /// No scope granted or required yet; at most `limit` tokens of each kind remembered.
+    pub(super) fn new(limit: usize) -> Self {
         Self {
-            access: Bounded::new(MAX_TOKENS),
-            refresh: Bounded::new(MAX_TOKENS),
+            access: Bounded::new(limit),
+            refresh: Bounded::new(limit),
             required: Vec::new(),
         }
     }
@@ -59,8 +52,13 @@ impl Scopes {
         self.refresh.get(refresh_token).cloned()
     }
 
+    /// Makes `path`, and every path below it, require `scope`.
+    pub(super) fn require(&mut self, path: String, scope: String) {
+        self.required.push((path, scope));
+    }
+
     /// The scope `path` requires that `access_token` lacks, if any.
-    fn lacking(&self, path: &str, access_token: &str) -> Option<&str> {
+    pub(super) fn lacking(&self, path: &str, access_token: &str) -> Option<&str> {
         let granted = self
             .access
             .get(access_token)
@@ -84,67 +82,13 @@ fn under(path: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// The server's answer to a request to `path` whose valid token lacks the scope the path
-/// requires: `403 Forbidden` with `WWW-Authenticate: Bearer error="insufficient_scope",
-/// scope="…"`. `None` if the token has it, or the path requires none.
-pub(super) fn refuse(
-    shared: &Shared,
-    path: &str,
-    authorization: Option<&HeaderValue>,
-) -> Option<Response<ServerBody>> {
-    let token = authorization
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token)?;
-    let state = shared.lock();
-    let lacking = state.scopes.lacking(path, token)?.to_owned();
-    drop(state);
-    let mut response = oauth_error(
-        StatusCode::FORBIDDEN,
-        "insufficient_scope",
-        "the access token lacks the scope this path requires",
-    );
-    let challenge = format!(r#"Bearer error="insufficient_scope", scope="{lacking}""#);
-    if let Ok(value) = HeaderValue::try_from(challenge) {
-        response.headers_mut().insert(WWW_AUTHENTICATE, value);
-    }
-    Some(response)
-}
-
-impl TestServer {
-    /// Makes `path`, and every path below it, require `scope` (one scope or several,
-    /// separated by spaces, all required): a request whose valid token was not granted it
-    /// gets `403 Forbidden` with `WWW-Authenticate: Bearer error="insufficient_scope",
-    /// scope="…"` (RFC 6750 §3.1). Calls add up: a path under several prefixes needs each one's
-    /// scope.
-    ///
-    /// A token is granted the scope its OAuth token request asked for (the `scope` field), or
-    /// [`DEFAULT_SCOPE`] if it asked for none; a refreshed token keeps its refresh token's
-    /// scope; a token of the sign-in API has [`DEFAULT_SCOPE`]. No path requires a scope by
-    /// default. Scopes are granted as asked: the server refuses none.
-    ///
-    /// ```
-    /// use tower_bearer_auth::test_server::{TestServer, TestServerConfig};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> std::io::Result<()> {
-    /// let server = TestServer::start(TestServerConfig::new("admin", "s3cret")).await?;
-    /// server.require_scope("/api/orders", "orders:write");
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn require_scope(&self, path: impl Into<String>, scope: impl Into<String>) {
-        let mut state = self.shared.lock();
-        state.scopes.required.push((path.into(), scope.into()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn paths_require_their_prefixes_scopes() {
-        let mut scopes = Scopes::new();
+        let mut scopes = Scopes::new(16);
         scopes.required.push(("/api/write/".into(), "write".into()));
         scopes.required.push(("/api".into(), "api".into()));
         let granted = scopes.grant("AT1", Some("RT1"), Some(" api  write "));

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use super::{
     config::{CannedResponse, ExpiryFormat, TestServerConfig},
     counts::{Counts, TokenRequestRecord},
+    outage::{Outage, Paths},
     route::accept_loop,
     state::Shared,
 };
@@ -140,6 +141,115 @@ impl TestServer {
     /// [`clear_queued_responses`](Self::clear_queued_responses) drops those not used yet.
     pub fn respond_next(&self, response: CannedResponse) {
         self.shared.lock().canned.push_back(response);
+    }
+}
+
+/// The switches that make the server fail. `TestServer` is `Send` and `Sync` and every method
+/// takes `&self`, so an `Arc<TestServer>` lets a spawned task end an outage.
+impl TestServer {
+    /// Switches an outage of the token endpoint on (`Some`) or off (`None`): token requests on
+    /// either login API (the OAuth token endpoint, `sign_in`, `verify_otp`, `refresh_token`)
+    /// are answered as `outage` says until it is switched off or changed. Revocation and
+    /// sign-out are not affected. A request that arrives during an outage is counted as any
+    /// token request (see [`Counts`](super::Counts)).
+    ///
+    /// An outage comes before a [canned response](Self::respond_next), which stays queued.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use tower_bearer_auth::test_server::{Outage, TestServer, TestServerConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
+    /// let server = Arc::new(TestServer::start(TestServerConfig::new("admin", "s3cret")).await?);
+    /// // The token endpoint is down for two seconds.
+    /// server.set_token_outage(Some(Outage::Unavailable));
+    /// let healer = Arc::clone(&server);
+    /// tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_secs(2)).await;
+    ///     healer.set_token_outage(None);
+    /// });
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_token_outage(&self, outage: Option<Outage>) {
+        self.shared
+            .outages
+            .send_modify(|o| o.set(Paths::Token, outage));
+    }
+
+    /// Switches an outage of the API paths (every path but the login APIs') on (`Some`) or
+    /// off (`None`), until switched off or changed. Requests answered by it are counted in
+    /// [`Counts::failed_api_requests`](super::Counts::failed_api_requests), not in
+    /// `api_requests`; a request held by [`Outage::Hang`] is counted when it is answered.
+    pub fn set_api_outage(&self, outage: Option<Outage>) {
+        self.shared
+            .outages
+            .send_modify(|o| o.set(Paths::Api, outage));
+    }
+
+    /// Makes the next request to an API path be answered with `response` whatever its token,
+    /// so that a retry middleware can be tested: `500`, `502`, `503`, or `429` with
+    /// `Retry-After`. Calls queue up: each response is used once, in order, after any
+    /// [API outage](Self::set_api_outage) ends. A request answered so is counted in
+    /// [`Counts::failed_api_requests`](super::Counts::failed_api_requests) only.
+    /// [`echo_request`](CannedResponse::echo_request) has no effect here.
+    ///
+    /// ```
+    /// use http::{StatusCode, header::RETRY_AFTER, HeaderValue};
+    /// use tower_bearer_auth::test_server::{CannedResponse, TestServer, TestServerConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_bearer_auth::BoxError> {
+    /// let server = TestServer::start(TestServerConfig::new("admin", "s3cret")).await?;
+    /// server.respond_next_api(CannedResponse::new(StatusCode::BAD_GATEWAY, "bad gateway"));
+    /// server.respond_next_api(
+    ///     CannedResponse::new(StatusCode::TOO_MANY_REQUESTS, "")
+    ///         .header(RETRY_AFTER, HeaderValue::from_static("1")),
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn respond_next_api(&self, response: CannedResponse) {
+        self.shared.lock().api_canned.push_back(response);
+    }
+
+    /// Drops every queued response, those for token requests
+    /// ([`respond_next`](Self::respond_next)) and those for the API paths
+    /// ([`respond_next_api`](Self::respond_next_api)).
+    pub fn clear_queued_responses(&self) {
+        let mut state = self.shared.lock();
+        state.canned.clear();
+        state.api_canned.clear();
+    }
+}
+
+impl TestServer {
+    /// Makes `path`, and every path below it, require `scope` (one scope or several,
+    /// separated by spaces, all required): a request whose valid token was not granted it
+    /// gets `403 Forbidden` with `WWW-Authenticate: Bearer error="insufficient_scope",
+    /// scope="…"` (RFC 6750 §3.1). Calls add up: a path under several prefixes needs each one's
+    /// scope.
+    ///
+    /// A token is granted the scope its OAuth token request asked for (the `scope` field), or
+    /// [`DEFAULT_SCOPE`](super::DEFAULT_SCOPE) if it asked for none; a refreshed token keeps
+    /// its refresh token's scope; a token of the sign-in API has
+    /// [`DEFAULT_SCOPE`](super::DEFAULT_SCOPE). No path requires a scope by default. Scopes
+    /// are granted as asked: the server refuses none.
+    ///
+    /// ```
+    /// use tower_bearer_auth::test_server::{TestServer, TestServerConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let server = TestServer::start(TestServerConfig::new("admin", "s3cret")).await?;
+    /// server.require_scope("/api/orders", "orders:write");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn require_scope(&self, path: impl Into<String>, scope: impl Into<String>) {
+        let mut state = self.shared.lock();
+        state.scopes.require(path.into(), scope.into());
     }
 }
 

@@ -16,7 +16,7 @@ use super::{
     counts::{TokenRequestRecord, bump},
     fields::{Received, read_fields},
     protected::bearer,
-    state::Shared,
+    state::{Session, Shared},
     tokens::{Refresh, issue, refresh},
 };
 use crate::provider::portsip::{
@@ -54,12 +54,6 @@ const NOT_JSON: Failure = Failure {
     message: "Invalid request",
     detail: "the body is not a JSON object",
 };
-
-/// A two-factor sign-in waiting for its one-time code.
-pub(super) struct Session {
-    username: String,
-    expires: Instant,
-}
 
 /// The JSON body of a sign-in API request, with its `Content-Type` for the record, or the
 /// answer to a body that is not JSON.

@@ -18,7 +18,6 @@ use super::{
     counts::{Counters, TokenRequestRecord},
     outage::{self, Outages},
     scopes::Scopes,
-    sign_in::Session,
 };
 
 /// The most access tokens, refresh tokens, spent refresh tokens, expiry records and
@@ -69,6 +68,12 @@ pub(super) struct Access {
     pub(super) refresh_token: Option<String>,
 }
 
+/// A two-factor sign-in waiting for its one-time code.
+pub(super) struct Session {
+    pub(super) username: String,
+    pub(super) expires: Instant,
+}
+
 impl Shared {
     /// The state of a server started with `config`: nothing issued, counted or switched on.
     pub(super) fn new(config: TestServerConfig) -> Self {
@@ -84,7 +89,7 @@ impl Shared {
                 spent: Bounded::new(MAX_TOKENS),
                 token_delay: Duration::ZERO,
                 sessions: Bounded::new(MAX_TOKENS),
-                scopes: Scopes::new(),
+                scopes: Scopes::new(MAX_TOKENS),
             }),
             counters: Counters::default(),
             next_id: AtomicU64::new(1),

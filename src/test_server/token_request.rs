@@ -4,16 +4,16 @@
 //! ([`Shared::end_token_request`]).
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use super::{
-    answer::{Api, ServerBody},
+    answer::{Api, Failure, ServerBody},
     config::ECHO_PLACEHOLDER,
     counts::{TokenRequestRecord, bump},
     fields::{MAX_REQUEST_BODY, Received, is_json, parse_fields},
-    outage::canned_response,
+    outage::{Outage, Paths, canned_response, in_force, refused},
     state::{MAX_LOG_RECORDS, Shared},
 };
 use crate::provider::portsip::PORTSIP_TOKEN_PATH;
@@ -66,6 +66,24 @@ impl Shared {
             canned.body.clone()
         };
         Err(canned_response(canned, body))
+    }
+
+    /// The outage's answer to a token request on `api`, if one is switched on.
+    async fn token_outage(&self, api: Api) -> Option<Response<ServerBody>> {
+        match in_force(&self.outages, Paths::Token).await? {
+            Outage::Refuse => Some(refused()),
+            _ => {
+                bump(&self.counters.failed_token_requests);
+                let unavailable = Failure {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    error: "temporarily_unavailable",
+                    code: "SERVICE_UNAVAILABLE",
+                    message: "Service unavailable",
+                    detail: "the server is down for maintenance",
+                };
+                Some(unavailable.answer(api, &self.lock().config))
+            }
+        }
     }
 
     /// Ends a token request: records it, and counts a failure.

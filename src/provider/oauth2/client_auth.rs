@@ -1,10 +1,7 @@
 //! How the client proves its identity (RFC 6749 §2.3.1): [`ClientAuth`], the fields or the
 //! `Authorization: Basic` value it adds to a request, and the Base64 they are written in.
 
-use super::{
-    provider::OAuth2Provider,
-    request::{bearer_value, copy},
-};
+use super::request::{bearer_value, copy};
 use crate::provider::secret::{Secret, Wiped, form_encode, form_encoded_len};
 
 /// How the client proves its identity when it has a secret (RFC 6749 §2.3.1).
@@ -19,32 +16,37 @@ pub enum ClientAuth {
     Form,
 }
 
-impl<C> OAuth2Provider<C> {
-    /// Adds the client's identity to `fields`, as [`ClientAuth`] says: with a secret, HTTP
-    /// Basic (nothing added here; see [`basic_auth`]) or `client_id` and `client_secret`
-    /// fields; without one, a `client_id` field if there is a client id.
-    pub(super) fn add_client_auth<'a>(&'a self, fields: &mut Vec<(&'a str, &'a str)>) {
-        match (&self.client_id, &self.client_secret, self.client_auth) {
+impl ClientAuth {
+    /// Adds the client's identity, `id` and `secret`, to `fields`, as `self` says: with a
+    /// secret, HTTP Basic (nothing added here; see [`basic_auth`]) or `client_id` and
+    /// `client_secret` fields; without one, a `client_id` field if there is a client id.
+    pub(super) fn add_fields<'a>(
+        self,
+        id: Option<&'a str>,
+        secret: Option<&'a Secret>,
+        fields: &mut Vec<(&'a str, &'a str)>,
+    ) {
+        match (id, secret, self) {
             (_, Some(_), ClientAuth::Basic) => {}
             (id, Some(secret), ClientAuth::Form) => {
                 if let Some(id) = id {
-                    fields.push(("client_id", id.as_str()));
+                    fields.push(("client_id", id));
                 }
                 fields.push(("client_secret", secret.expose()));
             }
-            (Some(id), None, _) => fields.push(("client_id", id.as_str())),
+            (Some(id), None, _) => fields.push(("client_id", id)),
             (None, None, _) => {}
         }
     }
+}
 
-    /// The `Authorization` value of a request: the client's `Basic` credentials when it uses
-    /// HTTP Basic, else `bearer` as `Bearer …` when given.
-    pub(super) fn authorization(&self, bearer: Option<&str>) -> Option<Wiped> {
-        match (&self.basic_auth, bearer) {
-            (Some(basic), _) => Some(copy(basic.expose())),
-            (None, Some(token)) => Some(bearer_value(token)),
-            (None, None) => None,
-        }
+/// The `Authorization` value of a request: `basic`, the client's `Basic` credentials, when it
+/// uses HTTP Basic, else `bearer` as `Bearer …` when given.
+pub(super) fn authorization(basic: Option<&Secret>, bearer: Option<&str>) -> Option<Wiped> {
+    match (basic, bearer) {
+        (Some(basic), _) => Some(copy(basic.expose())),
+        (None, Some(token)) => Some(bearer_value(token)),
+        (None, None) => None,
     }
 }
 

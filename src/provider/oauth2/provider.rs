@@ -11,10 +11,10 @@ use serde_json::{Map, Value};
 use tower_service::Service;
 
 use super::{
-    client_auth::ClientAuth,
+    client_auth::{ClientAuth, authorization},
     error::OAuth2Error,
     redact::{MIN_PARAM_CHARS, Secrets},
-    request::{BodyFormat, RequestKind},
+    request::{BodyFormat, ParamsHook, RequestKind, encode_body, encode_mapped, post},
     shape::TokenShape,
 };
 use crate::{
@@ -24,8 +24,6 @@ use crate::{
     token::{Redacted, TokenResponse},
 };
 
-/// A hook that edits request fields; see [`OAuth2ProviderBuilder::map_params`](super::OAuth2ProviderBuilder::map_params).
-pub(super) type ParamsHook = Arc<dyn Fn(RequestKind, &mut Vec<(String, String)>) + Send + Sync>;
 /// A hook that edits a JSON response; see [`OAuth2ProviderBuilder::map_response`](super::OAuth2ProviderBuilder::map_response).
 pub(super) type ResponseHook = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync>;
 
@@ -170,6 +168,58 @@ impl<C> OAuth2Provider<C> {
             secrets.add(Some(token));
         }
         secrets
+    }
+}
+
+impl<C> OAuth2Provider<C> {
+    /// The fields of a login: the grant, the scope and the extra login fields.
+    pub(super) fn login_fields(&self) -> Vec<(&str, &str)> {
+        let mut fields = Vec::with_capacity(4 + self.login_params.len());
+        match &self.grant {
+            Grant::Password { username, password } => {
+                fields.push(("grant_type", "password"));
+                fields.push(("username", username.as_str()));
+                fields.push(("password", password.expose()));
+            }
+            Grant::ClientCredentials => fields.push(("grant_type", "client_credentials")),
+        }
+        if let Some(scope) = &self.scope {
+            fields.push(("scope", scope.as_str()));
+        }
+        for (name, value) in &self.login_params {
+            fields.push((name.as_str(), value.expose()));
+        }
+        fields
+    }
+
+    /// Builds a request: client authentication, the hook, the body and headers.
+    ///
+    /// The fields are borrowed, not copied; the body and the `Authorization` value are made in
+    /// buffers that are wiped when the HTTP client drops them. With a
+    /// [`map_params`](super::OAuth2ProviderBuilder::map_params) hook the fields are copied
+    /// for it, and the copies wiped once encoded.
+    pub(super) fn build_request<'a>(
+        &'a self,
+        kind: RequestKind,
+        url: &Uri,
+        mut fields: Vec<(&'a str, &'a str)>,
+        bearer: Option<&str>,
+    ) -> Result<Request<Full<Bytes>>, OAuth2Error> {
+        self.client_auth.add_fields(
+            self.client_id.as_deref(),
+            self.client_secret.as_ref(),
+            &mut fields,
+        );
+        let authorization = authorization(self.basic_auth.as_ref(), bearer);
+        let body = match &self.map_params {
+            None => encode_body(self.body_format, &fields),
+            Some(hook) => encode_mapped(self.body_format, hook, kind, fields),
+        };
+        let content_type = match self.body_format {
+            BodyFormat::Form => "application/x-www-form-urlencoded",
+            BodyFormat::Json => "application/json",
+        };
+        post(url, body?, content_type, authorization)
     }
 }
 

@@ -1,7 +1,8 @@
-//! The requests [`OAuth2Provider`] sends: their fields, and the bodies and headers made from
-//! them, in buffers wiped when the HTTP stack drops them.
+//! The requests [`OAuth2Provider`](super::OAuth2Provider) sends: what each is for, the hook
+//! that may edit its fields, and the bodies and headers made from them, in buffers wiped when
+//! the HTTP stack drops them.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use bytes::Bytes;
 use http::{
@@ -11,10 +12,7 @@ use http::{
 use http_body_util::Full;
 use zeroize::Zeroize;
 
-use super::{
-    error::OAuth2Error,
-    provider::{Grant, OAuth2Provider, ParamsHook},
-};
+use super::error::OAuth2Error;
 use crate::{
     error::Reason,
     provider::secret::{Wiped, form_encode, form_encoded_len},
@@ -43,63 +41,18 @@ pub enum RequestKind {
     Revoke,
 }
 
+/// A hook that edits request fields; see [`OAuth2ProviderBuilder::map_params`](super::OAuth2ProviderBuilder::map_params).
+pub(super) type ParamsHook = Arc<dyn Fn(RequestKind, &mut Vec<(String, String)>) + Send + Sync>;
+
 /// Marks a request that carries credentials (a login, refresh, revocation or sign-in), in
 /// its extensions, so that an HTTP client of this crate sends its body in a way that cannot be
 /// sent twice, and reports where the answer came from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CredentialRequest;
 
-impl<C> OAuth2Provider<C> {
-    /// The fields of a login: the grant, the scope and the extra login fields.
-    pub(super) fn login_fields(&self) -> Vec<(&str, &str)> {
-        let mut fields = Vec::with_capacity(4 + self.login_params.len());
-        match &self.grant {
-            Grant::Password { username, password } => {
-                fields.push(("grant_type", "password"));
-                fields.push(("username", username.as_str()));
-                fields.push(("password", password.expose()));
-            }
-            Grant::ClientCredentials => fields.push(("grant_type", "client_credentials")),
-        }
-        if let Some(scope) = &self.scope {
-            fields.push(("scope", scope.as_str()));
-        }
-        for (name, value) in &self.login_params {
-            fields.push((name.as_str(), value.expose()));
-        }
-        fields
-    }
-
-    /// Builds a request: client authentication, the hook, the body and headers.
-    ///
-    /// The fields are borrowed, not copied; the body and the `Authorization` value are made in
-    /// buffers that are wiped when the HTTP client drops them. With a
-    /// [`map_params`](super::OAuth2ProviderBuilder::map_params) hook the fields are copied
-    /// for it, and the copies wiped once encoded.
-    pub(super) fn build_request<'a>(
-        &'a self,
-        kind: RequestKind,
-        url: &Uri,
-        mut fields: Vec<(&'a str, &'a str)>,
-        bearer: Option<&str>,
-    ) -> Result<Request<Full<Bytes>>, OAuth2Error> {
-        self.add_client_auth(&mut fields);
-        let authorization = self.authorization(bearer);
-        let body = match &self.map_params {
-            None => encode_body(self.body_format, &fields),
-            Some(hook) => encode_mapped(self.body_format, hook, kind, fields),
-        };
-        let content_type = match self.body_format {
-            BodyFormat::Form => "application/x-www-form-urlencoded",
-            BodyFormat::Json => "application/json",
-        };
-        post(url, body?, content_type, authorization)
-    }
-}
-
 /// Encodes `fields` after the [`map_params`](super::OAuth2ProviderBuilder::map_params) hook
 /// has edited them: the hook gets copies, wiped once the body is encoded.
-fn encode_mapped(
+pub(super) fn encode_mapped(
     format: BodyFormat,
     hook: &ParamsHook,
     kind: RequestKind,
