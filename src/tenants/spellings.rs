@@ -132,6 +132,7 @@ impl<E> Spellings<E> {
             // Nodes are freed as soon as no thread may still read them, not by batches: a
             // batch would keep the allocations of evicted entries (weakly referenced) and of
             // their spellings until more were removed.
+            //
             // A resize completes on the slow path that starts it: an incremental one (the
             // default) moves entries a few at a time on later insertions, and until it is
             // done a lookup may search two tables.
