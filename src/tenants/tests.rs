@@ -259,6 +259,39 @@ async fn the_spellings_of_a_key_share_its_entry_and_a_few_places() {
     assert_eq!(registry.spellings(), SPELLINGS_PER_KEY);
 }
 
+/// A URI with user info is not kept in the map of spellings (the map would keep a copy of a
+/// password written in it): its requests find the key under the lock, every time.
+#[tokio::test]
+async fn a_spelling_with_user_info_is_not_kept() {
+    let layer = layer();
+    let caches = layer.caches();
+    let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+    let mut client = layer.layer(inner);
+    let with_password = || {
+        Request::get("https://user:pw@pbx-0.example.com/api")
+            .body(())
+            .unwrap()
+    };
+    client
+        .ready()
+        .await
+        .unwrap()
+        .call(with_password())
+        .await
+        .unwrap();
+    let before = locks();
+    client
+        .ready()
+        .await
+        .unwrap()
+        .call(with_password())
+        .await
+        .unwrap();
+    assert!(locks() > before, "found under the lock");
+    assert_eq!(caches.len(), 1);
+    assert_eq!(caches.registry.spellings(), 0);
+}
+
 /// `s` with the letters whose bit in `mask` is set made capitals.
 fn cased(s: &str, mask: u32) -> String {
     s.chars()
