@@ -272,21 +272,11 @@ async fn a_spelling_with_user_info_is_not_kept() {
             .body(())
             .unwrap()
     };
-    client
-        .ready()
-        .await
-        .unwrap()
-        .call(with_password())
-        .await
-        .unwrap();
+    let first = with_password();
+    client.ready().await.unwrap().call(first).await.unwrap();
     let before = locks();
-    client
-        .ready()
-        .await
-        .unwrap()
-        .call(with_password())
-        .await
-        .unwrap();
+    let second = with_password();
+    client.ready().await.unwrap().call(second).await.unwrap();
     assert!(locks() > before, "found under the lock");
     assert_eq!(caches.len(), 1);
     assert_eq!(caches.registry.spellings(), 0);
